@@ -1,0 +1,1 @@
+//! The dependency graph: building, cycle reporting, ordered walks, DOT and Mermaid export

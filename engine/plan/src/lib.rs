@@ -1,0 +1,1 @@
+//! The planner: refresh, evaluation of the module tree, diffs through providers, the Plan

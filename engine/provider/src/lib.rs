@@ -1,0 +1,1 @@
+//! The Provider trait, its request and response types, schemas and the provider registry

@@ -1,0 +1,1 @@
+//! Rendering plans, values and diagnostics as human text

@@ -1,0 +1,1 @@
+//! State: the versioned on-disk format, checksums, the local backend and locking
