@@ -1,1 +1,29 @@
-//! Values with unknown and sensitive marks, the expression evaluator and the function library
+//! flotilla's expression language: values with marks, type constraints, the evaluator and the
+//! function library.
+//!
+//! - [`Value`] is a dynamically typed value that may be wholly or partly [`Value::Unknown`]
+//!   ("known after apply") and may carry the [`Value::Sensitive`] mark. Both marks propagate
+//!   through every operator, function, conditional, `for` expression and template.
+//! - [`Type`] is a type constraint (`list(object({ name = string, port = optional(number, 80) }))`)
+//!   with Terraform's conversion rules ([`convert`]).
+//! - [`Evaluator`] evaluates hcl-edit expressions against a [`Scope`] that resolves references
+//!   (`var.x`, `local.y`, `builtin_data.a`, `module.m`, `count.index`, `each.key`, ...). Every
+//!   error is a [`Diagnostic`] with the span of the failing sub-expression.
+//! - [`references`] lists the references an expression makes, for building the graph.
+//! - [`functions`] holds the built-in function library, with Terraform's names and semantics.
+//!
+//! **Invariant:** evaluation does no IO except the file functions (`file`, `templatefile`,
+//! `fileexists`), which read relative to the module directory given in [`EvalContext`].
+
+mod eval;
+pub mod functions;
+mod refs;
+mod types;
+mod value;
+
+pub use eval::{EvalContext, Evaluator, Scope, EmptyScope};
+pub use refs::{Reference, Subject, references, parse_reference};
+pub use types::{ObjectAttr, Type, convert, parse_type};
+pub use value::{Value, render_value, number_to_string};
+
+pub use flotilla_syntax::{Diagnostic, Diagnostics, Span};

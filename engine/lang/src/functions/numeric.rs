@@ -1,0 +1,68 @@
+//! Numeric functions.
+use super::*;
+
+fn one(a: &[Value]) -> Result<f64, String> {
+    num_arg(&a[0], "the argument")
+}
+
+pub fn abs(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
+    Ok(Value::Number(one(&a)?.abs()))
+}
+pub fn ceil(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
+    Ok(Value::Number(one(&a)?.ceil()))
+}
+pub fn floor(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
+    Ok(Value::Number(one(&a)?.floor()))
+}
+pub fn signum(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
+    let n = one(&a)?;
+    Ok(Value::Number(if n == 0.0 { 0.0 } else { n.signum() }))
+}
+pub fn pow(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
+    Ok(Value::Number(num_arg(&a[0], "the base")?.powf(num_arg(&a[1], "the exponent")?)))
+}
+
+fn fold(a: &[Value], pick: fn(f64, f64) -> f64) -> Result<Value, String> {
+    let mut out: Option<f64> = None;
+    for v in a {
+        let n = num_arg(v, "every argument")?;
+        out = Some(out.map_or(n, |o| pick(o, n)));
+    }
+    out.map(Value::Number).ok_or_else(|| "at least one number is required".into())
+}
+pub fn max(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
+    fold(&a, f64::max)
+}
+pub fn min(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
+    fold(&a, f64::min)
+}
+
+pub fn parseint(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
+    let s = str_arg(&a[0], "the number")?;
+    let base = int_arg(&a[1], "the base")?;
+    if !(2..=62).contains(&base) {
+        return Err(format!("the base must be between 2 and 62, got {base}"));
+    }
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, s.strip_prefix('+').unwrap_or(&s)),
+    };
+    if digits.is_empty() {
+        return Err(format!("cannot parse {s:?} as a base {base} integer"));
+    }
+    let mut n: f64 = 0.0;
+    for c in digits.chars() {
+        let d = match c {
+            '0'..='9' => c as i64 - '0' as i64,
+            'a'..='z' => c as i64 - 'a' as i64 + 10,
+            'A'..='Z' if base <= 36 => c as i64 - 'A' as i64 + 10,
+            'A'..='Z' => c as i64 - 'A' as i64 + 36,
+            _ => return Err(format!("cannot parse {s:?} as a base {base} integer")),
+        };
+        if d >= base {
+            return Err(format!("cannot parse {s:?} as a base {base} integer"));
+        }
+        n = n * base as f64 + d as f64;
+    }
+    Ok(Value::Number(if neg { -n } else { n }))
+}
