@@ -17,11 +17,13 @@
 
 mod eval;
 pub mod functions;
+mod path;
 mod refs;
 mod types;
 mod value;
 
-pub use eval::{EvalContext, Evaluator, Scope, EmptyScope};
+pub use eval::{EmptyScope, EvalContext, Evaluator, Scope, values_equal};
+pub use path::{AttrPath, PathStep, diff_paths};
 pub use refs::{Reference, Subject, references, parse_reference};
 pub use types::{ObjectAttr, Type, convert, parse_type};
 pub use value::{Value, render_value, number_to_string};

@@ -1,1 +1,206 @@
-//! The Provider trait, its request and response types, schemas and the provider registry
+//! The provider interface: how the engine asks a provider to plan, apply, read and import.
+//!
+//! One trait, [`Provider`], with one request/response pair per call, as in Terraform's
+//! provider protocol. Providers are linked into the binary and listed in a [`ProviderRegistry`];
+//! the planner creates one provider instance per provider configuration block and calls
+//! [`Provider::configure`] on it before use.
+//!
+//! Values cross this boundary as [`Value`]s: planned values may contain
+//! [`Value::Unknown`] for attributes only known after apply.
+//!
+//! **Invariant:** a provider never sees configuration syntax or state files, only values; it
+//! never decides actions (create/update/replace), only reports what it needs
+//! ([`PlanResponse::requires_replace`]).
+//!
+//! **API boundary:** this crate is what provider crates depend on; it must stay free of
+//! planner and executor types.
+
+mod schema;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use flotilla_lang::{AttrPath, Type, Value};
+pub use schema::{AttributeSchema, BlockSchema, NestedBlockSchema, Nesting, ProviderSchema, ResourceSchema};
+
+/// A failure reported by a provider.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{message}")]
+pub struct ProviderError {
+    /// What went wrong, in one sentence.
+    pub message: String,
+    /// More context (the server's message, the file, ...).
+    pub detail: Option<String>,
+    /// The attribute the problem is about, if any.
+    pub attribute: Option<AttrPath>,
+}
+
+impl ProviderError {
+    /// An error with a message.
+    pub fn new(message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            message: message.into(),
+            detail: None,
+            attribute: None,
+        }
+    }
+
+    /// Adds detail.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> ProviderError {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Names the attribute at fault.
+    pub fn at(mut self, path: AttrPath) -> ProviderError {
+        self.attribute = Some(path);
+        self
+    }
+}
+
+/// Why a change needs a replacement instead of an in-place update.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplaceReason {
+    /// The attribute whose change forces the replacement.
+    pub path: AttrPath,
+    /// Why, in the provider's words ("cannot be changed in place", or the server's message).
+    pub reason: String,
+}
+
+/// Ask the provider what the object will look like after a change.
+#[derive(Debug, Clone)]
+pub struct PlanRequest<'a> {
+    /// Resource type, e.g. `builtin_data`.
+    pub type_name: &'a str,
+    /// The current state (after refresh), or `None` for a create.
+    pub prior: Option<&'a Value>,
+    /// The configuration merged with prior computed values (the "proposed new state").
+    pub proposed: &'a Value,
+}
+
+/// The provider's plan for one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanResponse {
+    /// The object after the change; computed attributes not yet known are `Unknown`.
+    pub planned: Value,
+    /// Attributes whose change cannot be applied in place.
+    pub requires_replace: Vec<ReplaceReason>,
+}
+
+/// Make the real object match `planned` (or delete it when `planned` is `None`).
+#[derive(Debug, Clone)]
+pub struct ApplyRequest<'a> {
+    /// Resource type.
+    pub type_name: &'a str,
+    /// The state before the change (`None` for a create).
+    pub prior: Option<&'a Value>,
+    /// The desired object, fully known (`None` for a delete).
+    pub planned: Option<&'a Value>,
+}
+
+/// The object after apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyResponse {
+    /// The new state, or `None` after a delete.
+    pub new_state: Option<Value>,
+}
+
+/// Read the real object behind a state entry (refresh and drift detection).
+#[derive(Debug, Clone)]
+pub struct ReadRequest<'a> {
+    /// Resource type.
+    pub type_name: &'a str,
+    /// The state as recorded.
+    pub current: &'a Value,
+}
+
+/// What the real object looks like now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadResponse {
+    /// The object, or `None` when it no longer exists.
+    pub state: Option<Value>,
+}
+
+/// Read a data source.
+#[derive(Debug, Clone)]
+pub struct ReadDataRequest<'a> {
+    /// Data source type.
+    pub type_name: &'a str,
+    /// The data source's configuration, fully known.
+    pub config: &'a Value,
+}
+
+/// Adopt an existing object into state.
+#[derive(Debug, Clone)]
+pub struct ImportRequest<'a> {
+    /// Resource type.
+    pub type_name: &'a str,
+    /// The provider-specific id (`namespace/name` for Kubernetes objects).
+    pub id: &'a str,
+}
+
+/// A boxed future, so the trait stays object-safe.
+pub type ProviderResult<T> = Result<T, ProviderError>;
+
+/// A provider: one implementation per ecosystem, one instance per configuration block.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// What the provider offers: its configuration, resource types and data sources.
+    fn schema(&self) -> &ProviderSchema;
+
+    /// Checks a resource's configuration offline, beyond what the schema expresses.
+    fn validate(&self, _type_name: &str, _config: &Value) -> Vec<ProviderError> {
+        Vec::new()
+    }
+
+    /// Accepts the provider block's configuration (connection settings).
+    async fn configure(&self, config: &Value) -> ProviderResult<()>;
+
+    /// Plans a create or update.
+    async fn plan_change(&self, req: PlanRequest<'_>) -> ProviderResult<PlanResponse>;
+
+    /// Applies a create, update or delete.
+    async fn apply_change(&self, req: ApplyRequest<'_>) -> ProviderResult<ApplyResponse>;
+
+    /// Reads the current real object.
+    async fn read(&self, req: ReadRequest<'_>) -> ProviderResult<ReadResponse>;
+
+    /// Reads a data source.
+    async fn read_data(&self, req: ReadDataRequest<'_>) -> ProviderResult<Value>;
+
+    /// Imports an existing object.
+    async fn import(&self, req: ImportRequest<'_>) -> ProviderResult<Value> {
+        Err(ProviderError::new(format!("{} does not support import", req.type_name)))
+    }
+}
+
+/// Creates a fresh, unconfigured provider instance.
+pub type ProviderFactory = fn() -> Arc<dyn Provider>;
+
+/// The providers linked into this binary, by name.
+#[derive(Clone, Default)]
+pub struct ProviderRegistry {
+    factories: BTreeMap<String, ProviderFactory>,
+}
+
+impl ProviderRegistry {
+    /// An empty registry.
+    pub fn new() -> ProviderRegistry {
+        ProviderRegistry::default()
+    }
+
+    /// Adds a provider under its name (the prefix of its resource types).
+    pub fn register(&mut self, name: &str, factory: ProviderFactory) {
+        self.factories.insert(name.to_string(), factory);
+    }
+
+    /// A new instance of the named provider.
+    pub fn instantiate(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.factories.get(name).map(|f| f())
+    }
+
+    /// The registered names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.factories.keys().map(String::as_str)
+    }
+}
