@@ -1,1 +1,72 @@
-//! State: the versioned on-disk format, checksums, the local backend and locking
+//! State: what flotilla has created, recorded so the next plan can diff against it.
+//!
+//! - [`State`] is the in-memory model: resource instances by address, root outputs, a
+//!   `serial` that grows with every write and a `lineage` that identifies one state's history.
+//! - [`format`] is the versioned on-disk JSON document with a blake3 checksum; a corrupt or
+//!   truncated file, or one from a newer format version, is refused with a clear error and
+//!   never overwritten.
+//! - [`LocalBackend`] stores state in a file next to the configuration, with an OS file lock
+//!   (a second run waits, then fails naming the holder), atomic snapshots (temp file, fsync,
+//!   rename, previous copy kept as `.backup`) and an append-only journal during apply so a
+//!   crash loses at most the resources in flight.
+//!
+//! **Invariant:** nothing in this crate prints; every failure is a [`StateError`].
+
+pub mod format;
+mod local;
+mod model;
+
+pub use local::{LocalBackend, LockGuard, LockInfo, Journal};
+pub use model::{JournalEntry, OutputState, ResourceInstanceState, State};
+
+/// Everything that can go wrong reading, writing or locking state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A filesystem operation failed.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done ("cannot write").
+        action: &'static str,
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid state.
+    #[error("state file {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file was written by a newer flotilla.
+    #[error("state file {path} has format version {found}, newer than this flotilla understands ({supported})")]
+    TooNew {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: u64,
+        /// The newest this build reads.
+        supported: u64,
+    },
+    /// Another process holds the state lock.
+    #[error("state is locked by {holder}")]
+    Locked {
+        /// Who holds it: pid, host, operation and since when.
+        holder: String,
+    },
+}
+
+impl StateError {
+    /// How to get past this error.
+    pub fn help(&self) -> &'static str {
+        match self {
+            StateError::Io { .. } => "check the path and its permissions",
+            StateError::Corrupt { .. } => "restore the previous version from the `.backup` file next to it, or from version control; flotilla did not modify the file",
+            StateError::TooNew { .. } => "upgrade flotilla to the version that wrote this state",
+            StateError::Locked { .. } => "wait for the other run to finish, or pass -lock-timeout=DURATION to wait longer; if the holder is gone, the lock is released automatically",
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The in-memory state model.
+
+use std::collections::BTreeMap;
+
+use flotilla_config::addr::{ProviderConfigAddr, ResourceInstanceAddr};
+
+/// One resource instance as recorded after apply.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResourceInstanceState {
+    /// The provider configuration that manages it.
+    pub provider: ProviderConfigAddr,
+    /// Its attributes as plain JSON (sensitive values included; see `sensitive`).
+    pub attributes: serde_json::Value,
+    /// Mask of sensitive attributes (`true` at sensitive paths), as in the plan format.
+    #[serde(default = "no_marks", skip_serializing_if = "is_false")]
+    pub sensitive: serde_json::Value,
+    /// Resources it depended on when applied (for destroy order), as addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    /// Whether it was created with `create_before_destroy`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_before_destroy: bool,
+}
+
+fn no_marks() -> serde_json::Value {
+    serde_json::Value::Bool(false)
+}
+
+fn is_false(v: &serde_json::Value) -> bool {
+    v.is_null() || v == &serde_json::Value::Bool(false)
+}
+
+/// A root module output as recorded after apply.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutputState {
+    /// The value.
+    pub value: serde_json::Value,
+    /// Whether it is marked sensitive.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+}
+
+/// Everything flotilla has recorded about what exists.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct State {
+    /// Grows by one with every write.
+    pub serial: u64,
+    /// Identifies this state's history; a plan for another lineage is refused.
+    pub lineage: String,
+    /// Resource instances by address.
+    pub resources: BTreeMap<ResourceInstanceAddr, ResourceInstanceState>,
+    /// Root module outputs.
+    pub outputs: BTreeMap<String, OutputState>,
+}
+
+impl State {
+    /// An empty state with a fresh lineage.
+    pub fn new() -> State {
+        State {
+            serial: 0,
+            lineage: uuid::Uuid::new_v4().to_string(),
+            resources: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one journal entry.
+    pub fn apply_entry(&mut self, entry: &JournalEntry) {
+        match entry {
+            JournalEntry::Put { addr, instance } => {
+                self.resources.insert(addr.clone(), instance.clone());
+            }
+            JournalEntry::Remove { addr } => {
+                self.resources.remove(addr);
+            }
+            JournalEntry::Rename { from, to } => {
+                if let Some(r) = self.resources.remove(from) {
+                    self.resources.insert(to.clone(), r);
+                }
+            }
+        }
+    }
+}
+
+/// One change to state, recorded in the apply journal as soon as it happens.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum JournalEntry {
+    /// A resource instance was created or updated.
+    Put {
+        /// Its address.
+        addr: ResourceInstanceAddr,
+        /// Its new state.
+        instance: ResourceInstanceState,
+    },
+    /// A resource instance was destroyed.
+    Remove {
+        /// Its address.
+        addr: ResourceInstanceAddr,
+    },
+    /// A resource instance moved (`moved` blocks, `state mv`).
+    Rename {
+        /// Old address.
+        from: ResourceInstanceAddr,
+        /// New address.
+        to: ResourceInstanceAddr,
+    },
+}
