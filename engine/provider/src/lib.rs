@@ -51,6 +51,14 @@ impl ProviderError {
         self
     }
 
+    /// The message with its detail, for diagnostics.
+    pub fn describe(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{} ({d})", self.message),
+            None => self.message.clone(),
+        }
+    }
+
     /// Names the attribute at fault.
     pub fn at(mut self, path: AttrPath) -> ProviderError {
         self.attribute = Some(path);

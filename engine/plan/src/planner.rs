@@ -1,0 +1,782 @@
+//! Planning: what each resource instance needs, decided from prior state, refresh and config.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use flotilla_config::addr::{AbsResourceAddr, InstanceKey, ModuleInstance, ModulePath, ResourceInstanceAddr, ResourceMode, TargetAddr};
+use flotilla_config::{IgnoreChanges, Module, Resource};
+use flotilla_graph::{Graph, NodeKind};
+use flotilla_lang::{AttrPath, PathStep, Subject, Value, diff_paths, references};
+use flotilla_provider::{BlockSchema, PlanRequest, Provider, ProviderRegistry, ReadDataRequest, ReadRequest, ReplaceReason};
+use flotilla_state::{ResourceInstanceState, State};
+use flotilla_syntax::{Diagnostic, Diagnostics};
+
+use crate::eval::{Expansion, InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key};
+use crate::model::{Action, OutputChange, Plan, PlanMode, ResourceChange};
+
+/// What the user asked for besides the configuration.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Normal, destroy or refresh-only.
+    pub mode: PlanMode,
+    /// Read real objects before diffing (`-refresh=false` turns it off).
+    pub refresh: bool,
+    /// `-target` addresses: plan only these and what they need.
+    pub targets: Vec<TargetAddr>,
+    /// `-replace` addresses: replace these even if unchanged.
+    pub replace: Vec<ResourceInstanceAddr>,
+    /// How many provider calls may run at once.
+    pub parallelism: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions { mode: PlanMode::Normal, refresh: true, targets: Vec::new(), replace: Vec::new(), parallelism: 10 }
+    }
+}
+
+/// Everything planning needs.
+pub struct PlanInput {
+    /// The configuration.
+    pub config: Arc<Module>,
+    /// Its graph (already checked: no cycles).
+    pub graph: Arc<Graph>,
+    /// Providers linked into the binary.
+    pub registry: ProviderRegistry,
+    /// `path.*` values.
+    pub paths: Paths,
+    /// Root variable values.
+    pub inputs: BTreeMap<String, InputValue>,
+    /// The recorded state.
+    pub prior: State,
+    /// blake3 of the configuration files.
+    pub config_hash: String,
+    /// Flags.
+    pub options: PlanOptions,
+    /// Set on Ctrl-C.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Makes a plan. Returns it with any warnings, or every error found.
+pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> {
+    let state_serial = input.prior.serial;
+    let (prior, moved, move_diags) = apply_moves(&input.config, input.prior);
+    let targeting = !input.options.targets.is_empty();
+    let (subset, direct) = if targeting {
+        let direct: HashSet<_> = input
+            .graph
+            .inner
+            .node_indices()
+            .filter(|&i| {
+                let n = input.graph.node(i);
+                matches!(&n.kind, NodeKind::Resource(addr) if input.options.targets.iter().any(|t| target_matches_node(t, &n.module, addr)))
+            })
+            .collect();
+        (Some(input.graph.closure(direct.iter().copied())), direct)
+    } else {
+        (None, HashSet::new())
+    };
+    let ctx = Arc::new(WalkCtx::new(input.config.clone(), input.graph.clone(), input.registry, input.paths, input.inputs, input.stop));
+    ctx.report_all(move_diags);
+    let planner = Arc::new(Planner {
+        prior: Mutex::new(prior),
+        moved,
+        changes: Mutex::new(Vec::new()),
+        drift: Mutex::new(Vec::new()),
+        seen: Mutex::new(HashSet::new()),
+        changed_resources: Mutex::new(HashSet::new()),
+        options: input.options.clone(),
+        direct_targets: direct.iter().map(|&i| input.graph.node(i).clone()).collect(),
+    });
+    let outcome = ctx.run(planner.clone(), subset.as_ref(), input.options.parallelism).await;
+    let mut diags = std::mem::take(&mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner()));
+    if !outcome.not_started.is_empty() {
+        diags.push(Diagnostic::error("plan interrupted").with_help("nothing was changed; run the plan again"));
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    planner.plan_orphans(&ctx, targeting).await;
+    diags.extend(std::mem::take(&mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner())));
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let Ok(planner) = Arc::try_unwrap(planner) else { unreachable!("the walk is over") };
+    let prior = planner.prior.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut changes = planner.changes.into_inner().unwrap_or_else(|e| e.into_inner());
+    changes.sort_by(|a, b| a.addr.cmp(&b.addr));
+    let mut drift = planner.drift.into_inner().unwrap_or_else(|e| e.into_inner());
+    drift.sort_by(|a, b| a.addr.cmp(&b.addr));
+    let root_outputs = ctx.root_outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let outputs = output_changes(&input.config, &prior, root_outputs, input.options.mode, targeting);
+    let variables = ctx
+        .values()
+        .modules
+        .get(&ModuleInstance::root())
+        .map(|m| m.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let plan = Plan {
+        mode: input.options.mode,
+        changes,
+        drift,
+        outputs,
+        prior_state: prior,
+        state_serial,
+        variables,
+        config_hash: input.config_hash,
+        targets: input.options.targets.iter().map(|t| t.to_string()).collect(),
+    };
+    Ok((plan, diags))
+}
+
+fn target_matches_node(t: &TargetAddr, module: &ModulePath, addr: &flotilla_config::addr::ResourceAddr) -> bool {
+    match t {
+        TargetAddr::Module(m) => module.0.starts_with(&m.path().0),
+        TargetAddr::Resource(r) => &r.module.path() == module && &r.resource == addr,
+        TargetAddr::Instance(i) => &i.module.path() == module && &i.resource == addr,
+    }
+}
+
+fn output_changes(config: &Module, prior: &State, outputs: BTreeMap<String, Value>, mode: PlanMode, targeting: bool) -> Vec<OutputChange> {
+    let mut out = Vec::new();
+    let mut names: Vec<&String> = prior.outputs.keys().chain(outputs.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let before = prior.outputs.get(name).map(|o| {
+            let v = Value::from_json(&o.value);
+            if o.sensitive { v.sensitive() } else { v }
+        });
+        let after = if mode == PlanMode::Destroy { None } else { outputs.get(name).cloned() };
+        if after.is_none() && (targeting || (config.outputs.contains_key(name.as_str()) && mode != PlanMode::Destroy)) {
+            continue;
+        }
+        let sensitive = config.outputs.get(name.as_str()).is_some_and(|o| o.sensitive) || before.as_ref().is_some_and(Value::is_sensitive);
+        let action = match (&before, &after) {
+            (None, Some(_)) => Action::Create,
+            (Some(_), None) => Action::Delete,
+            (Some(b), Some(a)) if diff_paths(b, a).is_empty() => Action::NoOp,
+            (Some(_), Some(_)) => Action::Update,
+            (None, None) => continue,
+        };
+        out.push(OutputChange { name: name.clone(), action, before, after, sensitive });
+    }
+    out
+}
+
+/// Renames state entries according to `moved` blocks in the root module.
+fn apply_moves(config: &Module, mut prior: State) -> (State, HashMap<ResourceInstanceAddr, ResourceInstanceAddr>, Vec<Diagnostic>) {
+    let mut moved = HashMap::new();
+    let mut diags = Vec::new();
+    for m in &config.moved {
+        let (from, to) = match (m.from.parse::<TargetAddr>(), m.to.parse::<TargetAddr>()) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(e), _) | (_, Err(e)) => {
+                diags.push(Diagnostic::error("invalid `moved` address").with_span(m.span.clone()).with_detail(e.to_string()).with_help("write addresses like `builtin_data.a`, `builtin_data.a[0]` or `module.net`"));
+                continue;
+            }
+        };
+        let renames: Vec<(ResourceInstanceAddr, ResourceInstanceAddr)> = prior
+            .resources
+            .keys()
+            .filter_map(|addr| rename(&from, &to, addr).map(|new| (addr.clone(), new)))
+            .collect();
+        for (old, new) in renames {
+            if prior.resources.contains_key(&new) {
+                diags.push(Diagnostic::warning("`moved` target already exists").with_span(m.span.clone()).with_detail(format!("`{new}` is already in state, so `{old}` was not moved")));
+                continue;
+            }
+            if let Some(r) = prior.resources.remove(&old) {
+                prior.resources.insert(new.clone(), r);
+                let original = moved.remove(&old).unwrap_or(old);
+                moved.insert(new, original);
+            }
+        }
+    }
+    (prior, moved, diags)
+}
+
+fn rename(from: &TargetAddr, to: &TargetAddr, addr: &ResourceInstanceAddr) -> Option<ResourceInstanceAddr> {
+    match (from, to) {
+        (TargetAddr::Module(f), TargetAddr::Module(t)) if addr.module.0.starts_with(&f.0) => {
+            let mut module = t.clone();
+            module.0.extend(addr.module.0[f.0.len()..].iter().cloned());
+            Some(ResourceInstanceAddr { module, ..addr.clone() })
+        }
+        (TargetAddr::Resource(f), TargetAddr::Resource(t)) if addr.module == f.module && addr.resource == f.resource => {
+            Some(ResourceInstanceAddr { module: t.module.clone(), resource: t.resource.clone(), key: addr.key.clone() })
+        }
+        (TargetAddr::Instance(f), TargetAddr::Instance(t)) if addr == f => Some(t.clone()),
+        (TargetAddr::Instance(f), TargetAddr::Resource(t)) if addr == f => Some(t.instance(InstanceKey::None)),
+        (TargetAddr::Resource(f), TargetAddr::Instance(t)) if addr == &f.instance(InstanceKey::None) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+struct Planner {
+    prior: Mutex<State>,
+    moved: HashMap<ResourceInstanceAddr, ResourceInstanceAddr>,
+    changes: Mutex<Vec<ResourceChange>>,
+    drift: Mutex<Vec<ResourceChange>>,
+    seen: Mutex<HashSet<ResourceInstanceAddr>>,
+    changed_resources: Mutex<HashSet<AbsResourceAddr>>,
+    options: PlanOptions,
+    direct_targets: HashSet<flotilla_graph::Node>,
+}
+
+/// Turns state JSON back into a value with its sensitive marks.
+pub fn state_value(s: &ResourceInstanceState) -> Value {
+    Value::from_json_parts(&s.attributes, &serde_json::Value::Bool(false), &s.sensitive)
+}
+
+/// Marks the attributes a schema calls sensitive.
+pub fn mark_schema_sensitive(v: Value, schema: &BlockSchema) -> Value {
+    match v {
+        Value::Map(mut m) => {
+            for (name, a) in &schema.attributes {
+                if a.sensitive {
+                    if let Some(x) = m.remove(name) {
+                        m.insert(name.clone(), if x.is_null() { x } else { x.sensitive() });
+                    }
+                }
+            }
+            Value::Map(m)
+        }
+        other => other,
+    }
+}
+
+/// Terraform's "proposed new state": configuration, with computed attributes left unset in
+/// configuration taking their prior values.
+pub fn proposed_new(schema: &BlockSchema, prior: Option<&Value>, config: &Value) -> Value {
+    let (Value::Map(cfg), Some(Value::Map(prior))) = (config.shallow_unmark(), prior.map(Value::shallow_unmark)) else {
+        return config.clone();
+    };
+    let mut out = cfg.clone();
+    for (name, a) in &schema.attributes {
+        if a.computed && out.get(name).is_none_or(Value::is_null) {
+            if let Some(p) = prior.get(name) {
+                out.insert(name.clone(), p.clone());
+            }
+        }
+    }
+    Value::Map(out)
+}
+
+fn set_path(v: &mut Value, path: &[PathStep], new: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *v = new;
+        return;
+    };
+    match (v, first) {
+        (Value::Map(m), PathStep::Key(k)) => match m.get_mut(k) {
+            Some(child) => set_path(child, rest, new),
+            None if rest.is_empty() => {
+                m.insert(k.clone(), new);
+            }
+            None => {}
+        },
+        (Value::List(items), PathStep::Index(i)) => {
+            if let Some(child) = items.get_mut(*i) {
+                set_path(child, rest, new);
+            }
+        }
+        (Value::Sensitive(inner), _) => set_path(inner, path, new),
+        _ => {}
+    }
+}
+
+pub fn ignore_changes(lc: &IgnoreChanges, schema: &BlockSchema, prior: &Value, proposed: Value) -> Value {
+    match lc {
+        IgnoreChanges::None => proposed,
+        IgnoreChanges::All => {
+            let mut out = proposed;
+            for name in schema.attributes.keys() {
+                if let Some(p) = AttrPath::attr(name.clone()).get(prior) {
+                    set_path(&mut out, &[PathStep::Key(name.clone())], p.clone());
+                }
+            }
+            out
+        }
+        IgnoreChanges::Paths(paths) => {
+            let mut out = proposed;
+            for (names, _) in paths {
+                let path = AttrPath(names.iter().map(|n| PathStep::Key(n.clone())).collect());
+                if let Some(p) = path.get(prior) {
+                    set_path(&mut out, &path.0, p.clone());
+                }
+            }
+            out
+        }
+    }
+}
+
+impl Planner {
+    fn record(&self, c: ResourceChange) {
+        if matches!(c.action, Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete) {
+            self.changed_resources.lock().unwrap_or_else(|e| e.into_inner()).insert(c.addr.without_key());
+        }
+        self.changes.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+
+    fn prior_instances(&self, abs: &AbsResourceAddr) -> Vec<(ResourceInstanceAddr, ResourceInstanceState)> {
+        let prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
+        prior
+            .resources
+            .range(abs.instance(InstanceKey::None)..)
+            .take_while(|(a, _)| a.module == abs.module && a.resource == abs.resource)
+            .map(|(a, s)| (a.clone(), s.clone()))
+            .collect()
+    }
+
+    /// Reads the real object; records drift; returns the refreshed value (None: gone).
+    async fn refresh(&self, addr: &ResourceInstanceAddr, state: &ResourceInstanceState, provider: &dyn Provider, ctx: &WalkCtx) -> Result<Option<Value>, ()> {
+        let current = state_value(state);
+        if !self.options.refresh || addr.resource.mode == ResourceMode::Data {
+            return Ok(Some(current));
+        }
+        match provider.read(ReadRequest { type_name: &addr.resource.type_, current: &current }).await {
+            Ok(resp) => {
+                let refreshed = resp.state.map(|v| match provider.schema().resources.get(&addr.resource.type_) {
+                    Some(s) => mark_schema_sensitive(v, &s.block),
+                    None => v,
+                });
+                let drifted = match &refreshed {
+                    None => Some((Action::Delete, None, "deleted outside flotilla")),
+                    Some(v) if !diff_paths(&current, v).is_empty() => Some((Action::Update, Some(v.clone()), "changed outside flotilla")),
+                    Some(_) => None,
+                };
+                if let Some((action, after, why)) = drifted {
+                    self.drift.lock().unwrap_or_else(|e| e.into_inner()).push(ResourceChange {
+                        addr: addr.clone(),
+                        prev_addr: None,
+                        provider: state.provider.clone(),
+                        action,
+                        before: Some(current),
+                        after,
+                        replace_reasons: Vec::new(),
+                        reason: Some(why.into()),
+                        dependencies: state.dependencies.clone(),
+                        create_before_destroy: state.create_before_destroy,
+                    });
+                    let mut prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
+                    match &refreshed {
+                        Some(v) => {
+                            if let Some(entry) = prior.resources.get_mut(addr) {
+                                let (json, _, sens) = v.to_json_parts();
+                                entry.attributes = json;
+                                entry.sensitive = sens;
+                            }
+                        }
+                        None => {
+                            prior.resources.remove(addr);
+                        }
+                    }
+                }
+                Ok(refreshed)
+            }
+            Err(e) => {
+                ctx.report(Diagnostic::error("cannot refresh resource").with_detail(format!("{addr}: {}", e.describe())).with_help("check that the object's provider can reach it, or pass -refresh=false to plan from recorded state"));
+                Err(())
+            }
+        }
+    }
+
+    async fn plan_orphans(&self, ctx: &WalkCtx, targeting: bool) {
+        let orphans: Vec<(ResourceInstanceAddr, ResourceInstanceState)> = {
+            let prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
+            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            prior.resources.iter().filter(|(a, _)| !seen.contains(*a)).map(|(a, s)| (a.clone(), s.clone())).collect()
+        };
+        for (addr, state) in orphans {
+            if targeting && !self.options.targets.iter().any(|t| t.contains(&addr)) {
+                continue;
+            }
+            let Some(provider) = ctx.provider_or_default(&state.provider) else {
+                ctx.report(Diagnostic::error("unknown provider in state").with_detail(format!("`{addr}` is managed by `{}`, which this flotilla does not have", state.provider)).with_help("use a flotilla build with that provider, or remove the entry with `flotilla state rm`"));
+                continue;
+            };
+            let Ok(current) = self.refresh(&addr, &state, provider.as_ref(), ctx).await else { continue };
+            let Some(current) = current else { continue };
+            if self.options.mode == PlanMode::RefreshOnly {
+                continue;
+            }
+            let reason = if self.options.mode == PlanMode::Destroy {
+                "destroy requested".to_string()
+            } else if ctx.config.descendant(&addr.module.path()).is_some_and(|m| m.resources.contains_key(&addr.resource)) {
+                if ctx.module_instances(&addr.module.path()).contains(&addr.module) {
+                    format!("`{}` no longer has the instance key {}", addr.without_key(), if addr.key == InstanceKey::None { "(none)".into() } else { addr.key.to_string() })
+                } else {
+                    format!("module instance `{}` no longer exists", addr.module)
+                }
+            } else {
+                "its resource block was removed from the configuration".to_string()
+            };
+            self.record(ResourceChange {
+                addr: addr.clone(),
+                prev_addr: self.moved.get(&addr).cloned(),
+                provider: state.provider.clone(),
+                action: Action::Delete,
+                before: Some(current),
+                after: None,
+                replace_reasons: Vec::new(),
+                reason: Some(reason),
+                dependencies: state.dependencies.clone(),
+                create_before_destroy: state.create_before_destroy,
+            });
+        }
+    }
+
+    fn replace_triggered(&self, ctx: &WalkCtx, inst: &ModuleInstance, r: &Resource) -> Option<String> {
+        let changed = self.changed_resources.lock().unwrap_or_else(|e| e.into_inner());
+        for expr in &r.lifecycle.replace_triggered_by {
+            for reference in references(expr).0 {
+                if let Subject::Resource(addr) = reference.subject {
+                    let abs = AbsResourceAddr { module: inst.clone(), resource: addr };
+                    if changed.contains(&abs) {
+                        let _ = ctx;
+                        return Some(format!("replace_triggered_by: `{abs}` changes"));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+#[async_trait::async_trait]
+impl ResourceHandler for Planner {
+    async fn visit_resource(&self, ctx: &Arc<WalkCtx>, path: &ModulePath, r: &Resource) -> bool {
+        let config = Arc::clone(&ctx.config);
+        let module = config.descendant(path).expect("resource module exists");
+        let Some((provider_addr, provider, schema)) = ctx.resource_type(path, r) else { return false };
+        let schema = &schema;
+        let node = flotilla_graph::Node { module: path.clone(), kind: NodeKind::Resource(r.addr.clone()) };
+        let directly_targeted = self.direct_targets.contains(&node);
+        let mut ok = true;
+        for inst in ctx.module_instances(path) {
+            let abs = AbsResourceAddr { module: inst.clone(), resource: r.addr.clone() };
+            let prior = self.prior_instances(&abs);
+            let mut values: BTreeMap<InstanceKey, Value> = BTreeMap::new();
+            let expansion = if self.options.mode == PlanMode::Destroy {
+                None
+            } else {
+                match ctx.expand_resource(&inst, module, r) {
+                    Ok(e) => Some(e),
+                    Err(d) => {
+                        ctx.report(d);
+                        ok = false;
+                        continue;
+                    }
+                }
+            };
+            let keys = expansion.as_ref().map(Expansion::keys).unwrap_or_default();
+            {
+                let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+                for key in &keys {
+                    seen.insert(abs.instance(key.clone()));
+                }
+            }
+            let prior_by_key: HashMap<InstanceKey, ResourceInstanceState> = prior.into_iter().map(|(a, s)| (a.key, s)).collect();
+            for key in keys {
+                let addr = abs.instance(key.clone());
+                let included = self.options.targets.is_empty() || !directly_targeted || self.options.targets.iter().any(|t| t.contains(&addr));
+                let prior_state = prior_by_key.get(&key);
+                if !included {
+                    values.insert(key, prior_state.map(state_value).unwrap_or(Value::Unknown));
+                    continue;
+                }
+                let expansion = expansion.as_ref().expect("not destroy mode");
+                let cfg = match ctx.eval_instance(&inst, module, r, &key, expansion, schema) {
+                    Ok(v) => v,
+                    Err(ds) => {
+                        ctx.report_all(ds);
+                        ok = false;
+                        values.insert(key, Value::Unknown);
+                        continue;
+                    }
+                };
+                for e in provider.validate(&r.addr.type_, &cfg) {
+                    let span = e.attribute.as_ref().and_then(|p| match p.0.first() {
+                        Some(PathStep::Key(k)) => r.body.attr(k).map(|a| a.expr.span()),
+                        _ => None,
+                    });
+                    ctx.report(Diagnostic::error("invalid resource configuration").with_span(span.unwrap_or_else(|| r.span.clone())).with_detail(format!("{addr}: {e}")).with_help("fix the value; see docs/providers for what the resource accepts"));
+                    ok = false;
+                }
+                {
+                    let values_guard = ctx.values();
+                    let mut scope = ctx.scope(&values_guard, &inst, module);
+                    set_instance_key(&mut scope, &key, Some(expansion));
+                    let mut diags = Diagnostics::new();
+                    if !check_rules(&scope, module, &r.lifecycle.preconditions, "precondition", &mut diags) {
+                        ok = false;
+                    }
+                    drop(values_guard);
+                    ctx.report_all(diags);
+                }
+                let refreshed = match prior_state {
+                    Some(s) => match self.refresh(&addr, s, provider.as_ref(), ctx).await {
+                        Ok(v) => v,
+                        Err(()) => {
+                            ok = false;
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let value = match r.addr.mode {
+                    ResourceMode::Data => self.plan_data(ctx, &addr, &provider_addr, provider.as_ref(), schema, cfg).await,
+                    ResourceMode::Managed if self.options.mode == PlanMode::RefreshOnly => {
+                        if let Some(v) = &refreshed {
+                            self.record(ResourceChange {
+                                addr: addr.clone(),
+                                prev_addr: self.moved.get(&addr).cloned(),
+                                provider: provider_addr.clone(),
+                                action: Action::NoOp,
+                                before: Some(v.clone()),
+                                after: Some(v.clone()),
+                                replace_reasons: Vec::new(),
+                                reason: None,
+                                dependencies: prior_state.map(|s| s.dependencies.clone()).unwrap_or_default(),
+                                create_before_destroy: r.lifecycle.create_before_destroy,
+                            });
+                        }
+                        Some(refreshed.clone().unwrap_or(Value::Unknown))
+                    }
+                    ResourceMode::Managed => self.plan_managed(ctx, &inst, module, r, &addr, &provider_addr, provider.as_ref(), schema, refreshed, cfg, expansion, &key).await,
+                };
+                match value {
+                    Some(v) => {
+                        values.insert(key, v);
+                    }
+                    None => {
+                        ok = false;
+                        values.insert(key, Value::Unknown);
+                    }
+                }
+            }
+            if self.options.mode == PlanMode::Destroy {
+                for (key, s) in prior_by_key {
+                    let addr = abs.instance(key);
+                    if !self.options.targets.is_empty() && !self.options.targets.iter().any(|t| t.contains(&addr)) {
+                        continue;
+                    }
+                    if r.lifecycle.prevent_destroy {
+                        ctx.report(prevent_destroy_error(r, &addr));
+                        ok = false;
+                        continue;
+                    }
+                    self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(addr.clone());
+                    let Ok(Some(current)) = self.refresh(&addr, &s, provider.as_ref(), ctx).await else { continue };
+                    self.record(ResourceChange {
+                        addr: addr.clone(),
+                        prev_addr: self.moved.get(&addr).cloned(),
+                        provider: s.provider.clone(),
+                        action: Action::Delete,
+                        before: Some(current),
+                        after: None,
+                        replace_reasons: Vec::new(),
+                        reason: Some("destroy requested".into()),
+                        dependencies: s.dependencies.clone(),
+                        create_before_destroy: s.create_before_destroy,
+                    });
+                }
+            } else if let Some(e) = &expansion {
+                if r.lifecycle.prevent_destroy {
+                    for key in prior_by_key.keys() {
+                        if !e.keys().contains(key) {
+                            ctx.report(prevent_destroy_error(r, &abs.instance(key.clone())));
+                            ok = false;
+                        }
+                    }
+                }
+                ctx.set_resource(&inst, &r.addr, e.aggregate(values));
+            }
+        }
+        ok
+    }
+}
+
+fn prevent_destroy_error(r: &Resource, addr: &ResourceInstanceAddr) -> Diagnostic {
+    Diagnostic::error("instance cannot be destroyed")
+        .with_span(r.span.clone())
+        .with_detail(format!("`{addr}` has `lifecycle {{ prevent_destroy = true }}`, but the plan would destroy it"))
+        .with_help("if destroying it is intended, set `prevent_destroy = false` first; otherwise change the configuration so it is kept")
+}
+
+impl Planner {
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_managed(
+        &self,
+        ctx: &WalkCtx,
+        inst: &ModuleInstance,
+        module: &Module,
+        r: &Resource,
+        addr: &ResourceInstanceAddr,
+        provider_addr: &flotilla_config::addr::ProviderConfigAddr,
+        provider: &dyn Provider,
+        schema: &BlockSchema,
+        prior: Option<Value>,
+        config: Value,
+        expansion: &Expansion,
+        key: &InstanceKey,
+    ) -> Option<Value> {
+        let type_name = r.addr.type_.as_str();
+        let mut proposed = proposed_new(schema, prior.as_ref(), &config);
+        if let Some(p) = &prior {
+            proposed = ignore_changes(&r.lifecycle.ignore_changes, schema, p, proposed);
+        }
+        let fail = |e: flotilla_provider::ProviderError| {
+            ctx.report(
+                Diagnostic::error("provider could not plan the resource")
+                    .with_span(r.span.clone())
+                    .with_detail(format!("{addr}: {}", e.describe()))
+                    .with_help("check the resource's arguments"),
+            );
+        };
+        let resp = match provider.plan_change(PlanRequest { type_name, prior: prior.as_ref(), proposed: &proposed }).await {
+            Ok(r) => r,
+            Err(e) => {
+                fail(e);
+                return None;
+            }
+        };
+        let mut reasons = resp.requires_replace;
+        let mut reason = None;
+        if prior.is_some() && self.options.replace.contains(addr) {
+            reason = Some("requested with -replace".to_string());
+        } else if prior.is_some() {
+            reason = self.replace_triggered(ctx, inst, r);
+        }
+        if reason.is_some() && reasons.is_empty() {
+            reasons.push(ReplaceReason { path: AttrPath::default(), reason: reason.clone().unwrap_or_default() });
+        }
+        let mut planned = mark_schema_sensitive(resp.planned, schema);
+        let action = match &prior {
+            None => Action::Create,
+            Some(_) if !reasons.is_empty() => {
+                if r.lifecycle.prevent_destroy {
+                    ctx.report(prevent_destroy_error(r, addr));
+                    return None;
+                }
+                match provider.plan_change(PlanRequest { type_name, prior: None, proposed: &config }).await {
+                    Ok(created) => planned = mark_schema_sensitive(created.planned, schema),
+                    Err(e) => {
+                        fail(e);
+                        return None;
+                    }
+                }
+                if r.lifecycle.create_before_destroy { Action::CreateThenDelete } else { Action::DeleteThenCreate }
+            }
+            Some(p) if diff_paths(p, &planned).is_empty() => Action::NoOp,
+            Some(_) => Action::Update,
+        };
+        // Postconditions with `self` = the planned object (unknown parts are checked at apply).
+        {
+            let values = ctx.values();
+            let mut scope = ctx.scope(&values, inst, module);
+            set_instance_key(&mut scope, key, Some(expansion));
+            scope.self_value = Some(&planned);
+            let mut diags = Diagnostics::new();
+            let ok = check_rules(&scope, module, &r.lifecycle.postconditions, "postcondition", &mut diags);
+            drop(values);
+            ctx.report_all(diags);
+            if !ok {
+                return None;
+            }
+        }
+        let dependencies = resource_dependencies(ctx, module, r);
+        self.record(ResourceChange {
+            addr: addr.clone(),
+            prev_addr: self.moved.get(addr).cloned(),
+            provider: provider_addr.clone(),
+            action,
+            before: prior.clone(),
+            after: Some(planned.clone()),
+            replace_reasons: if action.is_replace() { reasons } else { Vec::new() },
+            reason: if action.is_replace() { reason } else { None },
+            dependencies,
+            create_before_destroy: r.lifecycle.create_before_destroy,
+        });
+        Some(if action == Action::NoOp { prior.unwrap_or(planned) } else { planned })
+    }
+
+    async fn plan_data(
+        &self,
+        ctx: &WalkCtx,
+        addr: &ResourceInstanceAddr,
+        provider_addr: &flotilla_config::addr::ProviderConfigAddr,
+        provider: &dyn Provider,
+        schema: &BlockSchema,
+        config: Value,
+    ) -> Option<Value> {
+        if config.contains_unknown() {
+            let mut after = config.clone();
+            if let Value::Map(m) = &mut after {
+                for (name, a) in &schema.attributes {
+                    if a.computed && m.get(name).is_none_or(Value::is_null) {
+                        m.insert(name.clone(), Value::Unknown);
+                    }
+                }
+            }
+            self.record(ResourceChange {
+                addr: addr.clone(),
+                prev_addr: None,
+                provider: provider_addr.clone(),
+                action: Action::Read,
+                before: None,
+                after: Some(after.clone()),
+                replace_reasons: Vec::new(),
+                reason: Some("its configuration depends on values known only after apply".into()),
+                dependencies: Vec::new(),
+                create_before_destroy: false,
+            });
+            return Some(after);
+        }
+        match provider.read_data(ReadDataRequest { type_name: &addr.resource.type_, config: &config }).await {
+            Ok(v) => {
+                let v = mark_schema_sensitive(v, schema);
+                self.record(ResourceChange {
+                    addr: addr.clone(),
+                    prev_addr: None,
+                    provider: provider_addr.clone(),
+                    action: Action::NoOp,
+                    before: None,
+                    after: Some(v.clone()),
+                    replace_reasons: Vec::new(),
+                    reason: None,
+                    dependencies: Vec::new(),
+                    create_before_destroy: false,
+                });
+                Some(v)
+            }
+            Err(e) => {
+                ctx.report(Diagnostic::error("cannot read data source").with_detail(format!("{addr}: {}", e.describe())).with_help("check the data source's arguments"));
+                None
+            }
+        }
+    }
+}
+
+/// The resources a resource depends on, directly or through locals and variables, in its module.
+pub fn resource_dependencies(ctx: &WalkCtx, module: &Module, r: &Resource) -> Vec<String> {
+    let g = &ctx.graph;
+    let Some(me) = g.find(&flotilla_graph::Node { module: module.path.clone(), kind: NodeKind::Resource(r.addr.clone()) }) else { return Vec::new() };
+    let mut out: Vec<String> = Vec::new();
+    let mut stack: Vec<_> = g.dependencies(me).collect();
+    let mut seen = HashSet::new();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        match &g.node(n).kind {
+            NodeKind::Resource(a) if a.mode == ResourceMode::Managed => out.push(g.node(n).to_string()),
+            NodeKind::Provider(_) | NodeKind::Resource(_) => {}
+            _ => stack.extend(g.dependencies(n)),
+        }
+    }
+    out.sort();
+    out
+}
