@@ -1,0 +1,481 @@
+//! Executing a plan: the apply walk and the deletion phase.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flotilla_config::addr::{AbsResourceAddr, InstanceKey, ModulePath, ResourceInstanceAddr, ResourceMode};
+use flotilla_config::{Module, Resource};
+use flotilla_graph::Graph;
+use flotilla_lang::{AttrPath, Value, diff_paths};
+use flotilla_plan::eval::{InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key};
+use flotilla_plan::{Action, Plan, PlanMode, ResourceChange, ignore_changes, mark_schema_sensitive, proposed_new, state_value};
+use flotilla_provider::{ApplyRequest, PlanRequest, Provider, ProviderRegistry, ReadDataRequest};
+use flotilla_state::{JournalEntry, LocalBackend, OutputState, ResourceInstanceState, State};
+use flotilla_syntax::{Diagnostic, Diagnostics};
+
+use crate::journal::JournalSink;
+
+/// What apply reports as it works, for progress output.
+#[derive(Debug)]
+pub enum ApplyEvent<'a> {
+    /// An operation started.
+    Started {
+        /// The instance.
+        addr: &'a ResourceInstanceAddr,
+        /// What is being done.
+        action: Action,
+    },
+    /// An operation finished.
+    Finished {
+        /// The instance.
+        addr: &'a ResourceInstanceAddr,
+        /// What was done.
+        action: Action,
+        /// How long it took.
+        elapsed: Duration,
+        /// The object's `id`, if it has a known, non-sensitive one.
+        id: Option<String>,
+    },
+    /// An operation failed.
+    Failed {
+        /// The instance.
+        addr: &'a ResourceInstanceAddr,
+        /// What was attempted.
+        action: Action,
+    },
+}
+
+/// Receives progress events (the CLI prints them).
+pub trait Progress: Send + Sync {
+    /// One event.
+    fn event(&self, event: ApplyEvent<'_>);
+}
+
+/// Everything apply needs.
+pub struct ApplyInput {
+    /// The plan to carry out.
+    pub plan: Plan,
+    /// The configuration the plan was made from.
+    pub config: Arc<Module>,
+    /// Its graph.
+    pub graph: Arc<Graph>,
+    /// Providers linked into the binary.
+    pub registry: ProviderRegistry,
+    /// `path.*` values.
+    pub paths: Paths,
+    /// Where state lives.
+    pub backend: LocalBackend,
+    /// How many operations may run at once.
+    pub parallelism: usize,
+    /// Set on Ctrl-C.
+    pub stop: Arc<AtomicBool>,
+    /// Progress output.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// What apply did.
+#[derive(Debug)]
+pub struct ApplyReport {
+    /// The state now on disk.
+    pub state: State,
+    /// Errors and warnings.
+    pub diags: Diagnostics,
+    /// Objects created (replacements included).
+    pub added: usize,
+    /// Objects updated in place.
+    pub changed: usize,
+    /// Objects destroyed (replacements included).
+    pub destroyed: usize,
+    /// Whether Ctrl-C stopped it early.
+    pub interrupted: bool,
+}
+
+struct Applier {
+    changes: HashMap<ResourceInstanceAddr, ResourceChange>,
+    state: Mutex<State>,
+    journal: JournalSink,
+    progress: Arc<dyn Progress>,
+    counts: Mutex<(usize, usize, usize)>,
+    mode: PlanMode,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Carries out a plan. The caller holds the state lock.
+pub async fn apply(input: ApplyInput) -> ApplyReport {
+    let mut diags = Diagnostics::new();
+    let mut state = input.plan.prior_state.clone();
+    // The refreshed prior state becomes the baseline snapshot, so the journal replays onto it.
+    if let Err(e) = input.backend.persist(&mut state) {
+        diags.push(state_error(&e));
+        return ApplyReport { state, diags, added: 0, changed: 0, destroyed: 0, interrupted: false };
+    }
+    let journal = match input.backend.journal() {
+        Ok(j) => JournalSink::start(j),
+        Err(e) => {
+            diags.push(state_error(&e));
+            return ApplyReport { state, diags, added: 0, changed: 0, destroyed: 0, interrupted: false };
+        }
+    };
+    let inputs: BTreeMap<String, InputValue> = input
+        .plan
+        .variables
+        .iter()
+        .map(|(k, v)| (k.clone(), InputValue { value: v.clone(), span: None, source: "the saved plan".into() }))
+        .collect();
+    let ctx = Arc::new(WalkCtx::new(input.config.clone(), input.graph.clone(), input.registry, input.paths, inputs, input.stop.clone()));
+    let applier = Arc::new(Applier {
+        changes: input.plan.changes.iter().map(|c| (c.addr.clone(), c.clone())).collect(),
+        state: Mutex::new(state),
+        journal,
+        progress: input.progress,
+        counts: Mutex::new((0, 0, 0)),
+        mode: input.plan.mode,
+    });
+    let subset = if input.plan.targets.is_empty() {
+        None
+    } else {
+        let direct: Vec<_> = input
+            .graph
+            .inner
+            .node_indices()
+            .filter(|&i| match &input.graph.node(i).kind {
+                flotilla_graph::NodeKind::Resource(_) => {
+                    let n = input.graph.node(i);
+                    applier.changes.keys().any(|a| a.module.path() == n.module && matches!(&n.kind, flotilla_graph::NodeKind::Resource(r) if *r == a.resource))
+                }
+                _ => false,
+            })
+            .collect();
+        Some(input.graph.closure(direct))
+    };
+    let outcome = ctx.run(applier.clone(), subset.as_ref(), input.parallelism).await;
+    let mut interrupted = !outcome.not_started.is_empty();
+    if !input.stop.load(Ordering::SeqCst) {
+        applier.delete_phase(&ctx, input.parallelism).await;
+    }
+    interrupted |= input.stop.load(Ordering::SeqCst);
+    diags.extend(std::mem::take(&mut *lock(&ctx.diags)));
+    let Ok(applier) = Arc::try_unwrap(applier) else { unreachable!("the walk is over") };
+    let counts = *lock(&applier.counts);
+    let journal_result = applier.journal.finish();
+    let mut state = applier.state.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !interrupted && !diags.has_errors() || input.plan.mode == PlanMode::Destroy {
+        let outputs = lock(&ctx.root_outputs).clone();
+        state.outputs = if input.plan.mode == PlanMode::Destroy {
+            BTreeMap::new()
+        } else {
+            outputs
+                .into_iter()
+                .filter(|(_, v)| !v.contains_unknown())
+                .map(|(k, v)| {
+                    let sensitive = v.contains_sensitive() || input.config.outputs.get(&k).is_some_and(|o| o.sensitive);
+                    (k, OutputState { value: v.to_json(), sensitive })
+                })
+                .collect()
+        };
+    }
+    if let Err(e) = journal_result {
+        diags.push(state_error(&e));
+    }
+    if let Err(e) = input.backend.persist(&mut state) {
+        diags.push(state_error(&e));
+    }
+    if interrupted {
+        diags.push(Diagnostic::error("apply interrupted").with_detail("operations in progress were allowed to finish and the state records everything that was done").with_help("run `flotilla apply` again to finish the remaining changes"));
+    }
+    ApplyReport { state, diags, added: counts.0, changed: counts.1, destroyed: counts.2, interrupted }
+}
+
+fn state_error(e: &flotilla_state::StateError) -> Diagnostic {
+    Diagnostic::error("cannot save state").with_detail(e.to_string()).with_help(e.help())
+}
+
+/// Whether every value known in `planned` is the same in `fin`.
+fn conforms(planned: &Value, fin: &Value) -> Option<AttrPath> {
+    diff_paths(planned, fin).into_iter().find(|p| p.get(planned).is_some_and(|v| !v.contains_unknown()))
+}
+
+impl Applier {
+    fn count(&self, action: Action) {
+        let mut c = lock(&self.counts);
+        match action {
+            Action::Create => c.0 += 1,
+            Action::Update => c.1 += 1,
+            Action::Delete => c.2 += 1,
+            Action::DeleteThenCreate | Action::CreateThenDelete => {
+                c.0 += 1;
+                c.2 += 1;
+            }
+            Action::NoOp | Action::Read => {}
+        }
+    }
+
+    fn put(&self, addr: &ResourceInstanceAddr, change: &ResourceChange, value: &Value) {
+        let (json, _, sensitive) = value.to_json_parts();
+        let instance = ResourceInstanceState {
+            provider: change.provider.clone(),
+            attributes: json,
+            sensitive,
+            dependencies: change.dependencies.clone(),
+            create_before_destroy: change.create_before_destroy,
+        };
+        lock(&self.state).resources.insert(addr.clone(), instance.clone());
+        self.journal.record(JournalEntry::Put { addr: addr.clone(), instance });
+    }
+
+    fn remove(&self, addr: &ResourceInstanceAddr) {
+        lock(&self.state).resources.remove(addr);
+        self.journal.record(JournalEntry::Remove { addr: addr.clone() });
+    }
+
+    fn rename(&self, from: &ResourceInstanceAddr, to: &ResourceInstanceAddr) {
+        let mut state = lock(&self.state);
+        if let Some(r) = state.resources.remove(from) {
+            state.resources.insert(to.clone(), r);
+            self.journal.record(JournalEntry::Rename { from: from.clone(), to: to.clone() });
+        }
+    }
+
+    async fn delete_phase(&self, ctx: &Arc<WalkCtx>, parallelism: usize) {
+        let deletes: Vec<&ResourceChange> = self.changes.values().filter(|c| c.action == Action::Delete).collect();
+        if deletes.is_empty() {
+            return;
+        }
+        // x must go before y when x depends on y's resource.
+        let static_addr = |a: &ResourceInstanceAddr| {
+            let p = a.module.path();
+            if p.is_root() { a.resource.to_string() } else { format!("{p}.{}", a.resource) }
+        };
+        let mut remaining: Vec<&ResourceChange> = deletes;
+        remaining.sort_by(|a, b| a.addr.cmp(&b.addr));
+        while !remaining.is_empty() {
+            let needed: HashSet<String> = remaining.iter().flat_map(|c| c.dependencies.iter().cloned()).collect();
+            let (now, later): (Vec<&ResourceChange>, Vec<&ResourceChange>) =
+                remaining.iter().partition(|c| !needed.contains(&static_addr(&c.addr)) || c.dependencies.contains(&static_addr(&c.addr)));
+            let now = if now.is_empty() { later.clone() } else { now };
+            let later: Vec<&ResourceChange> = remaining.iter().filter(|c| !now.iter().any(|n| n.addr == c.addr)).copied().collect();
+            for chunk in now.chunks(parallelism.max(1)) {
+                if ctx.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let mut set = tokio::task::JoinSet::new();
+                for c in chunk {
+                    let c = (*c).clone();
+                    let ctx = Arc::clone(ctx);
+                    let progress = Arc::clone(&self.progress);
+                    set.spawn(async move {
+                        let Some(provider) = ctx.provider_or_default(&c.provider) else {
+                            ctx.report(Diagnostic::error("unknown provider in state").with_detail(format!("cannot delete `{}`: provider `{}` is not available", c.addr, c.provider)));
+                            return (c, false);
+                        };
+                        progress.event(ApplyEvent::Started { addr: &c.addr, action: Action::Delete });
+                        let start = Instant::now();
+                        let before = c.before.clone().unwrap_or(Value::Null);
+                        match provider.apply_change(ApplyRequest { type_name: &c.addr.resource.type_, prior: Some(&before), planned: None }).await {
+                            Ok(_) => {
+                                progress.event(ApplyEvent::Finished { addr: &c.addr, action: Action::Delete, elapsed: start.elapsed(), id: None });
+                                (c, true)
+                            }
+                            Err(e) => {
+                                progress.event(ApplyEvent::Failed { addr: &c.addr, action: Action::Delete });
+                                ctx.report(Diagnostic::error("cannot delete resource").with_detail(format!("{}: {}", c.addr, e.describe())).with_help("fix the cause and run apply again; the object is still recorded in state"));
+                                (c, false)
+                            }
+                        }
+                    });
+                }
+                while let Some(Ok((c, ok))) = set.join_next().await {
+                    if ok {
+                        self.remove(&c.addr);
+                        self.count(Action::Delete);
+                    }
+                }
+            }
+            if later.len() == remaining.len() {
+                break;
+            }
+            remaining = later;
+        }
+    }
+
+    async fn execute(
+        &self,
+        r: &Resource,
+        addr: &ResourceInstanceAddr,
+        change: &ResourceChange,
+        provider: &dyn Provider,
+        schema: &flotilla_provider::BlockSchema,
+        config: Value,
+    ) -> Result<Value, Diagnostic> {
+        let type_name = r.addr.type_.as_str();
+        let fail = |what: &str, e: flotilla_provider::ProviderError| {
+            Diagnostic::error(format!("cannot {what} resource"))
+                .with_span(r.span.clone())
+                .with_detail(format!("{addr}: {}", e.describe()))
+                .with_help("fix the cause and run apply again; everything that succeeded is recorded in state")
+        };
+        if let Some(prev) = &change.prev_addr {
+            self.rename(prev, addr);
+        }
+        if change.action == Action::NoOp {
+            return Ok(change.after.clone().or(change.before.clone()).unwrap_or(Value::Null));
+        }
+        if config.contains_unknown() {
+            return Err(Diagnostic::error("configuration not known at apply time")
+                .with_span(r.span.clone())
+                .with_detail(format!("{addr}: some arguments are still unknown after everything they depend on was applied"))
+                .with_help("this is a bug in a provider or in flotilla; please report it with the configuration"));
+        }
+        let replacing = change.action.is_replace();
+        let prior = if replacing { None } else { change.before.clone() };
+        let mut proposed = proposed_new(schema, prior.as_ref(), &config);
+        if let Some(p) = &prior {
+            proposed = ignore_changes(&r.lifecycle.ignore_changes, schema, p, proposed);
+        }
+        let fin = provider
+            .plan_change(PlanRequest { type_name, prior: prior.as_ref(), proposed: &proposed })
+            .await
+            .map_err(|e| fail("plan", e))?;
+        let fin = mark_schema_sensitive(fin.planned, schema);
+        if let Some(planned) = &change.after {
+            if let Some(path) = conforms(planned, &fin) {
+                return Err(Diagnostic::error("inconsistent final plan")
+                    .with_span(r.span.clone())
+                    .with_detail(format!("{addr}: `{path}` was planned as one value but would now be another"))
+                    .with_help("something changed between plan and apply; run `flotilla plan` again"));
+            }
+        }
+        self.progress.event(ApplyEvent::Started { addr, action: change.action });
+        let start = Instant::now();
+        let before = change.before.clone().unwrap_or(Value::Null);
+        let delete_old = || provider.apply_change(ApplyRequest { type_name, prior: Some(&before), planned: None });
+        let result: Result<Value, Diagnostic> = async {
+            if change.action == Action::DeleteThenCreate {
+                delete_old().await.map_err(|e| fail("delete", e))?;
+                self.remove(addr);
+            }
+            let created = provider
+                .apply_change(ApplyRequest { type_name, prior: prior.as_ref(), planned: Some(&fin) })
+                .await
+                .map_err(|e| fail(if change.action == Action::Update { "update" } else { "create" }, e))?;
+            let new = mark_schema_sensitive(created.new_state.unwrap_or(Value::Null), schema);
+            self.put(addr, change, &new);
+            if change.action == Action::CreateThenDelete {
+                delete_old().await.map_err(|e| {
+                    fail("delete", e).with_help("the replacement was created and is recorded in state; the old object could not be deleted and must be removed by hand")
+                })?;
+            }
+            Ok(new)
+        }
+        .await;
+        match &result {
+            Ok(new) => {
+                let id = new.get_attr("id").and_then(|v| match v {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                });
+                self.progress.event(ApplyEvent::Finished { addr, action: change.action, elapsed: start.elapsed(), id });
+                self.count(change.action);
+            }
+            Err(_) => self.progress.event(ApplyEvent::Failed { addr, action: change.action }),
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl ResourceHandler for Applier {
+    async fn visit_resource(&self, ctx: &Arc<WalkCtx>, path: &ModulePath, r: &Resource) -> bool {
+        let config = Arc::clone(&ctx.config);
+        let module = config.descendant(path).expect("resource module exists");
+        if self.mode == PlanMode::Destroy {
+            return true;
+        }
+        let Some((_, provider, schema)) = ctx.resource_type(path, r) else { return false };
+        let mut ok = true;
+        for inst in ctx.module_instances(path) {
+            let abs = AbsResourceAddr { module: inst.clone(), resource: r.addr.clone() };
+            let expansion = match ctx.expand_resource(&inst, module, r) {
+                Ok(e) => e,
+                Err(d) => {
+                    ctx.report(d);
+                    ok = false;
+                    continue;
+                }
+            };
+            let mut values = BTreeMap::new();
+            for key in expansion.keys() {
+                let addr = abs.instance(key.clone());
+                let Some(change) = self.changes.get(&addr) else {
+                    // Not in the plan (outside -target): references see what is recorded.
+                    let existing = lock(&self.state).resources.get(&addr).map(state_value);
+                    values.insert(key, existing.unwrap_or(Value::Unknown));
+                    continue;
+                };
+                let value = if r.addr.mode == ResourceMode::Data {
+                    self.read_data(ctx, &inst, module, r, &key, &expansion, change, provider.as_ref(), &schema).await
+                } else {
+                    match ctx.eval_instance(&inst, module, r, &key, &expansion, &schema) {
+                        Ok(cfg) => self.execute(r, &addr, change, provider.as_ref(), &schema, cfg).await,
+                        Err(ds) => Err(ds.0.into_iter().next().unwrap_or_else(|| Diagnostic::error("invalid configuration"))),
+                    }
+                };
+                match value {
+                    Ok(v) => {
+                        let values_guard = ctx.values();
+                        let mut scope = ctx.scope(&values_guard, &inst, module);
+                        set_instance_key(&mut scope, &key, Some(&expansion));
+                        scope.self_value = Some(&v);
+                        let mut diags = Diagnostics::new();
+                        if !check_rules(&scope, module, &r.lifecycle.postconditions, "postcondition", &mut diags) {
+                            ok = false;
+                        }
+                        drop(values_guard);
+                        ctx.report_all(diags);
+                        values.insert(key, v);
+                    }
+                    Err(d) => {
+                        ctx.report(d);
+                        ok = false;
+                        values.insert(key, Value::Unknown);
+                    }
+                }
+            }
+            ctx.set_resource(&inst, &r.addr, expansion.aggregate(values));
+        }
+        ok
+    }
+}
+
+impl Applier {
+    #[allow(clippy::too_many_arguments)]
+    async fn read_data(
+        &self,
+        ctx: &WalkCtx,
+        inst: &flotilla_config::addr::ModuleInstance,
+        module: &Module,
+        r: &Resource,
+        key: &InstanceKey,
+        expansion: &flotilla_plan::eval::Expansion,
+        change: &ResourceChange,
+        provider: &dyn Provider,
+        schema: &flotilla_provider::BlockSchema,
+    ) -> Result<Value, Diagnostic> {
+        if change.action != Action::Read {
+            return Ok(change.after.clone().unwrap_or(Value::Null));
+        }
+        let cfg = ctx
+            .eval_instance(inst, module, r, key, expansion, schema)
+            .map_err(|ds| ds.0.into_iter().next().unwrap_or_else(|| Diagnostic::error("invalid configuration")))?;
+        provider
+            .read_data(ReadDataRequest { type_name: &r.addr.type_, config: &cfg })
+            .await
+            .map(|v| mark_schema_sensitive(v, schema))
+            .map_err(|e| Diagnostic::error("cannot read data source").with_span(r.span.clone()).with_detail(format!("{}: {}", change.addr, e.describe())))
+    }
+}
