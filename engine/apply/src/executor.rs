@@ -5,12 +5,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flotilla_config::addr::{AbsResourceAddr, InstanceKey, ModulePath, ResourceInstanceAddr, ResourceMode};
+use flotilla_config::addr::{
+    AbsResourceAddr, InstanceKey, ModulePath, ResourceInstanceAddr, ResourceMode,
+};
 use flotilla_config::{Module, Resource};
 use flotilla_graph::Graph;
 use flotilla_lang::{AttrPath, Value, diff_paths};
-use flotilla_plan::eval::{InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key};
-use flotilla_plan::{Action, Plan, PlanMode, ResourceChange, ignore_changes, mark_schema_sensitive, proposed_new, state_value};
+use flotilla_plan::eval::{
+    InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key,
+};
+use flotilla_plan::{
+    Action, Plan, PlanMode, ResourceChange, ignore_changes, mark_schema_sensitive, proposed_new,
+    state_value,
+};
 use flotilla_provider::{ApplyRequest, PlanRequest, Provider, ProviderRegistry, ReadDataRequest};
 use flotilla_state::{JournalEntry, LocalBackend, OutputState, ResourceInstanceState, State};
 use flotilla_syntax::{Diagnostic, Diagnostics};
@@ -112,24 +119,59 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
     // The refreshed prior state becomes the baseline snapshot, so the journal replays onto it.
     if let Err(e) = input.backend.persist(&mut state) {
         diags.push(state_error(&e));
-        return ApplyReport { state, diags, added: 0, changed: 0, destroyed: 0, interrupted: false };
+        return ApplyReport {
+            state,
+            diags,
+            added: 0,
+            changed: 0,
+            destroyed: 0,
+            interrupted: false,
+        };
     }
     let journal = match input.backend.journal() {
         Ok(j) => JournalSink::start(j),
         Err(e) => {
             diags.push(state_error(&e));
-            return ApplyReport { state, diags, added: 0, changed: 0, destroyed: 0, interrupted: false };
+            return ApplyReport {
+                state,
+                diags,
+                added: 0,
+                changed: 0,
+                destroyed: 0,
+                interrupted: false,
+            };
         }
     };
     let inputs: BTreeMap<String, InputValue> = input
         .plan
         .variables
         .iter()
-        .map(|(k, v)| (k.clone(), InputValue { value: v.clone(), span: None, source: "the saved plan".into() }))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                InputValue {
+                    value: v.clone(),
+                    span: None,
+                    source: "the saved plan".into(),
+                },
+            )
+        })
         .collect();
-    let ctx = Arc::new(WalkCtx::new(input.config.clone(), input.graph.clone(), input.registry, input.paths, inputs, input.stop.clone()));
+    let ctx = Arc::new(WalkCtx::new(
+        input.config.clone(),
+        input.graph.clone(),
+        input.registry,
+        input.paths,
+        inputs,
+        input.stop.clone(),
+    ));
     let applier = Arc::new(Applier {
-        changes: input.plan.changes.iter().map(|c| (c.addr.clone(), c.clone())).collect(),
+        changes: input
+            .plan
+            .changes
+            .iter()
+            .map(|c| (c.addr.clone(), c.clone()))
+            .collect(),
         state: Mutex::new(state),
         journal,
         progress: input.progress,
@@ -153,17 +195,24 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
             .collect();
         Some(input.graph.closure(direct))
     };
-    let outcome = ctx.run(applier.clone(), subset.as_ref(), input.parallelism).await;
+    let outcome = ctx
+        .run(applier.clone(), subset.as_ref(), input.parallelism)
+        .await;
     let mut interrupted = !outcome.not_started.is_empty();
     if !input.stop.load(Ordering::SeqCst) {
         applier.delete_phase(&ctx, input.parallelism).await;
     }
     interrupted |= input.stop.load(Ordering::SeqCst);
     diags.extend(std::mem::take(&mut *lock(&ctx.diags)));
-    let Ok(applier) = Arc::try_unwrap(applier) else { unreachable!("the walk is over") };
+    let Ok(applier) = Arc::try_unwrap(applier) else {
+        unreachable!("the walk is over")
+    };
     let counts = *lock(&applier.counts);
     let journal_result = applier.journal.finish();
-    let mut state = applier.state.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut state = applier
+        .state
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     if !interrupted && !diags.has_errors() || input.plan.mode == PlanMode::Destroy {
         let outputs = lock(&ctx.root_outputs).clone();
         state.outputs = if input.plan.mode == PlanMode::Destroy {
@@ -173,8 +222,15 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
                 .into_iter()
                 .filter(|(_, v)| !v.contains_unknown())
                 .map(|(k, v)| {
-                    let sensitive = v.contains_sensitive() || input.config.outputs.get(&k).is_some_and(|o| o.sensitive);
-                    (k, OutputState { value: v.to_json(), sensitive })
+                    let sensitive = v.contains_sensitive()
+                        || input.config.outputs.get(&k).is_some_and(|o| o.sensitive);
+                    (
+                        k,
+                        OutputState {
+                            value: v.to_json(),
+                            sensitive,
+                        },
+                    )
                 })
                 .collect()
         };
@@ -188,16 +244,27 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
     if interrupted {
         diags.push(Diagnostic::error("apply interrupted").with_detail("operations in progress were allowed to finish and the state records everything that was done").with_help("run `flotilla apply` again to finish the remaining changes"));
     }
-    ApplyReport { state, diags, added: counts.0, changed: counts.1, destroyed: counts.2, interrupted }
+    ApplyReport {
+        state,
+        diags,
+        added: counts.0,
+        changed: counts.1,
+        destroyed: counts.2,
+        interrupted,
+    }
 }
 
 fn state_error(e: &flotilla_state::StateError) -> Diagnostic {
-    Diagnostic::error("cannot save state").with_detail(e.to_string()).with_help(e.help())
+    Diagnostic::error("cannot save state")
+        .with_detail(e.to_string())
+        .with_help(e.help())
 }
 
 /// Whether every value known in `planned` is the same in `fin`.
 fn conforms(planned: &Value, fin: &Value) -> Option<AttrPath> {
-    diff_paths(planned, fin).into_iter().find(|p| p.get(planned).is_some_and(|v| !v.contains_unknown()))
+    diff_paths(planned, fin)
+        .into_iter()
+        .find(|p| p.get(planned).is_some_and(|v| !v.contains_unknown()))
 }
 
 impl Applier {
@@ -224,41 +291,68 @@ impl Applier {
             dependencies: change.dependencies.clone(),
             create_before_destroy: change.create_before_destroy,
         };
-        lock(&self.state).resources.insert(addr.clone(), instance.clone());
-        self.journal.record(JournalEntry::Put { addr: addr.clone(), instance });
+        lock(&self.state)
+            .resources
+            .insert(addr.clone(), instance.clone());
+        self.journal.record(JournalEntry::Put {
+            addr: addr.clone(),
+            instance,
+        });
     }
 
     fn remove(&self, addr: &ResourceInstanceAddr) {
         lock(&self.state).resources.remove(addr);
-        self.journal.record(JournalEntry::Remove { addr: addr.clone() });
+        self.journal
+            .record(JournalEntry::Remove { addr: addr.clone() });
     }
 
     fn rename(&self, from: &ResourceInstanceAddr, to: &ResourceInstanceAddr) {
         let mut state = lock(&self.state);
         if let Some(r) = state.resources.remove(from) {
             state.resources.insert(to.clone(), r);
-            self.journal.record(JournalEntry::Rename { from: from.clone(), to: to.clone() });
+            self.journal.record(JournalEntry::Rename {
+                from: from.clone(),
+                to: to.clone(),
+            });
         }
     }
 
     async fn delete_phase(&self, ctx: &Arc<WalkCtx>, parallelism: usize) {
-        let deletes: Vec<&ResourceChange> = self.changes.values().filter(|c| c.action == Action::Delete).collect();
+        let deletes: Vec<&ResourceChange> = self
+            .changes
+            .values()
+            .filter(|c| c.action == Action::Delete)
+            .collect();
         if deletes.is_empty() {
             return;
         }
         // x must go before y when x depends on y's resource.
         let static_addr = |a: &ResourceInstanceAddr| {
             let p = a.module.path();
-            if p.is_root() { a.resource.to_string() } else { format!("{p}.{}", a.resource) }
+            if p.is_root() {
+                a.resource.to_string()
+            } else {
+                format!("{p}.{}", a.resource)
+            }
         };
         let mut remaining: Vec<&ResourceChange> = deletes;
         remaining.sort_by(|a, b| a.addr.cmp(&b.addr));
         while !remaining.is_empty() {
-            let needed: HashSet<String> = remaining.iter().flat_map(|c| c.dependencies.iter().cloned()).collect();
+            let needed: HashSet<String> = remaining
+                .iter()
+                .flat_map(|c| c.dependencies.iter().cloned())
+                .collect();
             let (now, later): (Vec<&ResourceChange>, Vec<&ResourceChange>) =
-                remaining.iter().partition(|c| !needed.contains(&static_addr(&c.addr)) || c.dependencies.contains(&static_addr(&c.addr)));
+                remaining.iter().partition(|c| {
+                    !needed.contains(&static_addr(&c.addr))
+                        || c.dependencies.contains(&static_addr(&c.addr))
+                });
             let now = if now.is_empty() { later.clone() } else { now };
-            let later: Vec<&ResourceChange> = remaining.iter().filter(|c| !now.iter().any(|n| n.addr == c.addr)).copied().collect();
+            let later: Vec<&ResourceChange> = remaining
+                .iter()
+                .filter(|c| !now.iter().any(|n| n.addr == c.addr))
+                .copied()
+                .collect();
             for chunk in now.chunks(parallelism.max(1)) {
                 if ctx.stop.load(Ordering::SeqCst) {
                     return;
@@ -323,7 +417,11 @@ impl Applier {
             self.rename(prev, addr);
         }
         if change.action == Action::NoOp {
-            return Ok(change.after.clone().or(change.before.clone()).unwrap_or(Value::Null));
+            return Ok(change
+                .after
+                .clone()
+                .or(change.before.clone())
+                .unwrap_or(Value::Null));
         }
         if config.contains_unknown() {
             return Err(Diagnostic::error("configuration not known at apply time")
@@ -332,13 +430,21 @@ impl Applier {
                 .with_help("this is a bug in a provider or in flotilla; please report it with the configuration"));
         }
         let replacing = change.action.is_replace();
-        let prior = if replacing { None } else { change.before.clone() };
+        let prior = if replacing {
+            None
+        } else {
+            change.before.clone()
+        };
         let mut proposed = proposed_new(schema, prior.as_ref(), &config);
         if let Some(p) = &prior {
             proposed = ignore_changes(&r.lifecycle.ignore_changes, schema, p, proposed);
         }
         let fin = provider
-            .plan_change(PlanRequest { type_name, prior: prior.as_ref(), proposed: &proposed })
+            .plan_change(PlanRequest {
+                type_name,
+                prior: prior.as_ref(),
+                proposed: &proposed,
+            })
             .await
             .map_err(|e| fail("plan", e))?;
         let fin = mark_schema_sensitive(fin.planned, schema);
@@ -346,14 +452,27 @@ impl Applier {
             if let Some(path) = conforms(planned, &fin) {
                 return Err(Diagnostic::error("inconsistent final plan")
                     .with_span(r.span.clone())
-                    .with_detail(format!("{addr}: `{path}` was planned as one value but would now be another"))
-                    .with_help("something changed between plan and apply; run `flotilla plan` again"));
+                    .with_detail(format!(
+                        "{addr}: `{path}` was planned as one value but would now be another"
+                    ))
+                    .with_help(
+                        "something changed between plan and apply; run `flotilla plan` again",
+                    ));
             }
         }
-        self.progress.event(ApplyEvent::Started { addr, action: change.action });
+        self.progress.event(ApplyEvent::Started {
+            addr,
+            action: change.action,
+        });
         let start = Instant::now();
         let before = change.before.clone().unwrap_or(Value::Null);
-        let delete_old = || provider.apply_change(ApplyRequest { type_name, prior: Some(&before), planned: None });
+        let delete_old = || {
+            provider.apply_change(ApplyRequest {
+                type_name,
+                prior: Some(&before),
+                planned: None,
+            })
+        };
         let result: Result<Value, Diagnostic> = async {
             if change.action == Action::DeleteThenCreate {
                 delete_old().await.map_err(|e| fail("delete", e))?;
@@ -379,10 +498,18 @@ impl Applier {
                     Value::String(s) => Some(s),
                     _ => None,
                 });
-                self.progress.event(ApplyEvent::Finished { addr, action: change.action, elapsed: start.elapsed(), id });
+                self.progress.event(ApplyEvent::Finished {
+                    addr,
+                    action: change.action,
+                    elapsed: start.elapsed(),
+                    id,
+                });
                 self.count(change.action);
             }
-            Err(_) => self.progress.event(ApplyEvent::Failed { addr, action: change.action }),
+            Err(_) => self.progress.event(ApplyEvent::Failed {
+                addr,
+                action: change.action,
+            }),
         }
         result
     }
@@ -396,10 +523,15 @@ impl ResourceHandler for Applier {
         if self.mode == PlanMode::Destroy {
             return true;
         }
-        let Some((_, provider, schema)) = ctx.resource_type(path, r) else { return false };
+        let Some((_, provider, schema)) = ctx.resource_type(path, r) else {
+            return false;
+        };
         let mut ok = true;
         for inst in ctx.module_instances(path) {
-            let abs = AbsResourceAddr { module: inst.clone(), resource: r.addr.clone() };
+            let abs = AbsResourceAddr {
+                module: inst.clone(),
+                resource: r.addr.clone(),
+            };
             let expansion = match ctx.expand_resource(&inst, module, r) {
                 Ok(e) => e,
                 Err(d) => {
@@ -418,11 +550,29 @@ impl ResourceHandler for Applier {
                     continue;
                 };
                 let value = if r.addr.mode == ResourceMode::Data {
-                    self.read_data(ctx, &inst, module, r, &key, &expansion, change, provider.as_ref(), &schema).await
+                    self.read_data(
+                        ctx,
+                        &inst,
+                        module,
+                        r,
+                        &key,
+                        &expansion,
+                        change,
+                        provider.as_ref(),
+                        &schema,
+                    )
+                    .await
                 } else {
                     match ctx.eval_instance(&inst, module, r, &key, &expansion, &schema) {
-                        Ok(cfg) => self.execute(r, &addr, change, provider.as_ref(), &schema, cfg).await,
-                        Err(ds) => Err(ds.0.into_iter().next().unwrap_or_else(|| Diagnostic::error("invalid configuration"))),
+                        Ok(cfg) => {
+                            self.execute(r, &addr, change, provider.as_ref(), &schema, cfg)
+                                .await
+                        }
+                        Err(ds) => Err(ds
+                            .0
+                            .into_iter()
+                            .next()
+                            .unwrap_or_else(|| Diagnostic::error("invalid configuration"))),
                     }
                 };
                 match value {
@@ -432,7 +582,13 @@ impl ResourceHandler for Applier {
                         set_instance_key(&mut scope, &key, Some(&expansion));
                         scope.self_value = Some(&v);
                         let mut diags = Diagnostics::new();
-                        if !check_rules(&scope, module, &r.lifecycle.postconditions, "postcondition", &mut diags) {
+                        if !check_rules(
+                            &scope,
+                            module,
+                            &r.lifecycle.postconditions,
+                            "postcondition",
+                            &mut diags,
+                        ) {
                             ok = false;
                         }
                         drop(values_guard);
@@ -471,11 +627,22 @@ impl Applier {
         }
         let cfg = ctx
             .eval_instance(inst, module, r, key, expansion, schema)
-            .map_err(|ds| ds.0.into_iter().next().unwrap_or_else(|| Diagnostic::error("invalid configuration")))?;
+            .map_err(|ds| {
+                ds.0.into_iter()
+                    .next()
+                    .unwrap_or_else(|| Diagnostic::error("invalid configuration"))
+            })?;
         provider
-            .read_data(ReadDataRequest { type_name: &r.addr.type_, config: &cfg })
+            .read_data(ReadDataRequest {
+                type_name: &r.addr.type_,
+                config: &cfg,
+            })
             .await
             .map(|v| mark_schema_sensitive(v, schema))
-            .map_err(|e| Diagnostic::error("cannot read data source").with_span(r.span.clone()).with_detail(format!("{}: {}", change.addr, e.describe())))
+            .map_err(|e| {
+                Diagnostic::error("cannot read data source")
+                    .with_span(r.span.clone())
+                    .with_detail(format!("{}: {}", change.addr, e.describe()))
+            })
     }
 }

@@ -23,7 +23,10 @@ impl JournalSink {
             }
             Ok(())
         });
-        JournalSink { tx: Some(tx), handle: Some(handle) }
+        JournalSink {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
     }
 
     /// Queues an entry; it is durable once the writer's next sync completes.

@@ -1,2 +1,324 @@
-//! The flotilla binary.
-fn main() {}
+//! The `flotilla` command-line tool: the only part of flotilla that prints or exits.
+//!
+//! Flags are accepted Terraform-style (`-auto-approve`, `-var=x=1`) and GNU-style
+//! (`--auto-approve`); see [`normalize_args`]. Exit codes: 0 success, 1 error, and with
+//! `plan -detailed-exitcode`, 2 when the plan has changes.
+
+mod commands;
+mod fmt;
+mod output;
+mod workspace;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Examples:
+  flotilla -chdir=examples/basics init
+  flotilla plan -out=tfplan        # preview and save the plan
+  flotilla apply tfplan            # apply exactly that plan
+  flotilla apply -auto-approve -var 'region=eu'
+
+Flags work with one dash or two: -auto-approve and --auto-approve are the same.
+Set NO_COLOR=1 (or pass -no-color) for plain output.";
+
+/// Declarative infrastructure for Kubernetes fleets.
+#[derive(Parser, Debug)]
+#[command(name = "flotilla", version, about, after_help = AFTER_HELP, propagate_version = true)]
+struct Cli {
+    /// Switch to DIR before doing anything (like `cd DIR && flotilla ...`).
+    #[arg(long, value_name = "DIR", global = true)]
+    chdir: Option<PathBuf>,
+    /// Disable colour in output (also: the NO_COLOR environment variable).
+    #[arg(long, global = true)]
+    no_color: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Prepare a working directory: check the configuration loads and its providers exist.
+    #[command(
+        after_help = "Example:\n  flotilla init\n\nflotilla's providers are built in, so init downloads nothing; it is safe to run any time."
+    )]
+    Init,
+    /// Check the configuration without touching state or any real object.
+    #[command(
+        after_help = "Example:\n  flotilla validate\n\nReports every problem at once: syntax, unknown blocks and arguments, undeclared references,\ncycles, and arguments a resource type does not accept. Exit code 1 when anything is wrong."
+    )]
+    Validate(ValidateArgs),
+    /// Rewrite configuration files in the canonical layout (comments are kept).
+    #[command(
+        after_help = "Examples:\n  flotilla fmt              # rewrite files in place\n  flotilla fmt -check -diff # CI: fail and show what would change"
+    )]
+    Fmt(FmtArgs),
+    /// Show what apply would change.
+    #[command(
+        after_help = "Examples:\n  flotilla plan\n  flotilla plan -out=tfplan -var 'replicas=3'\n  flotilla plan -detailed-exitcode   # exit 0: no changes, 1: error, 2: changes\n  flotilla plan -target=module.net -replace='builtin_random.suffix'"
+    )]
+    Plan(PlanArgs),
+    /// Make the real objects match the configuration (or apply a saved plan).
+    #[command(
+        after_help = "Examples:\n  flotilla apply                 # plan, ask for approval, apply\n  flotilla apply -auto-approve   # no prompt (CI)\n  flotilla apply tfplan          # apply a saved plan exactly, no prompt\n\nCtrl-C stops scheduling new work, lets operations in progress finish, saves state and exits 1."
+    )]
+    Apply(ApplyArgs),
+    /// Destroy every object flotilla manages in this configuration.
+    #[command(
+        after_help = "Examples:\n  flotilla destroy\n  flotilla destroy -auto-approve -target=builtin_file.report\n\nResources with `prevent_destroy = true` make the plan fail instead."
+    )]
+    Destroy(PlanArgs),
+    /// Show the state, or a saved plan.
+    #[command(
+        after_help = "Examples:\n  flotilla show            # resources in state\n  flotilla show tfplan     # a saved plan\n  flotilla show -json      # machine-readable"
+    )]
+    Show(ShowArgs),
+    /// Show root module outputs from state.
+    #[command(
+        after_help = "Examples:\n  flotilla output\n  flotilla output -json\n  flotilla output endpoint\n\nSensitive outputs are shown as (sensitive value)."
+    )]
+    Output(OutputArgs),
+    /// Inspect or edit state: list, show, rm, mv.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  flotilla state list\n  flotilla state show 'builtin_data.a[0]'\n  flotilla state mv builtin_data.old builtin_data.new\n  flotilla state rm builtin_file.tmp"
+    )]
+    State(StateCommand),
+    /// Print the dependency graph as DOT or Mermaid.
+    #[command(
+        after_help = "Examples:\n  flotilla graph | dot -Tsvg > graph.svg\n  flotilla graph -format=mermaid"
+    )]
+    Graph(GraphArgs),
+    /// Evaluate expressions against the configuration and state.
+    #[command(
+        after_help = "Examples:\n  echo 'upper(var.name)' | flotilla console\n  flotilla console          # interactive; one expression per line, Ctrl-D to quit"
+    )]
+    Console(VarArgs),
+    /// Print the flotilla version.
+    Version,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct VarArgs {
+    /// Set a root variable: -var 'name=value' (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+    /// Read root variables from a file of `name = value` lines (repeatable).
+    #[arg(long = "var-file", value_name = "FILE")]
+    var_files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ValidateArgs {
+    /// Print diagnostics as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct FmtArgs {
+    /// Do not write; exit 3 if any file is not formatted.
+    #[arg(long)]
+    check: bool,
+    /// Show the changes as a diff.
+    #[arg(long)]
+    diff: bool,
+    /// Files or directories (default: the working directory).
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct PlanArgs {
+    #[command(flatten)]
+    vars: VarArgs,
+    /// Plan only these resources or modules and what they need (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    target: Vec<String>,
+    /// Replace this resource instance even if nothing forces it (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    replace: Vec<String>,
+    /// Plan to destroy everything.
+    #[arg(long)]
+    destroy: bool,
+    /// Only record changes made outside flotilla; change nothing.
+    #[arg(long)]
+    refresh_only: bool,
+    /// Read real objects before planning (default true).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    refresh: bool,
+    /// Write the plan to FILE for `flotilla apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// How many operations run at once.
+    #[arg(long, default_value_t = 10)]
+    parallelism: usize,
+    /// How long to wait for the state lock (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    lock_timeout: String,
+    /// Skip interactive approval (apply and destroy).
+    #[arg(long)]
+    auto_approve: bool,
+    /// Print the plan as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ApplyArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// A plan file written by `flotilla plan -out`.
+    plan_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ShowArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// A saved plan file (default: show state).
+    file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct OutputArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Only this output.
+    name: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum StateCommand {
+    /// List resource instances in state.
+    List {
+        /// Only addresses matching these (module, resource or instance).
+        addresses: Vec<String>,
+    },
+    /// Show one resource instance's attributes.
+    Show {
+        /// The instance address.
+        address: String,
+    },
+    /// Forget instances without destroying them.
+    Rm {
+        /// Instances, resources or modules to forget.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Rename an instance, resource or module in state.
+    Mv {
+        /// Current address.
+        from: String,
+        /// New address.
+        to: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct GraphArgs {
+    /// dot or mermaid.
+    #[arg(long, default_value = "dot")]
+    format: String,
+    /// Include variables, locals, outputs and providers.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Turns Terraform-style `-flag` into `--flag` so clap accepts both spellings.
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest_literal = false;
+    for (i, a) in args.into_iter().enumerate() {
+        if i == 0 || rest_literal {
+            out.push(a);
+            continue;
+        }
+        if a == "--" {
+            rest_literal = true;
+            out.push(a);
+            continue;
+        }
+        let long_single = a.starts_with('-')
+            && !a.starts_with("--")
+            && a.len() > 2
+            && a[1..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic());
+        out.push(if long_single { format!("-{a}") } else { a });
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    let color = !cli.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if let Some(dir) = &cli.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            eprintln!("Error: cannot change to directory {}: {e}", dir.display());
+            return ExitCode::from(1);
+        }
+    }
+    let ui = output::Ui::new(color);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(commands::run(cli.command, &ui));
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_terraform_and_gnu_flags() {
+        let args = |v: &[&str]| normalize_args(v.iter().map(|s| s.to_string()));
+        assert_eq!(
+            args(&[
+                "flotilla",
+                "-chdir=x",
+                "apply",
+                "-auto-approve",
+                "-var",
+                "a=-1"
+            ]),
+            [
+                "flotilla",
+                "--chdir=x",
+                "apply",
+                "--auto-approve",
+                "--var",
+                "a=-1"
+            ]
+        );
+        assert_eq!(
+            args(&["flotilla", "plan", "--out", "p", "-h", "--", "-x"]),
+            ["flotilla", "plan", "--out", "p", "-h", "--", "-x"]
+        );
+        Cli::try_parse_from(args(&[
+            "flotilla",
+            "plan",
+            "-detailed-exitcode",
+            "-refresh=false",
+            "-target=a.b",
+        ]))
+        .unwrap();
+    }
+}

@@ -7,7 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Managed resource or data source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceMode {
     /// `resource "TYPE" "NAME"`
@@ -512,9 +514,11 @@ fn module_matches(pattern: &ModuleInstance, inst: &ModuleInstance, prefix: bool)
         inst.0.len() == pattern.0.len()
     };
     len_ok
-        && pattern.0.iter().zip(&inst.0).all(|(p, i)| {
-            p.name == i.name && (p.key == InstanceKey::None || p.key == i.key)
-        })
+        && pattern
+            .0
+            .iter()
+            .zip(&inst.0)
+            .all(|(p, i)| p.name == i.name && (p.key == InstanceKey::None || p.key == i.key))
 }
 
 impl FromStr for TargetAddr {
@@ -629,7 +633,9 @@ mod tests {
         round_trip::<ResourceInstanceAddr>("builtin_data.a");
         round_trip::<ResourceInstanceAddr>("builtin_data.a[0]");
         round_trip::<ResourceInstanceAddr>("data.builtin_file.x[\"k.1\"]");
-        round_trip::<ResourceInstanceAddr>("module.net[\"eu\"].module.b[2].kube_namespace.ns[\"a\\\"b\"]");
+        round_trip::<ResourceInstanceAddr>(
+            "module.net[\"eu\"].module.b[2].kube_namespace.ns[\"a\\\"b\"]",
+        );
         round_trip::<ModuleInstance>("module.a.module.b[\"x\"]");
         round_trip::<ProviderConfigAddr>("provider.kube");
         round_trip::<ProviderConfigAddr>("provider.kube.beijing");
@@ -651,7 +657,10 @@ mod tests {
     fn target_contains() {
         let t: TargetAddr = "module.x".parse().unwrap();
         let a: ResourceInstanceAddr = "module.x[1].builtin_data.y".parse().unwrap();
-        assert!(t.contains(&a), "module.x without a key selects every instance");
+        assert!(
+            t.contains(&a),
+            "module.x without a key selects every instance"
+        );
         let t: TargetAddr = "module.x[2]".parse().unwrap();
         assert!(!t.contains(&a));
         let t: TargetAddr = "builtin_data.y".parse().unwrap();

@@ -16,5 +16,8 @@ pub mod addr;
 mod load;
 mod model;
 
-pub use load::{is_config_file, is_identifier, literal_str, load_dir, load_dir_with, parse_files, traversal_names};
+pub use load::{
+    is_config_file, is_identifier, literal_str, load_dir, load_dir_with, parse_files,
+    traversal_names,
+};
 pub use model::*;

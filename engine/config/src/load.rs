@@ -28,7 +28,14 @@ pub fn load_dir_with(
     reader: &DirReader<'_>,
 ) -> (Option<Module>, Diagnostics) {
     let mut diags = Diagnostics::new();
-    let module = load_module(dir, ModulePath::root(), sources, reader, &mut diags, &mut Vec::new());
+    let module = load_module(
+        dir,
+        ModulePath::root(),
+        sources,
+        reader,
+        &mut diags,
+        &mut Vec::new(),
+    );
     (module, diags)
 }
 
@@ -112,11 +119,10 @@ fn load_module(
             diags.push(
                 Diagnostic::error("module source not found")
                     .with_span(call.source_span.clone())
-                    .with_detail(format!(
-                        "`{}` holds no `*.hcl` files",
-                        child_dir.display()
-                    ))
-                    .with_help("check the `source` path; it is relative to the calling module's directory"),
+                    .with_detail(format!("`{}` holds no `*.hcl` files", child_dir.display()))
+                    .with_help(
+                        "check the `source` path; it is relative to the calling module's directory",
+                    ),
             );
             continue;
         }
@@ -306,7 +312,11 @@ impl Builder<'_> {
                 format!(
                     "`{kind}` blocks take {N} label{}: {kind} {}",
                     if N == 1 { "" } else { "s" },
-                    names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(" ")
+                    names
+                        .iter()
+                        .map(|n| format!("\"{n}\""))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 )
             };
             self.diags.push(
@@ -368,7 +378,11 @@ impl Builder<'_> {
         (found_attrs, found_blocks)
     }
 
-    fn duplicate_attr(&mut self, file: FileId, a: &flotilla_syntax::hcl_edit::structure::Attribute) {
+    fn duplicate_attr(
+        &mut self,
+        file: FileId,
+        a: &flotilla_syntax::hcl_edit::structure::Attribute,
+    ) {
         self.diags.push(
             Diagnostic::error("duplicate argument")
                 .with_span(span_of(file, a))
@@ -396,7 +410,9 @@ impl Builder<'_> {
                 self.diags.push(
                     Diagnostic::error("expected a literal string")
                         .with_span(attr.expr.span())
-                        .with_detail(format!("{what} must be a plain string, known before evaluation"))
+                        .with_detail(format!(
+                            "{what} must be a plain string, known before evaluation"
+                        ))
                         .with_help("write a quoted string without `${...}` interpolation"),
                 );
                 None
@@ -412,21 +428,29 @@ impl Builder<'_> {
                     Diagnostic::error("expected a literal boolean")
                         .with_span(attr.expr.span())
                         .with_detail(format!("{what} must be `true` or `false`"))
-                        .with_help("write `true` or `false` directly; expressions are not allowed here"),
+                        .with_help(
+                            "write `true` or `false` directly; expressions are not allowed here",
+                        ),
                 );
                 false
             }
         }
     }
 
-    fn check_rules(&mut self, file: FileId, blocks: &[(String, &Block)], kind: &str) -> Vec<CheckRule> {
+    fn check_rules(
+        &mut self,
+        file: FileId,
+        blocks: &[(String, &Block)],
+        kind: &str,
+    ) -> Vec<CheckRule> {
         let mut out = Vec::new();
         for (name, b) in blocks {
             if name != kind {
                 continue;
             }
             let span = header_span(file, b);
-            let (attrs, _) = self.known_body(file, &b.body, kind, &["condition", "error_message"], &[]);
+            let (attrs, _) =
+                self.known_body(file, &b.body, kind, &["condition", "error_message"], &[]);
             match (attrs.get("condition"), attrs.get("error_message")) {
                 (Some(c), Some(m)) => out.push(CheckRule {
                     condition: c.expr.clone(),
@@ -451,9 +475,15 @@ impl Builder<'_> {
             &["type", "default", "description", "sensitive", "nullable"],
             &["validation"],
         );
-        let description = attrs.get("description").and_then(|a| self.literal_string(a, "description"));
-        let sensitive = attrs.get("sensitive").is_some_and(|a| self.literal_bool(a, "sensitive"));
-        let nullable = attrs.get("nullable").is_none_or(|a| self.literal_bool(a, "nullable"));
+        let description = attrs
+            .get("description")
+            .and_then(|a| self.literal_string(a, "description"));
+        let sensitive = attrs
+            .get("sensitive")
+            .is_some_and(|a| self.literal_bool(a, "sensitive"));
+        let nullable = attrs
+            .get("nullable")
+            .is_none_or(|a| self.literal_bool(a, "nullable"));
         let validations = self.check_rules(file, &blocks, "validation");
         let var = Variable {
             name: name.clone(),
@@ -524,9 +554,16 @@ impl Builder<'_> {
         let output = Output {
             name: name.clone(),
             value: value.expr.clone(),
-            description: attrs.get("description").and_then(|a| self.literal_string(a, "description")),
-            sensitive: attrs.get("sensitive").is_some_and(|a| self.literal_bool(a, "sensitive")),
-            depends_on: attrs.get("depends_on").map(|a| self.list_items(a)).unwrap_or_default(),
+            description: attrs
+                .get("description")
+                .and_then(|a| self.literal_string(a, "description")),
+            sensitive: attrs
+                .get("sensitive")
+                .is_some_and(|a| self.literal_bool(a, "sensitive")),
+            depends_on: attrs
+                .get("depends_on")
+                .map(|a| self.list_items(a))
+                .unwrap_or_default(),
             preconditions: self.check_rules(file, &blocks, "precondition"),
             span: span.clone(),
         };
@@ -659,11 +696,7 @@ impl Builder<'_> {
                     .with_help("remove one of them; `for_each` gives instances stable keys"),
             );
         }
-        let addr = ResourceAddr {
-            mode,
-            type_,
-            name,
-        };
+        let addr = ResourceAddr { mode, type_, name };
         let res = Resource {
             addr: addr.clone(),
             count,
@@ -680,7 +713,9 @@ impl Builder<'_> {
                     .with_span(span)
                     .with_detail(format!("`{addr}` is declared more than once"))
                     .with_related(prev.span, "first declared here")
-                    .with_help("every resource needs a unique TYPE and NAME within its module; rename one"),
+                    .with_help(
+                        "every resource needs a unique TYPE and NAME within its module; rename one",
+                    ),
             );
         }
     }
@@ -696,8 +731,13 @@ impl Builder<'_> {
         } else {
             &[]
         };
-        let (attrs, blocks) =
-            self.known_body(file, &block.body, "lifecycle", allowed, &["precondition", "postcondition"]);
+        let (attrs, blocks) = self.known_body(
+            file,
+            &block.body,
+            "lifecycle",
+            allowed,
+            &["precondition", "postcondition"],
+        );
         let mut lc = Lifecycle {
             create_before_destroy: attrs
                 .get("create_before_destroy")
@@ -748,7 +788,9 @@ impl Builder<'_> {
                     let attr = attr_of(file, a);
                     match attr.name.as_str() {
                         "source" => {
-                            source = self.literal_string(&attr, "source").map(|s| (s, attr.expr.span()))
+                            source = self
+                                .literal_string(&attr, "source")
+                                .map(|s| (s, attr.expr.span()))
                         }
                         "version" => version = self.literal_string(&attr, "version"),
                         "count" => count = Some(attr.expr),
@@ -761,7 +803,10 @@ impl Builder<'_> {
                 Structure::Block(b) => self.diags.push(
                     Diagnostic::error("unexpected block")
                         .with_span(header_span(file, b))
-                        .with_detail(format!("`{}` blocks are not allowed in a module call", b.ident.as_str()))
+                        .with_detail(format!(
+                            "`{}` blocks are not allowed in a module call",
+                            b.ident.as_str()
+                        ))
                         .with_help("pass values to a module as arguments: `name = value`"),
                 ),
             }
@@ -847,8 +892,13 @@ impl Builder<'_> {
     }
 
     fn settings(&mut self, file: FileId, block: &Block) {
-        let (attrs, blocks) =
-            self.known_body(file, &block.body, "flotilla", &["required_version"], &["backend"]);
+        let (attrs, blocks) = self.known_body(
+            file,
+            &block.body,
+            "flotilla",
+            &["required_version"],
+            &["backend"],
+        );
         if let Some(a) = attrs.get("required_version") {
             if let Some(v) = self.literal_string(a, "required_version") {
                 self.module.settings.required_version = Some((v, a.expr.span()));

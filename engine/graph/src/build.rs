@@ -48,7 +48,12 @@ fn resource_exprs(r: &Resource) -> Vec<&Expr> {
     out.extend(r.for_each.iter());
     out.extend(r.depends_on.iter());
     out.extend(r.lifecycle.replace_triggered_by.iter());
-    for c in r.lifecycle.preconditions.iter().chain(&r.lifecycle.postconditions) {
+    for c in r
+        .lifecycle
+        .preconditions
+        .iter()
+        .chain(&r.lifecycle.postconditions)
+    {
         out.push(&c.condition);
         out.push(&c.error_message);
     }
@@ -59,7 +64,10 @@ impl Builder<'_> {
     fn add_nodes(&mut self) {
         for m in self.root.all_modules() {
             let path = &m.path;
-            let node = |kind| Node { module: path.clone(), kind };
+            let node = |kind| Node {
+                module: path.clone(),
+                kind,
+            };
             for name in m.variables.keys() {
                 self.graph.add(node(NodeKind::Variable(name.clone())));
             }
@@ -76,7 +84,11 @@ impl Builder<'_> {
                 self.graph.add(node(NodeKind::ModuleCall(name.clone())));
             }
             for (name, alias) in m.providers.keys() {
-                let addr = ProviderConfigAddr { module: path.clone(), name: name.clone(), alias: alias.clone() };
+                let addr = ProviderConfigAddr {
+                    module: path.clone(),
+                    name: name.clone(),
+                    alias: alias.clone(),
+                };
                 self.graph.add(node(NodeKind::Provider(addr)));
             }
         }
@@ -96,11 +108,17 @@ impl Builder<'_> {
     }
 
     fn resolve(&mut self, m: &Module, subject: &Subject, span: &Span) -> Vec<NodeIndex> {
-        let node = |kind| Node { module: m.path.clone(), kind };
+        let node = |kind| Node {
+            module: m.path.clone(),
+            kind,
+        };
         let undeclared = |what: &str, name: &str, known: Vec<&str>, help: String| {
             let mut d = Diagnostic::error(format!("reference to undeclared {what}"))
                 .with_span(span.clone())
-                .with_detail(format!("no {what} named `{name}` is declared in {}", module_name(&m.path)));
+                .with_detail(format!(
+                    "no {what} named `{name}` is declared in {}",
+                    module_name(&m.path)
+                ));
             d = match did_you_mean(name, known) {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                 None => d.with_help(help),
@@ -111,7 +129,12 @@ impl Builder<'_> {
             Subject::Var(n) => match self.graph.find(&node(NodeKind::Variable(n.clone()))) {
                 Some(i) => vec![i],
                 None => {
-                    let d = undeclared("input variable", n, m.variables.keys().map(String::as_str).collect(), format!("declare it with `variable \"{n}\" {{}}`"));
+                    let d = undeclared(
+                        "input variable",
+                        n,
+                        m.variables.keys().map(String::as_str).collect(),
+                        format!("declare it with `variable \"{n}\" {{}}`"),
+                    );
                     self.diags.push(d);
                     vec![]
                 }
@@ -119,29 +142,61 @@ impl Builder<'_> {
             Subject::Local(n) => match self.graph.find(&node(NodeKind::Local(n.clone()))) {
                 Some(i) => vec![i],
                 None => {
-                    let d = undeclared("local value", n, m.locals.keys().map(String::as_str).collect(), format!("declare it in a `locals {{ {n} = ... }}` block"));
+                    let d = undeclared(
+                        "local value",
+                        n,
+                        m.locals.keys().map(String::as_str).collect(),
+                        format!("declare it in a `locals {{ {n} = ... }}` block"),
+                    );
                     self.diags.push(d);
                     vec![]
                 }
             },
-            Subject::Resource(addr) => match self.graph.find(&node(NodeKind::Resource(addr.clone()))) {
-                Some(i) => vec![i],
-                None => {
-                    let names: Vec<String> = m.resources.keys().map(|a| a.to_string()).collect();
-                    let shown = addr.to_string();
-                    let what = if addr.mode == flotilla_config::addr::ResourceMode::Data { "data source" } else { "resource" };
-                    let d = undeclared(what, &shown, names.iter().map(String::as_str).collect(), format!("declare a `{}` block, or check the spelling", if what == "resource" { format!("resource \"{}\" \"{}\"", addr.type_, addr.name) } else { format!("data \"{}\" \"{}\"", addr.type_, addr.name) }));
-                    self.diags.push(d);
-                    vec![]
+            Subject::Resource(addr) => {
+                match self.graph.find(&node(NodeKind::Resource(addr.clone()))) {
+                    Some(i) => vec![i],
+                    None => {
+                        let names: Vec<String> =
+                            m.resources.keys().map(|a| a.to_string()).collect();
+                        let shown = addr.to_string();
+                        let what = if addr.mode == flotilla_config::addr::ResourceMode::Data {
+                            "data source"
+                        } else {
+                            "resource"
+                        };
+                        let d = undeclared(
+                            what,
+                            &shown,
+                            names.iter().map(String::as_str).collect(),
+                            format!(
+                                "declare a `{}` block, or check the spelling",
+                                if what == "resource" {
+                                    format!("resource \"{}\" \"{}\"", addr.type_, addr.name)
+                                } else {
+                                    format!("data \"{}\" \"{}\"", addr.type_, addr.name)
+                                }
+                            ),
+                        );
+                        self.diags.push(d);
+                        vec![]
+                    }
                 }
-            },
+            }
             Subject::Module { call, output } => {
-                let Some(call_node) = self.graph.find(&node(NodeKind::ModuleCall(call.clone()))) else {
-                    let d = undeclared("module call", call, m.module_calls.keys().map(String::as_str).collect(), format!("declare it with `module \"{call}\" {{ source = ... }}`"));
+                let Some(call_node) = self.graph.find(&node(NodeKind::ModuleCall(call.clone())))
+                else {
+                    let d = undeclared(
+                        "module call",
+                        call,
+                        m.module_calls.keys().map(String::as_str).collect(),
+                        format!("declare it with `module \"{call}\" {{ source = ... }}`"),
+                    );
                     self.diags.push(d);
                     return vec![];
                 };
-                let Some(child) = m.children.get(call) else { return vec![call_node] };
+                let Some(child) = m.children.get(call) else {
+                    return vec![call_node];
+                };
                 let outputs: Vec<String> = match output {
                     Some(o) if child.outputs.contains_key(o) => vec![o.clone()],
                     Some(o) => {
@@ -150,7 +205,10 @@ impl Builder<'_> {
                             .with_detail(format!("module `{call}` has no output named `{o}`"));
                         d = match did_you_mean(o, child.outputs.keys().map(String::as_str)) {
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                            None => d.with_help(format!("declare `output \"{o}\"` in {}", child.dir.display())),
+                            None => d.with_help(format!(
+                                "declare `output \"{o}\"` in {}",
+                                child.dir.display()
+                            )),
                         };
                         self.diags.push(d);
                         return vec![call_node];
@@ -159,17 +217,31 @@ impl Builder<'_> {
                 };
                 let mut out = vec![call_node];
                 for o in outputs {
-                    out.extend(self.graph.find(&Node { module: child.path.clone(), kind: NodeKind::Output(o) }));
+                    out.extend(self.graph.find(&Node {
+                        module: child.path.clone(),
+                        kind: NodeKind::Output(o),
+                    }));
                 }
                 out
             }
-            Subject::CountIndex | Subject::EachKey | Subject::EachValue | Subject::Path(_) | Subject::SelfRef | Subject::Flotilla(_) => vec![],
+            Subject::CountIndex
+            | Subject::EachKey
+            | Subject::EachValue
+            | Subject::Path(_)
+            | Subject::SelfRef
+            | Subject::Flotilla(_) => vec![],
         }
     }
 
     fn add_reference_edges(&mut self) {
         for m in self.root.all_modules() {
-            let at = |g: &Graph, kind| g.find(&Node { module: m.path.clone(), kind }).expect("node added in add_nodes");
+            let at = |g: &Graph, kind| {
+                g.find(&Node {
+                    module: m.path.clone(),
+                    kind,
+                })
+                .expect("node added in add_nodes")
+            };
             for (name, v) in &m.variables {
                 let i = at(&self.graph, NodeKind::Variable(name.clone()));
                 let exprs: Vec<&Expr> = v.default.iter().collect();
@@ -202,15 +274,28 @@ impl Builder<'_> {
                 // Arguments are evaluated in this module and feed the child's variables.
                 if let Some(child) = m.children.get(name) {
                     for arg in &c.args {
-                        match self.graph.find(&Node { module: child.path.clone(), kind: NodeKind::Variable(arg.name.clone()) }) {
+                        match self.graph.find(&Node {
+                            module: child.path.clone(),
+                            kind: NodeKind::Variable(arg.name.clone()),
+                        }) {
                             Some(v) => self.refs_to(m, v, &[&arg.expr]),
                             None => {
                                 let mut d = Diagnostic::error("unsupported argument")
                                     .with_span(arg.span.clone())
-                                    .with_detail(format!("module `{name}` declares no variable named `{}`", arg.name));
-                                d = match did_you_mean(&arg.name, child.variables.keys().map(String::as_str)) {
+                                    .with_detail(format!(
+                                        "module `{name}` declares no variable named `{}`",
+                                        arg.name
+                                    ));
+                                d = match did_you_mean(
+                                    &arg.name,
+                                    child.variables.keys().map(String::as_str),
+                                ) {
                                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                                    None => d.with_help(format!("declare `variable \"{}\"` in {}", arg.name, child.dir.display())),
+                                    None => d.with_help(format!(
+                                        "declare `variable \"{}\"` in {}",
+                                        arg.name,
+                                        child.dir.display()
+                                    )),
                                 };
                                 self.diags.push(d);
                             }
@@ -221,8 +306,13 @@ impl Builder<'_> {
                             self.diags.push(
                                 Diagnostic::error("missing required argument")
                                     .with_span(c.span.clone())
-                                    .with_detail(format!("module `{name}` needs a value for its variable `{vname}`"))
-                                    .with_related(var.span.clone(), "declared here without a default")
+                                    .with_detail(format!(
+                                        "module `{name}` needs a value for its variable `{vname}`"
+                                    ))
+                                    .with_related(
+                                        var.span.clone(),
+                                        "declared here without a default",
+                                    )
                                     .with_help(format!("add `{vname} = ...` to the module block")),
                             );
                         }
@@ -230,7 +320,11 @@ impl Builder<'_> {
                 }
             }
             for ((pname, alias), p) in &m.providers {
-                let addr = ProviderConfigAddr { module: m.path.clone(), name: pname.clone(), alias: alias.clone() };
+                let addr = ProviderConfigAddr {
+                    module: m.path.clone(),
+                    name: pname.clone(),
+                    alias: alias.clone(),
+                };
                 let i = at(&self.graph, NodeKind::Provider(addr));
                 self.refs_to(m, i, &body_exprs(&p.body));
             }
@@ -243,15 +337,21 @@ impl Builder<'_> {
             for reference in references(expr).0 {
                 let problem = match reference.subject {
                     Subject::CountIndex if r.count.is_none() => Some(("`count.index`", "count")),
-                    Subject::EachKey | Subject::EachValue if r.for_each.is_none() => Some(("`each`", "for_each")),
+                    Subject::EachKey | Subject::EachValue if r.for_each.is_none() => {
+                        Some(("`each`", "for_each"))
+                    }
                     _ => None,
                 };
                 if let Some((what, meta)) = problem {
                     self.diags.push(
-                        Diagnostic::error(format!("reference to {what} outside a `{meta}` resource"))
-                            .with_span(reference.span)
-                            .with_detail(format!("`{}` does not set `{meta}`", r.addr))
-                            .with_help(format!("set `{meta}` on the resource, or remove the reference")),
+                        Diagnostic::error(format!(
+                            "reference to {what} outside a `{meta}` resource"
+                        ))
+                        .with_span(reference.span)
+                        .with_detail(format!("`{}` does not set `{meta}`", r.addr))
+                        .with_help(format!(
+                            "set `{meta}` on the resource, or remove the reference"
+                        )),
                     );
                 }
             }
@@ -261,11 +361,20 @@ impl Builder<'_> {
     fn add_module_edges(&mut self) {
         let mut by_module: HashMap<ModulePath, Vec<NodeIndex>> = HashMap::new();
         for i in self.graph.inner.node_indices() {
-            by_module.entry(self.graph.inner[i].module.clone()).or_default().push(i);
+            by_module
+                .entry(self.graph.inner[i].module.clone())
+                .or_default()
+                .push(i);
         }
         for m in self.root.all_modules() {
             for name in m.module_calls.keys() {
-                let call = self.graph.find(&Node { module: m.path.clone(), kind: NodeKind::ModuleCall(name.clone()) }).expect("call node");
+                let call = self
+                    .graph
+                    .find(&Node {
+                        module: m.path.clone(),
+                        kind: NodeKind::ModuleCall(name.clone()),
+                    })
+                    .expect("call node");
                 for &i in by_module.get(&m.path.child(name)).into_iter().flatten() {
                     self.graph.edge(call, i, None);
                 }
@@ -276,10 +385,19 @@ impl Builder<'_> {
     fn add_provider_edges(&mut self) {
         for m in self.root.all_modules() {
             for (addr, r) in &m.resources {
-                let to = self.graph.find(&Node { module: m.path.clone(), kind: NodeKind::Resource(addr.clone()) }).expect("resource node");
+                let to = self
+                    .graph
+                    .find(&Node {
+                        module: m.path.clone(),
+                        kind: NodeKind::Resource(addr.clone()),
+                    })
+                    .expect("resource node");
                 match resolve_provider(self.root, &m.path, r) {
                     Ok(p) => {
-                        let node = Node { module: p.module.clone(), kind: NodeKind::Provider(p) };
+                        let node = Node {
+                            module: p.module.clone(),
+                            kind: NodeKind::Provider(p),
+                        };
                         let from = self.graph.add(node);
                         self.graph.edge(from, to, None);
                     }
@@ -295,14 +413,21 @@ impl Builder<'_> {
             Err(_) => {
                 let cycle = find_cycle(&self.graph.inner).unwrap_or_default();
                 // `cycle` follows dependency edges (a is needed by b); report it as "refers to".
-                let names: Vec<String> = cycle.iter().rev().map(|&i| self.graph.inner[i].to_string()).collect();
+                let names: Vec<String> = cycle
+                    .iter()
+                    .rev()
+                    .map(|&i| self.graph.inner[i].to_string())
+                    .collect();
                 let mut d = Diagnostic::error("dependency cycle")
                     .with_detail(format!("these objects refer to each other in a loop: {}", names.join(" -> ")))
                     .with_help("break the loop by removing one of the references, or move the shared value into a variable or local that depends on neither");
                 for pair in cycle.windows(2) {
                     if let Some(e) = self.graph.inner.find_edge(pair[0], pair[1]) {
                         if let Some(span) = &self.graph.inner[e] {
-                            let label = format!("`{}` refers to `{}` here", self.graph.inner[pair[1]], self.graph.inner[pair[0]]);
+                            let label = format!(
+                                "`{}` refers to `{}` here",
+                                self.graph.inner[pair[1]], self.graph.inner[pair[0]]
+                            );
                             if d.span.is_none() {
                                 d = d.with_span(span.clone()).with_label(label);
                             } else {
@@ -318,12 +443,20 @@ impl Builder<'_> {
 }
 
 fn module_name(path: &ModulePath) -> String {
-    if path.is_root() { "the root module".into() } else { format!("`{path}`") }
+    if path.is_root() {
+        "the root module".into()
+    } else {
+        format!("`{path}`")
+    }
 }
 
 /// The provider configuration a resource uses: its `provider` argument or its type's prefix,
 /// looked up in its module, then through `providers` maps and inherited from the parents.
-pub fn resolve_provider(root: &Module, module: &ModulePath, r: &Resource) -> Result<ProviderConfigAddr, Diagnostic> {
+pub fn resolve_provider(
+    root: &Module,
+    module: &ModulePath,
+    r: &Resource,
+) -> Result<ProviderConfigAddr, Diagnostic> {
     let (mut name, mut alias, span) = match &r.provider {
         Some(ProviderRef { name, alias, span }) => (name.clone(), alias.clone(), span.clone()),
         None => (r.addr.implied_provider().to_string(), None, r.span.clone()),
@@ -332,11 +465,18 @@ pub fn resolve_provider(root: &Module, module: &ModulePath, r: &Resource) -> Res
     loop {
         let m = root.descendant(&path).expect("module path exists");
         if m.providers.contains_key(&(name.clone(), alias.clone())) {
-            return Ok(ProviderConfigAddr { module: path, name, alias });
+            return Ok(ProviderConfigAddr {
+                module: path,
+                name,
+                alias,
+            });
         }
         let Some(parent) = path.parent() else { break };
         let call_name = path.0.last().expect("non-root path").clone();
-        let call = &root.descendant(&parent).expect("parent exists").module_calls[&call_name];
+        let call = &root
+            .descendant(&parent)
+            .expect("parent exists")
+            .module_calls[&call_name];
         if alias.is_none() {
             if let Some((_, mapped)) = call.providers.iter().find(|(k, _)| *k == name) {
                 name = mapped.name.clone();
@@ -349,8 +489,12 @@ pub fn resolve_provider(root: &Module, module: &ModulePath, r: &Resource) -> Res
         None => Ok(ProviderConfigAddr::root(name)),
         Some(a) => Err(Diagnostic::error("provider configuration not found")
             .with_span(span)
-            .with_detail(format!("no `provider \"{name}\"` block has `alias = \"{a}\"`"))
-            .with_help(format!("add `provider \"{name}\" {{ alias = \"{a}\" ... }}` to the root module"))),
+            .with_detail(format!(
+                "no `provider \"{name}\"` block has `alias = \"{a}\"`"
+            ))
+            .with_help(format!(
+                "add `provider \"{name}\" {{ alias = \"{a}\" ... }}` to the root module"
+            ))),
     }
 }
 
@@ -447,7 +591,15 @@ resource "builtin_data" "c" { input = builtin_data.b.output }
         assert_eq!(d.len(), 1);
         let cycle = &d.0[0];
         assert_eq!(cycle.summary, "dependency cycle");
-        assert!(cycle.detail.as_ref().unwrap().contains("builtin_data.a -> builtin_data.c -> builtin_data.b -> builtin_data.a"), "{:?}", cycle.detail);
+        assert!(
+            cycle
+                .detail
+                .as_ref()
+                .unwrap()
+                .contains("builtin_data.a -> builtin_data.c -> builtin_data.b -> builtin_data.a"),
+            "{:?}",
+            cycle.detail
+        );
         assert!(cycle.span.is_some());
         assert_eq!(cycle.related.len(), 2);
     }
@@ -464,19 +616,33 @@ resource "builtin_data" "b" { input = builtin_data.aa.output }
         )]);
         let (_, d) = build(&m);
         let helps: Vec<_> = d.iter().map(|d| d.help.clone().unwrap()).collect();
-        assert_eq!(helps, ["did you mean `region`?", "did you mean `builtin_data.a`?"]);
+        assert_eq!(
+            helps,
+            ["did you mean `region`?", "did you mean `builtin_data.a`?"]
+        );
     }
 
     #[test]
     fn module_internals_follow_the_call() {
         let m = load(&[
-            ("main.hcl", "module \"m\" {\n  source = \"./m\"\n  x = 1\n}\noutput \"o\" { value = module.m.y }\n"),
-            ("m/main.hcl", "variable \"x\" {}\nresource \"builtin_data\" \"r\" { input = var.x }\noutput \"y\" { value = builtin_data.r.output }\n"),
+            (
+                "main.hcl",
+                "module \"m\" {\n  source = \"./m\"\n  x = 1\n}\noutput \"o\" { value = module.m.y }\n",
+            ),
+            (
+                "m/main.hcl",
+                "variable \"x\" {}\nresource \"builtin_data\" \"r\" { input = var.x }\noutput \"y\" { value = builtin_data.r.output }\n",
+            ),
         ]);
         let (g, d) = build(&m);
         assert!(d.is_empty(), "{d:?}");
         let names: Vec<String> = g.order.iter().map(|&i| g.node(i).to_string()).collect();
-        let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} in {names:?}"));
+        let pos = |n: &str| {
+            names
+                .iter()
+                .position(|x| x == n)
+                .unwrap_or_else(|| panic!("{n} in {names:?}"))
+        };
         assert!(pos("module.m") < pos("module.m.var.x"));
         assert!(pos("module.m.builtin_data.r") < pos("module.m.output.y"));
         assert!(pos("module.m.output.y") < pos("output.o"));
@@ -486,7 +652,10 @@ resource "builtin_data" "b" { input = builtin_data.aa.output }
     fn deep_chains_do_not_overflow() {
         let mut text = String::from("resource \"builtin_data\" \"r0\" { input = 0 }\n");
         for i in 1..20_000 {
-            text.push_str(&format!("resource \"builtin_data\" \"r{i}\" {{ input = builtin_data.r{}.output }}\n", i - 1));
+            text.push_str(&format!(
+                "resource \"builtin_data\" \"r{i}\" {{ input = builtin_data.r{}.output }}\n",
+                i - 1
+            ));
         }
         text.push_str("resource \"builtin_data\" \"loop\" { input = builtin_data.loop2.output }\nresource \"builtin_data\" \"loop2\" { input = builtin_data.loop.output }\n");
         let m = load(&[("main.hcl", &text)]);

@@ -18,7 +18,13 @@ fn shown(g: &Graph, include_all: bool) -> Vec<petgraph::graph::NodeIndex> {
         .order
         .iter()
         .copied()
-        .filter(|&i| include_all || matches!(g.node(i).kind, NodeKind::Resource(_) | NodeKind::ModuleCall(_)))
+        .filter(|&i| {
+            include_all
+                || matches!(
+                    g.node(i).kind,
+                    NodeKind::Resource(_) | NodeKind::ModuleCall(_)
+                )
+        })
         .collect();
     nodes.sort_by_key(|&i| g.node(i).to_string());
     nodes
@@ -62,7 +68,13 @@ pub fn render(g: &Graph, format: Format, include_all: bool) -> String {
         }
         Format::Mermaid => {
             out.push_str("flowchart LR\n");
-            let id = |n: &str| names.iter().position(|x| x == n).map(|i| format!("n{i}")).unwrap_or_default();
+            let id = |n: &str| {
+                names
+                    .iter()
+                    .position(|x| x == n)
+                    .map(|i| format!("n{i}"))
+                    .unwrap_or_default()
+            };
             for (i, n) in names.iter().enumerate() {
                 writeln!(out, "  n{i}[\"{}\"]", n.replace('"', "#quot;")).unwrap();
             }

@@ -112,16 +112,21 @@ impl Graph {
 
     /// The nodes this node needs.
     pub fn dependencies(&self, id: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
-        self.inner.neighbors_directed(id, petgraph::Direction::Incoming)
+        self.inner
+            .neighbors_directed(id, petgraph::Direction::Incoming)
     }
 
     /// The nodes that need this node.
     pub fn dependents(&self, id: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
-        self.inner.neighbors_directed(id, petgraph::Direction::Outgoing)
+        self.inner
+            .neighbors_directed(id, petgraph::Direction::Outgoing)
     }
 
     /// Every node `roots` need, directly or not, plus the roots themselves.
-    pub fn closure(&self, roots: impl IntoIterator<Item = NodeIndex>) -> std::collections::HashSet<NodeIndex> {
+    pub fn closure(
+        &self,
+        roots: impl IntoIterator<Item = NodeIndex>,
+    ) -> std::collections::HashSet<NodeIndex> {
         let mut seen = std::collections::HashSet::new();
         let mut stack: Vec<NodeIndex> = roots.into_iter().collect();
         while let Some(n) = stack.pop() {

@@ -57,18 +57,36 @@ where
             let Some(n) = ready.pop_front() else { break };
             if poisoned.contains(&n) {
                 outcome.skipped.push(n);
-                finish(graph, n, false, &included, &mut pending, &mut ready, &mut poisoned);
+                finish(
+                    graph,
+                    n,
+                    false,
+                    &included,
+                    &mut pending,
+                    &mut ready,
+                    &mut poisoned,
+                );
                 continue;
             }
             let fut = visit(n);
             running.spawn(async move { (n, fut.await) });
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let (n, ok) = joined.expect("graph visits do not panic");
         if !ok {
             outcome.failed.push(n);
         }
-        finish(graph, n, ok, &included, &mut pending, &mut ready, &mut poisoned);
+        finish(
+            graph,
+            n,
+            ok,
+            &included,
+            &mut pending,
+            &mut ready,
+            &mut poisoned,
+        );
     }
     if stop.load(Ordering::SeqCst) {
         outcome.not_started.extend(ready);

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use flotilla_config::Expr;
+use flotilla_syntax::hcl_edit::Decorated;
 use flotilla_syntax::hcl_edit::expr::{
     BinaryOperator, Expression, ForExpr, FuncCall, ObjectKey, TraversalOperator, UnaryOperator,
 };
 use flotilla_syntax::hcl_edit::template::{Directive, Element, Strip, Template};
-use flotilla_syntax::hcl_edit::Decorated;
 use flotilla_syntax::{Diagnostic, FileId, Span, did_you_mean};
 
 use crate::functions::{self, FnCtx};
@@ -91,7 +91,12 @@ impl<'a> Evaluator<'a> {
         Span::new(self.file, node.span().unwrap_or(0..0))
     }
 
-    fn err(&self, node: &impl flotilla_syntax::hcl_edit::Span, summary: &str, detail: impl Into<String>) -> Diagnostic {
+    fn err(
+        &self,
+        node: &impl flotilla_syntax::hcl_edit::Span,
+        summary: &str,
+        detail: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::error(summary)
             .with_span(self.span(node))
             .with_detail(detail)
@@ -131,7 +136,14 @@ impl<'a> Evaluator<'a> {
                                     continue;
                                 }
                                 other => {
-                                    return Err(self.err(ke, "invalid object key", format!("object keys must be strings, got {}", other.type_name())));
+                                    return Err(self.err(
+                                        ke,
+                                        "invalid object key",
+                                        format!(
+                                            "object keys must be strings, got {}",
+                                            other.type_name()
+                                        ),
+                                    ));
                                 }
                             }
                         }
@@ -139,7 +151,11 @@ impl<'a> Evaluator<'a> {
                     let value = self.eval(v.expr())?;
                     out.insert(key, value);
                 }
-                let v = if unknown { Value::Unknown } else { Value::Map(out) };
+                let v = if unknown {
+                    Value::Unknown
+                } else {
+                    Value::Map(out)
+                };
                 Ok(if sensitive { v.sensitive() } else { v })
             }
             Expression::StringTemplate(t) => {
@@ -156,7 +172,8 @@ impl<'a> Evaluator<'a> {
                 Expression::Variable(v) => self.variable(v.as_str(), &t.operators, e),
                 root => {
                     let base = self.eval(root)?;
-                    self.traverse(Cow::Owned(base), &t.operators).map(Cow::into_owned)
+                    self.traverse(Cow::Owned(base), &t.operators)
+                        .map(Cow::into_owned)
                 }
             },
             Expression::Conditional(c) => {
@@ -177,7 +194,11 @@ impl<'a> Evaluator<'a> {
                             .with_help("make sure the condition is always true or false, e.g. `var.x != null`"));
                     }
                     other => {
-                        return Err(self.err(&c.cond_expr, "incorrect condition type", format!("a bool is required, got {}", other.type_name())));
+                        return Err(self.err(
+                            &c.cond_expr,
+                            "incorrect condition type",
+                            format!("a bool is required, got {}", other.type_name()),
+                        ));
                     }
                 };
                 Ok(if sensitive { out.sensitive() } else { out })
@@ -294,9 +315,17 @@ impl<'a> Evaluator<'a> {
         match v {
             Value::Number(n) => Ok(n),
             Value::String(ref s) => s.trim().parse().map_err(|_| {
-                self.err(node, "invalid operand", format!("a number is required, got the string {s:?}"))
+                self.err(
+                    node,
+                    "invalid operand",
+                    format!("a number is required, got the string {s:?}"),
+                )
             }),
-            other => Err(self.err(node, "invalid operand", format!("a number is required, got {}", other.type_name()))),
+            other => Err(self.err(
+                node,
+                "invalid operand",
+                format!("a number is required, got {}", other.type_name()),
+            )),
         }
     }
 
@@ -305,11 +334,21 @@ impl<'a> Evaluator<'a> {
             Value::Bool(b) => Ok(b),
             Value::String(ref s) if s == "true" => Ok(true),
             Value::String(ref s) if s == "false" => Ok(false),
-            other => Err(self.err(node, "invalid operand", format!("a bool is required, got {}", other.type_name()))),
+            other => Err(self.err(
+                node,
+                "invalid operand",
+                format!("a bool is required, got {}", other.type_name()),
+            )),
         }
     }
 
-    fn binary(&mut self, op: &BinaryOperator, lhs: &Expression, rhs: &Expression, whole: &Expression) -> EvalResult {
+    fn binary(
+        &mut self,
+        op: &BinaryOperator,
+        lhs: &Expression,
+        rhs: &Expression,
+        whole: &Expression,
+    ) -> EvalResult {
         let (l, ls) = self.eval(lhs)?.unmark();
         let (r, rs) = self.eval(rhs)?.unmark();
         let sensitive = ls || rs;
@@ -326,7 +365,11 @@ impl<'a> Evaluator<'a> {
             BinaryOperator::And | BinaryOperator::Or => {
                 let a = self.boolean(lhs, l)?;
                 let b = self.boolean(rhs, r)?;
-                Value::Bool(if *op == BinaryOperator::And { a && b } else { a || b })
+                Value::Bool(if *op == BinaryOperator::And {
+                    a && b
+                } else {
+                    a || b
+                })
             }
             _ => {
                 let a = self.number(lhs, l)?;
@@ -336,7 +379,11 @@ impl<'a> Evaluator<'a> {
                     BinaryOperator::Minus => Value::Number(a - b),
                     BinaryOperator::Mul => Value::Number(a * b),
                     BinaryOperator::Div | BinaryOperator::Mod if b == 0.0 => {
-                        return Err(self.err(whole, "division by zero", "the right-hand operand is zero"));
+                        return Err(self.err(
+                            whole,
+                            "division by zero",
+                            "the right-hand operand is zero",
+                        ));
                     }
                     BinaryOperator::Div => Value::Number(a / b),
                     BinaryOperator::Mod => Value::Number(a % b),
@@ -363,11 +410,25 @@ impl<'a> Evaluator<'a> {
             Value::Set(items) => items.into_iter().map(|v| (v.clone(), v)).collect(),
             Value::Map(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
             Value::Null => {
-                return Err(self.err(&f.intro.collection_expr, "iteration over null value", "a `for` expression needs a list, set, map or object")
-                    .with_help("use `coalesce(x, [])` or a conditional to handle a null collection"));
+                return Err(self
+                    .err(
+                        &f.intro.collection_expr,
+                        "iteration over null value",
+                        "a `for` expression needs a list, set, map or object",
+                    )
+                    .with_help(
+                        "use `coalesce(x, [])` or a conditional to handle a null collection",
+                    ));
             }
             other => {
-                return Err(self.err(&f.intro.collection_expr, "iteration over non-iterable value", format!("a `for` expression needs a list, set, map or object, got {}", other.type_name())));
+                return Err(self.err(
+                    &f.intro.collection_expr,
+                    "iteration over non-iterable value",
+                    format!(
+                        "a `for` expression needs a list, set, map or object, got {}",
+                        other.type_name()
+                    ),
+                ));
             }
         };
         let n = self.bindings.len();
@@ -380,7 +441,8 @@ impl<'a> Evaluator<'a> {
                 if let Some(kv) = &f.intro.key_var {
                     self.bindings.push((kv.as_str().to_string(), k));
                 }
-                self.bindings.push((f.intro.value_var.as_str().to_string(), v));
+                self.bindings
+                    .push((f.intro.value_var.as_str().to_string(), v));
                 if let Some(c) = &f.cond {
                     match self.eval(&c.expr)?.unmark().0 {
                         Value::Bool(true) => {}
@@ -390,7 +452,11 @@ impl<'a> Evaluator<'a> {
                             continue;
                         }
                         other => {
-                            return Err(self.err(&c.expr, "invalid `for` condition", format!("a bool is required, got {}", other.type_name())));
+                            return Err(self.err(
+                                &c.expr,
+                                "invalid `for` condition",
+                                format!("a bool is required, got {}", other.type_name()),
+                            ));
                         }
                     }
                 }
@@ -407,7 +473,11 @@ impl<'a> Evaluator<'a> {
                                 continue;
                             }
                             other => {
-                                return Err(self.err(ke, "invalid object key", format!("keys must be strings, got {}", other.type_name())));
+                                return Err(self.err(
+                                    ke,
+                                    "invalid object key",
+                                    format!("keys must be strings, got {}", other.type_name()),
+                                ));
                             }
                         };
                         if f.grouping {
@@ -416,8 +486,15 @@ impl<'a> Evaluator<'a> {
                                 _ => unreachable!("grouping entries are lists"),
                             }
                         } else if map.contains_key(&key) {
-                            return Err(self.err(ke, "duplicate object key", format!("two elements produce the key {key:?}"))
-                                .with_help("use `...` after the value expression to group values by key"));
+                            return Err(self
+                                .err(
+                                    ke,
+                                    "duplicate object key",
+                                    format!("two elements produce the key {key:?}"),
+                                )
+                                .with_help(
+                                    "use `...` after the value expression to group values by key",
+                                ));
                         } else {
                             map.insert(key, value);
                         }
@@ -441,14 +518,31 @@ impl<'a> Evaluator<'a> {
     fn call(&mut self, call: &FuncCall) -> EvalResult {
         let name = call.name.name.as_str();
         if !call.name.namespace.is_empty() {
-            return Err(self.err(call, "unknown function", format!("`{}::{name}` is not a function flotilla knows", call.name.namespace.iter().map(|n| n.as_str()).collect::<Vec<_>>().join("::")))
+            return Err(self
+                .err(
+                    call,
+                    "unknown function",
+                    format!(
+                        "`{}::{name}` is not a function flotilla knows",
+                        call.name
+                            .namespace
+                            .iter()
+                            .map(|n| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join("::")
+                    ),
+                )
                 .with_help("provider-defined functions are not supported"));
         }
         let args: Vec<&Expression> = call.args.iter().collect();
         match name {
             "try" => {
                 if args.is_empty() {
-                    return Err(self.err(call, "invalid function call", "`try` needs at least one argument"));
+                    return Err(self.err(
+                        call,
+                        "invalid function call",
+                        "`try` needs at least one argument",
+                    ));
                 }
                 let mut last = None;
                 for a in &args {
@@ -458,11 +552,19 @@ impl<'a> Evaluator<'a> {
                     }
                 }
                 let detail = last.map(|d| d.to_string()).unwrap_or_default();
-                return Err(self.err(call, "no `try` argument succeeded", format!("the last error was: {detail}")));
+                return Err(self.err(
+                    call,
+                    "no `try` argument succeeded",
+                    format!("the last error was: {detail}"),
+                ));
             }
             "can" => {
                 if args.len() != 1 {
-                    return Err(self.err(call, "invalid function call", "`can` takes exactly one argument"));
+                    return Err(self.err(
+                        call,
+                        "invalid function call",
+                        "`can` takes exactly one argument",
+                    ));
                 }
                 return Ok(match self.eval(args[0]) {
                     Ok(v) if v.contains_unknown() => Value::Unknown,
@@ -473,7 +575,11 @@ impl<'a> Evaluator<'a> {
             _ => {}
         }
         let Some(def) = functions::lookup(name) else {
-            let mut d = self.err(call, "call to unknown function", format!("there is no function named `{name}`"));
+            let mut d = self.err(
+                call,
+                "call to unknown function",
+                format!("there is no function named `{name}`"),
+            );
             if let Some(s) = did_you_mean(name, functions::names()) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
@@ -490,14 +596,22 @@ impl<'a> Evaluator<'a> {
                 }
                 Some((Value::Unknown, _)) => return Ok(Value::Unknown),
                 _ => {
-                    return Err(self.err(call, "invalid expanding argument", "the argument before `...` must be a list or set"));
+                    return Err(self.err(
+                        call,
+                        "invalid expanding argument",
+                        "the argument before `...` must be a list or set",
+                    ));
                 }
             }
         }
-        let ctx = FnCtx { base_dir: self.base_dir };
+        let ctx = FnCtx {
+            base_dir: self.base_dir,
+        };
         functions::call(def, values, &ctx).map_err(|msg| {
             self.err(call, "error in function call", format!("`{name}`: {msg}"))
-                .with_help(format!("see `{name}` in docs/language.md for its arguments"))
+                .with_help(format!(
+                    "see `{name}` in docs/language.md for its arguments"
+                ))
         })
     }
 
@@ -505,8 +619,19 @@ impl<'a> Evaluator<'a> {
         let mut out = String::new();
         let mut unknown = false;
         let mut sensitive = false;
-        self.template_into(t, trim_first, trim_last, &mut out, &mut unknown, &mut sensitive)?;
-        let v = if unknown { Value::Unknown } else { Value::String(out) };
+        self.template_into(
+            t,
+            trim_first,
+            trim_last,
+            &mut out,
+            &mut unknown,
+            &mut sensitive,
+        )?;
+        let v = if unknown {
+            Value::Unknown
+        } else {
+            Value::String(out)
+        };
         Ok(if sensitive { v.sensitive() } else { v })
     }
 
@@ -524,8 +649,16 @@ impl<'a> Evaluator<'a> {
             match el {
                 Element::Literal(lit) => {
                     let mut s: &str = lit.value();
-                    let strip_before = if i == 0 { trim_first } else { strip_of(elements[i - 1]).1 };
-                    let strip_after = if i + 1 == elements.len() { trim_last } else { strip_of(elements[i + 1]).0 };
+                    let strip_before = if i == 0 {
+                        trim_first
+                    } else {
+                        strip_of(elements[i - 1]).1
+                    };
+                    let strip_after = if i + 1 == elements.len() {
+                        trim_last
+                    } else {
+                        strip_of(elements[i + 1]).0
+                    };
                     if strip_before {
                         s = s.trim_start();
                     }
@@ -543,8 +676,15 @@ impl<'a> Evaluator<'a> {
                         Value::Number(n) => out.push_str(&number_to_string(n)),
                         Value::Bool(b) => out.push_str(&b.to_string()),
                         Value::Null => {
-                            return Err(self.err(&interp.expr, "invalid template interpolation value", "the value is null")
-                                .with_help("use `coalesce(x, \"\")` or a conditional to handle null"));
+                            return Err(self
+                                .err(
+                                    &interp.expr,
+                                    "invalid template interpolation value",
+                                    "the value is null",
+                                )
+                                .with_help(
+                                    "use `coalesce(x, \"\")` or a conditional to handle null",
+                                ));
                         }
                         other => {
                             return Err(self.err(&interp.expr, "invalid template interpolation value", format!("cannot include a {} in a string", other.type_name()))
@@ -556,20 +696,45 @@ impl<'a> Evaluator<'a> {
                     Directive::If(dir) => {
                         let (cond, s) = self.eval(&dir.if_expr.cond_expr)?.unmark();
                         *sensitive |= s;
-                        let else_strip_start = dir.else_expr.as_ref().is_some_and(|e| e.strip.strip_start());
+                        let else_strip_start = dir
+                            .else_expr
+                            .as_ref()
+                            .is_some_and(|e| e.strip.strip_start());
                         match cond {
                             Value::Unknown => *unknown = true,
                             Value::Bool(true) => {
-                                let last = if dir.else_expr.is_some() { else_strip_start } else { dir.endif_expr.strip.strip_start() };
-                                self.template_into(&dir.if_expr.template, dir.if_expr.strip.strip_end(), last, out, unknown, sensitive)?;
+                                let last = if dir.else_expr.is_some() {
+                                    else_strip_start
+                                } else {
+                                    dir.endif_expr.strip.strip_start()
+                                };
+                                self.template_into(
+                                    &dir.if_expr.template,
+                                    dir.if_expr.strip.strip_end(),
+                                    last,
+                                    out,
+                                    unknown,
+                                    sensitive,
+                                )?;
                             }
                             Value::Bool(false) => {
                                 if let Some(e) = &dir.else_expr {
-                                    self.template_into(&e.template, e.strip.strip_end(), dir.endif_expr.strip.strip_start(), out, unknown, sensitive)?;
+                                    self.template_into(
+                                        &e.template,
+                                        e.strip.strip_end(),
+                                        dir.endif_expr.strip.strip_start(),
+                                        out,
+                                        unknown,
+                                        sensitive,
+                                    )?;
                                 }
                             }
                             other => {
-                                return Err(self.err(&dir.if_expr.cond_expr, "invalid `if` condition", format!("a bool is required, got {}", other.type_name())));
+                                return Err(self.err(
+                                    &dir.if_expr.cond_expr,
+                                    "invalid `if` condition",
+                                    format!("a bool is required, got {}", other.type_name()),
+                                ));
                             }
                         }
                     }
@@ -581,11 +746,26 @@ impl<'a> Evaluator<'a> {
                                 *unknown = true;
                                 Vec::new()
                             }
-                            Value::List(items) => items.into_iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v)).collect(),
-                            Value::Set(items) => items.into_iter().map(|v| (v.clone(), v)).collect(),
-                            Value::Map(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+                            Value::List(items) => items
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, v)| (Value::Number(i as f64), v))
+                                .collect(),
+                            Value::Set(items) => {
+                                items.into_iter().map(|v| (v.clone(), v)).collect()
+                            }
+                            Value::Map(m) => {
+                                m.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
+                            }
                             other => {
-                                return Err(self.err(&dir.for_expr.collection_expr, "iteration over non-iterable value", format!("a `for` directive needs a collection, got {}", other.type_name())));
+                                return Err(self.err(
+                                    &dir.for_expr.collection_expr,
+                                    "iteration over non-iterable value",
+                                    format!(
+                                        "a `for` directive needs a collection, got {}",
+                                        other.type_name()
+                                    ),
+                                ));
                             }
                         };
                         let n = self.bindings.len();
@@ -594,8 +774,16 @@ impl<'a> Evaluator<'a> {
                             if let Some(kv) = &dir.for_expr.key_var {
                                 self.bindings.push((kv.as_str().to_string(), k));
                             }
-                            self.bindings.push((dir.for_expr.value_var.as_str().to_string(), v));
-                            let r = self.template_into(&dir.for_expr.template, dir.for_expr.strip.strip_end(), dir.endfor_expr.strip.strip_start(), out, unknown, sensitive);
+                            self.bindings
+                                .push((dir.for_expr.value_var.as_str().to_string(), v));
+                            let r = self.template_into(
+                                &dir.for_expr.template,
+                                dir.for_expr.strip.strip_end(),
+                                dir.endfor_expr.strip.strip_start(),
+                                out,
+                                unknown,
+                                sensitive,
+                            );
                             if r.is_err() {
                                 self.bindings.truncate(n);
                                 return r;
@@ -644,10 +832,17 @@ fn get_attr<'v>(v: &'v Value, name: &str) -> Result<Step<'v>, StepError> {
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| {
                         (!m.is_empty()).then(|| {
-                            format!("available attributes: {}", m.keys().take(12).cloned().collect::<Vec<_>>().join(", "))
+                            format!(
+                                "available attributes: {}",
+                                m.keys().take(12).cloned().collect::<Vec<_>>().join(", ")
+                            )
                         })
                     });
-                Err(("unsupported attribute".into(), format!("this object has no attribute named `{name}`"), help))
+                Err((
+                    "unsupported attribute".into(),
+                    format!("this object has no attribute named `{name}`"),
+                    help,
+                ))
             }
         },
         Value::Unknown => Ok(Step::Owned(Value::Unknown)),
@@ -655,13 +850,26 @@ fn get_attr<'v>(v: &'v Value, name: &str) -> Result<Step<'v>, StepError> {
             Step::Ref(r) => r.clone().sensitive(),
             Step::Owned(o) => o.sensitive(),
         })),
-        Value::Null => Err(("attempt to get attribute from null value".into(), format!("cannot read `{name}` from null"), Some("check for null first, e.g. `x != null ? x.attr : default`, or use `try(...)`".into()))),
+        Value::Null => Err((
+            "attempt to get attribute from null value".into(),
+            format!("cannot read `{name}` from null"),
+            Some(
+                "check for null first, e.g. `x != null ? x.attr : default`, or use `try(...)`"
+                    .into(),
+            ),
+        )),
         Value::List(_) | Value::Set(_) => Err((
             "unsupported attribute".into(),
             format!("cannot read `{name}` from a list"),
-            Some(format!("pick one element (`x[0].{name}`) or all of them with a splat (`x[*].{name}`)")),
+            Some(format!(
+                "pick one element (`x[0].{name}`) or all of them with a splat (`x[*].{name}`)"
+            )),
         )),
-        other => Err(("unsupported attribute".into(), format!("a {} has no attributes", other.type_name()), None)),
+        other => Err((
+            "unsupported attribute".into(),
+            format!("a {} has no attributes", other.type_name()),
+            None,
+        )),
     }
 }
 
@@ -685,7 +893,16 @@ fn index<'v>(v: &'v Value, key: &Value) -> Result<Step<'v>, StepError> {
             };
             match items.get(i) {
                 Some(x) => Step::Ref(x),
-                None => return Err(("invalid index".into(), format!("index {i} is out of range for a list of {} elements", items.len()), Some("indexes start at 0; use `length(...)` to check the size".into()))),
+                None => {
+                    return Err((
+                        "invalid index".into(),
+                        format!(
+                            "index {i} is out of range for a list of {} elements",
+                            items.len()
+                        ),
+                        Some("indexes start at 0; use `length(...)` to check the size".into()),
+                    ));
+                }
             }
         }
         Value::Map(m) => {
@@ -697,14 +914,39 @@ fn index<'v>(v: &'v Value, key: &Value) -> Result<Step<'v>, StepError> {
             match m.get(&k) {
                 Some(x) => Step::Ref(x),
                 None => {
-                    let help = did_you_mean(&k, m.keys().map(String::as_str)).map(|s| format!("did you mean {s:?}?"));
-                    return Err(("invalid index".into(), format!("the given key {k:?} does not identify an element in this collection"), help));
+                    let help = did_you_mean(&k, m.keys().map(String::as_str))
+                        .map(|s| format!("did you mean {s:?}?"));
+                    return Err((
+                        "invalid index".into(),
+                        format!(
+                            "the given key {k:?} does not identify an element in this collection"
+                        ),
+                        help,
+                    ));
                 }
             }
         }
-        Value::Set(_) => return Err(("invalid index".into(), "elements of a set are identified only by their value and cannot be indexed".into(), Some("convert it with `tolist(...)` first".into()))),
-        Value::Null => return Err(("attempt to index null value".into(), "cannot index a null value".into(), None)),
-        other => return Err(("invalid index".into(), format!("a {} cannot be indexed", other.type_name()), None)),
+        Value::Set(_) => {
+            return Err((
+                "invalid index".into(),
+                "elements of a set are identified only by their value and cannot be indexed".into(),
+                Some("convert it with `tolist(...)` first".into()),
+            ));
+        }
+        Value::Null => {
+            return Err((
+                "attempt to index null value".into(),
+                "cannot index a null value".into(),
+                None,
+            ));
+        }
+        other => {
+            return Err((
+                "invalid index".into(),
+                format!("a {} cannot be indexed", other.type_name()),
+                None,
+            ));
+        }
     };
     Ok(if key_sensitive {
         Step::Owned(match out {
@@ -717,7 +959,11 @@ fn index<'v>(v: &'v Value, key: &Value) -> Result<Step<'v>, StepError> {
 }
 
 fn invalid_index(key: &Value) -> StepError {
-    ("invalid index".into(), format!("a {} cannot be used as an index here", key.type_name()), None)
+    (
+        "invalid index".into(),
+        format!("a {} cannot be used as an index here", key.type_name()),
+        None,
+    )
 }
 
 /// Equality as the `==` operator sees it: numbers by value, collections element-wise.
@@ -728,7 +974,10 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| values_equal(p, q))
         }
         (Value::Map(x), Value::Map(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((k1, v1), (k2, v2))| k1 == k2 && values_equal(v1, v2))
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((k1, v1), (k2, v2))| k1 == k2 && values_equal(v1, v2))
         }
         (Value::Sensitive(x), y) | (y, Value::Sensitive(x)) => values_equal(x, y),
         _ => a == b,

@@ -24,8 +24,8 @@ mod value;
 
 pub use eval::{EmptyScope, EvalContext, Evaluator, Scope, values_equal};
 pub use path::{AttrPath, PathStep, diff_paths};
-pub use refs::{Reference, Subject, references, parse_reference};
+pub use refs::{Reference, Subject, parse_reference, references};
 pub use types::{ObjectAttr, Type, convert, parse_type};
-pub use value::{Value, render_value, number_to_string};
+pub use value::{Value, number_to_string, render_value};
 
 pub use flotilla_syntax::{Diagnostic, Diagnostics, Span};

@@ -5,7 +5,9 @@ use std::fmt;
 use crate::Value;
 
 /// One step of an [`AttrPath`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(untagged)]
 pub enum PathStep {
     /// An object attribute or map key.
@@ -15,7 +17,18 @@ pub enum PathStep {
 }
 
 /// A path from the root of a value to one part of it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct AttrPath(pub Vec<PathStep>);
 
 impl AttrPath {

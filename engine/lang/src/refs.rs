@@ -1,7 +1,7 @@
 //! References: what an expression points at (`var.x`, `builtin_data.a`, `module.m.out`, ...).
 
-use flotilla_config::addr::{ResourceAddr, ResourceMode};
 use flotilla_config::Expr;
+use flotilla_config::addr::{ResourceAddr, ResourceMode};
 use flotilla_syntax::hcl_edit::expr::{Expression, TraversalOperator};
 use flotilla_syntax::hcl_edit::template::{Directive, Element, Template};
 use flotilla_syntax::hcl_edit::{Decorated, Span as _};
@@ -99,13 +99,20 @@ pub fn parse_reference(
             .map(|n| (Subject::Local(n.to_string()), 1))
             .ok_or_else(|| need("a local value name", "write `local.NAME`")),
         "module" => {
-            let call = attr(0).ok_or_else(|| need("a module call name", "write `module.NAME.OUTPUT`"))?;
+            let call =
+                attr(0).ok_or_else(|| need("a module call name", "write `module.NAME.OUTPUT`"))?;
             let output = match ops.get(1).map(|o| o.value()) {
                 Some(TraversalOperator::GetAttr(id)) => Some(id.as_str().to_string()),
                 Some(TraversalOperator::Index(_)) => attr(2).map(str::to_string),
                 _ => None,
             };
-            Ok((Subject::Module { call: call.to_string(), output }, 1))
+            Ok((
+                Subject::Module {
+                    call: call.to_string(),
+                    output,
+                },
+                1,
+            ))
         }
         "data" => match (attr(0), attr(1)) {
             (Some(t), Some(n)) => Ok((
@@ -116,7 +123,10 @@ pub fn parse_reference(
                 }),
                 2,
             )),
-            _ => Err(need("a data source type and name", "write `data.TYPE.NAME`")),
+            _ => Err(need(
+                "a data source type and name",
+                "write `data.TYPE.NAME`",
+            )),
         },
         "count" => match attr(0) {
             Some("index") => Ok((Subject::CountIndex, 1)),
@@ -125,7 +135,10 @@ pub fn parse_reference(
         "each" => match attr(0) {
             Some("key") => Ok((Subject::EachKey, 1)),
             Some("value") => Ok((Subject::EachValue, 1)),
-            _ => Err(need("`.key` or `.value`", "write `each.key` or `each.value`")),
+            _ => Err(need(
+                "`.key` or `.value`",
+                "write `each.key` or `each.value`",
+            )),
         },
         "path" => match attr(0) {
             Some(p @ ("module" | "root" | "cwd")) => Ok((Subject::Path(p.to_string()), 1)),
@@ -237,7 +250,10 @@ impl Walker {
                 }
                 self.bound.truncate(n);
             }
-            Expression::Null(_) | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => {}
+            Expression::Null(_)
+            | Expression::Bool(_)
+            | Expression::Number(_)
+            | Expression::String(_) => {}
         }
     }
 
@@ -287,12 +303,20 @@ mod tests {
     #[test]
     fn finds_references_but_not_for_bindings() {
         assert_eq!(
-            refs(r#"[for k, v in var.m : "${k}-${v}-${local.x}" if v != data.builtin_file.f.content]"#),
+            refs(
+                r#"[for k, v in var.m : "${k}-${v}-${local.x}" if v != data.builtin_file.f.content]"#
+            ),
             ["var.m", "local.x", "data.builtin_file.f"]
         );
         assert_eq!(refs("module.net[0].vpc_id"), ["module.net"]);
-        assert_eq!(refs("builtin_data.a[count.index].output"), ["builtin_data.a", "count.index"]);
-        assert_eq!(refs(r#"{ a = each.value, (local.k) = 1 }"#), ["each.value", "local.k"]);
+        assert_eq!(
+            refs("builtin_data.a[count.index].output"),
+            ["builtin_data.a", "count.index"]
+        );
+        assert_eq!(
+            refs(r#"{ a = each.value, (local.k) = 1 }"#),
+            ["each.value", "local.k"]
+        );
     }
 
     #[test]
@@ -302,6 +326,12 @@ mod tests {
             expr: flotilla_syntax::hcl_edit::parser::parse_expr("module.net[\"a\"].id").unwrap(),
         };
         let (refs, _) = references(&expr);
-        assert_eq!(refs[0].subject, Subject::Module { call: "net".into(), output: Some("id".into()) });
+        assert_eq!(
+            refs[0].subject,
+            Subject::Module {
+                call: "net".into(),
+                output: Some("id".into())
+            }
+        );
     }
 }

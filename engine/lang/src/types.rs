@@ -116,7 +116,11 @@ fn parse_type_inner(
             let one = |args: &[&Expression]| -> Result<Type, Diagnostic> {
                 match args {
                     [a] => parse_type(file, a),
-                    _ => Err(type_error(file, expr, format!("`{name}` takes exactly one type"))),
+                    _ => Err(type_error(
+                        file,
+                        expr,
+                        format!("`{name}` takes exactly one type"),
+                    )),
                 }
             };
             let t = match name {
@@ -141,16 +145,33 @@ fn parse_type_inner(
                                 ObjectKey::Expression(e) => match crate::eval::literal_string(e) {
                                     Some(s) => s,
                                     None => {
-                                        return Err(type_error(file, e, "object attribute names must be literal"));
+                                        return Err(type_error(
+                                            file,
+                                            e,
+                                            "object attribute names must be literal",
+                                        ));
                                     }
                                 },
                             };
                             let (ty, optional, default) = parse_type_inner(file, v.expr(), true)?;
-                            attrs.insert(key, ObjectAttr { ty, optional, default });
+                            attrs.insert(
+                                key,
+                                ObjectAttr {
+                                    ty,
+                                    optional,
+                                    default,
+                                },
+                            );
                         }
                         Type::Object(attrs)
                     }
-                    _ => return Err(type_error(file, expr, "`object` takes an object of attribute types")),
+                    _ => {
+                        return Err(type_error(
+                            file,
+                            expr,
+                            "`object` takes an object of attribute types",
+                        ));
+                    }
                 },
                 "optional" if in_object => {
                     let (ty, default) = match args.as_slice() {
@@ -159,19 +180,43 @@ fn parse_type_inner(
                             let ty = parse_type(file, t)?;
                             let ctx = EvalContext::new(file, std::path::Path::new("."));
                             let v = Evaluator::new(&EmptyScope, &ctx).eval(d)?;
-                            let v = convert(v, &ty).map_err(|e| type_error(file, d, format!("default does not match its type: {e}")))?;
+                            let v = convert(v, &ty).map_err(|e| {
+                                type_error(file, d, format!("default does not match its type: {e}"))
+                            })?;
                             (ty, Some(v))
                         }
-                        _ => return Err(type_error(file, expr, "`optional` takes a type and an optional default")),
+                        _ => {
+                            return Err(type_error(
+                                file,
+                                expr,
+                                "`optional` takes a type and an optional default",
+                            ));
+                        }
                     };
                     return Ok((ty, true, default));
                 }
-                "optional" => return Err(type_error(file, expr, "`optional` is only allowed for object attributes")),
-                other => return Err(type_error(file, expr, format!("`{other}` is not a type constructor"))),
+                "optional" => {
+                    return Err(type_error(
+                        file,
+                        expr,
+                        "`optional` is only allowed for object attributes",
+                    ));
+                }
+                other => {
+                    return Err(type_error(
+                        file,
+                        expr,
+                        format!("`{other}` is not a type constructor"),
+                    ));
+                }
             };
             Ok((t, false, None))
         }
-        _ => Err(type_error(file, expr, "expected a type such as `string` or `list(number)`")),
+        _ => Err(type_error(
+            file,
+            expr,
+            "expected a type such as `string` or `list(number)`",
+        )),
     }
 }
 
@@ -202,28 +247,49 @@ fn convert_at(value: Value, ty: &Type, path: &mut String) -> Result<Value, Strin
             Value::String(_) => Ok(value),
             Value::Number(n) => Ok(Value::String(number_to_string(n))),
             Value::Bool(b) => Ok(Value::String(b.to_string())),
-            other => Err(at(path, format!("a string is required, got {}", other.type_name()))),
+            other => Err(at(
+                path,
+                format!("a string is required, got {}", other.type_name()),
+            )),
         },
         Type::Number => match value {
             Value::Number(_) => Ok(value),
-            Value::String(ref s) => s
-                .trim()
-                .parse::<f64>()
-                .map(Value::Number)
-                .map_err(|_| at(path, format!("a number is required, got the string {:?}", s))),
-            other => Err(at(path, format!("a number is required, got {}", other.type_name()))),
+            Value::String(ref s) => s.trim().parse::<f64>().map(Value::Number).map_err(|_| {
+                at(
+                    path,
+                    format!("a number is required, got the string {:?}", s),
+                )
+            }),
+            other => Err(at(
+                path,
+                format!("a number is required, got {}", other.type_name()),
+            )),
         },
         Type::Bool => match value {
             Value::Bool(_) => Ok(value),
             Value::String(ref s) if s == "true" => Ok(Value::Bool(true)),
             Value::String(ref s) if s == "false" => Ok(Value::Bool(false)),
-            other => Err(at(path, format!("a bool is required, got {}", other.type_name()))),
+            other => Err(at(
+                path,
+                format!("a bool is required, got {}", other.type_name()),
+            )),
         },
         Type::List(elem) | Type::Set(elem) => {
             let items = match value {
                 Value::List(items) | Value::Set(items) => items,
                 other => {
-                    return Err(at(path, format!("a {} is required, got {}", if matches!(ty, Type::Set(_)) { "set" } else { "list" }, other.type_name())));
+                    return Err(at(
+                        path,
+                        format!(
+                            "a {} is required, got {}",
+                            if matches!(ty, Type::Set(_)) {
+                                "set"
+                            } else {
+                                "list"
+                            },
+                            other.type_name()
+                        ),
+                    ));
                 }
             };
             let items = convert_items(items, elem, path)?;
@@ -236,10 +302,22 @@ fn convert_at(value: Value, ty: &Type, path: &mut String) -> Result<Value, Strin
         Type::Tuple(types) => {
             let items = match value {
                 Value::List(items) | Value::Set(items) => items,
-                other => return Err(at(path, format!("a tuple is required, got {}", other.type_name()))),
+                other => {
+                    return Err(at(
+                        path,
+                        format!("a tuple is required, got {}", other.type_name()),
+                    ));
+                }
             };
             if items.len() != types.len() {
-                return Err(at(path, format!("a tuple of {} elements is required, got {}", types.len(), items.len())));
+                return Err(at(
+                    path,
+                    format!(
+                        "a tuple of {} elements is required, got {}",
+                        types.len(),
+                        items.len()
+                    ),
+                ));
             }
             let mut out = Vec::with_capacity(items.len());
             for (i, (item, t)) in items.into_iter().zip(types).enumerate() {
@@ -252,7 +330,10 @@ fn convert_at(value: Value, ty: &Type, path: &mut String) -> Result<Value, Strin
         }
         Type::Map(elem) => {
             let Value::Map(m) = value else {
-                return Err(at(path, format!("a map is required, got {}", value.type_name())));
+                return Err(at(
+                    path,
+                    format!("a map is required, got {}", value.type_name()),
+                ));
             };
             let mut out = BTreeMap::new();
             for (k, v) in m {
@@ -265,7 +346,10 @@ fn convert_at(value: Value, ty: &Type, path: &mut String) -> Result<Value, Strin
         }
         Type::Object(attrs) => {
             let Value::Map(mut m) = value else {
-                return Err(at(path, format!("an object is required, got {}", value.type_name())));
+                return Err(at(
+                    path,
+                    format!("an object is required, got {}", value.type_name()),
+                ));
             };
             let mut out = BTreeMap::new();
             for (name, attr) in attrs {
@@ -310,7 +394,10 @@ mod tests {
     #[test]
     fn parses_and_displays() {
         let t = ty("list(object({ name = string, port = optional(number, 80) }))");
-        assert_eq!(t.to_string(), "list(object({name = string, port = optional(number)}))");
+        assert_eq!(
+            t.to_string(),
+            "list(object({name = string, port = optional(number)}))"
+        );
     }
 
     #[test]
@@ -326,7 +413,10 @@ mod tests {
             ])])
         );
         let bad = Value::List(vec![Value::object([("name", Value::List(vec![]))])]);
-        assert_eq!(convert(bad, &t).unwrap_err(), "[0].name: a string is required, got list");
+        assert_eq!(
+            convert(bad, &t).unwrap_err(),
+            "[0].name: a string is required, got list"
+        );
     }
 
     #[test]

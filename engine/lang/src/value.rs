@@ -191,9 +191,9 @@ impl Value {
             Value::List(items) | Value::Set(items) => {
                 serde_json::Value::Array(items.iter().map(Value::to_json).collect())
             }
-            Value::Map(m) => serde_json::Value::Object(
-                m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-            ),
+            Value::Map(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
             Value::Sensitive(v) => v.to_json(),
         }
     }
@@ -203,7 +203,11 @@ impl Value {
     /// part); elsewhere they are `false`.
     pub fn to_json_parts(&self) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
         let json = self.to_json();
-        (json, mask(self, &|v| matches!(v, Value::Unknown)), mask(self, &|v| v.is_sensitive()))
+        (
+            json,
+            mask(self, &|v| matches!(v, Value::Unknown)),
+            mask(self, &|v| v.is_sensitive()),
+        )
     }
 
     /// Rebuilds a value from [`Value::to_json_parts`] output.
@@ -220,7 +224,11 @@ impl Value {
                     a.iter()
                         .enumerate()
                         .map(|(i, j)| {
-                            Value::from_json_parts(j, &child_mask(unknown, i), &child_mask(sensitive, i))
+                            Value::from_json_parts(
+                                j,
+                                &child_mask(unknown, i),
+                                &child_mask(sensitive, i),
+                            )
                         })
                         .collect(),
                 ),
@@ -453,8 +461,11 @@ fn render_into(v: &Value, indent: usize, out: &mut String) {
 
 fn render_key(k: &str) -> String {
     if flotilla_config::addr::quote(k) == format!("\"{k}\"")
-        && k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
-        && k.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        && k.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && k.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
     {
         k.to_string()
     } else {
@@ -494,7 +505,11 @@ mod tests {
 
     #[test]
     fn sets_sort_and_dedup() {
-        let s = Value::set(vec![Value::string("b"), Value::string("a"), Value::string("b")]);
+        let s = Value::set(vec![
+            Value::string("b"),
+            Value::string("a"),
+            Value::string("b"),
+        ]);
         assert_eq!(s, Value::Set(vec![Value::string("a"), Value::string("b")]));
     }
 }

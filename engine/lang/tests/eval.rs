@@ -15,16 +15,26 @@ impl Scope for TestScope {
             Subject::Var(n) if n == "n" => Value::Number(3.0),
             Subject::Var(n) if n == "secret" => Value::string("hunter2").sensitive(),
             Subject::Var(n) if n == "later" => Value::Unknown,
-            Subject::Var(n) if n == "list" => Value::List(vec![Value::string("a"), Value::string("b")]),
+            Subject::Var(n) if n == "list" => {
+                Value::List(vec![Value::string("a"), Value::string("b")])
+            }
             Subject::Var(n) if n == "objs" => Value::List(vec![
-                Value::object([("id", Value::Number(1.0)), ("tags", Value::object([("env", Value::string("dev"))]))]),
-                Value::object([("id", Value::Number(2.0)), ("tags", Value::object([("env", Value::string("prod"))]))]),
+                Value::object([
+                    ("id", Value::Number(1.0)),
+                    ("tags", Value::object([("env", Value::string("dev"))])),
+                ]),
+                Value::object([
+                    ("id", Value::Number(2.0)),
+                    ("tags", Value::object([("env", Value::string("prod"))])),
+                ]),
             ]),
             Subject::Resource(r) if r.to_string() == "builtin_data.a" => {
                 Value::object([("id", Value::Unknown), ("input", Value::string("x"))])
             }
             other => {
-                return Err(Diagnostic::error("undeclared").with_span(span.clone()).with_detail(other.to_string()));
+                return Err(Diagnostic::error("undeclared")
+                    .with_span(span.clone())
+                    .with_detail(other.to_string()));
             }
         };
         Ok(Cow::Owned(v))
@@ -79,9 +89,15 @@ fn templates_and_heredocs() {
     check(r#""hello ${var.name}""#, "\"hello web\"");
     check(r#""${var.n}""#, "3");
     check(r#""%{ for x in var.list }${x},%{ endfor }""#, "\"a,b,\"");
-    check(r#""%{ if var.n > 1 }many%{ else }one%{ endif }""#, "\"many\"");
+    check(
+        r#""%{ if var.n > 1 }many%{ else }one%{ endif }""#,
+        "\"many\"",
+    );
     check(r#""a %{~ if true ~} b %{~ endif ~} c""#, "\"abc\"");
-    check("[<<-EOT\n    x\n      y\n    EOT\n]", "[   <<-EOT   x     y   EOT, ]");
+    check(
+        "[<<-EOT\n    x\n      y\n    EOT\n]",
+        "[   <<-EOT   x     y   EOT, ]",
+    );
     check(r#""$${literal}""#, "\"${literal}\"");
     check_err(r#""x${var.list}""#, "cannot include a list in a string");
 }
@@ -91,13 +107,25 @@ fn traversals_splats_and_for() {
     check("var.objs[1].id", "2");
     check("var.objs[*].id", "[   1,   2, ]");
     check("var.objs.*.tags.env", "[   \"dev\",   \"prod\", ]");
-    check(r#"[for o in var.objs : o.id if o.tags.env == "prod"]"#, "[   2, ]");
-    check(r#"{ for i, v in var.list : v => i }"#, "{   a = 0   b = 1 }");
-    check(r#"{ for v in ["a", "b", "a"] : v => v... }"#, r#"{   a = [     "a",     "a",   ]   b = [     "b",   ] }"#);
+    check(
+        r#"[for o in var.objs : o.id if o.tags.env == "prod"]"#,
+        "[   2, ]",
+    );
+    check(
+        r#"{ for i, v in var.list : v => i }"#,
+        "{   a = 0   b = 1 }",
+    );
+    check(
+        r#"{ for v in ["a", "b", "a"] : v => v... }"#,
+        r#"{   a = [     "a",     "a",   ]   b = [     "b",   ] }"#,
+    );
     check_err("var.objs[5]", "out of range");
     check_err("var.objs[0].idd", "no attribute named `idd`");
     check_err("var.objs.id", "cannot read `id` from a list");
-    check_err(r#"{ for v in ["a", "a"] : v => v }"#, "two elements produce the key");
+    check_err(
+        r#"{ for v in ["a", "a"] : v => v }"#,
+        "two elements produce the key",
+    );
 }
 
 #[test]
@@ -146,9 +174,18 @@ fn numeric_functions() {
 #[test]
 fn string_functions() {
     check(r#"chomp("a\n\n")"#, "\"a\"");
-    check(r#"format("%s-%03d-%.2f-%q-%t-%v", "a", 7, 3.14159, "q", true, 5)"#, r#""a-007-3.14-\"q\"-true-5""#);
-    check(r#"format("%-4s|%4s|%x", "ab", "cd", 255)"#, "\"ab  |  cd|ff\"");
-    check(r#"formatlist("%s=%s", ["a", "b"], "x")"#, r#"[   "a=x",   "b=x", ]"#);
+    check(
+        r#"format("%s-%03d-%.2f-%q-%t-%v", "a", 7, 3.14159, "q", true, 5)"#,
+        r#""a-007-3.14-\"q\"-true-5""#,
+    );
+    check(
+        r#"format("%-4s|%4s|%x", "ab", "cd", 255)"#,
+        "\"ab  |  cd|ff\"",
+    );
+    check(
+        r#"formatlist("%s=%s", ["a", "b"], "x")"#,
+        r#"[   "a=x",   "b=x", ]"#,
+    );
     check(r#"indent(2, "a\nb")"#, "<<EOT a   b EOT");
     check(r#"join("-", ["a", "b"], ["c"])"#, "\"a-b-c\"");
     check(r#"lower("AbC")"#, "\"abc\"");
@@ -167,8 +204,14 @@ fn string_functions() {
     check(r#"trimsuffix("helloworld", "world")"#, "\"hello\"");
     check(r#"trimspace("  x \n")"#, "\"x\"");
     check(r#"regex("[a-z]+", "53abc")"#, "\"abc\"");
-    check(r#"regex("(\\d+)-(\\d+)", "10-20")"#, r#"[   "10",   "20", ]"#);
-    check(r#"regex("(?P<major>\\d+)\\.(?P<minor>\\d+)", "1.31")"#, r#"{   major = "1"   minor = "31" }"#);
+    check(
+        r#"regex("(\\d+)-(\\d+)", "10-20")"#,
+        r#"[   "10",   "20", ]"#,
+    );
+    check(
+        r#"regex("(?P<major>\\d+)\\.(?P<minor>\\d+)", "1.31")"#,
+        r#"{   major = "1"   minor = "31" }"#,
+    );
     check(r#"regexall("[0-9]", "a1b2")"#, r#"[   "1",   "2", ]"#);
     check_err(r#"regex("x", "abc")"#, "did not match");
 }
@@ -177,7 +220,10 @@ fn string_functions() {
 fn collection_functions() {
     check("alltrue([true, true])", "true");
     check("anytrue([false, true])", "true");
-    check("chunklist([1, 2, 3], 2)", "[   [     1,     2,   ],   [     3,   ], ]");
+    check(
+        "chunklist([1, 2, 3], 2)",
+        "[   [     1,     2,   ],   [     3,   ], ]",
+    );
     check(r#"coalesce(null, "", "b")"#, "\"b\"");
     check("coalescelist([], [1])", "[   1, ]");
     check(r#"compact(["a", "", null, "b"])"#, r#"[   "a",   "b", ]"#);
@@ -198,13 +244,19 @@ fn collection_functions() {
     check("range(1, 10, 4)", "[   1,   5,   9, ]");
     check("reverse([1, 2])", "[   2,   1, ]");
     check("setintersection([1, 2], [2, 3])", "toset([   2, ])");
-    check(r#"setproduct(["a"], [1, 2])"#, r#"[   [     "a",     1,   ],   [     "a",     2,   ], ]"#);
+    check(
+        r#"setproduct(["a"], [1, 2])"#,
+        r#"[   [     "a",     1,   ],   [     "a",     2,   ], ]"#,
+    );
     check("setsubtract([1, 2], [2])", "toset([   1, ])");
     check("setunion([2], [1, 2])", "toset([   1,   2, ])");
     check("slice([1, 2, 3], 1, 3)", "[   2,   3, ]");
     check(r#"sort(["b", "a"])"#, r#"[   "a",   "b", ]"#);
     check("sum([1, 2.5])", "3.5");
-    check(r#"transpose({ a = ["1", "2"], b = ["1"] })"#, r#"{   "1" = [     "a",     "b",   ]   "2" = [     "a",   ] }"#);
+    check(
+        r#"transpose({ a = ["1", "2"], b = ["1"] })"#,
+        r#"{   "1" = [     "a",     "b",   ]   "2" = [     "a",   ] }"#,
+    );
     check(r#"zipmap(["a", "b"], [1, 2])"#, "{   a = 1   b = 2 }");
     check_err("one([1, 2])", "at most one element");
     check_err("element([], 0)", "empty list");
@@ -214,12 +266,21 @@ fn collection_functions() {
 fn encoding_functions() {
     check(r#"base64encode("hi")"#, "\"aGk=\"");
     check(r#"base64decode("aGk=")"#, "\"hi\"");
-    check(r#"jsonencode({ a = [1, "<"] })"#, r#""{\"a\":[1,\"\\u003c\"]}""#);
+    check(
+        r#"jsonencode({ a = [1, "<"] })"#,
+        r#""{\"a\":[1,\"\\u003c\"]}""#,
+    );
     check(r#"jsondecode("{\"a\": true}")"#, "{   a = true }");
-    check(r#"yamldecode("a: [1, 2]")"#, "{   a = [     1,     2,   ] }");
+    check(
+        r#"yamldecode("a: [1, 2]")"#,
+        "{   a = [     1,     2,   ] }",
+    );
     check(r#"yamlencode({ a = 1 })"#, "<<EOT a: 1 EOT");
     check(r#"urlencode("a b&c")"#, "\"a+b%26c\"");
-    check(r#"csvdecode("a,b\n1,\"x,y\"\n")"#, r#"[   {     a = "1"     b = "x,y"   }, ]"#);
+    check(
+        r#"csvdecode("a,b\n1,\"x,y\"\n")"#,
+        r#"[   {     a = "1"     b = "x,y"   }, ]"#,
+    );
     check_err(r#"jsondecode("{")"#, "invalid JSON");
 }
 
@@ -243,27 +304,63 @@ fn network_functions() {
     check(r#"cidrhost("10.12.112.0/20", -1)"#, "\"10.12.127.255\"");
     check(r#"cidrnetmask("172.16.0.0/12")"#, "\"255.240.0.0\"");
     check(r#"cidrsubnet("10.1.0.0/16", 8, 2)"#, "\"10.1.2.0/24\"");
-    check(r#"cidrsubnet("fd00:fd12:3456:7890::/56", 16, 162)"#, "\"fd00:fd12:3456:7800:a200::/72\"");
-    check(r#"cidrsubnets("10.1.0.0/16", 4, 4, 8, 4)"#, r#"[   "10.1.0.0/20",   "10.1.16.0/20",   "10.1.32.0/24",   "10.1.48.0/20", ]"#);
+    check(
+        r#"cidrsubnet("fd00:fd12:3456:7890::/56", 16, 162)"#,
+        "\"fd00:fd12:3456:7800:a200::/72\"",
+    );
+    check(
+        r#"cidrsubnets("10.1.0.0/16", 4, 4, 8, 4)"#,
+        r#"[   "10.1.0.0/20",   "10.1.16.0/20",   "10.1.32.0/24",   "10.1.48.0/20", ]"#,
+    );
     check_err(r#"cidrsubnet("10.1.0.0/16", 8, 256)"#, "does not fit");
 }
 
 #[test]
 fn hash_file_and_time_functions() {
-    check(r#"md5("hello world")"#, "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
-    check(r#"sha1("hello world")"#, "\"2aae6c35c94fcfb415dbe95f408b9ce91ee846ed\"");
-    check(r#"sha256("hello world")"#, "\"b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9\"");
-    check(r#"substr(sha512("hello world"), 0, 16)"#, "\"309ecc489c12d6eb\"");
-    check(r#"uuidv5("dns", "www.terraform.io")"#, "\"a5008fae-b28c-5ba5-96cd-82b4c53552d6\"");
+    check(
+        r#"md5("hello world")"#,
+        "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"",
+    );
+    check(
+        r#"sha1("hello world")"#,
+        "\"2aae6c35c94fcfb415dbe95f408b9ce91ee846ed\"",
+    );
+    check(
+        r#"sha256("hello world")"#,
+        "\"b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9\"",
+    );
+    check(
+        r#"substr(sha512("hello world"), 0, 16)"#,
+        "\"309ecc489c12d6eb\"",
+    );
+    check(
+        r#"uuidv5("dns", "www.terraform.io")"#,
+        "\"a5008fae-b28c-5ba5-96cd-82b4c53552d6\"",
+    );
     check(r#"basename("/a/b/c.txt")"#, "\"c.txt\"");
     check(r#"dirname("/a/b/c.txt")"#, "\"/a/b\"");
     check(r#"fileexists("fixtures/greeting.tpl")"#, "true");
     check(r#"fileexists("fixtures/missing")"#, "false");
-    check(r#"file("fixtures/greeting.tpl")"#, "\"Hello, ${name}!%{ for p in ports } ${p}%{ endfor }\"");
-    check(r#"templatefile("fixtures/greeting.tpl", { name = "fleet", ports = [80, 443] })"#, "\"Hello, fleet! 80 443\"");
-    check(r#"timeadd("2024-01-01T00:00:00Z", "1h30m")"#, "\"2024-01-01T01:30:00Z\"");
-    check(r#"formatdate("DD MMM YYYY hh:mm ZZZ", "2018-01-02T23:12:01Z")"#, "\"02 Jan 2018 23:12 UTC\"");
-    check(r#"formatdate("EEEE, h:mmaa", "2018-01-02T23:12:01-08:00")"#, "\"Tuesday, 23:12pm\"");
+    check(
+        r#"file("fixtures/greeting.tpl")"#,
+        "\"Hello, ${name}!%{ for p in ports } ${p}%{ endfor }\"",
+    );
+    check(
+        r#"templatefile("fixtures/greeting.tpl", { name = "fleet", ports = [80, 443] })"#,
+        "\"Hello, fleet! 80 443\"",
+    );
+    check(
+        r#"timeadd("2024-01-01T00:00:00Z", "1h30m")"#,
+        "\"2024-01-01T01:30:00Z\"",
+    );
+    check(
+        r#"formatdate("DD MMM YYYY hh:mm ZZZ", "2018-01-02T23:12:01Z")"#,
+        "\"02 Jan 2018 23:12 UTC\"",
+    );
+    check(
+        r#"formatdate("EEEE, h:mmaa", "2018-01-02T23:12:01-08:00")"#,
+        "\"Tuesday, 23:12pm\"",
+    );
     check_err(r#"timeadd("yesterday", "1h")"#, "RFC 3339");
     check_err(r#"file("fixtures/missing")"#, "cannot read");
 }

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use flotilla_config::addr::{InstanceKey, ModuleInstance, ModulePath, ProviderConfigAddr, ResourceAddr};
+use flotilla_config::addr::{
+    InstanceKey, ModuleInstance, ModulePath, ProviderConfigAddr, ResourceAddr,
+};
 use flotilla_config::{BlockBody, Expr, Module, Resource};
 use flotilla_graph::{Graph, Node, NodeId, NodeKind, WalkOutcome};
 use flotilla_lang::{EvalContext, Evaluator, Scope, Subject, Type, Value, convert};
@@ -144,14 +146,18 @@ impl Scope for InstanceScope<'_> {
                     let mut d = Diagnostic::error("reference to undeclared input variable")
                         .with_span(span.clone())
                         .with_detail(format!("no variable named `{n}` is declared"));
-                    if let Some(s) = did_you_mean(n, self.config.variables.keys().map(String::as_str)) {
+                    if let Some(s) =
+                        did_you_mean(n, self.config.variables.keys().map(String::as_str))
+                    {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
                     Err(d)
                 }
             },
             Subject::Local(n) => Ok(unknown_if_pending(mv.and_then(|m| m.locals.get(n)))),
-            Subject::Resource(addr) => Ok(unknown_if_pending(mv.and_then(|m| m.resources.get(addr)))),
+            Subject::Resource(addr) => {
+                Ok(unknown_if_pending(mv.and_then(|m| m.resources.get(addr))))
+            }
             Subject::Module { call, .. } => {
                 let Some(expansion) = mv.and_then(|m| m.calls.get(call)) else {
                     return Ok(Cow::Owned(Value::Unknown));
@@ -163,7 +169,12 @@ impl Scope for InstanceScope<'_> {
                         .values
                         .modules
                         .get(&child)
-                        .map(|m| m.outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .map(|m| {
+                            m.outputs
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     let mut obj: BTreeMap<String, Value> = outputs;
                     if let Some(child_cfg) = self.config.children.get(call) {
@@ -178,17 +189,35 @@ impl Scope for InstanceScope<'_> {
             Subject::CountIndex => self
                 .count_index
                 .map(|i| Cow::Owned(Value::Number(i as f64)))
-                .ok_or_else(|| Self::not_available(span, "`count.index`", "use it only inside a resource or module with `count`")),
+                .ok_or_else(|| {
+                    Self::not_available(
+                        span,
+                        "`count.index`",
+                        "use it only inside a resource or module with `count`",
+                    )
+                }),
             Subject::EachKey => self
                 .each
                 .as_ref()
                 .map(|(k, _)| Cow::Owned(Value::String(k.clone())))
-                .ok_or_else(|| Self::not_available(span, "`each.key`", "use it only inside a resource or module with `for_each`")),
+                .ok_or_else(|| {
+                    Self::not_available(
+                        span,
+                        "`each.key`",
+                        "use it only inside a resource or module with `for_each`",
+                    )
+                }),
             Subject::EachValue => self
                 .each
                 .as_ref()
                 .map(|(_, v)| Cow::Owned(v.clone()))
-                .ok_or_else(|| Self::not_available(span, "`each.value`", "use it only inside a resource or module with `for_each`")),
+                .ok_or_else(|| {
+                    Self::not_available(
+                        span,
+                        "`each.value`",
+                        "use it only inside a resource or module with `for_each`",
+                    )
+                }),
             Subject::Path(p) => {
                 let dir = match p.as_str() {
                     "module" => self.config.dir.clone(),
@@ -197,10 +226,9 @@ impl Scope for InstanceScope<'_> {
                 };
                 Ok(Cow::Owned(Value::String(dir.display().to_string())))
             }
-            Subject::SelfRef => self
-                .self_value
-                .map(Cow::Borrowed)
-                .ok_or_else(|| Self::not_available(span, "`self`", "`self` can only be used in postconditions")),
+            Subject::SelfRef => self.self_value.map(Cow::Borrowed).ok_or_else(|| {
+                Self::not_available(span, "`self`", "`self` can only be used in postconditions")
+            }),
             Subject::Flotilla(_) => Ok(Cow::Owned(Value::string("default"))),
         }
     }
@@ -211,7 +239,12 @@ impl Scope for InstanceScope<'_> {
 pub trait ResourceHandler: Send + Sync {
     /// Handles one resource node (all its instances in all module instances).
     /// Returns false if it failed (diagnostics recorded in the context).
-    async fn visit_resource(&self, ctx: &Arc<WalkCtx>, module: &ModulePath, resource: &Resource) -> bool;
+    async fn visit_resource(
+        &self,
+        ctx: &Arc<WalkCtx>,
+        module: &ModulePath,
+        resource: &Resource,
+    ) -> bool;
 }
 
 /// Shared state of one walk over the graph.
@@ -253,8 +286,12 @@ impl WalkCtx {
         stop: Arc<AtomicBool>,
     ) -> WalkCtx {
         let mut values = Values::default();
-        values.instances.insert(ModulePath::root(), vec![ModuleInstance::root()]);
-        values.modules.insert(ModuleInstance::root(), ModuleValues::default());
+        values
+            .instances
+            .insert(ModulePath::root(), vec![ModuleInstance::root()]);
+        values
+            .modules
+            .insert(ModuleInstance::root(), ModuleValues::default());
         WalkCtx {
             config,
             graph,
@@ -292,7 +329,8 @@ impl WalkCtx {
     /// A provider for a state entry whose configuration may be gone: the configured one if
     /// present, else a fresh default instance of the same provider.
     pub fn provider_or_default(&self, addr: &ProviderConfigAddr) -> Option<Arc<dyn Provider>> {
-        self.provider(addr).or_else(|| self.registry.instantiate(&addr.name))
+        self.provider(addr)
+            .or_else(|| self.registry.instantiate(&addr.name))
     }
 
     /// Walks the graph (or the given subset), calling `handler` for resource nodes.
@@ -303,33 +341,53 @@ impl WalkCtx {
         parallelism: usize,
     ) -> WalkOutcome {
         let ctx = Arc::clone(self);
-        flotilla_graph::walk(&self.graph, nodes, parallelism, Arc::clone(&self.stop), move |id| {
-            let ctx = Arc::clone(&ctx);
-            let handler = Arc::clone(&handler);
-            async move { ctx.visit(id, handler).await }
-        })
+        flotilla_graph::walk(
+            &self.graph,
+            nodes,
+            parallelism,
+            Arc::clone(&self.stop),
+            move |id| {
+                let ctx = Arc::clone(&ctx);
+                let handler = Arc::clone(&handler);
+                async move { ctx.visit(id, handler).await }
+            },
+        )
         .await
     }
 
     async fn visit(self: Arc<Self>, id: NodeId, handler: Arc<dyn ResourceHandler>) -> bool {
         let node: Node = self.graph.node(id).clone();
         let config = Arc::clone(&self.config);
-        let Some(module) = config.descendant(&node.module) else { return false };
+        let Some(module) = config.descendant(&node.module) else {
+            return false;
+        };
         match &node.kind {
             NodeKind::Variable(name) => self.visit_variable(module, name),
-            NodeKind::Local(name) => self.for_each_instance(module, |ev, _| ev.eval_expr(&module.locals[name].expr), |mv, v| {
-                mv.locals.insert(name.clone(), v);
-            }),
+            NodeKind::Local(name) => self.for_each_instance(
+                module,
+                |ev, _| ev.eval_expr(&module.locals[name].expr),
+                |mv, v| {
+                    mv.locals.insert(name.clone(), v);
+                },
+            ),
             NodeKind::Output(name) => self.visit_output(module, name),
             NodeKind::ModuleCall(name) => self.visit_module_call(module, name),
             NodeKind::Provider(addr) => self.visit_provider(module, addr).await,
-            NodeKind::Resource(addr) => handler.visit_resource(&self, &node.module, &module.resources[addr]).await,
+            NodeKind::Resource(addr) => {
+                handler
+                    .visit_resource(&self, &node.module, &module.resources[addr])
+                    .await
+            }
         }
     }
 
     /// The instances of a static module path (known once its call has been visited).
     pub fn module_instances(&self, path: &ModulePath) -> Vec<ModuleInstance> {
-        self.values().instances.get(path).cloned().unwrap_or_default()
+        self.values()
+            .instances
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Evaluates something in every instance of `module` and stores the result.
@@ -360,7 +418,12 @@ impl WalkCtx {
     }
 
     /// A scope for a module instance (no `count`/`each`/`self`).
-    pub fn scope<'a>(&'a self, values: &'a Values, inst: &'a ModuleInstance, module: &'a Module) -> InstanceScope<'a> {
+    pub fn scope<'a>(
+        &'a self,
+        values: &'a Values,
+        inst: &'a ModuleInstance,
+        module: &'a Module,
+    ) -> InstanceScope<'a> {
         InstanceScope {
             values,
             module: inst,
@@ -392,27 +455,50 @@ impl WalkCtx {
                     if !self.check_validations(module, &inst, var, &v) {
                         ok = false;
                     }
-                    self.values().modules.entry(inst).or_default().vars.insert(name.to_string(), v);
+                    self.values()
+                        .modules
+                        .entry(inst)
+                        .or_default()
+                        .vars
+                        .insert(name.to_string(), v);
                 }
                 Err(d) => {
                     self.report(d);
                     ok = false;
-                    self.values().modules.entry(inst).or_default().vars.insert(name.to_string(), Value::Unknown);
+                    self.values()
+                        .modules
+                        .entry(inst)
+                        .or_default()
+                        .vars
+                        .insert(name.to_string(), Value::Unknown);
                 }
             }
         }
         ok
     }
 
-    fn variable_value(&self, module: &Module, inst: &ModuleInstance, var: &flotilla_config::Variable, ty: &Type) -> Result<Value, Diagnostic> {
+    fn variable_value(
+        &self,
+        module: &Module,
+        inst: &ModuleInstance,
+        var: &flotilla_config::Variable,
+        ty: &Type,
+    ) -> Result<Value, Diagnostic> {
         let (raw, span, source): (Option<Value>, Span, String) = if inst.is_root() {
             match self.inputs.get(&var.name) {
-                Some(input) => (Some(input.value.clone()), input.span.clone().unwrap_or_else(|| var.span.clone()), input.source.clone()),
+                Some(input) => (
+                    Some(input.value.clone()),
+                    input.span.clone().unwrap_or_else(|| var.span.clone()),
+                    input.source.clone(),
+                ),
                 None => (None, var.span.clone(), String::new()),
             }
         } else {
             let parent = inst.parent().expect("child instance has a parent");
-            let parent_cfg = self.config.descendant(&parent.path()).expect("parent module");
+            let parent_cfg = self
+                .config
+                .descendant(&parent.path())
+                .expect("parent module");
             let call_name = &inst.0.last().expect("child step").name;
             let call = &parent_cfg.module_calls[call_name];
             match call.args.iter().find(|a| a.name == var.name) {
@@ -421,7 +507,14 @@ impl WalkCtx {
                     let v = {
                         let values = self.values();
                         let mut scope = self.scope(&values, &parent, parent_cfg);
-                        set_instance_key(&mut scope, &key, values.modules.get(&parent).and_then(|m| m.calls.get(call_name)));
+                        set_instance_key(
+                            &mut scope,
+                            &key,
+                            values
+                                .modules
+                                .get(&parent)
+                                .and_then(|m| m.calls.get(call_name)),
+                        );
                         let ectx = EvalContext::new(arg.expr.file, &parent_cfg.dir);
                         Evaluator::new(&scope, &ectx).eval_expr(&arg.expr)?
                     };
@@ -451,19 +544,34 @@ impl WalkCtx {
         if value.is_null() && !var.nullable {
             return Err(Diagnostic::error("required variable is null")
                 .with_span(span)
-                .with_detail(format!("variable `{}` is declared with `nullable = false`", var.name))
+                .with_detail(format!(
+                    "variable `{}` is declared with `nullable = false`",
+                    var.name
+                ))
                 .with_help("give it a non-null value"));
         }
         convert(value, ty).map_err(|e| {
-            let from = if source.is_empty() { String::new() } else { format!(" (from {source})") };
+            let from = if source.is_empty() {
+                String::new()
+            } else {
+                format!(" (from {source})")
+            };
             Diagnostic::error("invalid value for variable")
                 .with_span(span)
                 .with_detail(format!("variable `{}` must be {ty}{from}: {e}", var.name))
-                .with_help(format!("change the value to match the declared type `{ty}`"))
+                .with_help(format!(
+                    "change the value to match the declared type `{ty}`"
+                ))
         })
     }
 
-    fn check_validations(&self, module: &Module, inst: &ModuleInstance, var: &flotilla_config::Variable, value: &Value) -> bool {
+    fn check_validations(
+        &self,
+        module: &Module,
+        inst: &ModuleInstance,
+        var: &flotilla_config::Variable,
+        value: &Value,
+    ) -> bool {
         let mut ok = true;
         for rule in &var.validations {
             let mut only_self = ModuleValues::default();
@@ -476,15 +584,20 @@ impl WalkCtx {
             match ev.eval_expr(&rule.condition).map(|v| v.unmark().0) {
                 Ok(Value::Bool(true)) | Ok(Value::Unknown) => {}
                 Ok(Value::Bool(false)) => {
-                    let msg = ev.eval_expr(&rule.error_message).map(|m| match m.unmark().0 {
-                        Value::String(s) => s,
-                        other => flotilla_lang::render_value(&other),
-                    });
+                    let msg = ev
+                        .eval_expr(&rule.error_message)
+                        .map(|m| match m.unmark().0 {
+                            Value::String(s) => s,
+                            other => flotilla_lang::render_value(&other),
+                        });
                     self.report(
                         Diagnostic::error("invalid value for variable")
                             .with_span(rule.condition.span())
                             .with_detail(msg.unwrap_or_else(|d| d.to_string()))
-                            .with_help(format!("this validation rule of `var.{}` failed; change the value", var.name)),
+                            .with_help(format!(
+                                "this validation rule of `var.{}` failed; change the value",
+                                var.name
+                            )),
                     );
                     ok = false;
                 }
@@ -492,12 +605,18 @@ impl WalkCtx {
                     self.report(
                         Diagnostic::error("invalid validation condition")
                             .with_span(rule.condition.span())
-                            .with_detail(format!("a condition must be true or false, got {}", other.type_name())),
+                            .with_detail(format!(
+                                "a condition must be true or false, got {}",
+                                other.type_name()
+                            )),
                     );
                     ok = false;
                 }
                 Err(d) => {
-                    self.report(d.with_help(format!("a validation rule may only refer to `var.{}`", var.name)));
+                    self.report(d.with_help(format!(
+                        "a validation rule may only refer to `var.{}`",
+                        var.name
+                    )));
                     ok = false;
                 }
             }
@@ -526,7 +645,12 @@ impl WalkCtx {
             },
         );
         if is_root {
-            if let Some(v) = self.values().modules.get(&ModuleInstance::root()).and_then(|m| m.outputs.get(name)) {
+            if let Some(v) = self
+                .values()
+                .modules
+                .get(&ModuleInstance::root())
+                .and_then(|m| m.outputs.get(name))
+            {
                 lock(&self.root_outputs).insert(name.to_string(), v.clone());
             }
         }
@@ -534,7 +658,13 @@ impl WalkCtx {
     }
 
     /// Evaluates pre/postconditions in every instance of `module`; false ones are errors.
-    pub fn check_conditions(&self, module: &Module, rules: &[flotilla_config::CheckRule], self_value: Option<&Value>, kind: &str) -> bool {
+    pub fn check_conditions(
+        &self,
+        module: &Module,
+        rules: &[flotilla_config::CheckRule],
+        self_value: Option<&Value>,
+        kind: &str,
+    ) -> bool {
         let mut ok = true;
         for inst in self.module_instances(&module.path) {
             let values = self.values();
@@ -553,7 +683,12 @@ impl WalkCtx {
             let result = {
                 let values = self.values();
                 let scope = self.scope(&values, &inst, module);
-                expand(&scope, &module.dir, call.count.as_ref(), call.for_each.as_ref())
+                expand(
+                    &scope,
+                    &module.dir,
+                    call.count.as_ref(),
+                    call.for_each.as_ref(),
+                )
             };
             match result {
                 Ok(expansion) => {
@@ -562,7 +697,12 @@ impl WalkCtx {
                         self.values().modules.entry(child.clone()).or_default();
                         child_instances.push(child);
                     }
-                    self.values().modules.entry(inst).or_default().calls.insert(name.to_string(), expansion);
+                    self.values()
+                        .modules
+                        .entry(inst)
+                        .or_default()
+                        .calls
+                        .insert(name.to_string(), expansion);
                 }
                 Err(d) => {
                     self.report(d);
@@ -570,33 +710,62 @@ impl WalkCtx {
                 }
             }
         }
-        self.values().instances.insert(module.path.child(name), child_instances);
+        self.values()
+            .instances
+            .insert(module.path.child(name), child_instances);
         ok
     }
 
     async fn visit_provider(&self, module: &Module, addr: &ProviderConfigAddr) -> bool {
         let Some(provider) = self.registry.instantiate(&addr.name) else {
-            let mut d = Diagnostic::error("unknown provider").with_detail(format!("flotilla has no provider named `{}`", addr.name));
-            if let Some(block) = module.providers.get(&(addr.name.clone(), addr.alias.clone())) {
+            let mut d = Diagnostic::error("unknown provider")
+                .with_detail(format!("flotilla has no provider named `{}`", addr.name));
+            if let Some(block) = module
+                .providers
+                .get(&(addr.name.clone(), addr.alias.clone()))
+            {
                 d = d.with_span(block.span.clone());
-            } else if let Some(r) = module.resources.values().find(|r| r.addr.implied_provider() == addr.name && r.provider.is_none()) {
-                d = d.with_span(r.span.clone()).with_label(format!("resource type `{}` implies provider `{}`", r.addr.type_, addr.name));
+            } else if let Some(r) = module
+                .resources
+                .values()
+                .find(|r| r.addr.implied_provider() == addr.name && r.provider.is_none())
+            {
+                d = d.with_span(r.span.clone()).with_label(format!(
+                    "resource type `{}` implies provider `{}`",
+                    r.addr.type_, addr.name
+                ));
             }
             d = match did_you_mean(&addr.name, self.registry.names()) {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                None => d.with_help(format!("available providers: {}", self.registry.names().collect::<Vec<_>>().join(", "))),
+                None => d.with_help(format!(
+                    "available providers: {}",
+                    self.registry.names().collect::<Vec<_>>().join(", ")
+                )),
             };
             self.report(d);
             return false;
         };
-        let config_value = match module.providers.get(&(addr.name.clone(), addr.alias.clone())) {
+        let config_value = match module
+            .providers
+            .get(&(addr.name.clone(), addr.alias.clone()))
+        {
             Some(block) => {
                 let instances = self.module_instances(&module.path);
-                let Some(inst) = instances.first() else { return true };
+                let Some(inst) = instances.first() else {
+                    return true;
+                };
                 let values = self.values();
                 let scope = self.scope(&values, inst, module);
                 let mut diags = Diagnostics::new();
-                let v = eval_body(&scope, module, &block.body, &provider.schema().provider, &block.span, &format!("provider \"{}\"", addr.name), &mut diags);
+                let v = eval_body(
+                    &scope,
+                    module,
+                    &block.body,
+                    &provider.schema().provider,
+                    &block.span,
+                    &format!("provider \"{}\"", addr.name),
+                    &mut diags,
+                );
                 drop(values);
                 if diags.has_errors() {
                     self.report_all(diags);
@@ -608,8 +777,12 @@ impl WalkCtx {
         };
         if !config_value.contains_unknown() {
             if let Err(e) = provider.configure(&config_value).await {
-                let mut d = Diagnostic::error("cannot configure provider").with_detail(format!("{addr}: {e}"));
-                if let Some(block) = module.providers.get(&(addr.name.clone(), addr.alias.clone())) {
+                let mut d = Diagnostic::error("cannot configure provider")
+                    .with_detail(format!("{addr}: {e}"));
+                if let Some(block) = module
+                    .providers
+                    .get(&(addr.name.clone(), addr.alias.clone()))
+                {
                     d = d.with_span(block.span.clone());
                 }
                 self.report(d.with_help("check the provider block's settings"));
@@ -621,7 +794,12 @@ impl WalkCtx {
     }
 
     /// Evaluates `count`/`for_each` of a resource in one module instance.
-    pub fn expand_resource(&self, inst: &ModuleInstance, module: &Module, r: &Resource) -> Result<Expansion, Diagnostic> {
+    pub fn expand_resource(
+        &self,
+        inst: &ModuleInstance,
+        module: &Module,
+        r: &Resource,
+    ) -> Result<Expansion, Diagnostic> {
         let values = self.values();
         let scope = self.scope(&values, inst, module);
         expand(&scope, &module.dir, r.count.as_ref(), r.for_each.as_ref())
@@ -641,13 +819,25 @@ impl WalkCtx {
         let mut scope = self.scope(&values, inst, module);
         set_instance_key(&mut scope, key, Some(expansion));
         let mut diags = Diagnostics::new();
-        let v = eval_body(&scope, module, &r.body, schema, &r.span, &r.addr.to_string(), &mut diags);
+        let v = eval_body(
+            &scope,
+            module,
+            &r.body,
+            schema,
+            &r.span,
+            &r.addr.to_string(),
+            &mut diags,
+        );
         diags.into_result(v)
     }
 
     /// The provider configuration, provider instance and schema of a resource, reporting why
     /// when one is missing.
-    pub fn resource_type(&self, path: &ModulePath, r: &Resource) -> Option<(ProviderConfigAddr, Arc<dyn Provider>, BlockSchema)> {
+    pub fn resource_type(
+        &self,
+        path: &ModulePath,
+        r: &Resource,
+    ) -> Option<(ProviderConfigAddr, Arc<dyn Provider>, BlockSchema)> {
         let provider_addr = match flotilla_graph::resolve_provider(&self.config, path, r) {
             Ok(p) => p,
             Err(d) => {
@@ -661,13 +851,24 @@ impl WalkCtx {
             flotilla_config::addr::ResourceMode::Data => &provider.schema().data_sources,
         };
         let Some(schema) = types.get(&r.addr.type_) else {
-            let what = if r.addr.mode == flotilla_config::addr::ResourceMode::Data { "data source" } else { "resource" };
+            let what = if r.addr.mode == flotilla_config::addr::ResourceMode::Data {
+                "data source"
+            } else {
+                "resource"
+            };
             let mut d = Diagnostic::error(format!("unknown {what} type"))
                 .with_span(r.span.clone())
-                .with_detail(format!("provider `{}` has no {what} type `{}`", provider_addr.name, r.addr.type_));
+                .with_detail(format!(
+                    "provider `{}` has no {what} type `{}`",
+                    provider_addr.name, r.addr.type_
+                ));
             d = match did_you_mean(&r.addr.type_, types.keys().map(String::as_str)) {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                None => d.with_help(format!("`{}` offers: {}", provider_addr.name, types.keys().cloned().collect::<Vec<_>>().join(", "))),
+                None => d.with_help(format!(
+                    "`{}` offers: {}",
+                    provider_addr.name,
+                    types.keys().cloned().collect::<Vec<_>>().join(", ")
+                )),
             };
             self.report(d);
             return None;
@@ -678,12 +879,21 @@ impl WalkCtx {
 
     /// Stores the aggregate value of a resource in a module instance.
     pub fn set_resource(&self, inst: &ModuleInstance, addr: &ResourceAddr, value: Value) {
-        self.values().modules.entry(inst.clone()).or_default().resources.insert(addr.clone(), value);
+        self.values()
+            .modules
+            .entry(inst.clone())
+            .or_default()
+            .resources
+            .insert(addr.clone(), value);
     }
 }
 
 /// Sets `count.index` or `each` on a scope for the instance `key`.
-pub fn set_instance_key(scope: &mut InstanceScope<'_>, key: &InstanceKey, expansion: Option<&Expansion>) {
+pub fn set_instance_key(
+    scope: &mut InstanceScope<'_>,
+    key: &InstanceKey,
+    expansion: Option<&Expansion>,
+) {
     match key {
         InstanceKey::Int(i) => scope.count_index = Some(*i),
         InstanceKey::Str(k) => {
@@ -698,7 +908,13 @@ pub fn set_instance_key(scope: &mut InstanceScope<'_>, key: &InstanceKey, expans
 }
 
 /// Evaluates conditions; reports false ones. Unknown conditions pass (checked again at apply).
-pub fn check_rules(scope: &InstanceScope<'_>, module: &Module, rules: &[flotilla_config::CheckRule], kind: &str, diags: &mut Diagnostics) -> bool {
+pub fn check_rules(
+    scope: &InstanceScope<'_>,
+    module: &Module,
+    rules: &[flotilla_config::CheckRule],
+    kind: &str,
+    diags: &mut Diagnostics,
+) -> bool {
     let mut ok = true;
     for rule in rules {
         let ectx = EvalContext::new(rule.condition.file, &module.dir);
@@ -717,7 +933,9 @@ pub fn check_rules(scope: &InstanceScope<'_>, module: &Module, rules: &[flotilla
                     Diagnostic::error(format!("{kind} failed"))
                         .with_span(rule.condition.span())
                         .with_detail(msg)
-                        .with_help(format!("this {kind} must hold; fix the configuration or the values it checks")),
+                        .with_help(format!(
+                            "this {kind} must hold; fix the configuration or the values it checks"
+                        )),
                 );
                 ok = false;
             }
@@ -725,7 +943,10 @@ pub fn check_rules(scope: &InstanceScope<'_>, module: &Module, rules: &[flotilla
                 diags.push(
                     Diagnostic::error(format!("invalid {kind}"))
                         .with_span(rule.condition.span())
-                        .with_detail(format!("a condition must be true or false, got {}", other.type_name())),
+                        .with_detail(format!(
+                            "a condition must be true or false, got {}",
+                            other.type_name()
+                        )),
                 );
                 ok = false;
             }
@@ -739,7 +960,12 @@ pub fn check_rules(scope: &InstanceScope<'_>, module: &Module, rules: &[flotilla
 }
 
 /// Evaluates `count` / `for_each`.
-pub fn expand(scope: &InstanceScope<'_>, dir: &std::path::Path, count: Option<&Expr>, for_each: Option<&Expr>) -> Result<Expansion, Diagnostic> {
+pub fn expand(
+    scope: &InstanceScope<'_>,
+    dir: &std::path::Path,
+    count: Option<&Expr>,
+    for_each: Option<&Expr>,
+) -> Result<Expansion, Diagnostic> {
     if let Some(c) = count {
         let ectx = EvalContext::new(c.file, dir);
         let v = Evaluator::new(scope, &ectx).eval_expr(c)?;
@@ -756,7 +982,9 @@ pub fn expand(scope: &InstanceScope<'_>, dir: &std::path::Path, count: Option<&E
                 .with_help("use a number such as `count = 3` or `count = length(var.names)`")),
         };
     }
-    let Some(f) = for_each else { return Ok(Expansion::Single) };
+    let Some(f) = for_each else {
+        return Ok(Expansion::Single);
+    };
     let ectx = EvalContext::new(f.file, dir);
     let v = Evaluator::new(scope, &ectx).eval_expr(f)?;
     let unknown_keys = || {
@@ -787,17 +1015,28 @@ pub fn expand(scope: &InstanceScope<'_>, dir: &std::path::Path, count: Option<&E
             }
             Ok(Expansion::ForEach(m))
         }
-        Value::Set(items) | Value::List(items) if items.iter().any(Value::is_unknown) => Err(unknown_keys()),
+        Value::Set(items) | Value::List(items) if items.iter().any(Value::is_unknown) => {
+            Err(unknown_keys())
+        }
         other => Err(Diagnostic::error("invalid for_each argument")
             .with_span(f.span())
-            .with_detail(format!("`for_each` needs a map or a set of strings, got {}", other.type_name()))
-            .with_help("convert a list of strings with toset(...), or build a map with a `for` expression")),
+            .with_detail(format!(
+                "`for_each` needs a map or a set of strings, got {}",
+                other.type_name()
+            ))
+            .with_help(
+                "convert a list of strings with toset(...), or build a map with a `for` expression",
+            )),
     }
 }
 
 /// `Some(true)` when every element is a string or unknown.
 fn v_kind(items: &[Value]) -> Option<bool> {
-    Some(items.iter().all(|i| matches!(i, Value::String(_) | Value::Unknown)))
+    Some(
+        items
+            .iter()
+            .all(|i| matches!(i, Value::String(_) | Value::Unknown)),
+    )
 }
 
 /// Evaluates a body against a schema: every attribute converted to its type, nested blocks as
@@ -814,7 +1053,13 @@ pub fn eval_body(
     let mut out = BTreeMap::new();
     for attr in &body.attrs {
         let Some(a) = schema.attributes.get(&attr.name) else {
-            let known: Vec<&str> = schema.attributes.iter().filter(|(_, a)| a.required || a.optional).map(|(k, _)| k.as_str()).chain(schema.blocks.keys().map(String::as_str)).collect();
+            let known: Vec<&str> = schema
+                .attributes
+                .iter()
+                .filter(|(_, a)| a.required || a.optional)
+                .map(|(k, _)| k.as_str())
+                .chain(schema.blocks.keys().map(String::as_str))
+                .collect();
             let mut d = Diagnostic::error("unsupported argument")
                 .with_span(attr.span.clone())
                 .with_detail(format!("`{}` is not an argument of {what}", attr.name));
@@ -856,16 +1101,30 @@ pub fn eval_body(
         let Some(b) = schema.blocks.get(&block.kind) else {
             let mut d = Diagnostic::error("unsupported block type")
                 .with_span(block.span.clone())
-                .with_detail(format!("blocks of type `{}` are not expected in {what}", block.kind));
+                .with_detail(format!(
+                    "blocks of type `{}` are not expected in {what}",
+                    block.kind
+                ));
             if let Some(s) = did_you_mean(&block.kind, schema.blocks.keys().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             } else if schema.attributes.contains_key(&block.kind) {
-                d = d.with_help(format!("`{}` is an argument: write `{} = {{ ... }}`", block.kind, block.kind));
+                d = d.with_help(format!(
+                    "`{}` is an argument: write `{} = {{ ... }}`",
+                    block.kind, block.kind
+                ));
             }
             diags.push(d);
             continue;
         };
-        let v = eval_body(scope, module, &block.body, &b.block, &block.span, &format!("a `{}` block", block.kind), diags);
+        let v = eval_body(
+            scope,
+            module,
+            &block.body,
+            &b.block,
+            &block.span,
+            &format!("a `{}` block", block.kind),
+            diags,
+        );
         nested.entry(block.kind.clone()).or_default().push(v);
     }
     for (name, a) in &schema.attributes {
@@ -898,4 +1157,41 @@ pub fn eval_body(
         out.insert(name.clone(), v);
     }
     Value::Map(out)
+}
+
+/// A handler that gives resources the values recorded in state, changing nothing
+/// (`flotilla console`).
+pub struct StateValues {
+    /// The state to read from.
+    pub state: flotilla_state::State,
+}
+
+#[async_trait::async_trait]
+impl ResourceHandler for StateValues {
+    async fn visit_resource(&self, ctx: &Arc<WalkCtx>, path: &ModulePath, r: &Resource) -> bool {
+        let config = Arc::clone(&ctx.config);
+        let module = config.descendant(path).expect("resource module exists");
+        for inst in ctx.module_instances(path) {
+            let Ok(expansion) = ctx.expand_resource(&inst, module, r) else {
+                continue;
+            };
+            let mut values = BTreeMap::new();
+            for key in expansion.keys() {
+                let addr = flotilla_config::addr::ResourceInstanceAddr {
+                    module: inst.clone(),
+                    resource: r.addr.clone(),
+                    key: key.clone(),
+                };
+                let v = self
+                    .state
+                    .resources
+                    .get(&addr)
+                    .map(crate::state_value)
+                    .unwrap_or(Value::Unknown);
+                values.insert(key, v);
+            }
+            ctx.set_resource(&inst, &r.addr, expansion.aggregate(values));
+        }
+        true
+    }
 }

@@ -16,7 +16,13 @@
 pub mod eval;
 pub mod inputs;
 mod model;
+pub mod planfile;
 mod planner;
+mod validate;
 
 pub use model::{Action, OutputChange, Plan, PlanMode, ResourceChange, Summary};
-pub use planner::{PlanInput, PlanOptions, ignore_changes, mark_schema_sensitive, plan, proposed_new, resource_dependencies, state_value};
+pub use planner::{
+    PlanInput, PlanOptions, ignore_changes, mark_schema_sensitive, moved_address, plan,
+    proposed_new, resource_dependencies, state_value,
+};
+pub use validate::validate_static;

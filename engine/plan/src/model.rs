@@ -7,7 +7,9 @@ use flotilla_lang::Value;
 use flotilla_provider::ReplaceReason;
 
 /// What happens to one resource instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Nothing changes.
@@ -152,7 +154,11 @@ impl Plan {
     /// Counts of what the plan does to managed resources.
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
-        for c in self.changes.iter().filter(|c| c.mode() == ResourceMode::Managed) {
+        for c in self
+            .changes
+            .iter()
+            .filter(|c| c.mode() == ResourceMode::Managed)
+        {
             match c.action {
                 Action::Create => s.add += 1,
                 Action::Update => s.change += 1,
@@ -170,7 +176,9 @@ impl Plan {
 
     /// Whether applying would change infrastructure, state or outputs.
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.is_change() && c.action != Action::Read)
+        self.changes
+            .iter()
+            .any(|c| c.is_change() && c.action != Action::Read)
             || self.outputs.iter().any(|o| o.action != Action::NoOp)
             || (self.mode == PlanMode::RefreshOnly && !self.drift.is_empty())
     }

@@ -4,15 +4,23 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use flotilla_config::addr::{AbsResourceAddr, InstanceKey, ModuleInstance, ModulePath, ResourceInstanceAddr, ResourceMode, TargetAddr};
+use flotilla_config::addr::{
+    AbsResourceAddr, InstanceKey, ModuleInstance, ModulePath, ResourceInstanceAddr, ResourceMode,
+    TargetAddr,
+};
 use flotilla_config::{IgnoreChanges, Module, Resource};
 use flotilla_graph::{Graph, NodeKind};
 use flotilla_lang::{AttrPath, PathStep, Subject, Value, diff_paths, references};
-use flotilla_provider::{BlockSchema, PlanRequest, Provider, ProviderRegistry, ReadDataRequest, ReadRequest, ReplaceReason};
+use flotilla_provider::{
+    BlockSchema, PlanRequest, Provider, ProviderRegistry, ReadDataRequest, ReadRequest,
+    ReplaceReason,
+};
 use flotilla_state::{ResourceInstanceState, State};
 use flotilla_syntax::{Diagnostic, Diagnostics};
 
-use crate::eval::{Expansion, InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key};
+use crate::eval::{
+    Expansion, InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key,
+};
 use crate::model::{Action, OutputChange, Plan, PlanMode, ResourceChange};
 
 /// What the user asked for besides the configuration.
@@ -32,7 +40,13 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { mode: PlanMode::Normal, refresh: true, targets: Vec::new(), replace: Vec::new(), parallelism: 10 }
+        PlanOptions {
+            mode: PlanMode::Normal,
+            refresh: true,
+            targets: Vec::new(),
+            replace: Vec::new(),
+            parallelism: 10,
+        }
     }
 }
 
@@ -77,7 +91,14 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
     } else {
         (None, HashSet::new())
     };
-    let ctx = Arc::new(WalkCtx::new(input.config.clone(), input.graph.clone(), input.registry, input.paths, input.inputs, input.stop));
+    let ctx = Arc::new(WalkCtx::new(
+        input.config.clone(),
+        input.graph.clone(),
+        input.registry,
+        input.paths,
+        input.inputs,
+        input.stop,
+    ));
     ctx.report_all(move_diags);
     let planner = Arc::new(Planner {
         prior: Mutex::new(prior),
@@ -87,29 +108,60 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         seen: Mutex::new(HashSet::new()),
         changed_resources: Mutex::new(HashSet::new()),
         options: input.options.clone(),
-        direct_targets: direct.iter().map(|&i| input.graph.node(i).clone()).collect(),
+        direct_targets: direct
+            .iter()
+            .map(|&i| input.graph.node(i).clone())
+            .collect(),
     });
-    let outcome = ctx.run(planner.clone(), subset.as_ref(), input.options.parallelism).await;
+    let outcome = ctx
+        .run(planner.clone(), subset.as_ref(), input.options.parallelism)
+        .await;
     let mut diags = std::mem::take(&mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner()));
     if !outcome.not_started.is_empty() {
-        diags.push(Diagnostic::error("plan interrupted").with_help("nothing was changed; run the plan again"));
+        diags.push(
+            Diagnostic::error("plan interrupted")
+                .with_help("nothing was changed; run the plan again"),
+        );
     }
     if diags.has_errors() {
         return Err(diags);
     }
     planner.plan_orphans(&ctx, targeting).await;
-    diags.extend(std::mem::take(&mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner())));
+    diags.extend(std::mem::take(
+        &mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner()),
+    ));
     if diags.has_errors() {
         return Err(diags);
     }
-    let Ok(planner) = Arc::try_unwrap(planner) else { unreachable!("the walk is over") };
-    let prior = planner.prior.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut changes = planner.changes.into_inner().unwrap_or_else(|e| e.into_inner());
+    let Ok(planner) = Arc::try_unwrap(planner) else {
+        unreachable!("the walk is over")
+    };
+    let prior = planner
+        .prior
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut changes = planner
+        .changes
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     changes.sort_by(|a, b| a.addr.cmp(&b.addr));
-    let mut drift = planner.drift.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut drift = planner
+        .drift
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     drift.sort_by(|a, b| a.addr.cmp(&b.addr));
-    let root_outputs = ctx.root_outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let outputs = output_changes(&input.config, &prior, root_outputs, input.options.mode, targeting);
+    let root_outputs = ctx
+        .root_outputs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let outputs = output_changes(
+        &input.config,
+        &prior,
+        root_outputs,
+        input.options.mode,
+        targeting,
+    );
     let variables = ctx
         .values()
         .modules
@@ -125,12 +177,21 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         state_serial,
         variables,
         config_hash: input.config_hash,
-        targets: input.options.targets.iter().map(|t| t.to_string()).collect(),
+        targets: input
+            .options
+            .targets
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
     };
     Ok((plan, diags))
 }
 
-fn target_matches_node(t: &TargetAddr, module: &ModulePath, addr: &flotilla_config::addr::ResourceAddr) -> bool {
+fn target_matches_node(
+    t: &TargetAddr,
+    module: &ModulePath,
+    addr: &flotilla_config::addr::ResourceAddr,
+) -> bool {
     match t {
         TargetAddr::Module(m) => module.0.starts_with(&m.path().0),
         TargetAddr::Resource(r) => &r.module.path() == module && &r.resource == addr,
@@ -138,7 +199,13 @@ fn target_matches_node(t: &TargetAddr, module: &ModulePath, addr: &flotilla_conf
     }
 }
 
-fn output_changes(config: &Module, prior: &State, outputs: BTreeMap<String, Value>, mode: PlanMode, targeting: bool) -> Vec<OutputChange> {
+fn output_changes(
+    config: &Module,
+    prior: &State,
+    outputs: BTreeMap<String, Value>,
+    mode: PlanMode,
+    targeting: bool,
+) -> Vec<OutputChange> {
     let mut out = Vec::new();
     let mut names: Vec<&String> = prior.outputs.keys().chain(outputs.keys()).collect();
     names.sort();
@@ -148,11 +215,22 @@ fn output_changes(config: &Module, prior: &State, outputs: BTreeMap<String, Valu
             let v = Value::from_json(&o.value);
             if o.sensitive { v.sensitive() } else { v }
         });
-        let after = if mode == PlanMode::Destroy { None } else { outputs.get(name).cloned() };
-        if after.is_none() && (targeting || (config.outputs.contains_key(name.as_str()) && mode != PlanMode::Destroy)) {
+        let after = if mode == PlanMode::Destroy {
+            None
+        } else {
+            outputs.get(name).cloned()
+        };
+        if after.is_none()
+            && (targeting
+                || (config.outputs.contains_key(name.as_str()) && mode != PlanMode::Destroy))
+        {
             continue;
         }
-        let sensitive = config.outputs.get(name.as_str()).is_some_and(|o| o.sensitive) || before.as_ref().is_some_and(Value::is_sensitive);
+        let sensitive = config
+            .outputs
+            .get(name.as_str())
+            .is_some_and(|o| o.sensitive)
+            || before.as_ref().is_some_and(Value::is_sensitive);
         let action = match (&before, &after) {
             (None, Some(_)) => Action::Create,
             (Some(_), None) => Action::Delete,
@@ -160,13 +238,26 @@ fn output_changes(config: &Module, prior: &State, outputs: BTreeMap<String, Valu
             (Some(_), Some(_)) => Action::Update,
             (None, None) => continue,
         };
-        out.push(OutputChange { name: name.clone(), action, before, after, sensitive });
+        out.push(OutputChange {
+            name: name.clone(),
+            action,
+            before,
+            after,
+            sensitive,
+        });
     }
     out
 }
 
 /// Renames state entries according to `moved` blocks in the root module.
-fn apply_moves(config: &Module, mut prior: State) -> (State, HashMap<ResourceInstanceAddr, ResourceInstanceAddr>, Vec<Diagnostic>) {
+fn apply_moves(
+    config: &Module,
+    mut prior: State,
+) -> (
+    State,
+    HashMap<ResourceInstanceAddr, ResourceInstanceAddr>,
+    Vec<Diagnostic>,
+) {
     let mut moved = HashMap::new();
     let mut diags = Vec::new();
     for m in &config.moved {
@@ -180,11 +271,17 @@ fn apply_moves(config: &Module, mut prior: State) -> (State, HashMap<ResourceIns
         let renames: Vec<(ResourceInstanceAddr, ResourceInstanceAddr)> = prior
             .resources
             .keys()
-            .filter_map(|addr| rename(&from, &to, addr).map(|new| (addr.clone(), new)))
+            .filter_map(|addr| moved_address(&from, &to, addr).map(|new| (addr.clone(), new)))
             .collect();
         for (old, new) in renames {
             if prior.resources.contains_key(&new) {
-                diags.push(Diagnostic::warning("`moved` target already exists").with_span(m.span.clone()).with_detail(format!("`{new}` is already in state, so `{old}` was not moved")));
+                diags.push(
+                    Diagnostic::warning("`moved` target already exists")
+                        .with_span(m.span.clone())
+                        .with_detail(format!(
+                            "`{new}` is already in state, so `{old}` was not moved"
+                        )),
+                );
                 continue;
             }
             if let Some(r) = prior.resources.remove(&old) {
@@ -197,19 +294,39 @@ fn apply_moves(config: &Module, mut prior: State) -> (State, HashMap<ResourceIns
     (prior, moved, diags)
 }
 
-fn rename(from: &TargetAddr, to: &TargetAddr, addr: &ResourceInstanceAddr) -> Option<ResourceInstanceAddr> {
+/// Where `addr` goes when `from` moves to `to` (module, resource or instance moves), if it moves.
+pub fn moved_address(
+    from: &TargetAddr,
+    to: &TargetAddr,
+    addr: &ResourceInstanceAddr,
+) -> Option<ResourceInstanceAddr> {
     match (from, to) {
         (TargetAddr::Module(f), TargetAddr::Module(t)) if addr.module.0.starts_with(&f.0) => {
             let mut module = t.clone();
             module.0.extend(addr.module.0[f.0.len()..].iter().cloned());
-            Some(ResourceInstanceAddr { module, ..addr.clone() })
+            Some(ResourceInstanceAddr {
+                module,
+                ..addr.clone()
+            })
         }
-        (TargetAddr::Resource(f), TargetAddr::Resource(t)) if addr.module == f.module && addr.resource == f.resource => {
-            Some(ResourceInstanceAddr { module: t.module.clone(), resource: t.resource.clone(), key: addr.key.clone() })
+        (TargetAddr::Resource(f), TargetAddr::Resource(t))
+            if addr.module == f.module && addr.resource == f.resource =>
+        {
+            Some(ResourceInstanceAddr {
+                module: t.module.clone(),
+                resource: t.resource.clone(),
+                key: addr.key.clone(),
+            })
         }
         (TargetAddr::Instance(f), TargetAddr::Instance(t)) if addr == f => Some(t.clone()),
-        (TargetAddr::Instance(f), TargetAddr::Resource(t)) if addr == f => Some(t.instance(InstanceKey::None)),
-        (TargetAddr::Resource(f), TargetAddr::Instance(t)) if addr == &f.instance(InstanceKey::None) => Some(t.clone()),
+        (TargetAddr::Instance(f), TargetAddr::Resource(t)) if addr == f => {
+            Some(t.instance(InstanceKey::None))
+        }
+        (TargetAddr::Resource(f), TargetAddr::Instance(t))
+            if addr == &f.instance(InstanceKey::None) =>
+        {
+            Some(t.clone())
+        }
         _ => None,
     }
 }
@@ -250,7 +367,9 @@ pub fn mark_schema_sensitive(v: Value, schema: &BlockSchema) -> Value {
 /// Terraform's "proposed new state": configuration, with computed attributes left unset in
 /// configuration taking their prior values.
 pub fn proposed_new(schema: &BlockSchema, prior: Option<&Value>, config: &Value) -> Value {
-    let (Value::Map(cfg), Some(Value::Map(prior))) = (config.shallow_unmark(), prior.map(Value::shallow_unmark)) else {
+    let (Value::Map(cfg), Some(Value::Map(prior))) =
+        (config.shallow_unmark(), prior.map(Value::shallow_unmark))
+    else {
         return config.clone();
     };
     let mut out = cfg.clone();
@@ -287,7 +406,12 @@ fn set_path(v: &mut Value, path: &[PathStep], new: Value) {
     }
 }
 
-pub fn ignore_changes(lc: &IgnoreChanges, schema: &BlockSchema, prior: &Value, proposed: Value) -> Value {
+pub fn ignore_changes(
+    lc: &IgnoreChanges,
+    schema: &BlockSchema,
+    prior: &Value,
+    proposed: Value,
+) -> Value {
     match lc {
         IgnoreChanges::None => proposed,
         IgnoreChanges::All => {
@@ -314,13 +438,25 @@ pub fn ignore_changes(lc: &IgnoreChanges, schema: &BlockSchema, prior: &Value, p
 
 impl Planner {
     fn record(&self, c: ResourceChange) {
-        if matches!(c.action, Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete) {
-            self.changed_resources.lock().unwrap_or_else(|e| e.into_inner()).insert(c.addr.without_key());
+        if matches!(
+            c.action,
+            Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete
+        ) {
+            self.changed_resources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(c.addr.without_key());
         }
-        self.changes.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c);
     }
 
-    fn prior_instances(&self, abs: &AbsResourceAddr) -> Vec<(ResourceInstanceAddr, ResourceInstanceState)> {
+    fn prior_instances(
+        &self,
+        abs: &AbsResourceAddr,
+    ) -> Vec<(ResourceInstanceAddr, ResourceInstanceState)> {
         let prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
         prior
             .resources
@@ -331,35 +467,54 @@ impl Planner {
     }
 
     /// Reads the real object; records drift; returns the refreshed value (None: gone).
-    async fn refresh(&self, addr: &ResourceInstanceAddr, state: &ResourceInstanceState, provider: &dyn Provider, ctx: &WalkCtx) -> Result<Option<Value>, ()> {
+    async fn refresh(
+        &self,
+        addr: &ResourceInstanceAddr,
+        state: &ResourceInstanceState,
+        provider: &dyn Provider,
+        ctx: &WalkCtx,
+    ) -> Result<Option<Value>, ()> {
         let current = state_value(state);
         if !self.options.refresh || addr.resource.mode == ResourceMode::Data {
             return Ok(Some(current));
         }
-        match provider.read(ReadRequest { type_name: &addr.resource.type_, current: &current }).await {
+        match provider
+            .read(ReadRequest {
+                type_name: &addr.resource.type_,
+                current: &current,
+            })
+            .await
+        {
             Ok(resp) => {
-                let refreshed = resp.state.map(|v| match provider.schema().resources.get(&addr.resource.type_) {
-                    Some(s) => mark_schema_sensitive(v, &s.block),
-                    None => v,
+                let refreshed = resp.state.map(|v| {
+                    match provider.schema().resources.get(&addr.resource.type_) {
+                        Some(s) => mark_schema_sensitive(v, &s.block),
+                        None => v,
+                    }
                 });
                 let drifted = match &refreshed {
                     None => Some((Action::Delete, None, "deleted outside flotilla")),
-                    Some(v) if !diff_paths(&current, v).is_empty() => Some((Action::Update, Some(v.clone()), "changed outside flotilla")),
+                    Some(v) if !diff_paths(&current, v).is_empty() => {
+                        Some((Action::Update, Some(v.clone()), "changed outside flotilla"))
+                    }
                     Some(_) => None,
                 };
                 if let Some((action, after, why)) = drifted {
-                    self.drift.lock().unwrap_or_else(|e| e.into_inner()).push(ResourceChange {
-                        addr: addr.clone(),
-                        prev_addr: None,
-                        provider: state.provider.clone(),
-                        action,
-                        before: Some(current),
-                        after,
-                        replace_reasons: Vec::new(),
-                        reason: Some(why.into()),
-                        dependencies: state.dependencies.clone(),
-                        create_before_destroy: state.create_before_destroy,
-                    });
+                    self.drift
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(ResourceChange {
+                            addr: addr.clone(),
+                            prev_addr: None,
+                            provider: state.provider.clone(),
+                            action,
+                            before: Some(current),
+                            after,
+                            replace_reasons: Vec::new(),
+                            reason: Some(why.into()),
+                            dependencies: state.dependencies.clone(),
+                            create_before_destroy: state.create_before_destroy,
+                        });
                     let mut prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
                     match &refreshed {
                         Some(v) => {
@@ -387,7 +542,12 @@ impl Planner {
         let orphans: Vec<(ResourceInstanceAddr, ResourceInstanceState)> = {
             let prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
             let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            prior.resources.iter().filter(|(a, _)| !seen.contains(*a)).map(|(a, s)| (a.clone(), s.clone())).collect()
+            prior
+                .resources
+                .iter()
+                .filter(|(a, _)| !seen.contains(*a))
+                .map(|(a, s)| (a.clone(), s.clone()))
+                .collect()
         };
         for (addr, state) in orphans {
             if targeting && !self.options.targets.iter().any(|t| t.contains(&addr)) {
@@ -397,16 +557,33 @@ impl Planner {
                 ctx.report(Diagnostic::error("unknown provider in state").with_detail(format!("`{addr}` is managed by `{}`, which this flotilla does not have", state.provider)).with_help("use a flotilla build with that provider, or remove the entry with `flotilla state rm`"));
                 continue;
             };
-            let Ok(current) = self.refresh(&addr, &state, provider.as_ref(), ctx).await else { continue };
+            let Ok(current) = self.refresh(&addr, &state, provider.as_ref(), ctx).await else {
+                continue;
+            };
             let Some(current) = current else { continue };
             if self.options.mode == PlanMode::RefreshOnly {
                 continue;
             }
             let reason = if self.options.mode == PlanMode::Destroy {
                 "destroy requested".to_string()
-            } else if ctx.config.descendant(&addr.module.path()).is_some_and(|m| m.resources.contains_key(&addr.resource)) {
-                if ctx.module_instances(&addr.module.path()).contains(&addr.module) {
-                    format!("`{}` no longer has the instance key {}", addr.without_key(), if addr.key == InstanceKey::None { "(none)".into() } else { addr.key.to_string() })
+            } else if ctx
+                .config
+                .descendant(&addr.module.path())
+                .is_some_and(|m| m.resources.contains_key(&addr.resource))
+            {
+                if ctx
+                    .module_instances(&addr.module.path())
+                    .contains(&addr.module)
+                {
+                    format!(
+                        "`{}` no longer has the instance key {}",
+                        addr.without_key(),
+                        if addr.key == InstanceKey::None {
+                            "(none)".into()
+                        } else {
+                            addr.key.to_string()
+                        }
+                    )
                 } else {
                     format!("module instance `{}` no longer exists", addr.module)
                 }
@@ -428,12 +605,23 @@ impl Planner {
         }
     }
 
-    fn replace_triggered(&self, ctx: &WalkCtx, inst: &ModuleInstance, r: &Resource) -> Option<String> {
-        let changed = self.changed_resources.lock().unwrap_or_else(|e| e.into_inner());
+    fn replace_triggered(
+        &self,
+        ctx: &WalkCtx,
+        inst: &ModuleInstance,
+        r: &Resource,
+    ) -> Option<String> {
+        let changed = self
+            .changed_resources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for expr in &r.lifecycle.replace_triggered_by {
             for reference in references(expr).0 {
                 if let Subject::Resource(addr) = reference.subject {
-                    let abs = AbsResourceAddr { module: inst.clone(), resource: addr };
+                    let abs = AbsResourceAddr {
+                        module: inst.clone(),
+                        resource: addr,
+                    };
                     if changed.contains(&abs) {
                         let _ = ctx;
                         return Some(format!("replace_triggered_by: `{abs}` changes"));
@@ -450,13 +638,21 @@ impl ResourceHandler for Planner {
     async fn visit_resource(&self, ctx: &Arc<WalkCtx>, path: &ModulePath, r: &Resource) -> bool {
         let config = Arc::clone(&ctx.config);
         let module = config.descendant(path).expect("resource module exists");
-        let Some((provider_addr, provider, schema)) = ctx.resource_type(path, r) else { return false };
+        let Some((provider_addr, provider, schema)) = ctx.resource_type(path, r) else {
+            return false;
+        };
         let schema = &schema;
-        let node = flotilla_graph::Node { module: path.clone(), kind: NodeKind::Resource(r.addr.clone()) };
+        let node = flotilla_graph::Node {
+            module: path.clone(),
+            kind: NodeKind::Resource(r.addr.clone()),
+        };
         let directly_targeted = self.direct_targets.contains(&node);
         let mut ok = true;
         for inst in ctx.module_instances(path) {
-            let abs = AbsResourceAddr { module: inst.clone(), resource: r.addr.clone() };
+            let abs = AbsResourceAddr {
+                module: inst.clone(),
+                resource: r.addr.clone(),
+            };
             let prior = self.prior_instances(&abs);
             let mut values: BTreeMap<InstanceKey, Value> = BTreeMap::new();
             let expansion = if self.options.mode == PlanMode::Destroy {
@@ -478,10 +674,13 @@ impl ResourceHandler for Planner {
                     seen.insert(abs.instance(key.clone()));
                 }
             }
-            let prior_by_key: HashMap<InstanceKey, ResourceInstanceState> = prior.into_iter().map(|(a, s)| (a.key, s)).collect();
+            let prior_by_key: HashMap<InstanceKey, ResourceInstanceState> =
+                prior.into_iter().map(|(a, s)| (a.key, s)).collect();
             for key in keys {
                 let addr = abs.instance(key.clone());
-                let included = self.options.targets.is_empty() || !directly_targeted || self.options.targets.iter().any(|t| t.contains(&addr));
+                let included = self.options.targets.is_empty()
+                    || !directly_targeted
+                    || self.options.targets.iter().any(|t| t.contains(&addr));
                 let prior_state = prior_by_key.get(&key);
                 if !included {
                     values.insert(key, prior_state.map(state_value).unwrap_or(Value::Unknown));
@@ -502,7 +701,14 @@ impl ResourceHandler for Planner {
                         Some(PathStep::Key(k)) => r.body.attr(k).map(|a| a.expr.span()),
                         _ => None,
                     });
-                    ctx.report(Diagnostic::error("invalid resource configuration").with_span(span.unwrap_or_else(|| r.span.clone())).with_detail(format!("{addr}: {e}")).with_help("fix the value; see docs/providers for what the resource accepts"));
+                    ctx.report(
+                        Diagnostic::error("invalid resource configuration")
+                            .with_span(span.unwrap_or_else(|| r.span.clone()))
+                            .with_detail(format!("{addr}: {e}"))
+                            .with_help(
+                                "fix the value; see docs/providers for what the resource accepts",
+                            ),
+                    );
                     ok = false;
                 }
                 {
@@ -510,7 +716,13 @@ impl ResourceHandler for Planner {
                     let mut scope = ctx.scope(&values_guard, &inst, module);
                     set_instance_key(&mut scope, &key, Some(expansion));
                     let mut diags = Diagnostics::new();
-                    if !check_rules(&scope, module, &r.lifecycle.preconditions, "precondition", &mut diags) {
+                    if !check_rules(
+                        &scope,
+                        module,
+                        &r.lifecycle.preconditions,
+                        "precondition",
+                        &mut diags,
+                    ) {
                         ok = false;
                     }
                     drop(values_guard);
@@ -527,7 +739,10 @@ impl ResourceHandler for Planner {
                     None => None,
                 };
                 let value = match r.addr.mode {
-                    ResourceMode::Data => self.plan_data(ctx, &addr, &provider_addr, provider.as_ref(), schema, cfg).await,
+                    ResourceMode::Data => {
+                        self.plan_data(ctx, &addr, &provider_addr, provider.as_ref(), schema, cfg)
+                            .await
+                    }
                     ResourceMode::Managed if self.options.mode == PlanMode::RefreshOnly => {
                         if let Some(v) = &refreshed {
                             self.record(ResourceChange {
@@ -539,13 +754,31 @@ impl ResourceHandler for Planner {
                                 after: Some(v.clone()),
                                 replace_reasons: Vec::new(),
                                 reason: None,
-                                dependencies: prior_state.map(|s| s.dependencies.clone()).unwrap_or_default(),
+                                dependencies: prior_state
+                                    .map(|s| s.dependencies.clone())
+                                    .unwrap_or_default(),
                                 create_before_destroy: r.lifecycle.create_before_destroy,
                             });
                         }
                         Some(refreshed.clone().unwrap_or(Value::Unknown))
                     }
-                    ResourceMode::Managed => self.plan_managed(ctx, &inst, module, r, &addr, &provider_addr, provider.as_ref(), schema, refreshed, cfg, expansion, &key).await,
+                    ResourceMode::Managed => {
+                        self.plan_managed(
+                            ctx,
+                            &inst,
+                            module,
+                            r,
+                            &addr,
+                            &provider_addr,
+                            provider.as_ref(),
+                            schema,
+                            refreshed,
+                            cfg,
+                            expansion,
+                            &key,
+                        )
+                        .await
+                    }
                 };
                 match value {
                     Some(v) => {
@@ -560,7 +793,9 @@ impl ResourceHandler for Planner {
             if self.options.mode == PlanMode::Destroy {
                 for (key, s) in prior_by_key {
                     let addr = abs.instance(key);
-                    if !self.options.targets.is_empty() && !self.options.targets.iter().any(|t| t.contains(&addr)) {
+                    if !self.options.targets.is_empty()
+                        && !self.options.targets.iter().any(|t| t.contains(&addr))
+                    {
                         continue;
                     }
                     if r.lifecycle.prevent_destroy {
@@ -568,8 +803,14 @@ impl ResourceHandler for Planner {
                         ok = false;
                         continue;
                     }
-                    self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(addr.clone());
-                    let Ok(Some(current)) = self.refresh(&addr, &s, provider.as_ref(), ctx).await else { continue };
+                    self.seen
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(addr.clone());
+                    let Ok(Some(current)) = self.refresh(&addr, &s, provider.as_ref(), ctx).await
+                    else {
+                        continue;
+                    };
                     self.record(ResourceChange {
                         addr: addr.clone(),
                         prev_addr: self.moved.get(&addr).cloned(),
@@ -636,7 +877,14 @@ impl Planner {
                     .with_help("check the resource's arguments"),
             );
         };
-        let resp = match provider.plan_change(PlanRequest { type_name, prior: prior.as_ref(), proposed: &proposed }).await {
+        let resp = match provider
+            .plan_change(PlanRequest {
+                type_name,
+                prior: prior.as_ref(),
+                proposed: &proposed,
+            })
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 fail(e);
@@ -651,7 +899,10 @@ impl Planner {
             reason = self.replace_triggered(ctx, inst, r);
         }
         if reason.is_some() && reasons.is_empty() {
-            reasons.push(ReplaceReason { path: AttrPath::default(), reason: reason.clone().unwrap_or_default() });
+            reasons.push(ReplaceReason {
+                path: AttrPath::default(),
+                reason: reason.clone().unwrap_or_default(),
+            });
         }
         let mut planned = mark_schema_sensitive(resp.planned, schema);
         let action = match &prior {
@@ -661,14 +912,25 @@ impl Planner {
                     ctx.report(prevent_destroy_error(r, addr));
                     return None;
                 }
-                match provider.plan_change(PlanRequest { type_name, prior: None, proposed: &config }).await {
+                match provider
+                    .plan_change(PlanRequest {
+                        type_name,
+                        prior: None,
+                        proposed: &config,
+                    })
+                    .await
+                {
                     Ok(created) => planned = mark_schema_sensitive(created.planned, schema),
                     Err(e) => {
                         fail(e);
                         return None;
                     }
                 }
-                if r.lifecycle.create_before_destroy { Action::CreateThenDelete } else { Action::DeleteThenCreate }
+                if r.lifecycle.create_before_destroy {
+                    Action::CreateThenDelete
+                } else {
+                    Action::DeleteThenCreate
+                }
             }
             Some(p) if diff_paths(p, &planned).is_empty() => Action::NoOp,
             Some(_) => Action::Update,
@@ -680,7 +942,13 @@ impl Planner {
             set_instance_key(&mut scope, key, Some(expansion));
             scope.self_value = Some(&planned);
             let mut diags = Diagnostics::new();
-            let ok = check_rules(&scope, module, &r.lifecycle.postconditions, "postcondition", &mut diags);
+            let ok = check_rules(
+                &scope,
+                module,
+                &r.lifecycle.postconditions,
+                "postcondition",
+                &mut diags,
+            );
             drop(values);
             ctx.report_all(diags);
             if !ok {
@@ -695,12 +963,20 @@ impl Planner {
             action,
             before: prior.clone(),
             after: Some(planned.clone()),
-            replace_reasons: if action.is_replace() { reasons } else { Vec::new() },
+            replace_reasons: if action.is_replace() {
+                reasons
+            } else {
+                Vec::new()
+            },
             reason: if action.is_replace() { reason } else { None },
             dependencies,
             create_before_destroy: r.lifecycle.create_before_destroy,
         });
-        Some(if action == Action::NoOp { prior.unwrap_or(planned) } else { planned })
+        Some(if action == Action::NoOp {
+            prior.unwrap_or(planned)
+        } else {
+            planned
+        })
     }
 
     async fn plan_data(
@@ -735,7 +1011,13 @@ impl Planner {
             });
             return Some(after);
         }
-        match provider.read_data(ReadDataRequest { type_name: &addr.resource.type_, config: &config }).await {
+        match provider
+            .read_data(ReadDataRequest {
+                type_name: &addr.resource.type_,
+                config: &config,
+            })
+            .await
+        {
             Ok(v) => {
                 let v = mark_schema_sensitive(v, schema);
                 self.record(ResourceChange {
@@ -753,7 +1035,11 @@ impl Planner {
                 Some(v)
             }
             Err(e) => {
-                ctx.report(Diagnostic::error("cannot read data source").with_detail(format!("{addr}: {}", e.describe())).with_help("check the data source's arguments"));
+                ctx.report(
+                    Diagnostic::error("cannot read data source")
+                        .with_detail(format!("{addr}: {}", e.describe()))
+                        .with_help("check the data source's arguments"),
+                );
                 None
             }
         }
@@ -763,7 +1049,12 @@ impl Planner {
 /// The resources a resource depends on, directly or through locals and variables, in its module.
 pub fn resource_dependencies(ctx: &WalkCtx, module: &Module, r: &Resource) -> Vec<String> {
     let g = &ctx.graph;
-    let Some(me) = g.find(&flotilla_graph::Node { module: module.path.clone(), kind: NodeKind::Resource(r.addr.clone()) }) else { return Vec::new() };
+    let Some(me) = g.find(&flotilla_graph::Node {
+        module: module.path.clone(),
+        kind: NodeKind::Resource(r.addr.clone()),
+    }) else {
+        return Vec::new();
+    };
     let mut out: Vec<String> = Vec::new();
     let mut stack: Vec<_> = g.dependencies(me).collect();
     let mut seen = HashSet::new();
@@ -772,7 +1063,9 @@ pub fn resource_dependencies(ctx: &WalkCtx, module: &Module, r: &Resource) -> Ve
             continue;
         }
         match &g.node(n).kind {
-            NodeKind::Resource(a) if a.mode == ResourceMode::Managed => out.push(g.node(n).to_string()),
+            NodeKind::Resource(a) if a.mode == ResourceMode::Managed => {
+                out.push(g.node(n).to_string())
+            }
             NodeKind::Provider(_) | NodeKind::Resource(_) => {}
             _ => stack.extend(g.dependencies(n)),
         }

@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use flotilla_lang::{AttrPath, Type, Value};
-pub use schema::{AttributeSchema, BlockSchema, NestedBlockSchema, Nesting, ProviderSchema, ResourceSchema};
+pub use schema::{
+    AttributeSchema, BlockSchema, NestedBlockSchema, Nesting, ProviderSchema, ResourceSchema,
+};
 
 /// A failure reported by a provider.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -178,7 +180,10 @@ pub trait Provider: Send + Sync {
 
     /// Imports an existing object.
     async fn import(&self, req: ImportRequest<'_>) -> ProviderResult<Value> {
-        Err(ProviderError::new(format!("{} does not support import", req.type_name)))
+        Err(ProviderError::new(format!(
+            "{} does not support import",
+            req.type_name
+        )))
     }
 }
 

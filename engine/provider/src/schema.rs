@@ -81,17 +81,26 @@ impl AttributeSchema {
 
     /// A required argument.
     pub fn required(ty: Type, description: &str) -> AttributeSchema {
-        AttributeSchema { required: true, ..Self::base(ty, description) }
+        AttributeSchema {
+            required: true,
+            ..Self::base(ty, description)
+        }
     }
 
     /// An optional argument.
     pub fn optional(ty: Type, description: &str) -> AttributeSchema {
-        AttributeSchema { optional: true, ..Self::base(ty, description) }
+        AttributeSchema {
+            optional: true,
+            ..Self::base(ty, description)
+        }
     }
 
     /// An attribute only the provider sets.
     pub fn computed(ty: Type, description: &str) -> AttributeSchema {
-        AttributeSchema { computed: true, ..Self::base(ty, description) }
+        AttributeSchema {
+            computed: true,
+            ..Self::base(ty, description)
+        }
     }
 
     /// Marks it optional and computed (the provider fills a default).

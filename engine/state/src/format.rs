@@ -77,9 +77,14 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
             supported: FORMAT_VERSION,
         });
     }
-    let recorded = value.get("checksum").and_then(serde_json::Value::as_str).unwrap_or("");
+    let recorded = value
+        .get("checksum")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
     if recorded != checksum_of(&value) {
-        return Err(corrupt("its checksum does not match its content (edited or truncated)".into()));
+        return Err(corrupt(
+            "its checksum does not match its content (edited or truncated)".into(),
+        ));
     }
     let doc: Document = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
     Ok(State {
@@ -119,14 +124,27 @@ mod tests {
     #[test]
     fn detects_edits_and_truncation() {
         let bytes = encode(&sample());
-        let text = String::from_utf8(bytes.clone()).unwrap().replace("1.5", "2.5");
-        assert!(matches!(decode(text.as_bytes(), "t"), Err(StateError::Corrupt { .. })));
-        assert!(matches!(decode(&bytes[..bytes.len() / 2], "t"), Err(StateError::Corrupt { .. })));
+        let text = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace("1.5", "2.5");
+        assert!(matches!(
+            decode(text.as_bytes(), "t"),
+            Err(StateError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() / 2], "t"),
+            Err(StateError::Corrupt { .. })
+        ));
     }
 
     #[test]
     fn refuses_newer_versions() {
-        let text = String::from_utf8(encode(&sample())).unwrap().replace("\"format_version\": 1", "\"format_version\": 99");
-        assert!(matches!(decode(text.as_bytes(), "t"), Err(StateError::TooNew { found: 99, .. })));
+        let text = String::from_utf8(encode(&sample()))
+            .unwrap()
+            .replace("\"format_version\": 1", "\"format_version\": 99");
+        assert!(matches!(
+            decode(text.as_bytes(), "t"),
+            Err(StateError::TooNew { found: 99, .. })
+        ));
     }
 }

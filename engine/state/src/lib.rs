@@ -16,7 +16,7 @@ pub mod format;
 mod local;
 mod model;
 
-pub use local::{LocalBackend, LockGuard, LockInfo, Journal};
+pub use local::{Journal, LocalBackend, LockGuard, LockInfo};
 pub use model::{JournalEntry, OutputState, ResourceInstanceState, State};
 
 /// Everything that can go wrong reading, writing or locking state.
@@ -42,7 +42,9 @@ pub enum StateError {
         reason: String,
     },
     /// The file was written by a newer flotilla.
-    #[error("state file {path} has format version {found}, newer than this flotilla understands ({supported})")]
+    #[error(
+        "state file {path} has format version {found}, newer than this flotilla understands ({supported})"
+    )]
     TooNew {
         /// The file.
         path: String,
@@ -64,9 +66,13 @@ impl StateError {
     pub fn help(&self) -> &'static str {
         match self {
             StateError::Io { .. } => "check the path and its permissions",
-            StateError::Corrupt { .. } => "restore the previous version from the `.backup` file next to it, or from version control; flotilla did not modify the file",
+            StateError::Corrupt { .. } => {
+                "restore the previous version from the `.backup` file next to it, or from version control; flotilla did not modify the file"
+            }
             StateError::TooNew { .. } => "upgrade flotilla to the version that wrote this state",
-            StateError::Locked { .. } => "wait for the other run to finish, or pass -lock-timeout=DURATION to wait longer; if the holder is gone, the lock is released automatically",
+            StateError::Locked { .. } => {
+                "wait for the other run to finish, or pass -lock-timeout=DURATION to wait longer; if the holder is gone, the lock is released automatically"
+            }
         }
     }
 }

@@ -122,7 +122,10 @@ impl LocalBackend {
                         let holder = std::fs::read_to_string(&path)
                             .ok()
                             .and_then(|t| serde_json::from_str::<LockInfo>(&t).ok())
-                            .map_or_else(|| "another flotilla process".to_string(), |i| i.to_string());
+                            .map_or_else(
+                                || "another flotilla process".to_string(),
+                                |i| i.to_string(),
+                            );
                         return Err(StateError::Locked { holder });
                     }
                     std::thread::sleep(Duration::from_millis(50));
@@ -136,7 +139,8 @@ impl LocalBackend {
             operation: operation.to_string(),
             created: now_rfc3339(),
         };
-        file.set_len(0).map_err(io("cannot write lock file", &path))?;
+        file.set_len(0)
+            .map_err(io("cannot write lock file", &path))?;
         file.write_all(serde_json::to_string(&info).unwrap_or_default().as_bytes())
             .and_then(|_| file.flush())
             .map_err(io("cannot write lock file", &path))?;
@@ -162,11 +166,15 @@ impl LocalBackend {
         let mut replayed = 0;
         for line in BufReader::new(file).lines() {
             let Ok(line) = line else { break };
-            let Some((json, sum)) = line.rsplit_once('\t') else { break };
+            let Some((json, sum)) = line.rsplit_once('\t') else {
+                break;
+            };
             if blake3::hash(json.as_bytes()).to_hex().as_str() != sum {
                 break; // a torn final write: everything before it is intact
             }
-            let Ok(entry) = serde_json::from_str::<JournalEntry>(json) else { break };
+            let Ok(entry) = serde_json::from_str::<JournalEntry>(json) else {
+                break;
+            };
             state.apply_entry(&entry);
             replayed += 1;
         }
@@ -188,7 +196,8 @@ impl LocalBackend {
             f.sync_all().map_err(io("cannot sync", &tmp))?;
         }
         if self.path.exists() {
-            std::fs::copy(&self.path, self.backup_path()).map_err(io("cannot back up", &self.path))?;
+            std::fs::copy(&self.path, self.backup_path())
+                .map_err(io("cannot back up", &self.path))?;
         }
         std::fs::rename(&tmp, &self.path).map_err(io("cannot replace", &self.path))?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -240,7 +249,9 @@ impl Journal {
             buf.extend_from_slice(blake3::hash(json.as_bytes()).to_hex().as_bytes());
             buf.push(b'\n');
         }
-        self.file.write_all(&buf).map_err(io("cannot write", &self.path))?;
+        self.file
+            .write_all(&buf)
+            .map_err(io("cannot write", &self.path))?;
         self.file.sync_data().map_err(io("cannot sync", &self.path))
     }
 }
@@ -280,12 +291,24 @@ mod tests {
         let mut s = State::new();
         b.persist(&mut s).unwrap();
         let mut j = b.journal().unwrap();
-        j.append(&[JournalEntry::Put { addr: "builtin_data.a".parse().unwrap(), instance: instance(1) }]).unwrap();
-        j.append(&[JournalEntry::Put { addr: "builtin_data.b".parse().unwrap(), instance: instance(2) }]).unwrap();
+        j.append(&[JournalEntry::Put {
+            addr: "builtin_data.a".parse().unwrap(),
+            instance: instance(1),
+        }])
+        .unwrap();
+        j.append(&[JournalEntry::Put {
+            addr: "builtin_data.b".parse().unwrap(),
+            instance: instance(2),
+        }])
+        .unwrap();
         drop(j);
         // simulate a crash mid-write: a partial third line
-        let mut f = OpenOptions::new().append(true).open(b.journal_path()).unwrap();
-        f.write_all(b"{\"op\":\"put\",\"addr\":\"builtin_da").unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(b.journal_path())
+            .unwrap();
+        f.write_all(b"{\"op\":\"put\",\"addr\":\"builtin_da")
+            .unwrap();
         let (loaded, replayed) = b.load().unwrap();
         let loaded = loaded.unwrap();
         assert_eq!(replayed, 2);
@@ -300,7 +323,10 @@ mod tests {
         let _held = b.lock("apply", Duration::ZERO).unwrap();
         let err = b.lock("plan", Duration::from_millis(120)).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
         assert!(msg.contains("running `apply`"), "{msg}");
         drop(_held);
         assert!(b.lock("plan", Duration::ZERO).is_ok());

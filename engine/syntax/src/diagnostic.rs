@@ -153,7 +153,11 @@ impl Diagnostics {
 
     /// `Err(self)` when there are errors, `Ok(value)` otherwise (warnings are dropped).
     pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
-        if self.has_errors() { Err(self) } else { Ok(value) }
+        if self.has_errors() {
+            Err(self)
+        } else {
+            Ok(value)
+        }
     }
 }
 

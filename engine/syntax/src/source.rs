@@ -119,10 +119,7 @@ pub fn parse_body(file: FileId, text: &str) -> Result<Body, Diagnostic> {
 }
 
 /// Parses a standalone expression (for `-var` values, the console and tests).
-pub fn parse_expr_in(
-    file: FileId,
-    text: &str,
-) -> Result<hcl_edit::expr::Expression, Diagnostic> {
+pub fn parse_expr_in(file: FileId, text: &str) -> Result<hcl_edit::expr::Expression, Diagnostic> {
     hcl_edit::parser::parse_expr(text).map_err(|err| syntax_error(file, text, &err))
 }
 

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use flotilla_provider::{
-    ApplyRequest, ApplyResponse, AttrPath, AttributeSchema, BlockSchema, PlanRequest, PlanResponse, Provider,
-    ProviderError, ProviderResult, ProviderSchema, ReadDataRequest, ReadRequest, ReadResponse, ReplaceReason,
-    ResourceSchema, Type, Value,
+    ApplyRequest, ApplyResponse, AttrPath, AttributeSchema, BlockSchema, PlanRequest, PlanResponse,
+    Provider, ProviderError, ProviderResult, ProviderSchema, ReadDataRequest, ReadRequest,
+    ReadResponse, ReplaceReason, ResourceSchema, Type, Value,
 };
 
 /// The provider's name: the prefix of its resource types.
@@ -102,7 +102,9 @@ fn string_attr(m: &BTreeMap<String, Value>, k: &str) -> Option<String> {
 
 /// Paths whose values differ between prior and proposed, among the force-new attributes.
 fn replace_reasons(type_name: &str, prior: Option<&Value>, proposed: &Value) -> Vec<ReplaceReason> {
-    let Some(prior) = prior else { return Vec::new() };
+    let Some(prior) = prior else {
+        return Vec::new();
+    };
     let block = &schema().resources[type_name].block;
     let (p, n) = (attrs(prior), attrs(proposed));
     block
@@ -122,7 +124,8 @@ fn replace_reasons(type_name: &str, prior: Option<&Value>, proposed: &Value) -> 
 
 fn random_string(length: usize, special: bool) -> String {
     const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    const SPECIAL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&*()-_=+[]{}<>:?";
+    const SPECIAL: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&*()-_=+[]{}<>:?";
     let alphabet = if special { SPECIAL } else { ALNUM };
     let mut out = String::with_capacity(length);
     while out.len() < length {
@@ -151,22 +154,30 @@ fn hash(s: &str) -> String {
 fn write_file(path: &str, content: &str, permission: &str) -> ProviderResult<()> {
     let p = PathBuf::from(path);
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ProviderError::new(format!("cannot create directory {}", dir.display())).with_detail(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ProviderError::new(format!("cannot create directory {}", dir.display()))
+                .with_detail(e.to_string())
+        })?;
     }
     let tmp = p.with_extension("flotilla-tmp");
     std::fs::write(&tmp, content)
         .and_then(|_| std::fs::rename(&tmp, &p))
-        .map_err(|e| ProviderError::new(format!("cannot write {path}")).with_detail(e.to_string()))?;
+        .map_err(|e| {
+            ProviderError::new(format!("cannot write {path}")).with_detail(e.to_string())
+        })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = u32::from_str_radix(permission, 8).map_err(|_| {
-            ProviderError::new(format!("file_permission {permission:?} is not an octal mode like \"0644\""))
-                .at(AttrPath::attr("file_permission"))
+            ProviderError::new(format!(
+                "file_permission {permission:?} is not an octal mode like \"0644\""
+            ))
+            .at(AttrPath::attr("file_permission"))
         })?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| ProviderError::new(format!("cannot set permissions on {path}")).with_detail(e.to_string()))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+            ProviderError::new(format!("cannot set permissions on {path}"))
+                .with_detail(e.to_string())
+        })?;
     }
     Ok(())
 }
@@ -183,18 +194,27 @@ impl Provider for Builtin {
         if type_name == "builtin_file" {
             let has = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
             if has("content") && has("sensitive_content") {
-                out.push(ProviderError::new("set only one of `content` and `sensitive_content`").at(AttrPath::attr("sensitive_content")));
+                out.push(
+                    ProviderError::new("set only one of `content` and `sensitive_content`")
+                        .at(AttrPath::attr("sensitive_content")),
+                );
             }
             if let Some(p) = string_attr(&m, "file_permission") {
                 if u32::from_str_radix(&p, 8).is_err() {
-                    out.push(ProviderError::new(format!("{p:?} is not an octal mode like \"0644\"")).at(AttrPath::attr("file_permission")));
+                    out.push(
+                        ProviderError::new(format!("{p:?} is not an octal mode like \"0644\""))
+                            .at(AttrPath::attr("file_permission")),
+                    );
                 }
             }
         }
         if type_name == "builtin_random" {
             if let Some(Value::Number(n)) = m.get("length") {
                 if *n < 1.0 || n.fract() != 0.0 {
-                    out.push(ProviderError::new("`length` must be a whole number of at least 1").at(AttrPath::attr("length")));
+                    out.push(
+                        ProviderError::new("`length` must be a whole number of at least 1")
+                            .at(AttrPath::attr("length")),
+                    );
                 }
             }
         }
@@ -243,7 +263,10 @@ impl Provider for Builtin {
             let v = prior.as_ref().map_or(Value::Unknown, |p| get(p, k));
             m.insert((*k).into(), v);
         }
-        Ok(PlanResponse { planned: Value::Map(m), requires_replace })
+        Ok(PlanResponse {
+            planned: Value::Map(m),
+            requires_replace,
+        })
     }
 
     async fn apply_change(&self, req: ApplyRequest<'_>) -> ProviderResult<ApplyResponse> {
@@ -253,7 +276,10 @@ impl Provider for Builtin {
                     match std::fs::remove_file(&path) {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(ProviderError::new(format!("cannot delete {path}")).with_detail(e.to_string())),
+                        Err(e) => {
+                            return Err(ProviderError::new(format!("cannot delete {path}"))
+                                .with_detail(e.to_string()));
+                        }
                     }
                 }
             }
@@ -267,7 +293,9 @@ impl Provider for Builtin {
                 }
             }
             "builtin_file" => {
-                let path = string_attr(&m, "path").ok_or_else(|| ProviderError::new("`path` is required").at(AttrPath::attr("path")))?;
+                let path = string_attr(&m, "path").ok_or_else(|| {
+                    ProviderError::new("`path` is required").at(AttrPath::attr("path"))
+                })?;
                 let content = content_of(&m).unwrap_or_default();
                 let perm = string_attr(&m, "file_permission").unwrap_or_else(|| "0644".into());
                 write_file(&path, &content, &perm)?;
@@ -287,34 +315,52 @@ impl Provider for Builtin {
             }
             other => return Err(ProviderError::new(format!("unknown resource type {other}"))),
         }
-        Ok(ApplyResponse { new_state: Some(Value::Map(m)) })
+        Ok(ApplyResponse {
+            new_state: Some(Value::Map(m)),
+        })
     }
 
     async fn read(&self, req: ReadRequest<'_>) -> ProviderResult<ReadResponse> {
         if req.type_name != "builtin_file" {
-            return Ok(ReadResponse { state: Some(req.current.clone()) });
+            return Ok(ReadResponse {
+                state: Some(req.current.clone()),
+            });
         }
         let mut m = attrs(req.current);
         let Some(path) = string_attr(&m, "path") else {
-            return Ok(ReadResponse { state: Some(req.current.clone()) });
+            return Ok(ReadResponse {
+                state: Some(req.current.clone()),
+            });
         };
         match std::fs::read_to_string(&path) {
             Ok(content) => {
-                let key = if get(&m, "sensitive_content").is_null() { "content" } else { "sensitive_content" };
+                let key = if get(&m, "sensitive_content").is_null() {
+                    "content"
+                } else {
+                    "sensitive_content"
+                };
                 m.insert(key.into(), Value::String(content.clone()));
                 m.insert("id".into(), Value::String(hash(&content)));
-                Ok(ReadResponse { state: Some(Value::Map(m)) })
+                Ok(ReadResponse {
+                    state: Some(Value::Map(m)),
+                })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ReadResponse { state: None }),
-            Err(e) => Err(ProviderError::new(format!("cannot read {path}")).with_detail(e.to_string())),
+            Err(e) => {
+                Err(ProviderError::new(format!("cannot read {path}")).with_detail(e.to_string()))
+            }
         }
     }
 
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ProviderResult<Value> {
         let mut m = attrs(req.config);
-        let path = string_attr(&m, "path").ok_or_else(|| ProviderError::new("`path` is required").at(AttrPath::attr("path")))?;
-        let content = std::fs::read_to_string(&path)
-            .map_err(|e| ProviderError::new(format!("cannot read {path}")).with_detail(e.to_string()).at(AttrPath::attr("path")))?;
+        let path = string_attr(&m, "path")
+            .ok_or_else(|| ProviderError::new("`path` is required").at(AttrPath::attr("path")))?;
+        let content = std::fs::read_to_string(&path).map_err(|e| {
+            ProviderError::new(format!("cannot read {path}"))
+                .with_detail(e.to_string())
+                .at(AttrPath::attr("path"))
+        })?;
         m.insert("id".into(), Value::String(hash(&content)));
         m.insert("content".into(), Value::String(content));
         Ok(Value::Map(m))
@@ -326,25 +372,57 @@ mod tests {
     use super::*;
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn data_copies_input_and_replaces_on_trigger() {
         rt().block_on(async {
             let p = Builtin;
-            let proposed = Value::object([("input", Value::string("a")), ("triggers_replace", Value::Number(1.0))]);
-            let plan = p.plan_change(PlanRequest { type_name: "builtin_data", prior: None, proposed: &proposed }).await.unwrap();
+            let proposed = Value::object([
+                ("input", Value::string("a")),
+                ("triggers_replace", Value::Number(1.0)),
+            ]);
+            let plan = p
+                .plan_change(PlanRequest {
+                    type_name: "builtin_data",
+                    prior: None,
+                    proposed: &proposed,
+                })
+                .await
+                .unwrap();
             assert_eq!(plan.planned.get_attr("output"), Some(Value::string("a")));
             assert!(plan.planned.get_attr("id").unwrap().is_unknown());
-            let applied = p.apply_change(ApplyRequest { type_name: "builtin_data", prior: None, planned: Some(&plan.planned) }).await.unwrap();
+            let applied = p
+                .apply_change(ApplyRequest {
+                    type_name: "builtin_data",
+                    prior: None,
+                    planned: Some(&plan.planned),
+                })
+                .await
+                .unwrap();
             let state = applied.new_state.unwrap();
             assert!(!state.contains_unknown());
 
-            let changed = Value::object([("input", Value::string("a")), ("triggers_replace", Value::Number(2.0))]);
-            let plan = p.plan_change(PlanRequest { type_name: "builtin_data", prior: Some(&state), proposed: &changed }).await.unwrap();
+            let changed = Value::object([
+                ("input", Value::string("a")),
+                ("triggers_replace", Value::Number(2.0)),
+            ]);
+            let plan = p
+                .plan_change(PlanRequest {
+                    type_name: "builtin_data",
+                    prior: Some(&state),
+                    proposed: &changed,
+                })
+                .await
+                .unwrap();
             assert_eq!(plan.requires_replace.len(), 1);
-            assert_eq!(plan.requires_replace[0].path.to_string(), "triggers_replace");
+            assert_eq!(
+                plan.requires_replace[0].path.to_string(),
+                "triggers_replace"
+            );
         });
     }
 
@@ -354,15 +432,49 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("out/hello.txt").display().to_string();
             let p = Builtin;
-            let proposed = Value::object([("path", Value::string(&path)), ("content", Value::string("hi"))]);
-            let plan = p.plan_change(PlanRequest { type_name: "builtin_file", prior: None, proposed: &proposed }).await.unwrap();
-            let state = p.apply_change(ApplyRequest { type_name: "builtin_file", prior: None, planned: Some(&plan.planned) }).await.unwrap().new_state.unwrap();
+            let proposed = Value::object([
+                ("path", Value::string(&path)),
+                ("content", Value::string("hi")),
+            ]);
+            let plan = p
+                .plan_change(PlanRequest {
+                    type_name: "builtin_file",
+                    prior: None,
+                    proposed: &proposed,
+                })
+                .await
+                .unwrap();
+            let state = p
+                .apply_change(ApplyRequest {
+                    type_name: "builtin_file",
+                    prior: None,
+                    planned: Some(&plan.planned),
+                })
+                .await
+                .unwrap()
+                .new_state
+                .unwrap();
             assert_eq!(std::fs::read_to_string(&path).unwrap(), "hi");
             std::fs::write(&path, "edited").unwrap();
-            let read = p.read(ReadRequest { type_name: "builtin_file", current: &state }).await.unwrap();
-            assert_eq!(read.state.unwrap().get_attr("content"), Some(Value::string("edited")));
+            let read = p
+                .read(ReadRequest {
+                    type_name: "builtin_file",
+                    current: &state,
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                read.state.unwrap().get_attr("content"),
+                Some(Value::string("edited"))
+            );
             std::fs::remove_file(&path).unwrap();
-            let read = p.read(ReadRequest { type_name: "builtin_file", current: &state }).await.unwrap();
+            let read = p
+                .read(ReadRequest {
+                    type_name: "builtin_file",
+                    current: &state,
+                })
+                .await
+                .unwrap();
             assert_eq!(read.state, None);
         });
     }
@@ -372,11 +484,36 @@ mod tests {
         rt().block_on(async {
             let p = Builtin;
             let proposed = Value::object([("length", Value::Number(24.0))]);
-            let plan = p.plan_change(PlanRequest { type_name: "builtin_random", prior: None, proposed: &proposed }).await.unwrap();
-            let state = p.apply_change(ApplyRequest { type_name: "builtin_random", prior: None, planned: Some(&plan.planned) }).await.unwrap().new_state.unwrap();
-            let Some(Value::String(s)) = state.get_attr("result") else { panic!() };
+            let plan = p
+                .plan_change(PlanRequest {
+                    type_name: "builtin_random",
+                    prior: None,
+                    proposed: &proposed,
+                })
+                .await
+                .unwrap();
+            let state = p
+                .apply_change(ApplyRequest {
+                    type_name: "builtin_random",
+                    prior: None,
+                    planned: Some(&plan.planned),
+                })
+                .await
+                .unwrap()
+                .new_state
+                .unwrap();
+            let Some(Value::String(s)) = state.get_attr("result") else {
+                panic!()
+            };
             assert_eq!(s.len(), 24);
-            let again = p.plan_change(PlanRequest { type_name: "builtin_random", prior: Some(&state), proposed: &proposed }).await.unwrap();
+            let again = p
+                .plan_change(PlanRequest {
+                    type_name: "builtin_random",
+                    prior: Some(&state),
+                    proposed: &proposed,
+                })
+                .await
+                .unwrap();
             assert_eq!(again.planned.get_attr("result"), Some(Value::String(s)));
         });
     }

@@ -2,7 +2,6 @@
 use super::*;
 use crate::eval::values_equal;
 
-
 fn first(a: Vec<Value>) -> Value {
     a.into_iter().next().unwrap_or_default()
 }
@@ -45,7 +44,12 @@ pub fn chunklist(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     if size == 0 {
         return Ok(Value::List(vec![Value::List(items)]));
     }
-    Ok(Value::List(items.chunks(size as usize).map(|c| Value::List(c.to_vec())).collect()))
+    Ok(Value::List(
+        items
+            .chunks(size as usize)
+            .map(|c| Value::List(c.to_vec()))
+            .collect(),
+    ))
 }
 
 pub fn coalesce(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -59,7 +63,12 @@ pub fn coalescelist(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
         match v {
             Value::List(ref items) | Value::Set(ref items) if !items.is_empty() => return Ok(v),
             Value::List(_) | Value::Set(_) => {}
-            other => return Err(format!("every argument must be a list, got {}", other.type_name())),
+            other => {
+                return Err(format!(
+                    "every argument must be a list, got {}",
+                    other.type_name()
+                ));
+            }
         }
     }
     Err("no non-empty list argument".into())
@@ -68,7 +77,10 @@ pub fn coalescelist(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 pub fn compact(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let items = list_arg(first(a), "the list")?;
     Ok(Value::List(
-        items.into_iter().filter(|v| !v.is_null() && *v != Value::string("")).collect(),
+        items
+            .into_iter()
+            .filter(|v| !v.is_null() && *v != Value::string(""))
+            .collect(),
     ))
 }
 
@@ -160,7 +172,9 @@ pub fn lookup(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     match (m.get(&key), it.next()) {
         (Some(v), _) => Ok(v.clone()),
         (None, Some(default)) => Ok(default),
-        (None, None) => Err(format!("the map has no key {key:?} and no default was given")),
+        (None, None) => Err(format!(
+            "the map has no key {key:?} and no default was given"
+        )),
     }
 }
 
@@ -180,12 +194,17 @@ pub fn one(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     match items.len() {
         0 => Ok(Value::Null),
         1 => Ok(items.into_iter().next().unwrap_or_default()),
-        n => Err(format!("must be a list or set with at most one element, got {n}")),
+        n => Err(format!(
+            "must be a list or set with at most one element, got {n}"
+        )),
     }
 }
 
 pub fn range(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    let nums: Vec<f64> = a.iter().map(|v| num_arg(v, "every argument")).collect::<Result<_, _>>()?;
+    let nums: Vec<f64> = a
+        .iter()
+        .map(|v| num_arg(v, "every argument"))
+        .collect::<Result<_, _>>()?;
     let (start, end, step) = match nums.as_slice() {
         [e] => (0.0, *e, 1.0),
         [s, e] => (*s, *e, if s <= e { 1.0 } else { -1.0 }),
@@ -217,7 +236,9 @@ pub fn reverse(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 }
 
 fn sets(a: Vec<Value>) -> Result<Vec<Vec<Value>>, String> {
-    a.into_iter().map(|v| list_arg(v, "every argument")).collect()
+    a.into_iter()
+        .map(|v| list_arg(v, "every argument"))
+        .collect()
 }
 
 pub fn setintersection(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -256,7 +277,11 @@ pub fn setproduct(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
         acc = next;
     }
     let items: Vec<Value> = acc.into_iter().map(Value::List).collect();
-    Ok(if all_sets { Value::set(items) } else { Value::List(items) })
+    Ok(if all_sets {
+        Value::set(items)
+    } else {
+        Value::List(items)
+    })
 }
 
 pub fn slice(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -264,7 +289,10 @@ pub fn slice(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let end = int_arg(&a[2], "the end index")?;
     let items = list_arg(first(a), "the list")?;
     if start < 0 || end < start || end as usize > items.len() {
-        return Err(format!("invalid range [{start}, {end}) for a list of {} elements", items.len()));
+        return Err(format!(
+            "invalid range [{start}, {end}) for a list of {} elements",
+            items.len()
+        ));
     }
     Ok(Value::List(items[start as usize..end as usize].to_vec()))
 }
@@ -295,10 +323,14 @@ pub fn transpose(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (k, list) in m {
         for v in list_arg(list, "every value")? {
-            out.entry(str_arg(&v, "every element")?).or_default().push(Value::String(k.clone()));
+            out.entry(str_arg(&v, "every element")?)
+                .or_default()
+                .push(Value::String(k.clone()));
         }
     }
-    Ok(Value::Map(out.into_iter().map(|(k, v)| (k, Value::List(v))).collect()))
+    Ok(Value::Map(
+        out.into_iter().map(|(k, v)| (k, Value::List(v))).collect(),
+    ))
 }
 
 pub fn zipmap(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -317,4 +349,3 @@ pub fn zipmap(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     }
     Ok(Value::Map(out))
 }
-

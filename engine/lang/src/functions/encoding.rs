@@ -4,7 +4,9 @@ use base64::Engine as _;
 
 pub fn base64encode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let s = str_arg(&a[0], "the string")?;
-    Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(s)))
+    Ok(Value::String(
+        base64::engine::general_purpose::STANDARD.encode(s),
+    ))
 }
 
 pub fn base64decode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -20,22 +22,30 @@ pub fn base64decode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 pub fn jsonencode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let s = serde_json::to_string(&a[0].to_json()).map_err(|e| e.to_string())?;
     // Like Terraform, escape characters that are unsafe inside HTML.
-    Ok(Value::String(s.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")))
+    Ok(Value::String(
+        s.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026"),
+    ))
 }
 
 pub fn jsondecode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let s = str_arg(&a[0], "the string")?;
-    let j: serde_json::Value = serde_json::from_str(&s).map_err(|e| format!("invalid JSON: {e}"))?;
+    let j: serde_json::Value =
+        serde_json::from_str(&s).map_err(|e| format!("invalid JSON: {e}"))?;
     Ok(Value::from_json(&j))
 }
 
 pub fn yamlencode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    serde_yaml::to_string(&a[0].to_json()).map(Value::String).map_err(|e| e.to_string())
+    serde_yaml::to_string(&a[0].to_json())
+        .map(Value::String)
+        .map_err(|e| e.to_string())
 }
 
 pub fn yamldecode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let s = str_arg(&a[0], "the string")?;
-    let j: serde_json::Value = serde_yaml::from_str(&s).map_err(|e| format!("invalid YAML: {e}"))?;
+    let j: serde_json::Value =
+        serde_yaml::from_str(&s).map_err(|e| format!("invalid YAML: {e}"))?;
     Ok(Value::from_json(&j))
 }
 
@@ -44,7 +54,9 @@ pub fn urlencode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             other => out.push_str(&format!("%{other:02X}")),
         }
@@ -60,9 +72,20 @@ pub fn csvdecode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let mut out = Vec::new();
     for (n, row) in it.enumerate() {
         if row.len() != header.len() {
-            return Err(format!("row {} has {} fields, the header has {}", n + 2, row.len(), header.len()));
+            return Err(format!(
+                "row {} has {} fields, the header has {}",
+                n + 2,
+                row.len(),
+                header.len()
+            ));
         }
-        out.push(Value::Map(header.iter().cloned().zip(row.into_iter().map(Value::String)).collect()));
+        out.push(Value::Map(
+            header
+                .iter()
+                .cloned()
+                .zip(row.into_iter().map(Value::String))
+                .collect(),
+        ));
     }
     Ok(Value::List(out))
 }

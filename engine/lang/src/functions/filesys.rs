@@ -6,13 +6,19 @@ use crate::eval::{EmptyScope, EvalContext, Evaluator};
 
 fn resolve(ctx: &FnCtx<'_>, p: &str) -> PathBuf {
     let path = expand_home(p);
-    if path.is_absolute() { path } else { ctx.base_dir.join(path) }
+    if path.is_absolute() {
+        path
+    } else {
+        ctx.base_dir.join(path)
+    }
 }
 
 fn expand_home(p: &str) -> PathBuf {
     match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ if p == "~" => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(p)),
+        _ if p == "~" => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(p)),
         _ => PathBuf::from(p),
     }
 }
@@ -40,11 +46,18 @@ pub fn templatefile(ctx: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let p = str_arg(&a[0], "the path")?;
     let text = read(ctx, &p)?;
     let vars = map_arg(a[1].clone(), "the variables")?;
-    let template = flotilla_syntax::hcl_edit::parser::parse_template(&text)
-        .map_err(|e| format!("{p}:{}:{}: {}", e.location().line(), e.location().column(), e.message()))?;
+    let template = flotilla_syntax::hcl_edit::parser::parse_template(&text).map_err(|e| {
+        format!(
+            "{p}:{}:{}: {}",
+            e.location().line(),
+            e.location().column(),
+            e.message()
+        )
+    })?;
     let ectx = EvalContext::new(flotilla_syntax::FileId::default(), ctx.base_dir);
     let mut ev = Evaluator::new(&EmptyScope, &ectx).with_bindings(vars.into_iter().collect());
-    ev.eval_template(&template).map_err(|d| format!("in {p}: {d}"))
+    ev.eval_template(&template)
+        .map_err(|d| format!("in {p}: {d}"))
 }
 
 pub fn abspath(ctx: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -92,5 +105,9 @@ pub fn dirname(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 }
 
 pub fn pathexpand(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    Ok(Value::String(expand_home(&str_arg(&a[0], "the path")?).display().to_string()))
+    Ok(Value::String(
+        expand_home(&str_arg(&a[0], "the path")?)
+            .display()
+            .to_string(),
+    ))
 }

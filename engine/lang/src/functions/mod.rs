@@ -42,8 +42,20 @@ pub struct FnDef {
     pub imp: FnImpl,
 }
 
-const fn f(name: &'static str, min: usize, max: Option<usize>, nested_unknowns: bool, imp: FnImpl) -> FnDef {
-    FnDef { name, min, max, nested_unknowns, imp }
+const fn f(
+    name: &'static str,
+    min: usize,
+    max: Option<usize>,
+    nested_unknowns: bool,
+    imp: FnImpl,
+) -> FnDef {
+    FnDef {
+        name,
+        min,
+        max,
+        nested_unknowns,
+        imp,
+    }
 }
 
 /// The library, sorted by name (a test keeps it sorted).
@@ -103,7 +115,13 @@ static FUNCTIONS: &[FnDef] = &[
     f("replace", 3, Some(3), false, string::replace),
     f("reverse", 1, Some(1), true, collection::reverse),
     f("sensitive", 1, Some(1), true, marks_unreachable),
-    f("setintersection", 1, None, false, collection::setintersection),
+    f(
+        "setintersection",
+        1,
+        None,
+        false,
+        collection::setintersection,
+    ),
     f("setproduct", 1, None, false, collection::setproduct),
     f("setsubtract", 2, Some(2), false, collection::setsubtract),
     f("setunion", 1, None, false, collection::setunion),
@@ -189,7 +207,11 @@ pub fn call(def: &FnDef, args: Vec<Value>, ctx: &FnCtx<'_>) -> Result<Value, Str
     } else {
         args.iter().any(Value::contains_unknown)
     };
-    let out = if unknown { Value::Unknown } else { (def.imp)(ctx, args)? };
+    let out = if unknown {
+        Value::Unknown
+    } else {
+        (def.imp)(ctx, args)?
+    };
     Ok(if sensitive { out.sensitive() } else { out })
 }
 
@@ -201,16 +223,25 @@ pub(crate) fn str_arg(v: &Value, what: &str) -> Result<String, String> {
         Value::Number(n) => Ok(number_to_string(*n)),
         Value::Bool(b) => Ok(b.to_string()),
         Value::Null => Err(format!("{what} must not be null")),
-        other => Err(format!("{what} must be a string, got {}", other.type_name())),
+        other => Err(format!(
+            "{what} must be a string, got {}",
+            other.type_name()
+        )),
     }
 }
 
 pub(crate) fn num_arg(v: &Value, what: &str) -> Result<f64, String> {
     match v {
         Value::Number(n) => Ok(*n),
-        Value::String(s) => s.trim().parse().map_err(|_| format!("{what} must be a number, got {s:?}")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{what} must be a number, got {s:?}")),
         Value::Null => Err(format!("{what} must not be null")),
-        other => Err(format!("{what} must be a number, got {}", other.type_name())),
+        other => Err(format!(
+            "{what} must be a number, got {}",
+            other.type_name()
+        )),
     }
 }
 
@@ -234,14 +265,20 @@ pub(crate) fn bool_arg(v: &Value, what: &str) -> Result<bool, String> {
 pub(crate) fn list_arg(v: Value, what: &str) -> Result<Vec<Value>, String> {
     match v {
         Value::List(items) | Value::Set(items) => Ok(items),
-        other => Err(format!("{what} must be a list or set, got {}", other.type_name())),
+        other => Err(format!(
+            "{what} must be a list or set, got {}",
+            other.type_name()
+        )),
     }
 }
 
 pub(crate) fn map_arg(v: Value, what: &str) -> Result<BTreeMap<String, Value>, String> {
     match v {
         Value::Map(m) => Ok(m),
-        other => Err(format!("{what} must be a map or object, got {}", other.type_name())),
+        other => Err(format!(
+            "{what} must be a map or object, got {}",
+            other.type_name()
+        )),
     }
 }
 
@@ -294,13 +331,18 @@ mod types {
             Value::String(_) => "string".into(),
             Value::Unknown => "dynamic".into(),
             Value::Sensitive(v) => describe(v),
-            Value::Set(items) => format!("set({})", items.first().map_or("dynamic".into(), describe)),
+            Value::Set(items) => {
+                format!("set({})", items.first().map_or("dynamic".into(), describe))
+            }
             Value::List(items) => {
                 let types: Vec<String> = items.iter().map(describe).collect();
                 format!("tuple([{}])", types.join(", "))
             }
             Value::Map(m) => {
-                let attrs: Vec<String> = m.iter().map(|(k, v)| format!("{k} = {}", describe(v))).collect();
+                let attrs: Vec<String> = m
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", describe(v)))
+                    .collect();
                 format!("object({{{}}})", attrs.join(", "))
             }
         }

@@ -19,7 +19,9 @@ pub fn signum(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     Ok(Value::Number(if n == 0.0 { 0.0 } else { n.signum() }))
 }
 pub fn pow(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    Ok(Value::Number(num_arg(&a[0], "the base")?.powf(num_arg(&a[1], "the exponent")?)))
+    Ok(Value::Number(
+        num_arg(&a[0], "the base")?.powf(num_arg(&a[1], "the exponent")?),
+    ))
 }
 
 fn fold(a: &[Value], pick: fn(f64, f64) -> f64) -> Result<Value, String> {
@@ -28,7 +30,8 @@ fn fold(a: &[Value], pick: fn(f64, f64) -> f64) -> Result<Value, String> {
         let n = num_arg(v, "every argument")?;
         out = Some(out.map_or(n, |o| pick(o, n)));
     }
-    out.map(Value::Number).ok_or_else(|| "at least one number is required".into())
+    out.map(Value::Number)
+        .ok_or_else(|| "at least one number is required".into())
 }
 pub fn max(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     fold(&a, f64::max)

@@ -6,7 +6,9 @@ fn s0(a: &[Value]) -> Result<String, String> {
 }
 
 pub fn chomp(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    Ok(Value::String(s0(&a)?.trim_end_matches(['\n', '\r']).to_string()))
+    Ok(Value::String(
+        s0(&a)?.trim_end_matches(['\n', '\r']).to_string(),
+    ))
 }
 pub fn lower(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     Ok(Value::String(s0(&a)?.to_lowercase()))
@@ -35,25 +37,35 @@ pub fn title(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     Ok(Value::String(out))
 }
 pub fn startswith(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    Ok(Value::Bool(s0(&a)?.starts_with(&str_arg(&a[1], "the prefix")?)))
+    Ok(Value::Bool(
+        s0(&a)?.starts_with(&str_arg(&a[1], "the prefix")?),
+    ))
 }
 pub fn endswith(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    Ok(Value::Bool(s0(&a)?.ends_with(&str_arg(&a[1], "the suffix")?)))
+    Ok(Value::Bool(
+        s0(&a)?.ends_with(&str_arg(&a[1], "the suffix")?),
+    ))
 }
 pub fn trimprefix(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let s = s0(&a)?;
     let p = str_arg(&a[1], "the prefix")?;
-    Ok(Value::String(s.strip_prefix(p.as_str()).unwrap_or(&s).to_string()))
+    Ok(Value::String(
+        s.strip_prefix(p.as_str()).unwrap_or(&s).to_string(),
+    ))
 }
 pub fn trimsuffix(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let s = s0(&a)?;
     let p = str_arg(&a[1], "the suffix")?;
-    Ok(Value::String(s.strip_suffix(p.as_str()).unwrap_or(&s).to_string()))
+    Ok(Value::String(
+        s.strip_suffix(p.as_str()).unwrap_or(&s).to_string(),
+    ))
 }
 pub fn trim(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let s = s0(&a)?;
     let cut: Vec<char> = str_arg(&a[1], "the characters")?.chars().collect();
-    Ok(Value::String(s.trim_matches(|c| cut.contains(&c)).to_string()))
+    Ok(Value::String(
+        s.trim_matches(|c| cut.contains(&c)).to_string(),
+    ))
 }
 pub fn indent(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let n = int_arg(&a[0], "the number of spaces")?.max(0) as usize;
@@ -91,7 +103,9 @@ pub fn split(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     if s.is_empty() {
         return Ok(Value::List(vec![Value::string("")]));
     }
-    Ok(Value::List(s.split(sep.as_str()).map(Value::string).collect()))
+    Ok(Value::List(
+        s.split(sep.as_str()).map(Value::string).collect(),
+    ))
 }
 pub fn substr(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let chars: Vec<char> = s0(&a)?.chars().collect();
@@ -107,7 +121,11 @@ pub fn substr(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     if length < 0 || offset + length > len {
         length = len - offset;
     }
-    Ok(Value::String(chars[offset as usize..(offset + length) as usize].iter().collect()))
+    Ok(Value::String(
+        chars[offset as usize..(offset + length) as usize]
+            .iter()
+            .collect(),
+    ))
 }
 
 fn compile(pattern: &str) -> Result<::regex::Regex, String> {
@@ -128,20 +146,31 @@ pub fn replace(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 fn captures(re: &::regex::Regex, caps: &::regex::Captures<'_>) -> Value {
     let named: Vec<Option<&str>> = re.capture_names().skip(1).collect();
     if named.is_empty() {
-        return caps.get(0).map_or(Value::Null, |m| Value::string(m.as_str()));
+        return caps
+            .get(0)
+            .map_or(Value::Null, |m| Value::string(m.as_str()));
     }
     if named.iter().all(Option::is_some) {
         return Value::Map(
             named
                 .iter()
                 .flatten()
-                .map(|n| (n.to_string(), caps.name(n).map_or(Value::Null, |m| Value::string(m.as_str()))))
+                .map(|n| {
+                    (
+                        n.to_string(),
+                        caps.name(n)
+                            .map_or(Value::Null, |m| Value::string(m.as_str())),
+                    )
+                })
                 .collect(),
         );
     }
     Value::List(
         (1..caps.len())
-            .map(|i| caps.get(i).map_or(Value::Null, |m| Value::string(m.as_str())))
+            .map(|i| {
+                caps.get(i)
+                    .map_or(Value::Null, |m| Value::string(m.as_str()))
+            })
             .collect(),
     )
 }
@@ -158,7 +187,9 @@ pub fn regex(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 pub fn regexall(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let re = compile(&str_arg(&a[0], "the pattern")?)?;
     let s = str_arg(&a[1], "the string")?;
-    Ok(Value::List(re.captures_iter(&s).map(|c| captures(&re, &c)).collect()))
+    Ok(Value::List(
+        re.captures_iter(&s).map(|c| captures(&re, &c)).collect(),
+    ))
 }
 
 pub fn format(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -172,7 +203,9 @@ pub fn formatlist(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     for v in &a[1..] {
         if let Value::List(items) | Value::Set(items) = v {
             match len {
-                Some(l) if l != items.len() => return Err("all list arguments must have the same length".into()),
+                Some(l) if l != items.len() => {
+                    return Err("all list arguments must have the same length".into());
+                }
                 _ => len = Some(items.len()),
             }
         }
@@ -231,8 +264,12 @@ fn format_with(spec: &str, args: &[Value]) -> Result<String, String> {
             }
             precision = Some(p.parse().unwrap_or(0));
         }
-        let verb = chars.next().ok_or("the format ends with an unfinished verb")?;
-        let arg = args.get(next).ok_or_else(|| format!("not enough arguments for the format: verb %{verb} has none"))?;
+        let verb = chars
+            .next()
+            .ok_or("the format ends with an unfinished verb")?;
+        let arg = args
+            .get(next)
+            .ok_or_else(|| format!("not enough arguments for the format: verb %{verb} has none"))?;
         next += 1;
         let body = match verb {
             'v' if flags.contains('#') => serde_json::to_string(&arg.to_json()).unwrap_or_default(),
@@ -252,12 +289,20 @@ fn format_with(spec: &str, args: &[Value]) -> Result<String, String> {
                     return Err(format!("%d needs a whole number, got {n}"));
                 }
                 let s = format!("{}", n as i64);
-                if flags.contains('+') && n >= 0.0 { format!("+{s}") } else { s }
+                if flags.contains('+') && n >= 0.0 {
+                    format!("+{s}")
+                } else {
+                    s
+                }
             }
             'f' => {
                 let n = num_arg(arg, "a %f argument")?;
                 let s = format!("{:.*}", precision.unwrap_or(6), n);
-                if flags.contains('+') && n >= 0.0 { format!("+{s}") } else { s }
+                if flags.contains('+') && n >= 0.0 {
+                    format!("+{s}")
+                } else {
+                    s
+                }
             }
             'e' | 'E' => {
                 let n = num_arg(arg, "a %e argument")?;
@@ -305,7 +350,10 @@ fn format_with(spec: &str, args: &[Value]) -> Result<String, String> {
         }
     }
     if next < args.len() {
-        return Err(format!("too many arguments: the format uses {next}, got {}", args.len()));
+        return Err(format!(
+            "too many arguments: the format uses {next}, got {}",
+            args.len()
+        ));
     }
     Ok(out)
 }

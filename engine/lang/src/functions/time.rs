@@ -4,7 +4,8 @@ use ::time::format_description::well_known::Rfc3339;
 use ::time::{Duration, OffsetDateTime};
 
 fn parse_ts(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| format!("{s:?} is not an RFC 3339 timestamp like \"2024-01-02T15:04:05Z\""))
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|_| format!("{s:?} is not an RFC 3339 timestamp like \"2024-01-02T15:04:05Z\""))
 }
 
 fn format_ts(t: OffsetDateTime) -> String {
@@ -27,10 +28,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     let mut nanos: f64 = 0.0;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -110,12 +115,28 @@ pub fn formatdate(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
             "m" => format!("{}", t.minute()),
             "ss" => format!("{:02}", t.second()),
             "s" => format!("{}", t.second()),
-            "ZZZZZ" => format!("{}{:02}:{om:02}", if off.is_negative() { '-' } else { '+' }, oh.abs()),
-            "ZZZZ" => format!("{}{:02}{om:02}", if off.is_negative() { '-' } else { '+' }, oh.abs()),
+            "ZZZZZ" => format!(
+                "{}{:02}:{om:02}",
+                if off.is_negative() { '-' } else { '+' },
+                oh.abs()
+            ),
+            "ZZZZ" => format!(
+                "{}{:02}{om:02}",
+                if off.is_negative() { '-' } else { '+' },
+                oh.abs()
+            ),
             "ZZZ" if off.is_utc() => "UTC".to_string(),
-            "ZZZ" => format!("{}{:02}{om:02}", if off.is_negative() { '-' } else { '+' }, oh.abs()),
+            "ZZZ" => format!(
+                "{}{:02}{om:02}",
+                if off.is_negative() { '-' } else { '+' },
+                oh.abs()
+            ),
             "Z" if off.is_utc() => "Z".to_string(),
-            "Z" => format!("{}{:02}:{om:02}", if off.is_negative() { '-' } else { '+' }, oh.abs()),
+            "Z" => format!(
+                "{}{:02}:{om:02}",
+                if off.is_negative() { '-' } else { '+' },
+                oh.abs()
+            ),
             other => return Err(format!("invalid date format sequence {other:?}")),
         };
         out.push_str(&piece);

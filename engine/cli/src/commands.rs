@@ -1,0 +1,861 @@
+//! The commands: each returns the process exit code.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use flotilla_apply::ApplyInput;
+use flotilla_config::addr::{ResourceInstanceAddr, TargetAddr};
+use flotilla_lang::{EvalContext, Evaluator, Value, render_value};
+use flotilla_plan::eval::{Paths, StateValues, WalkCtx};
+use flotilla_plan::inputs::VarArg;
+use flotilla_plan::{Plan, PlanInput, PlanMode, PlanOptions};
+use flotilla_render::{Style, render_plan};
+use flotilla_state::State;
+use flotilla_syntax::{Diagnostic, SourceMap};
+
+use crate::output::{PrintProgress, Ui};
+use crate::workspace::{self, Workspace};
+use crate::{
+    ApplyArgs, Command, FmtArgs, GraphArgs, OutputArgs, PlanArgs, ShowArgs, StateCommand, VarArgs,
+};
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(code) => return code,
+        }
+    };
+}
+
+/// Runs one command.
+pub async fn run(command: Command, ui: &Ui) -> u8 {
+    match command {
+        Command::Init => init(ui),
+        Command::Validate(a) => validate(ui, a.json),
+        Command::Fmt(a) => fmt(ui, a),
+        Command::Plan(a) => plan_apply(ui, a, None, Op::Plan).await,
+        Command::Apply(ApplyArgs { plan, plan_file }) => {
+            plan_apply(ui, plan, plan_file, Op::Apply).await
+        }
+        Command::Destroy(a) => plan_apply(ui, a, None, Op::Destroy).await,
+        Command::Show(a) => show(ui, a),
+        Command::Output(a) => output(ui, a),
+        Command::State(c) => state(ui, c),
+        Command::Graph(a) => graph(ui, a),
+        Command::Console(a) => console(ui, a).await,
+        Command::Version => {
+            ui.out(&format!("flotilla v{}\n", env!("CARGO_PKG_VERSION")));
+            0
+        }
+    }
+}
+
+fn error(ui: &Ui, d: Diagnostic) -> u8 {
+    ui.diags(&[d], &SourceMap::new());
+    1
+}
+
+fn init(ui: &Ui) -> u8 {
+    let ws = tri!(workspace::load(ui));
+    let registry = workspace::registry();
+    let diags = flotilla_plan::validate_static(&ws.config, &registry);
+    ui.diags(&diags.0, &ws.sources);
+    if diags.has_errors() {
+        return 1;
+    }
+    if let Err(e) = std::fs::create_dir_all(".flotilla") {
+        return error(
+            ui,
+            Diagnostic::error("cannot create .flotilla").with_detail(e.to_string()),
+        );
+    }
+    let mut used: Vec<String> = ws
+        .graph
+        .inner
+        .node_weights()
+        .filter_map(|n| match &n.kind {
+            flotilla_graph::NodeKind::Provider(p) => Some(p.name.clone()),
+            _ => None,
+        })
+        .collect();
+    used.sort();
+    used.dedup();
+    ui.out("Initializing flotilla...\n\n");
+    for p in &used {
+        ui.out(&format!("- provider \"{p}\": built in\n"));
+    }
+    ui.out(&format!(
+        "- state: {}\n\n{}\n",
+        ws.backend.path().display(),
+        ui.green("flotilla has been successfully initialized!")
+    ));
+    ui.out("\nRun `flotilla plan` to see what flotilla would change.\n");
+    0
+}
+
+fn validate(ui: &Ui, json: bool) -> u8 {
+    let dir = PathBuf::from(".");
+    let mut sources = SourceMap::new();
+    let (module, mut diags) = flotilla_config::load_dir(&dir, &mut sources);
+    if let Some(m) = &module {
+        let (_, graph_diags) = flotilla_graph::build(m);
+        diags.extend(graph_diags);
+        diags.extend(flotilla_plan::validate_static(m, &workspace::registry()));
+    }
+    let ok = !diags.has_errors();
+    if json {
+        let items: Vec<serde_json::Value> = diags
+            .iter()
+            .map(|d| {
+                let range = d.span.as_ref().map(|s| {
+                    let f = sources.file(s.file);
+                    let (line, col) = f.line_col(s.range.start);
+                    serde_json::json!({ "filename": f.path.display().to_string(), "start": { "line": line, "column": col, "byte": s.range.start } })
+                });
+                serde_json::json!({ "severity": d.severity, "summary": d.summary, "detail": d.detail, "help": d.help, "range": range })
+            })
+            .collect();
+        let doc = serde_json::json!({ "format_version": "1.0", "valid": ok, "error_count": diags.iter().filter(|d| d.is_error()).count(), "diagnostics": items });
+        ui.out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        ));
+    } else {
+        ui.diags(&diags.0, &sources);
+        if ok {
+            ui.out(&format!(
+                "{} The configuration is valid.\n",
+                ui.green("Success!")
+            ));
+        }
+    }
+    if ok { 0 } else { 1 }
+}
+
+fn fmt(ui: &Ui, args: FmtArgs) -> u8 {
+    let roots = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths
+    };
+    let mut files = Vec::new();
+    for r in roots {
+        if r.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&r)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "hcl"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(r);
+        }
+    }
+    let mut code = 0;
+    for f in files {
+        let text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) => {
+                ui.err(&format!("Error: cannot read {}: {e}", f.display()));
+                code = 1;
+                continue;
+            }
+        };
+        match crate::fmt::format_hcl(&text) {
+            Ok(out) if out == text => {}
+            Ok(out) => {
+                ui.out(&format!("{}\n", f.display()));
+                if args.diff {
+                    let diff = similar::TextDiff::from_lines(&text, &out);
+                    ui.out(
+                        &diff
+                            .unified_diff()
+                            .header(&f.display().to_string(), &f.display().to_string())
+                            .to_string(),
+                    );
+                }
+                if args.check {
+                    code = code.max(3);
+                } else if let Err(e) = std::fs::write(&f, out) {
+                    ui.err(&format!("Error: cannot write {}: {e}", f.display()));
+                    code = 1;
+                }
+            }
+            Err(msg) => {
+                ui.err(&format!("Error: {}: {msg}", f.display()));
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Plan,
+    Apply,
+    Destroy,
+}
+
+fn var_args(v: &VarArgs) -> Vec<VarArg> {
+    // -var and -var-file keep their relative order only within each kind; files first.
+    v.var_files
+        .iter()
+        .cloned()
+        .map(VarArg::File)
+        .chain(v.vars.iter().cloned().map(VarArg::Var))
+        .collect()
+}
+
+fn paths() -> Paths {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    Paths {
+        root: PathBuf::from("."),
+        cwd,
+    }
+}
+
+fn ctrl_c_stop() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!(
+                "\nInterrupt received: no new operations will start; waiting for those in progress to finish..."
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "Second interrupt: exiting now. Completed operations are recorded in the state journal."
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+    stop
+}
+
+fn parse_addrs<T: std::str::FromStr<Err = flotilla_config::addr::AddrError>>(
+    ui: &Ui,
+    flag: &str,
+    items: &[String],
+) -> Result<Vec<T>, u8> {
+    items
+        .iter()
+        .map(|s| s.parse::<T>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(ui, Diagnostic::error(format!("invalid {flag} address")).with_detail(e.to_string()).with_help("write addresses like `builtin_data.a`, `builtin_data.a[0]`, `module.net` or `data.builtin_file.f`")))
+}
+
+async fn make_plan(
+    ui: &Ui,
+    ws: &Workspace,
+    sources: &mut SourceMap,
+    args: &PlanArgs,
+    state: State,
+    mode: PlanMode,
+) -> Result<Plan, u8> {
+    let (inputs, diags) = flotilla_plan::inputs::collect(
+        &ws.config,
+        &ws.dir,
+        sources,
+        &var_args(&args.vars),
+        std::env::vars(),
+    );
+    ui.diags(&diags.0, sources);
+    if diags.has_errors() {
+        return Err(1);
+    }
+    let options = PlanOptions {
+        mode,
+        refresh: args.refresh,
+        targets: parse_addrs::<TargetAddr>(ui, "-target", &args.target)?,
+        replace: parse_addrs::<ResourceInstanceAddr>(ui, "-replace", &args.replace)?,
+        parallelism: args.parallelism.max(1),
+    };
+    let input = PlanInput {
+        config: Arc::clone(&ws.config),
+        graph: Arc::clone(&ws.graph),
+        registry: workspace::registry(),
+        paths: paths(),
+        inputs,
+        prior: state,
+        config_hash: ws.config_hash.clone(),
+        options,
+        stop: ctrl_c_stop(),
+    };
+    match flotilla_plan::plan(input).await {
+        Ok((plan, warnings)) => {
+            ui.diags(&warnings.0, sources);
+            Ok(plan)
+        }
+        Err(diags) => {
+            ui.diags(&diags.0, sources);
+            Err(1)
+        }
+    }
+}
+
+async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op) -> u8 {
+    let ws = tri!(workspace::load(ui));
+    let mut sources = ws.sources.clone();
+    let Some(timeout) = workspace::parse_duration(&args.lock_timeout) else {
+        return error(
+            ui,
+            Diagnostic::error("invalid -lock-timeout")
+                .with_detail(format!("`{}` is not a duration", args.lock_timeout))
+                .with_help("write durations like 0s, 30s, 5m"),
+        );
+    };
+    let op_name = match op {
+        Op::Plan => "plan",
+        Op::Apply => "apply",
+        Op::Destroy => "destroy",
+    };
+    let _lock = match ws.backend.lock(op_name, timeout) {
+        Ok(l) => l,
+        Err(e) => {
+            return error(
+                ui,
+                Diagnostic::error("cannot lock state")
+                    .with_detail(e.to_string())
+                    .with_help(e.help()),
+            );
+        }
+    };
+    let state = tri!(workspace::load_state(&ws, ui, true));
+    let mode = if op == Op::Destroy || args.destroy {
+        PlanMode::Destroy
+    } else if args.refresh_only {
+        PlanMode::RefreshOnly
+    } else {
+        PlanMode::Normal
+    };
+    let saved = plan_file.is_some();
+    let plan = match plan_file {
+        Some(file) => tri!(read_saved_plan(ui, &ws, &state, &file)),
+        None => tri!(make_plan(ui, &ws, &mut sources, &args, state, mode).await),
+    };
+    let style = Style { color: ui.color };
+    if op == Op::Plan {
+        if args.json {
+            ui.out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&flotilla_render::json::plan_json(&plan))
+                    .unwrap_or_default()
+            ));
+        } else {
+            ui.out(&render_plan(&plan, style));
+        }
+        if let Some(out) = &args.out {
+            if let Err(e) = std::fs::write(out, flotilla_plan::planfile::encode(&plan)) {
+                return error(
+                    ui,
+                    Diagnostic::error("cannot write plan file")
+                        .with_detail(format!("{}: {e}", out.display())),
+                );
+            }
+            if !args.json {
+                ui.out(&format!("\nSaved the plan to: {}\n\nTo perform exactly these actions, run:\n  flotilla apply {}\n", out.display(), out.display()));
+            }
+        }
+        return if args.detailed_exitcode && plan.has_changes() {
+            2
+        } else {
+            0
+        };
+    }
+    if !saved {
+        ui.out(&render_plan(&plan, style));
+    }
+    if !plan.has_changes() {
+        ui.out(&format!(
+            "\n{} Resources: 0 added, 0 changed, 0 destroyed.\n",
+            ui.green("Apply complete!")
+        ));
+        print_outputs(ui, &plan.prior_state);
+        return 0;
+    }
+    if !saved && !args.auto_approve && !approve(ui, op) {
+        ui.err("Apply cancelled.");
+        return 1;
+    }
+    ui.out("\n");
+    let input = ApplyInput {
+        plan,
+        config: Arc::clone(&ws.config),
+        graph: Arc::clone(&ws.graph),
+        registry: workspace::registry(),
+        paths: paths(),
+        backend: ws.backend.clone(),
+        parallelism: args.parallelism.max(1),
+        stop: ctrl_c_stop(),
+        progress: Arc::new(PrintProgress),
+    };
+    let report = flotilla_apply::apply(input).await;
+    ui.diags(&report.diags.0, &sources);
+    if report.diags.has_errors() {
+        ui.err(&format!("\nApply failed. Resources: {} added, {} changed, {} destroyed; the state records exactly what exists.", report.added, report.changed, report.destroyed));
+        return 1;
+    }
+    if op == Op::Destroy || mode == PlanMode::Destroy {
+        ui.out(&format!(
+            "\n{} Resources: {} destroyed.\n",
+            ui.green("Destroy complete!"),
+            report.destroyed
+        ));
+    } else {
+        ui.out(&format!(
+            "\n{} Resources: {} added, {} changed, {} destroyed.\n",
+            ui.green("Apply complete!"),
+            report.added,
+            report.changed,
+            report.destroyed
+        ));
+        print_outputs(ui, &report.state);
+    }
+    0
+}
+
+fn approve(ui: &Ui, op: Op) -> bool {
+    if !std::io::stdin().is_terminal() {
+        ui.err("\nError: approval needed, but standard input is not a terminal.\n  help: pass -auto-approve to apply without a prompt, or save a plan with -out and apply that file");
+        return false;
+    }
+    let question = if op == Op::Destroy {
+        "Do you really want to destroy all resources?"
+    } else {
+        "Do you want to perform these actions?"
+    };
+    ui.out(&format!("\n{}\n  flotilla will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", ui.bold(question)));
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    answer.trim() == "yes"
+}
+
+fn read_saved_plan(ui: &Ui, ws: &Workspace, state: &State, file: &PathBuf) -> Result<Plan, u8> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        error(
+            ui,
+            Diagnostic::error("cannot read plan file")
+                .with_detail(format!("{}: {e}", file.display())),
+        )
+    })?;
+    let plan =
+        flotilla_plan::planfile::decode(&bytes, &file.display().to_string()).map_err(|e| {
+            error(
+                ui,
+                Diagnostic::error("cannot use plan file")
+                    .with_detail(e.to_string())
+                    .with_help("make a new plan with `flotilla plan -out FILE`"),
+            )
+        })?;
+    if plan.config_hash != ws.config_hash {
+        return Err(error(
+            ui,
+            Diagnostic::error("saved plan is stale")
+                .with_detail(format!(
+                    "the configuration changed since {} was made",
+                    file.display()
+                ))
+                .with_help("make a new plan with `flotilla plan -out FILE` and review it"),
+        ));
+    }
+    if plan.prior_state.lineage != state.lineage || plan.state_serial != state.serial {
+        return Err(error(ui, Diagnostic::error("saved plan is stale").with_detail(format!("the state changed since {} was made (plan made at serial {}, state is now at serial {})", file.display(), plan.state_serial, state.serial)).with_help("make a new plan with `flotilla plan -out FILE` and review it")));
+    }
+    Ok(plan)
+}
+
+fn print_outputs(ui: &Ui, state: &State) {
+    if state.outputs.is_empty() {
+        return;
+    }
+    ui.out(&format!("\n{}\n\n", ui.bold("Outputs:")));
+    let width = state.outputs.keys().map(String::len).max().unwrap_or(0);
+    for (k, o) in &state.outputs {
+        let v = if o.sensitive {
+            "(sensitive value)".to_string()
+        } else {
+            render_value(&Value::from_json(&o.value))
+        };
+        ui.out(&format!("{k:width$} = {v}\n"));
+    }
+}
+
+fn show(ui: &Ui, args: ShowArgs) -> u8 {
+    if let Some(file) = args.file {
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    ui,
+                    Diagnostic::error("cannot read plan file")
+                        .with_detail(format!("{}: {e}", file.display())),
+                );
+            }
+        };
+        let plan = match flotilla_plan::planfile::decode(&bytes, &file.display().to_string()) {
+            Ok(p) => p,
+            Err(e) => {
+                return error(
+                    ui,
+                    Diagnostic::error("cannot read plan file").with_detail(e.to_string()),
+                );
+            }
+        };
+        if args.json {
+            ui.out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&flotilla_render::json::plan_json(&plan))
+                    .unwrap_or_default()
+            ));
+        } else {
+            ui.out(&render_plan(&plan, Style { color: ui.color }));
+        }
+        return 0;
+    }
+    let ws = tri!(workspace::load(ui));
+    let state = tri!(workspace::load_state(&ws, ui, false));
+    if args.json {
+        ui.out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&flotilla_render::json::state_json(&state))
+                .unwrap_or_default()
+        ));
+        return 0;
+    }
+    if state.resources.is_empty() && state.outputs.is_empty() {
+        ui.out("The state is empty.\n");
+        return 0;
+    }
+    for (addr, r) in &state.resources {
+        ui.out(&format!(
+            "# {addr}:\n{}\n\n",
+            resource_text(addr, &flotilla_plan::state_value(r))
+        ));
+    }
+    print_outputs(ui, &state);
+    0
+}
+
+fn resource_text(addr: &ResourceInstanceAddr, v: &Value) -> String {
+    let kind = if addr.resource.mode == flotilla_config::addr::ResourceMode::Data {
+        "data"
+    } else {
+        "resource"
+    };
+    let body = render_value(v);
+    let body = body.strip_prefix('{').unwrap_or(&body);
+    format!(
+        "{kind} \"{}\" \"{}\" {{{body}",
+        addr.resource.type_, addr.resource.name
+    )
+}
+
+fn output(ui: &Ui, args: OutputArgs) -> u8 {
+    let ws = tri!(workspace::load(ui));
+    let state = tri!(workspace::load_state(&ws, ui, false));
+    let shown = |o: &flotilla_state::OutputState| {
+        if o.sensitive {
+            "(sensitive value)".to_string()
+        } else {
+            render_value(&Value::from_json(&o.value))
+        }
+    };
+    match args.name {
+        Some(name) => {
+            match state.outputs.get(&name) {
+                Some(o) if args.json => {
+                    let v = if o.sensitive {
+                        serde_json::Value::Null
+                    } else {
+                        o.value.clone()
+                    };
+                    ui.out(&format!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&v).unwrap_or_default()
+                    ));
+                    0
+                }
+                Some(o) => {
+                    ui.out(&format!("{}\n", shown(o)));
+                    0
+                }
+                None => {
+                    let mut d = Diagnostic::error("output not found")
+                        .with_detail(format!("the state has no output named `{name}`"));
+                    d = match flotilla_syntax::did_you_mean(&name, state.outputs.keys().map(String::as_str)) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help("run `flotilla apply` to record outputs, or `flotilla output` to list them"),
+                };
+                    error(ui, d)
+                }
+            }
+        }
+        None if args.json => {
+            let doc: serde_json::Map<String, serde_json::Value> = state
+                .outputs
+                .iter()
+                .map(|(k, o)| (k.clone(), serde_json::json!({ "sensitive": o.sensitive, "value": if o.sensitive { serde_json::Value::Null } else { o.value.clone() } })))
+                .collect();
+            ui.out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            ));
+            0
+        }
+        None => {
+            if state.outputs.is_empty() {
+                ui.err("Warning: no outputs found in state.\n  help: declare `output` blocks in the root module and run `flotilla apply`");
+                return 0;
+            }
+            let width = state.outputs.keys().map(String::len).max().unwrap_or(0);
+            for (k, o) in &state.outputs {
+                ui.out(&format!("{k:width$} = {}\n", shown(o)));
+            }
+            0
+        }
+    }
+}
+
+fn state(ui: &Ui, cmd: StateCommand) -> u8 {
+    let ws = tri!(workspace::load(ui));
+    match cmd {
+        StateCommand::List { addresses } => {
+            let filters = tri!(parse_addrs::<TargetAddr>(ui, "state list", &addresses));
+            let state = tri!(workspace::load_state(&ws, ui, false));
+            for addr in state.resources.keys() {
+                if filters.is_empty() || filters.iter().any(|f| f.contains(addr)) {
+                    ui.out(&format!("{addr}\n"));
+                }
+            }
+            0
+        }
+        StateCommand::Show { address } => {
+            let addr = tri!(parse_addrs::<ResourceInstanceAddr>(
+                ui,
+                "state show",
+                &[address]
+            ))
+            .remove(0);
+            let state = tri!(workspace::load_state(&ws, ui, false));
+            match state.resources.get(&addr) {
+                Some(r) => {
+                    ui.out(&format!(
+                        "# {addr}:\n{}\n",
+                        resource_text(&addr, &flotilla_plan::state_value(r))
+                    ));
+                    0
+                }
+                None => {
+                    let names: Vec<String> =
+                        state.resources.keys().map(|a| a.to_string()).collect();
+                    let mut d = Diagnostic::error("no such resource instance in state")
+                        .with_detail(format!("`{addr}` is not in state"));
+                    d = match flotilla_syntax::did_you_mean(
+                        &addr.to_string(),
+                        names.iter().map(String::as_str),
+                    ) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help("list what state holds with `flotilla state list`"),
+                    };
+                    error(ui, d)
+                }
+            }
+        }
+        StateCommand::Rm { addresses } => {
+            let filters = tri!(parse_addrs::<TargetAddr>(ui, "state rm", &addresses));
+            edit_state(ui, &ws, |state| {
+                let doomed: Vec<ResourceInstanceAddr> = state
+                    .resources
+                    .keys()
+                    .filter(|a| filters.iter().any(|f| f.contains(a)))
+                    .cloned()
+                    .collect();
+                if doomed.is_empty() {
+                    return Err(Diagnostic::error("nothing to remove")
+                        .with_detail(format!(
+                            "no instance in state matches {}",
+                            addresses.join(", ")
+                        ))
+                        .with_help("list what state holds with `flotilla state list`"));
+                }
+                for a in &doomed {
+                    state.resources.remove(a);
+                }
+                Ok(format!(
+                    "{}Successfully removed {} resource instance(s). The real objects were not destroyed.\n",
+                    doomed
+                        .iter()
+                        .map(|a| format!("Removed {a}\n"))
+                        .collect::<String>(),
+                    doomed.len()
+                ))
+            })
+        }
+        StateCommand::Mv { from, to } => {
+            let f = tri!(parse_addrs::<TargetAddr>(
+                ui,
+                "state mv",
+                std::slice::from_ref(&from)
+            ))
+            .remove(0);
+            let t = tri!(parse_addrs::<TargetAddr>(
+                ui,
+                "state mv",
+                std::slice::from_ref(&to)
+            ))
+            .remove(0);
+            edit_state(ui, &ws, |state| {
+                let moves: Vec<(ResourceInstanceAddr, ResourceInstanceAddr)> = state
+                    .resources
+                    .keys()
+                    .filter_map(|a| flotilla_plan::moved_address(&f, &t, a).map(|n| (a.clone(), n)))
+                    .collect();
+                if moves.is_empty() {
+                    return Err(Diagnostic::error("nothing to move").with_detail(format!("no instance in state matches `{from}`")).with_help("source and destination must be the same kind of address (module, resource or instance); list what state holds with `flotilla state list`"));
+                }
+                if let Some((_, clash)) =
+                    moves.iter().find(|(_, n)| state.resources.contains_key(n))
+                {
+                    return Err(Diagnostic::error("destination already exists")
+                        .with_detail(format!("`{clash}` is already in state"))
+                        .with_help("remove or move the existing instance first"));
+                }
+                let mut text = String::new();
+                for (a, n) in &moves {
+                    if let Some(r) = state.resources.remove(a) {
+                        state.resources.insert(n.clone(), r);
+                        text.push_str(&format!("Move \"{a}\" to \"{n}\"\n"));
+                    }
+                }
+                text.push_str(&format!("Successfully moved {} object(s).\n", moves.len()));
+                Ok(text)
+            })
+        }
+    }
+}
+
+fn edit_state(
+    ui: &Ui,
+    ws: &Workspace,
+    edit: impl FnOnce(&mut State) -> Result<String, Diagnostic>,
+) -> u8 {
+    let _lock = match ws.backend.lock("state", std::time::Duration::ZERO) {
+        Ok(l) => l,
+        Err(e) => {
+            return error(
+                ui,
+                Diagnostic::error("cannot lock state")
+                    .with_detail(e.to_string())
+                    .with_help(e.help()),
+            );
+        }
+    };
+    let mut state = tri!(workspace::load_state(ws, ui, true));
+    match edit(&mut state) {
+        Ok(message) => match ws.backend.persist(&mut state) {
+            Ok(()) => {
+                ui.out(&message);
+                0
+            }
+            Err(e) => error(
+                ui,
+                Diagnostic::error("cannot save state")
+                    .with_detail(e.to_string())
+                    .with_help(e.help()),
+            ),
+        },
+        Err(d) => error(ui, d),
+    }
+}
+
+fn graph(ui: &Ui, args: GraphArgs) -> u8 {
+    let ws = tri!(workspace::load(ui));
+    let format = match args.format.as_str() {
+        "dot" => flotilla_graph::export::Format::Dot,
+        "mermaid" => flotilla_graph::export::Format::Mermaid,
+        other => {
+            return error(
+                ui,
+                Diagnostic::error("unknown graph format")
+                    .with_detail(format!("`{other}`"))
+                    .with_help("use -format=dot or -format=mermaid"),
+            );
+        }
+    };
+    ui.out(&flotilla_graph::export::render(&ws.graph, format, args.all));
+    0
+}
+
+async fn console(ui: &Ui, args: VarArgs) -> u8 {
+    let ws = tri!(workspace::load(ui));
+    let state = tri!(workspace::load_state(&ws, ui, false));
+    let mut sources = ws.sources.clone();
+    let (inputs, diags) = flotilla_plan::inputs::collect(
+        &ws.config,
+        &ws.dir,
+        &mut sources,
+        &var_args(&args),
+        std::env::vars(),
+    );
+    ui.diags(&diags.0, &sources);
+    if diags.has_errors() {
+        return 1;
+    }
+    let ctx = Arc::new(WalkCtx::new(
+        Arc::clone(&ws.config),
+        Arc::clone(&ws.graph),
+        workspace::registry(),
+        paths(),
+        inputs,
+        Arc::new(AtomicBool::new(false)),
+    ));
+    ctx.run(Arc::new(StateValues { state }), None, 4).await;
+    let walk_diags = std::mem::take(&mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner()));
+    ui.diags(&walk_diags.0, &sources);
+    let interactive = std::io::stdin().is_terminal();
+    let mut failed = false;
+    let stdin = std::io::stdin();
+    loop {
+        if interactive {
+            ui.out("> ");
+        }
+        let mut line = String::new();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if text == "exit" {
+            break;
+        }
+        let file = sources.add("<console>", text);
+        let result = flotilla_syntax::parse_expr_in(file, text).and_then(|expr| {
+            let values = ctx.values();
+            let root = flotilla_config::addr::ModuleInstance::root();
+            let scope = ctx.scope(&values, &root, &ws.config);
+            let ectx = EvalContext::new(file, &ws.config.dir);
+            Evaluator::new(&scope, &ectx).eval(&expr)
+        });
+        match result {
+            Ok(v) => ui.out(&format!("{}\n", render_value(&v))),
+            Err(d) => {
+                ui.diags(&[d], &sources);
+                failed = true;
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+    if failed && !interactive { 1 } else { 0 }
+}

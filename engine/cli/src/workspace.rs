@@ -1,0 +1,265 @@
+//! Loading a working directory: configuration, graph, backend and state.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_config::Module;
+use flotilla_graph::Graph;
+use flotilla_provider::ProviderRegistry;
+use flotilla_state::{LocalBackend, State};
+use flotilla_syntax::{Diagnostic, Diagnostics, SourceMap};
+
+use crate::output::Ui;
+
+/// The default state file name, next to the configuration.
+pub const DEFAULT_STATE: &str = "flotilla.state.json";
+
+/// A loaded configuration directory.
+pub struct Workspace {
+    /// The configuration root.
+    pub dir: PathBuf,
+    /// Every file read.
+    pub sources: SourceMap,
+    /// The module tree.
+    pub config: Arc<Module>,
+    /// Its dependency graph.
+    pub graph: Arc<Graph>,
+    /// Where state lives.
+    pub backend: LocalBackend,
+    /// blake3 over the configuration files.
+    pub config_hash: String,
+}
+
+/// The providers linked into this binary.
+pub fn registry() -> ProviderRegistry {
+    let mut r = ProviderRegistry::new();
+    r.register(
+        flotilla_provider_builtin::NAME,
+        flotilla_provider_builtin::factory,
+    );
+    r
+}
+
+/// Loads configuration and graph; prints diagnostics and returns `Err(exit code)` on errors.
+pub fn load(ui: &Ui) -> Result<Workspace, u8> {
+    let dir = PathBuf::from(".");
+    let mut sources = SourceMap::new();
+    let (module, mut diags) = flotilla_config::load_dir(&dir, &mut sources);
+    let Some(module) = module else {
+        ui.diags(&diags.0, &sources);
+        return Err(1);
+    };
+    check_required_version(&module, &mut diags);
+    let (graph, graph_diags) = flotilla_graph::build(&module);
+    diags.extend(graph_diags);
+    let backend = match backend_for(&module, &dir) {
+        Ok(b) => b,
+        Err(d) => {
+            diags.push(d);
+            LocalBackend::new(dir.join(DEFAULT_STATE))
+        }
+    };
+    if diags.has_errors() {
+        ui.diags(&diags.0, &sources);
+        return Err(1);
+    }
+    ui.diags(&diags.0, &sources);
+    let config_hash = config_hash(&sources);
+    Ok(Workspace {
+        dir,
+        sources,
+        config: Arc::new(module),
+        graph: Arc::new(graph),
+        backend,
+        config_hash,
+    })
+}
+
+fn config_hash(sources: &SourceMap) -> String {
+    let mut files: Vec<(String, &str)> = sources
+        .files()
+        .map(|(_, f)| (f.path.display().to_string(), &*f.text))
+        .collect();
+    files.sort();
+    let mut h = blake3::Hasher::new();
+    for (path, text) in files {
+        h.update(&(path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update(&(text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+fn backend_for(module: &Module, dir: &Path) -> Result<LocalBackend, Diagnostic> {
+    let Some(b) = &module.settings.backend else {
+        return Ok(LocalBackend::new(dir.join(DEFAULT_STATE)));
+    };
+    if b.kind != "local" {
+        return Err(Diagnostic::error("unsupported backend")
+            .with_span(b.span.clone())
+            .with_detail(format!(
+                "backend `{}` is not available in this version",
+                b.kind
+            ))
+            .with_help("use `backend \"local\" { path = \"...\" }`"));
+    }
+    for a in &b.body.attrs {
+        if a.name != "path" {
+            return Err(Diagnostic::error("unsupported argument")
+                .with_span(a.span.clone())
+                .with_detail(format!(
+                    "`{}` is not an argument of the local backend",
+                    a.name
+                ))
+                .with_help("the local backend takes only `path`"));
+        }
+    }
+    match b.body.attr("path") {
+        None => Ok(LocalBackend::new(dir.join(DEFAULT_STATE))),
+        Some(a) => match flotilla_config::literal_str(&a.expr.expr) {
+            Some(p) => Ok(LocalBackend::new(dir.join(p))),
+            None => Err(Diagnostic::error("expected a literal string")
+                .with_span(a.expr.span())
+                .with_detail("the backend `path` must be known before anything is evaluated")
+                .with_help("write a quoted path without interpolation")),
+        },
+    }
+}
+
+fn parse_version(s: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = s
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .map(|p| p.parse::<u64>().ok());
+    Some((
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// Whether `version` satisfies a Terraform-style constraint (`>= 0.1, < 2`, `~> 0.1`).
+pub fn version_matches(constraint: &str, version: &str) -> Option<bool> {
+    let v = parse_version(version)?;
+    for part in constraint.split(',') {
+        let part = part.trim();
+        let (op, rest) = ["~>", ">=", "<=", "!=", "=", ">", "<"]
+            .iter()
+            .find_map(|op| part.strip_prefix(op).map(|r| (*op, r)))
+            .unwrap_or(("=", part));
+        let c = parse_version(rest)?;
+        let ok = match op {
+            "~>" => {
+                let segments = rest.trim().split('.').count();
+                v >= c
+                    && if segments >= 3 {
+                        v.0 == c.0 && v.1 == c.1
+                    } else {
+                        v.0 == c.0
+                    }
+            }
+            ">=" => v >= c,
+            "<=" => v <= c,
+            "!=" => v != c,
+            ">" => v > c,
+            "<" => v < c,
+            _ => v == c,
+        };
+        if !ok {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
+fn check_required_version(module: &Module, diags: &mut Diagnostics) {
+    let Some((constraint, span)) = &module.settings.required_version else {
+        return;
+    };
+    let ours = env!("CARGO_PKG_VERSION");
+    match version_matches(constraint, ours) {
+        Some(true) => {}
+        Some(false) => diags.push(
+            Diagnostic::error("unsupported flotilla version")
+                .with_span(span.clone())
+                .with_detail(format!(
+                    "this configuration requires flotilla {constraint}; this is flotilla {ours}"
+                ))
+                .with_help("install a matching flotilla version, or change `required_version`"),
+        ),
+        None => diags.push(
+            Diagnostic::error("invalid version constraint")
+                .with_span(span.clone())
+                .with_detail(format!("cannot parse `{constraint}`"))
+                .with_help("write constraints like \">= 0.1, < 1.0\" or \"~> 0.1\""),
+        ),
+    }
+}
+
+/// Parses durations like `0s`, `500ms`, `30s`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let n: f64 = s[..split].parse().ok()?;
+    let secs = match &s[split..] {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// Loads state, finishing the recovery of an interrupted apply when the lock is held.
+pub fn load_state(ws: &Workspace, ui: &Ui, holding_lock: bool) -> Result<State, u8> {
+    match ws.backend.load() {
+        Ok((state, replayed)) => {
+            let mut state = state.unwrap_or_else(State::new);
+            if replayed > 0 {
+                ui.err(&format!(
+                    "Warning: recovered {replayed} change(s) recorded by an interrupted apply into {}",
+                    ws.backend.path().display()
+                ));
+                if holding_lock {
+                    if let Err(e) = ws.backend.persist(&mut state) {
+                        ui.err(&format!("Error: {e}\n  help: {}", e.help()));
+                        return Err(1);
+                    }
+                }
+            }
+            Ok(state)
+        }
+        Err(e) => {
+            ui.err(&format!("Error: {e}\n  help: {}", e.help()));
+            Err(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_constraints() {
+        assert_eq!(version_matches(">= 0.1, < 1.0", "0.1.0"), Some(true));
+        assert_eq!(version_matches("~> 0.1", "0.9.3"), Some(true));
+        assert_eq!(version_matches("~> 0.1.2", "0.2.0"), Some(false));
+        assert_eq!(version_matches(">= 2", "0.1.0"), Some(false));
+        assert_eq!(version_matches("banana", "0.1.0"), None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+}

@@ -1,0 +1,153 @@
+//! Offline validation: what can be checked without evaluating anything or touching state.
+
+use flotilla_config::addr::ResourceMode;
+use flotilla_config::{BlockBody, Module};
+use flotilla_provider::{BlockSchema, ProviderRegistry};
+use flotilla_syntax::{Diagnostic, Diagnostics, Span, did_you_mean};
+
+/// Checks every resource's provider, type, argument names, nested blocks and required
+/// arguments against the provider schemas, and every variable's type constraint.
+pub fn validate_static(root: &Module, registry: &ProviderRegistry) -> Diagnostics {
+    let mut diags = Diagnostics::new();
+    for m in root.all_modules() {
+        for v in m.variables.values() {
+            if let Some(t) = &v.type_expr {
+                if let Err(d) = flotilla_lang::parse_type(t.file, &t.expr) {
+                    diags.push(d);
+                }
+            }
+        }
+        for r in m.resources.values() {
+            let name = match &r.provider {
+                Some(p) => p.name.clone(),
+                None => r.addr.implied_provider().to_string(),
+            };
+            let Some(provider) = registry.instantiate(&name) else {
+                let mut d = Diagnostic::error("unknown provider")
+                    .with_span(r.span.clone())
+                    .with_detail(format!(
+                        "`{}` needs provider `{name}`, which flotilla does not have",
+                        r.addr
+                    ));
+                d = match did_you_mean(&name, registry.names()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!(
+                        "available providers: {}",
+                        registry.names().collect::<Vec<_>>().join(", ")
+                    )),
+                };
+                diags.push(d);
+                continue;
+            };
+            let types = match r.addr.mode {
+                ResourceMode::Managed => &provider.schema().resources,
+                ResourceMode::Data => &provider.schema().data_sources,
+            };
+            let Some(schema) = types.get(&r.addr.type_) else {
+                let what = if r.addr.mode == ResourceMode::Data {
+                    "data source"
+                } else {
+                    "resource"
+                };
+                let mut d = Diagnostic::error(format!("unknown {what} type"))
+                    .with_span(r.span.clone())
+                    .with_detail(format!(
+                        "provider `{name}` has no {what} type `{}`",
+                        r.addr.type_
+                    ));
+                d = match did_you_mean(&r.addr.type_, types.keys().map(String::as_str)) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!(
+                        "`{name}` offers: {}",
+                        types.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )),
+                };
+                diags.push(d);
+                continue;
+            };
+            check_body(
+                &r.body,
+                &schema.block,
+                &r.span,
+                &r.addr.to_string(),
+                &mut diags,
+            );
+        }
+    }
+    diags
+}
+
+fn check_body(
+    body: &BlockBody,
+    schema: &BlockSchema,
+    span: &Span,
+    what: &str,
+    diags: &mut Diagnostics,
+) {
+    let settable: Vec<&str> = schema
+        .attributes
+        .iter()
+        .filter(|(_, a)| a.required || a.optional)
+        .map(|(k, _)| k.as_str())
+        .chain(schema.blocks.keys().map(String::as_str))
+        .collect();
+    for a in &body.attrs {
+        match schema.attributes.get(&a.name) {
+            Some(s) if s.required || s.optional => {}
+            Some(_) => diags.push(
+                Diagnostic::error("cannot set a computed attribute")
+                    .with_span(a.span.clone())
+                    .with_detail(format!("`{}` of {what} is set by the provider", a.name))
+                    .with_help("remove this line; read the value with a reference instead"),
+            ),
+            None => {
+                let mut d = Diagnostic::error("unsupported argument")
+                    .with_span(a.span.clone())
+                    .with_detail(format!("`{}` is not an argument of {what}", a.name));
+                d = match did_you_mean(&a.name, settable.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!("arguments are: {}", settable.join(", "))),
+                };
+                diags.push(d);
+            }
+        }
+    }
+    for b in &body.blocks {
+        match schema.blocks.get(&b.kind) {
+            Some(s) => check_body(
+                &b.body,
+                &s.block,
+                &b.span,
+                &format!("a `{}` block", b.kind),
+                diags,
+            ),
+            None => {
+                let mut d = Diagnostic::error("unsupported block type")
+                    .with_span(b.span.clone())
+                    .with_detail(format!(
+                        "blocks of type `{}` are not expected in {what}",
+                        b.kind
+                    ));
+                if let Some(s) = did_you_mean(&b.kind, schema.blocks.keys().map(String::as_str)) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                } else if schema.attributes.contains_key(&b.kind) {
+                    d = d.with_help(format!(
+                        "`{0}` is an argument: write `{0} = {{ ... }}`",
+                        b.kind
+                    ));
+                }
+                diags.push(d);
+            }
+        }
+    }
+    for (name, a) in &schema.attributes {
+        if a.required && body.attr(name).is_none() {
+            diags.push(
+                Diagnostic::error("missing required argument")
+                    .with_span(span.clone())
+                    .with_detail(format!("{what} needs `{name}`"))
+                    .with_help(format!("add `{name} = ...` ({})", a.description)),
+            );
+        }
+    }
+}
