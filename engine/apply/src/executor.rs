@@ -204,6 +204,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
     }
     interrupted |= input.stop.load(Ordering::SeqCst);
     diags.extend(std::mem::take(&mut *lock(&ctx.diags)));
+    diags.sort();
     let Ok(applier) = Arc::try_unwrap(applier) else {
         unreachable!("the walk is over")
     };

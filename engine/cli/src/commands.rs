@@ -152,7 +152,11 @@ fn fmt(ui: &Ui, args: FmtArgs) -> u8 {
                 .filter(|p| p.extension().is_some_and(|e| e == "hcl"))
                 .collect();
             found.sort();
-            files.extend(found);
+            files.extend(
+                found
+                    .into_iter()
+                    .map(|p| p.strip_prefix("./").map(PathBuf::from).unwrap_or(p)),
+            );
         } else {
             files.push(r);
         }
@@ -467,7 +471,11 @@ fn read_saved_plan(ui: &Ui, ws: &Workspace, state: &State, file: &PathBuf) -> Re
                 .with_help("make a new plan with `flotilla plan -out FILE` and review it"),
         ));
     }
-    if plan.prior_state.lineage != state.lineage || plan.state_serial != state.serial {
+    // A state never written (serial 0) has no lineage yet; any other difference means the
+    // plan was made against something else.
+    if plan.state_serial != state.serial
+        || (state.serial > 0 && plan.prior_state.lineage != state.lineage)
+    {
         return Err(error(ui, Diagnostic::error("saved plan is stale").with_detail(format!("the state changed since {} was made (plan made at serial {}, state is now at serial {})", file.display(), plan.state_serial, state.serial)).with_help("make a new plan with `flotilla plan -out FILE` and review it")));
     }
     Ok(plan)
@@ -551,7 +559,16 @@ fn resource_text(addr: &ResourceInstanceAddr, v: &Value) -> String {
     } else {
         "resource"
     };
-    let body = render_value(v);
+    let shown = match v {
+        Value::Map(m) => Value::Map(
+            m.iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    };
+    let body = render_value(&shown);
     let body = body.strip_prefix('{').unwrap_or(&body);
     format!(
         "{kind} \"{}\" \"{}\" {{{body}",

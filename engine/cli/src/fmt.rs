@@ -54,22 +54,16 @@ fn layout(text: &str) -> String {
     let mut block_comment = false;
     for raw in text.lines() {
         if let Some(delim) = &heredoc {
+            // Heredoc bodies and their closing marker are kept exactly: for `<<-` the marker's
+            // indentation takes part in the dedent.
             let done = raw.trim() == delim;
             lines.push(Line {
-                text: if done {
-                    raw.trim_end().to_string()
-                } else {
-                    raw.to_string()
-                },
+                text: raw.to_string(),
                 depth,
                 attr: None,
-                verbatim: !done,
+                verbatim: true,
             });
             if done {
-                if let Some(last) = lines.last_mut() {
-                    last.text = format!("{}{}", "  ".repeat(depth), raw.trim());
-                    last.verbatim = true;
-                }
                 heredoc = None;
             }
             continue;
@@ -313,7 +307,7 @@ mod tests {
         let out = format_hcl(input).unwrap();
         assert_eq!(
             out,
-            "locals {\n  x = <<-EOT\n      keep   this\n        and this\n  EOT\n  y = 1\n}\n"
+            "locals {\n  x = <<-EOT\n      keep   this\n        and this\n    EOT\n  y = 1\n}\n"
         );
     }
 

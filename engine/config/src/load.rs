@@ -43,6 +43,10 @@ fn read_dir_from_disk(dir: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
+        let path = path
+            .strip_prefix("./")
+            .map(Path::to_path_buf)
+            .unwrap_or(path);
         if is_config_file(&path) {
             let text = std::fs::read_to_string(&path)?;
             files.push((path, text));

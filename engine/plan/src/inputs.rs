@@ -22,7 +22,8 @@ pub enum VarArg {
     File(PathBuf),
 }
 
-/// Whether a variable takes raw strings from `-var` and the environment (untyped or `string`).
+/// Whether a variable takes raw strings from `-var` and the environment: untyped and primitive
+/// types do (the string is converted to the type later); collections are parsed as HCL.
 fn takes_raw_string(config: &Module, name: &str) -> bool {
     match config
         .variables
@@ -31,7 +32,7 @@ fn takes_raw_string(config: &Module, name: &str) -> bool {
     {
         None => true,
         Some(t) => {
-            matches!(&t.expr, flotilla_syntax::hcl_edit::expr::Expression::Variable(v) if v.as_str() == "string")
+            matches!(&t.expr, flotilla_syntax::hcl_edit::expr::Expression::Variable(v) if matches!(v.as_str(), "string" | "number" | "bool"))
         }
     }
 }

@@ -123,6 +123,7 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
                 .with_help("nothing was changed; run the plan again"),
         );
     }
+    diags.sort();
     if diags.has_errors() {
         return Err(diags);
     }
@@ -130,6 +131,7 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
     diags.extend(std::mem::take(
         &mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner()),
     ));
+    diags.sort();
     if diags.has_errors() {
         return Err(diags);
     }

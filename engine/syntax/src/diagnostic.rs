@@ -151,6 +151,26 @@ impl Diagnostics {
         self.0.iter()
     }
 
+    /// Sorts by location (file, then offset), diagnostics without a location last, so output
+    /// does not depend on the order parallel work finished in.
+    pub fn sort(&mut self) {
+        self.0.sort_by(|a, b| {
+            let key = |d: &Diagnostic| {
+                d.span
+                    .as_ref()
+                    .map(|s| (s.file, s.range.start, s.range.end))
+            };
+            match (key(a), key(b)) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+            .then_with(|| a.summary.cmp(&b.summary))
+        });
+        self.0.dedup();
+    }
+
     /// `Err(self)` when there are errors, `Ok(value)` otherwise (warnings are dropped).
     pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
         if self.has_errors() {

@@ -5,6 +5,8 @@
 //! - `builtin_file`: a file on local disk with `content`; editing or deleting the file outside
 //!   flotilla shows up as drift on the next plan.
 //! - `builtin_random`: a random string, stable until `length`, `special` or `keepers` change.
+//! - `builtin_sleep`: waits `create_duration` when created (and `destroy_duration` when
+//!   destroyed), for ordering against systems that need time to settle.
 //! - data `builtin_file`: reads a file.
 //!
 //! These are the test bed of the engine and the first thing new users apply.
@@ -66,6 +68,17 @@ fn schema() -> &'static ProviderSchema {
                     .attr("keepers", AttributeSchema::optional(Type::Map(Box::new(Type::String)), "Arbitrary values; a change makes a new string.").force_new())
                     .attr("result", AttributeSchema::computed(Type::String, "The random string."))
                     .attr("id", AttributeSchema::computed(Type::String, "Same as `result`.")),
+            },
+        );
+        s.resources.insert(
+            "builtin_sleep".into(),
+            ResourceSchema {
+                description: "Waits for a while when created or destroyed, like Terraform's time_sleep.".into(),
+                block: BlockSchema::default()
+                    .attr("create_duration", AttributeSchema::optional(Type::String, "How long to wait on create, e.g. \"30s\" or \"500ms\".").force_new())
+                    .attr("destroy_duration", AttributeSchema::optional(Type::String, "How long to wait on destroy."))
+                    .attr("triggers", AttributeSchema::optional(Type::Map(Box::new(Type::String)), "Arbitrary values; a change waits again.").force_new())
+                    .attr("id", AttributeSchema::computed(Type::String, "When the wait finished (RFC 3339).")),
             },
         );
         s.data_sources.insert(
@@ -143,6 +156,47 @@ fn random_string(length: usize, special: bool) -> String {
     out
 }
 
+/// Parses `500ms`, `30s`, `2m`, `1h`.
+fn duration(s: &str, attr: &str) -> ProviderResult<std::time::Duration> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let n: f64 = s[..split].parse().map_err(|_| bad_duration(s, attr))?;
+    let secs = match &s[split..] {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad_duration(s, attr)),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+fn bad_duration(s: &str, attr: &str) -> ProviderError {
+    ProviderError::new(format!(
+        "{s:?} is not a duration like \"500ms\", \"30s\" or \"2m\""
+    ))
+    .at(AttrPath::attr(attr))
+}
+
+/// The file's id: the hash of its content, itself sensitive when the content is.
+fn file_id(m: &BTreeMap<String, Value>) -> Value {
+    let sensitive = !get(m, "sensitive_content").is_null();
+    let source = get(
+        m,
+        if sensitive {
+            "sensitive_content"
+        } else {
+            "content"
+        },
+    );
+    if source.is_unknown() {
+        return Value::Unknown;
+    }
+    let id = Value::String(hash(&content_of(m).unwrap_or_default()));
+    if sensitive { id.sensitive() } else { id }
+}
+
 fn content_of(m: &BTreeMap<String, Value>) -> Option<String> {
     string_attr(m, "content").or_else(|| string_attr(m, "sensitive_content"))
 }
@@ -208,6 +262,15 @@ impl Provider for Builtin {
                 }
             }
         }
+        if type_name == "builtin_sleep" {
+            for k in ["create_duration", "destroy_duration"] {
+                if let Some(d) = string_attr(&m, k) {
+                    if let Err(e) = duration(&d, k) {
+                        out.push(e);
+                    }
+                }
+            }
+        }
         if type_name == "builtin_random" {
             if let Some(Value::Number(n)) = m.get("length") {
                 if *n < 1.0 || n.fract() != 0.0 {
@@ -236,10 +299,7 @@ impl Provider for Builtin {
                 if get(&m, "file_permission").is_null() {
                     m.insert("file_permission".into(), Value::string("0644"));
                 }
-                let id = match m.get("content").or(m.get("sensitive_content")) {
-                    Some(v) if v.is_unknown() => Value::Unknown,
-                    _ => Value::String(hash(&content_of(&m).unwrap_or_default())),
-                };
+                let id = file_id(&m);
                 m.insert("id".into(), id);
             }
             "builtin_random" => {
@@ -250,6 +310,7 @@ impl Provider for Builtin {
                     m.insert("special".into(), Value::Bool(false));
                 }
             }
+            "builtin_sleep" => {}
             other => return Err(ProviderError::new(format!("unknown resource type {other}"))),
         }
         let requires_replace = replace_reasons(req.type_name, req.prior, &Value::Map(m.clone()));
@@ -257,6 +318,7 @@ impl Provider for Builtin {
         let generated: &[&str] = match req.type_name {
             "builtin_data" => &["id"],
             "builtin_random" => &["result", "id"],
+            "builtin_sleep" => &["id"],
             _ => &[],
         };
         for k in generated {
@@ -271,6 +333,14 @@ impl Provider for Builtin {
 
     async fn apply_change(&self, req: ApplyRequest<'_>) -> ProviderResult<ApplyResponse> {
         let Some(planned) = req.planned else {
+            if req.type_name == "builtin_sleep" {
+                if let Some(d) = req
+                    .prior
+                    .and_then(|p| string_attr(&attrs(p), "destroy_duration"))
+                {
+                    tokio::time::sleep(duration(&d, "destroy_duration")?).await;
+                }
+            }
             if req.type_name == "builtin_file" {
                 if let Some(path) = req.prior.and_then(|p| string_attr(&attrs(p), "path")) {
                     match std::fs::remove_file(&path) {
@@ -299,7 +369,8 @@ impl Provider for Builtin {
                 let content = content_of(&m).unwrap_or_default();
                 let perm = string_attr(&m, "file_permission").unwrap_or_else(|| "0644".into());
                 write_file(&path, &content, &perm)?;
-                m.insert("id".into(), Value::String(hash(&content)));
+                let id = file_id(&m);
+                m.insert("id".into(), id);
             }
             "builtin_random" => {
                 if get(&m, "result").is_unknown() {
@@ -311,6 +382,18 @@ impl Provider for Builtin {
                     let s = random_string(len, special);
                     m.insert("result".into(), Value::String(s.clone()));
                     m.insert("id".into(), Value::String(s));
+                }
+            }
+            "builtin_sleep" => {
+                if get(&m, "id").is_unknown() {
+                    if let Some(d) = string_attr(&m, "create_duration") {
+                        tokio::time::sleep(duration(&d, "create_duration")?).await;
+                    }
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis())
+                        .unwrap_or(0);
+                    m.insert("id".into(), Value::String(now.to_string()));
                 }
             }
             other => return Err(ProviderError::new(format!("unknown resource type {other}"))),
@@ -339,8 +422,17 @@ impl Provider for Builtin {
                 } else {
                     "sensitive_content"
                 };
-                m.insert(key.into(), Value::String(content.clone()));
-                m.insert("id".into(), Value::String(hash(&content)));
+                let content = Value::String(content);
+                m.insert(
+                    key.into(),
+                    if key == "content" {
+                        content
+                    } else {
+                        content.sensitive()
+                    },
+                );
+                let id = file_id(&m);
+                m.insert("id".into(), id);
                 Ok(ReadResponse {
                     state: Some(Value::Map(m)),
                 })
@@ -373,6 +465,7 @@ mod tests {
 
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap()
     }
@@ -515,6 +608,43 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(again.planned.get_attr("result"), Some(Value::String(s)));
+        });
+    }
+
+    #[test]
+    fn sleep_waits_on_create_only() {
+        rt().block_on(async {
+            let p = Builtin;
+            let proposed = Value::object([("create_duration", Value::string("150ms"))]);
+            let plan = p
+                .plan_change(PlanRequest {
+                    type_name: "builtin_sleep",
+                    prior: None,
+                    proposed: &proposed,
+                })
+                .await
+                .unwrap();
+            let start = std::time::Instant::now();
+            let state = p
+                .apply_change(ApplyRequest {
+                    type_name: "builtin_sleep",
+                    prior: None,
+                    planned: Some(&plan.planned),
+                })
+                .await
+                .unwrap()
+                .new_state
+                .unwrap();
+            assert!(start.elapsed() >= std::time::Duration::from_millis(150));
+            assert!(!state.contains_unknown());
+            assert_eq!(
+                p.validate(
+                    "builtin_sleep",
+                    &Value::object([("create_duration", Value::string("soon"))])
+                )
+                .len(),
+                1
+            );
         });
     }
 }

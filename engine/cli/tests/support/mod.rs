@@ -1,0 +1,133 @@
+//! Running the real `flotilla` binary in a scratch directory, and golden files.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A scratch working directory.
+pub struct Work {
+    pub dir: tempfile::TempDir,
+}
+
+/// What one run printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code, showing the output when it differs.
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Work {
+    pub fn new(files: &[(&str, &str)]) -> Work {
+        let w = Work {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        for (name, text) in files {
+            w.write(name, text);
+        }
+        w
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        let p = self.path(name);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("FLOTILLA_VAR_") {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("run flotilla");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path("flotilla.state.json")).expect("state file");
+        serde_json::from_str(&text).expect("state JSON")
+    }
+
+    pub fn state_addresses(&self) -> Vec<String> {
+        self.state()["resources"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn has_state(&self) -> bool {
+        self.path("flotilla.state.json").exists()
+    }
+}
+
+/// The repository's testdata directory.
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// Replaces run-specific text (UUIDs, temp paths) so output can be compared with golden files.
+pub fn normalize(text: &str, work: &Work) -> String {
+    let uuid = regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+        .expect("regex");
+    let text = text.replace(&work.dir.path().display().to_string(), "$WORK");
+    uuid.replace_all(&text, "<uuid>").into_owned()
+}
+
+/// Compares `actual` with the golden file at `path`; `UPDATE_GOLDEN=1` rewrites it instead.
+#[track_caller]
+pub fn golden(path: &Path, actual: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {}; run with UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff = similar::TextDiff::from_lines(&expected, actual)
+            .unified_diff()
+            .header("golden", "actual")
+            .to_string();
+        panic!(
+            "{} differs from the golden file (UPDATE_GOLDEN=1 rewrites it):\n{diff}",
+            path.display()
+        );
+    }
+}

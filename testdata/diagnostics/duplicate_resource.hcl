@@ -1,0 +1,7 @@
+resource "builtin_data" "a" {
+  input = 1
+}
+
+resource "builtin_data" "a" {
+  input = 2
+}

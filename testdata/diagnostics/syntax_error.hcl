@@ -1,0 +1,3 @@
+resource "builtin_data" "a" {
+  input = [1, 2
+}

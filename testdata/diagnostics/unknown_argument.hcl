@@ -1,0 +1,3 @@
+resource "builtin_data" "a" {
+  inptu = "x"
+}

@@ -1,0 +1,3 @@
+resourse "builtin_data" "a" {
+  input = 1
+}

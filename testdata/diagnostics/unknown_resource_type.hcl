@@ -1,0 +1,3 @@
+resource "builtin_dta" "a" {
+  input = 1
+}

@@ -1,0 +1,3 @@
+resource "builtin_random" "a" {
+  length = "long"
+}
