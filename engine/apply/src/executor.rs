@@ -449,17 +449,15 @@ impl Applier {
             .await
             .map_err(|e| fail("plan", e))?;
         let fin = mark_schema_sensitive(fin.planned, schema);
-        if let Some(planned) = &change.after {
-            if let Some(path) = conforms(planned, &fin) {
-                return Err(Diagnostic::error("inconsistent final plan")
-                    .with_span(r.span.clone())
-                    .with_detail(format!(
-                        "{addr}: `{path}` was planned as one value but would now be another"
-                    ))
-                    .with_help(
-                        "something changed between plan and apply; run `flotilla plan` again",
-                    ));
-            }
+        if let Some(planned) = &change.after
+            && let Some(path) = conforms(planned, &fin)
+        {
+            return Err(Diagnostic::error("inconsistent final plan")
+                .with_span(r.span.clone())
+                .with_detail(format!(
+                    "{addr}: `{path}` was planned as one value but would now be another"
+                ))
+                .with_help("something changed between plan and apply; run `flotilla plan` again"));
         }
         self.progress.event(ApplyEvent::Started {
             addr,

@@ -262,11 +262,11 @@ fn main() -> ExitCode {
     let color = !cli.no_color
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    if let Some(dir) = &cli.chdir {
-        if let Err(e) = std::env::set_current_dir(dir) {
-            eprintln!("Error: cannot change to directory {}: {e}", dir.display());
-            return ExitCode::from(1);
-        }
+    if let Some(dir) = &cli.chdir
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        eprintln!("Error: cannot change to directory {}: {e}", dir.display());
+        return ExitCode::from(1);
     }
     let ui = output::Ui::new(color);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

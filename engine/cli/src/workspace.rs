@@ -226,11 +226,9 @@ pub fn load_state(ws: &Workspace, ui: &Ui, holding_lock: bool) -> Result<State, 
                     "Warning: recovered {replayed} change(s) recorded by an interrupted apply into {}",
                     ws.backend.path().display()
                 ));
-                if holding_lock {
-                    if let Err(e) = ws.backend.persist(&mut state) {
-                        ui.err(&format!("Error: {e}\n  help: {}", e.help()));
-                        return Err(1);
-                    }
+                if holding_lock && let Err(e) = ws.backend.persist(&mut state) {
+                    ui.err(&format!("Error: {e}\n  help: {}", e.help()));
+                    return Err(1);
                 }
             }
             Ok(state)

@@ -380,33 +380,32 @@ resource "builtin_data" "after_bad" {
 #[test]
 fn sensitive_values_never_appear_in_output() {
     let secret = "hunter2-S3CRET-value";
-    let config = format!(
-        r#"
-variable "password" {{
+    let config = r#"
+variable "password" {
   type      = string
   sensitive = true
-}}
+}
 
-resource "builtin_file" "creds" {{
+resource "builtin_file" "creds" {
   path              = "out/creds.txt"
-  sensitive_content = "user=admin password=${{var.password}}"
-}}
+  sensitive_content = "user=admin password=${var.password}"
+}
 
-resource "builtin_data" "derived" {{
-  input = {{ user = "admin", password = var.password, length = length(var.password) }}
-}}
+resource "builtin_data" "derived" {
+  input = { user = "admin", password = var.password, length = length(var.password) }
+}
 
-output "password" {{
+output "password" {
   value     = var.password
   sensitive = true
-}}
+}
 
-output "derived" {{
+output "derived" {
   value     = builtin_data.derived.output
   sensitive = true
-}}
+}
 "#
-    );
+    .to_string();
     let w = Work::new(&[("main.hcl", &config)]);
     let var = format!("password={secret}");
     let mut everything = String::new();

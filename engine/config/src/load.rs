@@ -903,10 +903,10 @@ impl Builder<'_> {
             &["required_version"],
             &["backend"],
         );
-        if let Some(a) = attrs.get("required_version") {
-            if let Some(v) = self.literal_string(a, "required_version") {
-                self.module.settings.required_version = Some((v, a.expr.span()));
-            }
+        if let Some(a) = attrs.get("required_version")
+            && let Some(v) = self.literal_string(a, "required_version")
+        {
+            self.module.settings.required_version = Some((v, a.expr.span()));
         }
         for (_, b) in blocks {
             let span = header_span(file, b);

@@ -422,17 +422,17 @@ impl Builder<'_> {
                     .with_detail(format!("these objects refer to each other in a loop: {}", names.join(" -> ")))
                     .with_help("break the loop by removing one of the references, or move the shared value into a variable or local that depends on neither");
                 for pair in cycle.windows(2) {
-                    if let Some(e) = self.graph.inner.find_edge(pair[0], pair[1]) {
-                        if let Some(span) = &self.graph.inner[e] {
-                            let label = format!(
-                                "`{}` refers to `{}` here",
-                                self.graph.inner[pair[1]], self.graph.inner[pair[0]]
-                            );
-                            if d.span.is_none() {
-                                d = d.with_span(span.clone()).with_label(label);
-                            } else {
-                                d = d.with_related(span.clone(), label);
-                            }
+                    if let Some(e) = self.graph.inner.find_edge(pair[0], pair[1])
+                        && let Some(span) = &self.graph.inner[e]
+                    {
+                        let label = format!(
+                            "`{}` refers to `{}` here",
+                            self.graph.inner[pair[1]], self.graph.inner[pair[0]]
+                        );
+                        if d.span.is_none() {
+                            d = d.with_span(span.clone()).with_label(label);
+                        } else {
+                            d = d.with_related(span.clone(), label);
                         }
                     }
                 }
@@ -477,11 +477,11 @@ pub fn resolve_provider(
             .descendant(&parent)
             .expect("parent exists")
             .module_calls[&call_name];
-        if alias.is_none() {
-            if let Some((_, mapped)) = call.providers.iter().find(|(k, _)| *k == name) {
-                name = mapped.name.clone();
-                alias = mapped.alias.clone();
-            }
+        if alias.is_none()
+            && let Some((_, mapped)) = call.providers.iter().find(|(k, _)| *k == name)
+        {
+            name = mapped.name.clone();
+            alias = mapped.alias.clone();
         }
         path = parent;
     }

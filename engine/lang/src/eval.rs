@@ -485,18 +485,23 @@ impl<'a> Evaluator<'a> {
                                 Value::List(items) => items.push(value),
                                 _ => unreachable!("grouping entries are lists"),
                             }
-                        } else if map.contains_key(&key) {
-                            return Err(self
-                                .err(
-                                    ke,
-                                    "duplicate object key",
-                                    format!("two elements produce the key {key:?}"),
-                                )
-                                .with_help(
-                                    "use `...` after the value expression to group values by key",
-                                ));
                         } else {
-                            map.insert(key, value);
+                            match map.entry(key) {
+                                std::collections::btree_map::Entry::Occupied(e) => {
+                                    return Err(self
+                                        .err(
+                                            ke,
+                                            "duplicate object key",
+                                            format!("two elements produce the key {:?}", e.key()),
+                                        )
+                                        .with_help(
+                                            "use `...` after the value expression to group values by key",
+                                        ));
+                                }
+                                std::collections::btree_map::Entry::Vacant(e) => {
+                                    e.insert(value);
+                                }
+                            }
                         }
                     }
                 }

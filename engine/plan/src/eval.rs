@@ -644,15 +644,14 @@ impl WalkCtx {
                 mv.outputs.insert(name.to_string(), v);
             },
         );
-        if is_root {
-            if let Some(v) = self
+        if is_root
+            && let Some(v) = self
                 .values()
                 .modules
                 .get(&ModuleInstance::root())
                 .and_then(|m| m.outputs.get(name))
-            {
-                lock(&self.root_outputs).insert(name.to_string(), v.clone());
-            }
+        {
+            lock(&self.root_outputs).insert(name.to_string(), v.clone());
         }
         ok
     }
@@ -775,19 +774,19 @@ impl WalkCtx {
             }
             None => Value::Map(BTreeMap::new()),
         };
-        if !config_value.contains_unknown() {
-            if let Err(e) = provider.configure(&config_value).await {
-                let mut d = Diagnostic::error("cannot configure provider")
-                    .with_detail(format!("{addr}: {e}"));
-                if let Some(block) = module
-                    .providers
-                    .get(&(addr.name.clone(), addr.alias.clone()))
-                {
-                    d = d.with_span(block.span.clone());
-                }
-                self.report(d.with_help("check the provider block's settings"));
-                return false;
+        if !config_value.contains_unknown()
+            && let Err(e) = provider.configure(&config_value).await
+        {
+            let mut d =
+                Diagnostic::error("cannot configure provider").with_detail(format!("{addr}: {e}"));
+            if let Some(block) = module
+                .providers
+                .get(&(addr.name.clone(), addr.alias.clone()))
+            {
+                d = d.with_span(block.span.clone());
             }
+            self.report(d.with_help("check the provider block's settings"));
+            return false;
         }
         lock(&self.providers).insert(addr.clone(), provider);
         true

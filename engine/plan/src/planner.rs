@@ -354,10 +354,10 @@ pub fn mark_schema_sensitive(v: Value, schema: &BlockSchema) -> Value {
     match v {
         Value::Map(mut m) => {
             for (name, a) in &schema.attributes {
-                if a.sensitive {
-                    if let Some(x) = m.remove(name) {
-                        m.insert(name.clone(), if x.is_null() { x } else { x.sensitive() });
-                    }
+                if a.sensitive
+                    && let Some(x) = m.remove(name)
+                {
+                    m.insert(name.clone(), if x.is_null() { x } else { x.sensitive() });
                 }
             }
             Value::Map(m)
@@ -376,10 +376,11 @@ pub fn proposed_new(schema: &BlockSchema, prior: Option<&Value>, config: &Value)
     };
     let mut out = cfg.clone();
     for (name, a) in &schema.attributes {
-        if a.computed && out.get(name).is_none_or(Value::is_null) {
-            if let Some(p) = prior.get(name) {
-                out.insert(name.clone(), p.clone());
-            }
+        if a.computed
+            && out.get(name).is_none_or(Value::is_null)
+            && let Some(p) = prior.get(name)
+        {
+            out.insert(name.clone(), p.clone());
         }
     }
     Value::Map(out)

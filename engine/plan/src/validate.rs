@@ -11,10 +11,10 @@ pub fn validate_static(root: &Module, registry: &ProviderRegistry) -> Diagnostic
     let mut diags = Diagnostics::new();
     for m in root.all_modules() {
         for v in m.variables.values() {
-            if let Some(t) = &v.type_expr {
-                if let Err(d) = flotilla_lang::parse_type(t.file, &t.expr) {
-                    diags.push(d);
-                }
+            if let Some(t) = &v.type_expr
+                && let Err(d) = flotilla_lang::parse_type(t.file, &t.expr)
+            {
+                diags.push(d);
             }
         }
         for r in m.resources.values() {

@@ -203,10 +203,10 @@ fn header_lines(c: &ResourceChange) -> Vec<String> {
         Action::NoOp => None,
     };
     lines.extend(main);
-    if let Some(reason) = &c.reason {
-        if c.action != Action::NoOp {
-            lines.push(format!("# (because {reason})"));
-        }
+    if let Some(reason) = &c.reason
+        && c.action != Action::NoOp
+    {
+        lines.push(format!("# (because {reason})"));
     }
     lines
 }

@@ -200,10 +200,10 @@ impl LocalBackend {
                 .map_err(io("cannot back up", &self.path))?;
         }
         std::fs::rename(&tmp, &self.path).map_err(io("cannot replace", &self.path))?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
         }
         match std::fs::remove_file(self.journal_path()) {
             Ok(()) => Ok(()),

@@ -253,33 +253,32 @@ impl Provider for Builtin {
                         .at(AttrPath::attr("sensitive_content")),
                 );
             }
-            if let Some(p) = string_attr(&m, "file_permission") {
-                if u32::from_str_radix(&p, 8).is_err() {
-                    out.push(
-                        ProviderError::new(format!("{p:?} is not an octal mode like \"0644\""))
-                            .at(AttrPath::attr("file_permission")),
-                    );
-                }
+            if let Some(p) = string_attr(&m, "file_permission")
+                && u32::from_str_radix(&p, 8).is_err()
+            {
+                out.push(
+                    ProviderError::new(format!("{p:?} is not an octal mode like \"0644\""))
+                        .at(AttrPath::attr("file_permission")),
+                );
             }
         }
         if type_name == "builtin_sleep" {
             for k in ["create_duration", "destroy_duration"] {
-                if let Some(d) = string_attr(&m, k) {
-                    if let Err(e) = duration(&d, k) {
-                        out.push(e);
-                    }
+                if let Some(d) = string_attr(&m, k)
+                    && let Err(e) = duration(&d, k)
+                {
+                    out.push(e);
                 }
             }
         }
-        if type_name == "builtin_random" {
-            if let Some(Value::Number(n)) = m.get("length") {
-                if *n < 1.0 || n.fract() != 0.0 {
-                    out.push(
-                        ProviderError::new("`length` must be a whole number of at least 1")
-                            .at(AttrPath::attr("length")),
-                    );
-                }
-            }
+        if type_name == "builtin_random"
+            && let Some(Value::Number(n)) = m.get("length")
+            && (*n < 1.0 || n.fract() != 0.0)
+        {
+            out.push(
+                ProviderError::new("`length` must be a whole number of at least 1")
+                    .at(AttrPath::attr("length")),
+            );
         }
         out
     }
@@ -333,23 +332,22 @@ impl Provider for Builtin {
 
     async fn apply_change(&self, req: ApplyRequest<'_>) -> ProviderResult<ApplyResponse> {
         let Some(planned) = req.planned else {
-            if req.type_name == "builtin_sleep" {
-                if let Some(d) = req
+            if req.type_name == "builtin_sleep"
+                && let Some(d) = req
                     .prior
                     .and_then(|p| string_attr(&attrs(p), "destroy_duration"))
-                {
-                    tokio::time::sleep(duration(&d, "destroy_duration")?).await;
-                }
+            {
+                tokio::time::sleep(duration(&d, "destroy_duration")?).await;
             }
-            if req.type_name == "builtin_file" {
-                if let Some(path) = req.prior.and_then(|p| string_attr(&attrs(p), "path")) {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(ProviderError::new(format!("cannot delete {path}"))
-                                .with_detail(e.to_string()));
-                        }
+            if req.type_name == "builtin_file"
+                && let Some(path) = req.prior.and_then(|p| string_attr(&attrs(p), "path"))
+            {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(ProviderError::new(format!("cannot delete {path}"))
+                            .with_detail(e.to_string()));
                     }
                 }
             }
