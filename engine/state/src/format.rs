@@ -148,3 +148,25 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod fixtures {
+    use super::*;
+
+    /// Every format version ever written must stay readable.
+    #[test]
+    fn reads_committed_v1_fixture() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/state/v1.json");
+        let state = decode(&std::fs::read(path).unwrap(), path).unwrap();
+        let addrs: Vec<String> = state.resources.keys().map(|a| a.to_string()).collect();
+        assert_eq!(
+            addrs,
+            ["builtin_data.app[0]", "builtin_data.app[1]", "builtin_data.base", "module.net[\"eu\"].builtin_data.conf"]
+        );
+        let base = &state.resources[&"builtin_data.base".parse().unwrap()];
+        assert_eq!(base.sensitive, serde_json::json!({"input": {"token": true}, "output": {"token": true}}));
+        assert!(state.outputs["token"].sensitive);
+        assert_eq!(state.outputs["first"].value, serde_json::json!(2));
+        assert_eq!(decode(&encode(&state), "re-encoded").unwrap(), state, "re-encoding keeps everything");
+    }
+}
