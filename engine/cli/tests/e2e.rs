@@ -706,3 +706,61 @@ fn validate_fmt_graph_and_version() {
     let help = w.run(&["apply", "--help"]).expect(0);
     assert!(help.stdout.contains("Examples:"), "{}", help.stdout);
 }
+
+#[test]
+fn ctrl_c_stops_scheduling_and_saves_state() {
+    let config = r#"
+resource "builtin_sleep" "first" {
+  create_duration = "600ms"
+}
+
+resource "builtin_data" "after_first" {
+  input = builtin_sleep.first.id
+}
+
+resource "builtin_sleep" "second" {
+  create_duration = "600ms"
+  triggers        = { after = builtin_data.after_first.id }
+}
+"#;
+    let w = Work::new(&[("main.hcl", config)]);
+    let mut child = w
+        .command(&["apply", "-auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if line.starts_with("builtin_sleep.first: Creating") {
+            break;
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("builtin_sleep.first: Creation complete")),
+        "the operation in flight finishes: {rest:?}"
+    );
+    assert!(
+        !rest.iter().any(|l| l.contains("after_first")),
+        "nothing new starts: {rest:?}"
+    );
+    assert!(stderr.contains("apply interrupted"), "{stderr}");
+    assert_eq!(w.state_addresses(), ["builtin_sleep.first"]);
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("Plan: 2 to add, 0 to change, 0 to destroy."),
+        "{}",
+        plan.stdout
+    );
+}

@@ -26,5 +26,8 @@ fn every_source_file_opens_with_a_module_doc() {
         .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
         .map(|f| f.strip_prefix(&root).unwrap_or(f).display().to_string())
         .collect();
-    assert!(missing.is_empty(), "add a `//!` doc saying what these files own: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "add a `//!` doc saying what these files own: {missing:?}"
+    );
 }

@@ -161,12 +161,24 @@ mod fixtures {
         let addrs: Vec<String> = state.resources.keys().map(|a| a.to_string()).collect();
         assert_eq!(
             addrs,
-            ["builtin_data.app[0]", "builtin_data.app[1]", "builtin_data.base", "module.net[\"eu\"].builtin_data.conf"]
+            [
+                "builtin_data.app[0]",
+                "builtin_data.app[1]",
+                "builtin_data.base",
+                "module.net[\"eu\"].builtin_data.conf"
+            ]
         );
         let base = &state.resources[&"builtin_data.base".parse().unwrap()];
-        assert_eq!(base.sensitive, serde_json::json!({"input": {"token": true}, "output": {"token": true}}));
+        assert_eq!(
+            base.sensitive,
+            serde_json::json!({"input": {"token": true}, "output": {"token": true}})
+        );
         assert!(state.outputs["token"].sensitive);
         assert_eq!(state.outputs["first"].value, serde_json::json!(2));
-        assert_eq!(decode(&encode(&state), "re-encoded").unwrap(), state, "re-encoding keeps everything");
+        assert_eq!(
+            decode(&encode(&state), "re-encoded").unwrap(),
+            state,
+            "re-encoding keeps everything"
+        );
     }
 }
