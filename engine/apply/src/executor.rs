@@ -118,7 +118,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
     let mut state = input.plan.prior_state.clone();
     // The refreshed prior state becomes the baseline snapshot, so the journal replays onto it.
     if let Err(e) = input.backend.persist(&mut state) {
-        diags.push(state_error(&e));
+        diags.push(e.to_diagnostic("cannot save state"));
         return ApplyReport {
             state,
             diags,
@@ -131,7 +131,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
     let journal = match input.backend.journal() {
         Ok(j) => JournalSink::start(j),
         Err(e) => {
-            diags.push(state_error(&e));
+            diags.push(e.to_diagnostic("cannot save state"));
             return ApplyReport {
                 state,
                 diags,
@@ -237,10 +237,10 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         };
     }
     if let Err(e) = journal_result {
-        diags.push(state_error(&e));
+        diags.push(e.to_diagnostic("cannot save state"));
     }
     if let Err(e) = input.backend.persist(&mut state) {
-        diags.push(state_error(&e));
+        diags.push(e.to_diagnostic("cannot save state"));
     }
     if interrupted {
         diags.push(Diagnostic::error("apply interrupted").with_detail("operations in progress were allowed to finish and the state records everything that was done").with_help("run `flotilla apply` again to finish the remaining changes"));
@@ -253,12 +253,6 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         destroyed: counts.2,
         interrupted,
     }
-}
-
-fn state_error(e: &flotilla_state::StateError) -> Diagnostic {
-    Diagnostic::error("cannot save state")
-        .with_detail(e.to_string())
-        .with_help(e.help())
 }
 
 /// Whether every value known in `planned` is the same in `fin`.

@@ -325,12 +325,7 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
     let _lock = match ws.backend.lock(op_name, timeout) {
         Ok(l) => l,
         Err(e) => {
-            return error(
-                ui,
-                Diagnostic::error("cannot lock state")
-                    .with_detail(e.to_string())
-                    .with_help(e.help()),
-            );
+            return error(ui, e.to_diagnostic("cannot lock state"));
         }
     };
     let state = tri!(workspace::load_state(&ws, ui, true));
@@ -768,12 +763,7 @@ fn edit_state(
     let _lock = match ws.backend.lock("state", std::time::Duration::ZERO) {
         Ok(l) => l,
         Err(e) => {
-            return error(
-                ui,
-                Diagnostic::error("cannot lock state")
-                    .with_detail(e.to_string())
-                    .with_help(e.help()),
-            );
+            return error(ui, e.to_diagnostic("cannot lock state"));
         }
     };
     let mut state = tri!(workspace::load_state(ws, ui, true));
@@ -783,12 +773,7 @@ fn edit_state(
                 ui.out(&message);
                 0
             }
-            Err(e) => error(
-                ui,
-                Diagnostic::error("cannot save state")
-                    .with_detail(e.to_string())
-                    .with_help(e.help()),
-            ),
+            Err(e) => error(ui, e.to_diagnostic("cannot save state")),
         },
         Err(d) => error(ui, d),
     }

@@ -227,14 +227,14 @@ pub fn load_state(ws: &Workspace, ui: &Ui, holding_lock: bool) -> Result<State, 
                     ws.backend.path().display()
                 ));
                 if holding_lock && let Err(e) = ws.backend.persist(&mut state) {
-                    ui.err(&format!("Error: {e}\n  help: {}", e.help()));
+                    ui.diags(&[e.to_diagnostic("cannot save state")], &SourceMap::new());
                     return Err(1);
                 }
             }
             Ok(state)
         }
         Err(e) => {
-            ui.err(&format!("Error: {e}\n  help: {}", e.help()));
+            ui.diags(&[e.to_diagnostic("cannot read state")], &SourceMap::new());
             Err(1)
         }
     }

@@ -850,26 +850,7 @@ impl WalkCtx {
             flotilla_config::addr::ResourceMode::Data => &provider.schema().data_sources,
         };
         let Some(schema) = types.get(&r.addr.type_) else {
-            let what = if r.addr.mode == flotilla_config::addr::ResourceMode::Data {
-                "data source"
-            } else {
-                "resource"
-            };
-            let mut d = Diagnostic::error(format!("unknown {what} type"))
-                .with_span(r.span.clone())
-                .with_detail(format!(
-                    "provider `{}` has no {what} type `{}`",
-                    provider_addr.name, r.addr.type_
-                ));
-            d = match did_you_mean(&r.addr.type_, types.keys().map(String::as_str)) {
-                Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                None => d.with_help(format!(
-                    "`{}` offers: {}",
-                    provider_addr.name,
-                    types.keys().cloned().collect::<Vec<_>>().join(", ")
-                )),
-            };
-            self.report(d);
+            self.report(crate::validate::unknown_type(r, &provider_addr.name, types));
             return None;
         };
         let schema = schema.block.clone();
@@ -1039,7 +1020,8 @@ fn v_kind(items: &[Value]) -> Option<bool> {
 }
 
 /// Evaluates a body against a schema: every attribute converted to its type, nested blocks as
-/// objects or lists, unset attributes null, sensitive attributes marked. Problems go to `diags`.
+/// objects or lists, unset attributes null, sensitive attributes marked. Problems go to `diags`;
+/// the shape (names, blocks, required arguments) is checked by [`crate::validate::check_body`].
 pub fn eval_body(
     scope: &dyn Scope,
     module: &Module,
@@ -1049,35 +1031,27 @@ pub fn eval_body(
     what: &str,
     diags: &mut Diagnostics,
 ) -> Value {
+    crate::validate::check_body(body, schema, block_span, what, diags);
+    eval_known(scope, module, body, schema, diags)
+}
+
+/// Evaluates the attributes and blocks the schema knows, skipping the ones `check_body` reports.
+fn eval_known(
+    scope: &dyn Scope,
+    module: &Module,
+    body: &BlockBody,
+    schema: &BlockSchema,
+    diags: &mut Diagnostics,
+) -> Value {
     let mut out = BTreeMap::new();
     for attr in &body.attrs {
-        let Some(a) = schema.attributes.get(&attr.name) else {
-            let known: Vec<&str> = schema
-                .attributes
-                .iter()
-                .filter(|(_, a)| a.required || a.optional)
-                .map(|(k, _)| k.as_str())
-                .chain(schema.blocks.keys().map(String::as_str))
-                .collect();
-            let mut d = Diagnostic::error("unsupported argument")
-                .with_span(attr.span.clone())
-                .with_detail(format!("`{}` is not an argument of {what}", attr.name));
-            d = match did_you_mean(&attr.name, known.iter().copied()) {
-                Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                None => d.with_help(format!("arguments are: {}", known.join(", "))),
-            };
-            diags.push(d);
+        let Some(a) = schema
+            .attributes
+            .get(&attr.name)
+            .filter(|a| a.required || a.optional)
+        else {
             continue;
         };
-        if !a.required && !a.optional {
-            diags.push(
-                Diagnostic::error("cannot set a computed attribute")
-                    .with_span(attr.span.clone())
-                    .with_detail(format!("`{}` of {what} is set by the provider", attr.name))
-                    .with_help("remove this line; read the value with a reference instead"),
-            );
-            continue;
-        }
         let ectx = EvalContext::new(attr.expr.file, &module.dir);
         match Evaluator::new(scope, &ectx).eval_expr(&attr.expr) {
             Ok(v) => match convert(v, &a.ty) {
@@ -1097,61 +1071,19 @@ pub fn eval_body(
     }
     let mut nested: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for block in &body.blocks {
-        let Some(b) = schema.blocks.get(&block.kind) else {
-            let mut d = Diagnostic::error("unsupported block type")
-                .with_span(block.span.clone())
-                .with_detail(format!(
-                    "blocks of type `{}` are not expected in {what}",
-                    block.kind
-                ));
-            if let Some(s) = did_you_mean(&block.kind, schema.blocks.keys().map(String::as_str)) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            } else if schema.attributes.contains_key(&block.kind) {
-                d = d.with_help(format!(
-                    "`{}` is an argument: write `{} = {{ ... }}`",
-                    block.kind, block.kind
-                ));
-            }
-            diags.push(d);
-            continue;
-        };
-        let v = eval_body(
-            scope,
-            module,
-            &block.body,
-            &b.block,
-            &block.span,
-            &format!("a `{}` block", block.kind),
-            diags,
-        );
-        nested.entry(block.kind.clone()).or_default().push(v);
-    }
-    for (name, a) in &schema.attributes {
-        if a.required && !out.contains_key(name) {
-            diags.push(
-                Diagnostic::error("missing required argument")
-                    .with_span(block_span.clone())
-                    .with_detail(format!("{what} needs `{name}`"))
-                    .with_help(format!("add `{name} = ...` ({})", a.description)),
-            );
+        if let Some(b) = schema.blocks.get(&block.kind) {
+            let v = eval_known(scope, module, &block.body, &b.block, diags);
+            nested.entry(block.kind.clone()).or_default().push(v);
         }
+    }
+    for name in schema.attributes.keys() {
         out.entry(name.clone()).or_insert(Value::Null);
     }
     for (name, b) in &schema.blocks {
         let items = nested.remove(name).unwrap_or_default();
         let v = match b.nesting {
             Nesting::List => Value::List(items),
-            Nesting::Single => {
-                if items.len() > 1 {
-                    diags.push(
-                        Diagnostic::error("too many blocks")
-                            .with_span(block_span.clone())
-                            .with_detail(format!("{what} allows at most one `{name}` block"))
-                            .with_help("merge the blocks into one"),
-                    );
-                }
-                items.into_iter().next().unwrap_or(Value::Null)
-            }
+            Nesting::Single => items.into_iter().next().unwrap_or(Value::Null),
         };
         out.insert(name.clone(), v);
     }

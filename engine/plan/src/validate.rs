@@ -44,25 +44,7 @@ pub fn validate_static(root: &Module, registry: &ProviderRegistry) -> Diagnostic
                 ResourceMode::Data => &provider.schema().data_sources,
             };
             let Some(schema) = types.get(&r.addr.type_) else {
-                let what = if r.addr.mode == ResourceMode::Data {
-                    "data source"
-                } else {
-                    "resource"
-                };
-                let mut d = Diagnostic::error(format!("unknown {what} type"))
-                    .with_span(r.span.clone())
-                    .with_detail(format!(
-                        "provider `{name}` has no {what} type `{}`",
-                        r.addr.type_
-                    ));
-                d = match did_you_mean(&r.addr.type_, types.keys().map(String::as_str)) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!(
-                        "`{name}` offers: {}",
-                        types.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )),
-                };
-                diags.push(d);
+                diags.push(unknown_type(r, &name, types));
                 continue;
             };
             check_body(
@@ -77,7 +59,9 @@ pub fn validate_static(root: &Module, registry: &ProviderRegistry) -> Diagnostic
     diags
 }
 
-fn check_body(
+/// Checks a body's shape against a schema: known arguments (settable ones), known nested
+/// blocks, required arguments present. Shared by `validate` and evaluation.
+pub(crate) fn check_body(
     body: &BlockBody,
     schema: &BlockSchema,
     span: &Span,
@@ -140,6 +124,19 @@ fn check_body(
             }
         }
     }
+    for (name, b) in &schema.blocks {
+        let count = body.blocks.iter().filter(|x| &x.kind == name).count();
+        if b.nesting == flotilla_provider::Nesting::Single && count > 1 {
+            diags.push(
+                Diagnostic::error("too many blocks")
+                    .with_span(span.clone())
+                    .with_detail(format!(
+                        "{what} allows at most one `{name}` block, found {count}"
+                    ))
+                    .with_help("merge the blocks into one"),
+            );
+        }
+    }
     for (name, a) in &schema.attributes {
         if a.required && body.attr(name).is_none() {
             diags.push(
@@ -149,5 +146,31 @@ fn check_body(
                     .with_help(format!("add `{name} = ...` ({})", a.description)),
             );
         }
+    }
+}
+
+/// "unknown resource type" with a suggestion from the provider's types.
+pub(crate) fn unknown_type(
+    r: &flotilla_config::Resource,
+    provider: &str,
+    types: &std::collections::BTreeMap<String, flotilla_provider::ResourceSchema>,
+) -> Diagnostic {
+    let what = if r.addr.mode == ResourceMode::Data {
+        "data source"
+    } else {
+        "resource"
+    };
+    let d = Diagnostic::error(format!("unknown {what} type"))
+        .with_span(r.span.clone())
+        .with_detail(format!(
+            "provider `{provider}` has no {what} type `{}`",
+            r.addr.type_
+        ));
+    match did_you_mean(&r.addr.type_, types.keys().map(String::as_str)) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d.with_help(format!(
+            "`{provider}` offers: {}",
+            types.keys().cloned().collect::<Vec<_>>().join(", ")
+        )),
     }
 }

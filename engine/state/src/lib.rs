@@ -62,6 +62,13 @@ pub enum StateError {
 }
 
 impl StateError {
+    /// This error as a diagnostic under `summary` ("cannot lock state"), with its fix hint.
+    pub fn to_diagnostic(&self, summary: &str) -> flotilla_syntax::Diagnostic {
+        flotilla_syntax::Diagnostic::error(summary)
+            .with_detail(self.to_string())
+            .with_help(self.help())
+    }
+
     /// How to get past this error.
     pub fn help(&self) -> &'static str {
         match self {
