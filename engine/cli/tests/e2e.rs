@@ -2,7 +2,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use support::Work;
@@ -259,17 +258,10 @@ resource "builtin_sleep" "wait" {
 }
 "#;
     let w = Work::new(&[("main.hcl", slow)]);
-    let mut child = w
-        .command(&["apply", "-auto-approve"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while let Some(Ok(line)) = lines.next() {
-        if line.contains("Creating...") {
-            break;
-        }
-    }
+    let mut running = w.spawn_until(
+        &["apply", "-auto-approve"],
+        "builtin_sleep.wait: Creating...",
+    );
     let start = Instant::now();
     let run = w.run(&["plan", "-lock-timeout=300ms"]).expect(1);
     assert!(start.elapsed() >= Duration::from_millis(300));
@@ -279,7 +271,8 @@ resource "builtin_sleep" "wait" {
         run.stderr
     );
     assert!(run.stderr.contains("running `apply`"), "{}", run.stderr);
-    assert!(child.wait().unwrap().success());
+    running.lines.for_each(drop);
+    assert!(running.child.wait().unwrap().success());
     w.run(&["plan", "-detailed-exitcode"]).expect(0);
 }
 
@@ -298,20 +291,13 @@ fn a_killed_apply_leaves_state_matching_what_exists() {
         ));
     }
     let w = Work::new(&[("main.hcl", &config)]);
-    let mut child = w
-        .command(&["apply", "-auto-approve"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while let Some(Ok(line)) = lines.next() {
-        if line.starts_with("builtin_file.f1: Creation complete") {
-            break;
-        }
-    }
+    let mut running = w.spawn_until(
+        &["apply", "-auto-approve"],
+        "builtin_file.f1: Creation complete",
+    );
     std::thread::sleep(Duration::from_millis(150));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    running.child.kill().unwrap();
+    running.child.wait().unwrap();
 
     let listed = w.run(&["state", "list"]).expect(0);
     let in_state: Vec<&str> = listed
@@ -724,18 +710,8 @@ resource "builtin_sleep" "second" {
 }
 "#;
     let w = Work::new(&[("main.hcl", config)]);
-    let mut child = w
-        .command(&["apply", "-auto-approve"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while let Some(Ok(line)) = lines.next() {
-        if line.starts_with("builtin_sleep.first: Creating") {
-            break;
-        }
-    }
+    let running = w.spawn_until(&["apply", "-auto-approve"], "builtin_sleep.first: Creating");
+    let (child, lines) = (running.child, running.lines);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -131,3 +131,29 @@ pub fn golden(path: &Path, actual: &str) {
         );
     }
 }
+
+/// A running flotilla and its remaining stdout lines.
+pub struct Running {
+    pub child: std::process::Child,
+    pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Work {
+    /// Starts flotilla and reads its stdout until a line starts with `prefix`.
+    pub fn spawn_until(&self, args: &[&str], prefix: &str) -> Running {
+        use std::io::BufRead;
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn flotilla");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        for line in lines.by_ref() {
+            if line.expect("utf-8 output").starts_with(prefix) {
+                return Running { child, lines };
+            }
+        }
+        panic!("flotilla {args:?} exited without printing a line starting with {prefix:?}");
+    }
+}
