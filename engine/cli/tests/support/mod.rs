@@ -154,6 +154,7 @@ impl Work {
                 return Running { child, lines };
             }
         }
-        panic!("flotilla {args:?} exited without printing a line starting with {prefix:?}");
+        let status = child.wait();
+        panic!("flotilla {args:?} ended ({status:?}) without printing a line starting with {prefix:?}");
     }
 }
