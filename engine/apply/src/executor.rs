@@ -112,34 +112,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Carries out a plan. The caller holds the state lock.
-pub async fn apply(input: ApplyInput) -> ApplyReport {
-    let mut diags = Diagnostics::new();
-    let mut state = input.plan.prior_state.clone();
-    // The refreshed prior state becomes the baseline snapshot, so the journal replays onto it.
-    if let Err(e) = input.backend.persist(&mut state) {
-        diags.push(e.to_diagnostic("cannot save state"));
-        return ApplyReport {
+impl ApplyReport {
+    /// A report for an apply that failed before changing anything.
+    fn nothing_done(state: State, error: Diagnostic) -> ApplyReport {
+        ApplyReport {
             state,
-            diags,
+            diags: Diagnostics::from(error),
             added: 0,
             changed: 0,
             destroyed: 0,
             interrupted: false,
-        };
+        }
+    }
+}
+
+/// Carries out a plan. The caller holds the state lock.
+pub async fn apply(input: ApplyInput) -> ApplyReport {
+    let mut state = input.plan.prior_state.clone();
+    // The refreshed prior state becomes the baseline snapshot, so the journal replays onto it.
+    if let Err(e) = input.backend.persist(&mut state) {
+        return ApplyReport::nothing_done(state, e.to_diagnostic("cannot save state"));
     }
     let journal = match input.backend.journal() {
         Ok(j) => JournalSink::start(j),
         Err(e) => {
-            diags.push(e.to_diagnostic("cannot save state"));
-            return ApplyReport {
-                state,
-                diags,
-                added: 0,
-                changed: 0,
-                destroyed: 0,
-                interrupted: false,
-            };
+            return ApplyReport::nothing_done(state, e.to_diagnostic("cannot save state"));
         }
     };
     let inputs: BTreeMap<String, InputValue> = input
@@ -203,7 +200,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         applier.delete_phase(&ctx, input.parallelism).await;
     }
     interrupted |= input.stop.load(Ordering::SeqCst);
-    diags.extend(std::mem::take(&mut *lock(&ctx.diags)));
+    let mut diags = std::mem::take(&mut *lock(&ctx.diags));
     diags.sort();
     let Ok(applier) = Arc::try_unwrap(applier) else {
         unreachable!("the walk is over")

@@ -155,6 +155,8 @@ impl Work {
             }
         }
         let status = child.wait();
-        panic!("flotilla {args:?} ended ({status:?}) without printing a line starting with {prefix:?}");
+        panic!(
+            "flotilla {args:?} ended ({status:?}) without printing a line starting with {prefix:?}"
+        );
     }
 }
