@@ -1,0 +1,416 @@
+//! The sandbox: a local server that speaks the Kubernetes API closely enough that kube-rs and
+//! kubectl use it as a real cluster. One [`Sandbox`] runs several clusters in one process,
+//! each with its own HTTPS port, CA, bearer token and object store; with a directory it keeps
+//! them across restarts, without one it lives in memory (tests).
+//!
+//! Layout: [`store`] holds a cluster's objects and the API server's write semantics (with
+//! [`schema`], [`fields`], [`patch`] and [`builtin`] for validation, defaulting, patches and
+//! server-side apply); [`server`] is the HTTP layer (routing, discovery, watch, tables);
+//! [`tls`] makes the certificates; this module starts, persists and stops clusters.
+
+pub mod builtin;
+pub mod fields;
+pub mod kinds;
+pub mod names;
+pub mod patch;
+pub mod query;
+pub mod schema;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod tls;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use store::{Snapshot, Store};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// The Kubernetes version the sandbox reports.
+pub const KUBERNETES_VERSION: &str = "v1.33.0";
+
+/// Version of the on-disk cluster files.
+const FORMAT_VERSION: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sandbox cluster {cluster:?} cannot listen on 127.0.0.1:{port}: {source}")]
+    Listen {
+        cluster: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("the sandbox in {} is already running (another process holds {})", dir.display(), dir.join("lock").display())]
+    Locked { dir: PathBuf },
+    #[error("{}: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("{0}")]
+    Tls(String),
+    #[error(
+        "invalid sandbox cluster name {0:?}: use lowercase letters, digits and '-', starting with a letter (at most 40 characters)"
+    )]
+    InvalidName(String),
+    #[error("sandbox cluster {0:?} already exists")]
+    Duplicate(String),
+}
+
+impl SandboxError {
+    /// What the user can do about it.
+    pub fn help(&self) -> &'static str {
+        match self {
+            SandboxError::Locked { .. } => {
+                "use `flotilla sandbox status` to see it, or `flotilla sandbox down` to stop it"
+            }
+            SandboxError::Listen { .. } => {
+                "another program took the cluster's port; stop it, or delete the cluster's file under the sandbox directory to get a new port"
+            }
+            SandboxError::Corrupt { .. } => {
+                "the sandbox files were edited or truncated; remove the sandbox directory to start afresh"
+            }
+            SandboxError::InvalidName(_) => "for example: mgmt, member-1",
+            _ => "check the path and permissions of the sandbox directory",
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
+    move |source| SandboxError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// One running cluster.
+pub struct Cluster {
+    pub name: String,
+    pub port: u16,
+    pub token: String,
+    pub credentials: tls::Credentials,
+    store: Mutex<Store>,
+    changes: watch::Sender<u64>,
+    dirty: Notify,
+}
+
+impl Cluster {
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Locks the store. Callers that change it must call [`Cluster::changed`] afterwards.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes watches and schedules a save.
+    pub fn changed(&self) {
+        let rv = self.store().resource_version();
+        self.changes.send_replace(rv);
+        self.dirty.notify_one();
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// A kubeconfig for this cluster alone.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig(std::slice::from_ref(&self), &self.name)
+    }
+}
+
+/// A kubeconfig document for `clusters`, with `current` as the current context.
+pub fn kubeconfig(clusters: &[&Cluster], current: &str) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let doc = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": clusters.iter().map(|c| json!({"name": c.name, "cluster": {"server": c.url(), "certificate-authority-data": b64(&c.credentials.ca_pem)}})).collect::<Vec<_>>(),
+        "users": clusters.iter().map(|c| json!({"name": c.name, "user": {"token": c.token}})).collect::<Vec<_>>(),
+        "contexts": clusters.iter().map(|c| json!({"name": c.name, "context": {"cluster": c.name, "user": c.name}})).collect::<Vec<_>>(),
+        "current-context": current,
+        "preferences": {},
+    });
+    serde_yaml::to_string(&doc).expect("kubeconfig documents serialize")
+}
+
+/// The persisted form of a cluster.
+#[derive(Serialize, Deserialize)]
+struct ClusterFile {
+    format_version: u64,
+    name: String,
+    port: u16,
+    token: String,
+    credentials: tls::Credentials,
+    store: Snapshot,
+}
+
+/// Where and what to start.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// Keep clusters here across restarts; `None` keeps them in memory.
+    pub dir: Option<PathBuf>,
+    /// Clusters to create if they do not exist yet (existing ones in `dir` always start).
+    pub clusters: Vec<String>,
+}
+
+/// A set of running clusters.
+pub struct Sandbox {
+    clusters: Vec<Arc<Cluster>>,
+    dir: Option<PathBuf>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _lock: Option<File>,
+}
+
+impl Sandbox {
+    /// Starts the sandbox: loads the clusters in `dir`, creates the missing ones, and serves
+    /// each on its port.
+    pub async fn start(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let (shutdown, _) = watch::channel(false);
+        let mut sandbox = Sandbox {
+            clusters: Vec::new(),
+            dir: options.dir.clone(),
+            shutdown,
+            tasks: Vec::new(),
+            _lock: None,
+        };
+        if let Some(dir) = &options.dir {
+            let clusters_dir = dir.join("clusters");
+            std::fs::create_dir_all(&clusters_dir).map_err(io_err(&clusters_dir))?;
+            let lock_path = dir.join("lock");
+            let lock = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(io_err(&lock_path))?;
+            if lock.try_lock().is_err() {
+                return Err(SandboxError::Locked { dir: dir.clone() });
+            }
+            sandbox._lock = Some(lock);
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&clusters_dir)
+                .map_err(io_err(&clusters_dir))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            entries.sort();
+            for path in entries {
+                let file = load_cluster_file(&path)?;
+                sandbox.launch(file).await?;
+            }
+        }
+        for name in &options.clusters {
+            if sandbox.cluster(name).is_none() {
+                sandbox.add_cluster(name).await?;
+            }
+        }
+        sandbox.write_kubeconfig()?;
+        Ok(sandbox)
+    }
+
+    pub fn clusters(&self) -> &[Arc<Cluster>] {
+        &self.clusters
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Creates and starts a new, empty cluster.
+    pub async fn add_cluster(&mut self, name: &str) -> Result<Arc<Cluster>, SandboxError> {
+        if !valid_name(name) {
+            return Err(SandboxError::InvalidName(name.to_string()));
+        }
+        if self.cluster(name).is_some() {
+            return Err(SandboxError::Duplicate(name.to_string()));
+        }
+        let credentials = tls::generate(name).map_err(SandboxError::Tls)?;
+        let store = Store::new(name, &credentials.ca_pem).snapshot();
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let file = ClusterFile {
+            format_version: FORMAT_VERSION,
+            name: name.to_string(),
+            port: 0,
+            token,
+            credentials,
+            store,
+        };
+        let cluster = self.launch(file).await?;
+        self.save(&cluster)?;
+        self.write_kubeconfig()?;
+        Ok(cluster)
+    }
+
+    async fn launch(&mut self, file: ClusterFile) -> Result<Arc<Cluster>, SandboxError> {
+        let listener = TcpListener::bind(("127.0.0.1", file.port))
+            .await
+            .map_err(|source| SandboxError::Listen {
+                cluster: file.name.clone(),
+                port: file.port,
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Listen {
+                cluster: file.name.clone(),
+                port: file.port,
+                source,
+            })?
+            .port();
+        let config = tls::server_config(&file.credentials).map_err(SandboxError::Tls)?;
+        let store = Store::restore(&file.name, file.store);
+        let (changes, _) = watch::channel(store.resource_version());
+        let cluster = Arc::new(Cluster {
+            name: file.name,
+            port,
+            token: file.token,
+            credentials: file.credentials,
+            store: Mutex::new(store),
+            changes,
+            dirty: Notify::new(),
+        });
+        self.tasks.push(tokio::spawn(server::serve(
+            cluster.clone(),
+            listener,
+            config,
+            self.shutdown.subscribe(),
+        )));
+        if let Some(dir) = &self.dir {
+            self.tasks.push(tokio::spawn(persist_loop(
+                cluster.clone(),
+                dir.clone(),
+                self.shutdown.subscribe(),
+            )));
+        }
+        self.clusters.push(cluster.clone());
+        Ok(cluster)
+    }
+
+    fn save(&self, cluster: &Cluster) -> Result<(), SandboxError> {
+        match &self.dir {
+            Some(dir) => save_cluster(cluster, dir),
+            None => Ok(()),
+        }
+    }
+
+    fn write_kubeconfig(&self) -> Result<(), SandboxError> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let path = dir.join("kubeconfig");
+        write_atomic(&path, self.kubeconfig().as_bytes())
+    }
+
+    /// A kubeconfig with a context per cluster; the first cluster is current.
+    pub fn kubeconfig(&self) -> String {
+        let refs: Vec<&Cluster> = self.clusters.iter().map(Arc::as_ref).collect();
+        let current = refs.first().map(|c| c.name.clone()).unwrap_or_default();
+        kubeconfig(&refs, &current)
+    }
+
+    /// Stops serving and saves every cluster.
+    pub async fn stop(self) -> Result<(), SandboxError> {
+        self.shutdown.send_replace(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        if let Some(dir) = &self.dir {
+            for cluster in &self.clusters {
+                save_cluster(cluster, dir)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_cluster_file(path: &Path) -> Result<ClusterFile, SandboxError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| SandboxError::Corrupt {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let version = value["format_version"].as_u64().unwrap_or(0);
+    if version != FORMAT_VERSION {
+        return Err(SandboxError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!(
+                "format version {version} is not supported (this flotilla reads version {FORMAT_VERSION})"
+            ),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| SandboxError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn save_cluster(cluster: &Cluster, dir: &Path) -> Result<(), SandboxError> {
+    let snapshot = cluster.store().snapshot();
+    let file = ClusterFile {
+        format_version: FORMAT_VERSION,
+        name: cluster.name.clone(),
+        port: cluster.port,
+        token: cluster.token.clone(),
+        credentials: cluster.credentials.clone(),
+        store: snapshot,
+    };
+    let bytes = serde_json::to_vec(&file).expect("cluster files serialize");
+    write_atomic(
+        &dir.join("clusters").join(format!("{}.json", cluster.name)),
+        &bytes,
+    )
+}
+
+/// Writes through a temporary file, fsync and rename, so a crash leaves the old or the new file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// Saves a cluster shortly after it changes (coalescing bursts of writes), and once more on
+/// shutdown.
+async fn persist_loop(cluster: Arc<Cluster>, dir: PathBuf, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = cluster.dirty.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if let Err(e) = save_cluster(&cluster, &dir) {
+            eprintln!(
+                "flotilla sandbox: saving cluster {:?} failed: {e}",
+                cluster.name
+            );
+        }
+    }
+}

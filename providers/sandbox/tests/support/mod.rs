@@ -1,0 +1,58 @@
+//! Shared helpers: an in-memory sandbox and kube-rs clients for its clusters.
+#![allow(dead_code)]
+
+use flotilla_sandbox::{Sandbox, SandboxOptions};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// Starts an in-memory sandbox with the named clusters.
+pub async fn sandbox(names: &[&str]) -> Sandbox {
+    let options = SandboxOptions {
+        dir: None,
+        clusters: names.iter().map(|s| s.to_string()).collect(),
+    };
+    Sandbox::start(options).await.expect("sandbox starts")
+}
+
+/// A kube-rs client for one cluster, built from the generated kubeconfig exactly as users would.
+pub async fn client(sandbox: &Sandbox, cluster: &str) -> Client {
+    let kubeconfig = Kubeconfig::from_yaml(&sandbox.kubeconfig()).expect("kubeconfig parses");
+    let options = KubeConfigOptions {
+        context: Some(cluster.to_string()),
+        ..KubeConfigOptions::default()
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("client builds")
+}
+
+/// A client with a different bearer token.
+pub async fn client_with_token(sandbox: &Sandbox, cluster: &str, token: Option<&str>) -> Client {
+    let mut kubeconfig = Kubeconfig::from_yaml(&sandbox.kubeconfig()).expect("kubeconfig parses");
+    for user in &mut kubeconfig.auth_infos {
+        if let Some(auth) = user.auth_info.as_mut() {
+            auth.token = token.map(|t| t.to_string().into());
+        }
+    }
+    let options = KubeConfigOptions {
+        context: Some(cluster.to_string()),
+        ..KubeConfigOptions::default()
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("client builds")
+}
+
+/// The `widgets.example.com` CRD from testdata, with the given scope.
+pub fn widget_crd(scope: &str) -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/sandbox/widget-crd.yaml"
+    );
+    let mut crd: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    crd["spec"]["scope"] = serde_json::json!(scope);
+    crd
+}
