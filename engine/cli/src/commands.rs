@@ -46,6 +46,7 @@ pub async fn run(command: Command, ui: &Ui) -> u8 {
         Command::State(c) => state(ui, c),
         Command::Graph(a) => graph(ui, a),
         Command::Console(a) => console(ui, a).await,
+        Command::Sandbox(c) => crate::sandbox::run(ui, c).await,
         Command::Version => {
             ui.out(&format!("flotilla v{}\n", env!("CARGO_PKG_VERSION")));
             0

@@ -7,6 +7,7 @@
 mod commands;
 mod fmt;
 mod output;
+mod sandbox;
 mod workspace;
 
 use std::path::PathBuf;
@@ -96,6 +97,12 @@ enum Command {
         after_help = "Examples:\n  echo 'upper(var.name)' | flotilla console\n  flotilla console          # interactive; one expression per line, Ctrl-D to quit"
     )]
     Console(VarArgs),
+    /// Run local Kubernetes-API clusters to try flotilla without a fleet.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  flotilla sandbox up --name mgmt\n  flotilla sandbox status\n  KUBECONFIG=.flotilla/sandbox/kubeconfig kubectl get ns\n  flotilla sandbox down"
+    )]
+    Sandbox(sandbox::SandboxCommand),
     /// Print the flotilla version.
     Version,
 }

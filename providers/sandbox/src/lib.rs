@@ -231,6 +231,7 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// The clusters, sorted by name.
     pub fn clusters(&self) -> &[Arc<Cluster>] {
         &self.clusters
     }
@@ -309,7 +310,8 @@ impl Sandbox {
                 self.shutdown.subscribe(),
             )));
         }
-        self.clusters.push(cluster.clone());
+        let at = self.clusters.partition_point(|c| c.name < cluster.name);
+        self.clusters.insert(at, cluster.clone());
         Ok(cluster)
     }
 
@@ -326,7 +328,7 @@ impl Sandbox {
         write_atomic(&path, self.kubeconfig().as_bytes())
     }
 
-    /// A kubeconfig with a context per cluster; the first cluster is current.
+    /// A kubeconfig with a context per cluster; the first by name is current.
     pub fn kubeconfig(&self) -> String {
         let refs: Vec<&Cluster> = self.clusters.iter().map(Arc::as_ref).collect();
         let current = refs.first().map(|c| c.name.clone()).unwrap_or_default();

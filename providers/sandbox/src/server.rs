@@ -344,7 +344,7 @@ fn route(
             // server-side field validation, which is what the sandbox offers.
             Ok(full(
                 200,
-                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
                 Vec::new(),
             ))
         }

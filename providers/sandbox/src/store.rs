@@ -1499,7 +1499,7 @@ fn prune_request(
     opts: &WriteOptions,
 ) -> Result<Vec<String>, ApiError> {
     let mut removed = Vec::new();
-    let meta_value = obj.get_mut("metadata").map(std::mem::take);
+    let meta_value = obj.as_object_mut().and_then(|m| m.remove("metadata"));
     let mut root = obj.clone();
     if let Some(map) = root.as_object_mut() {
         map.remove("apiVersion");

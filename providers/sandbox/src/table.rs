@@ -133,6 +133,10 @@ fn cell(obj: &Value, column: &Column) -> Value {
                 == Some("True");
             json!(if ready { "Ready" } else { "NotReady" })
         }
+        path if column.type_name == "date" && column.name != "Created At" => match json_path(obj, path).and_then(Value::as_str) {
+            Some(stamp) => json!(age(stamp)),
+            None => json!("<unknown>"),
+        },
         path => match json_path(obj, path) {
             Some(Value::Array(items)) => json!(
                 items
@@ -147,6 +151,31 @@ fn cell(obj: &Value, column: &Column) -> Value {
             Some(v) => v.clone(),
             None => Value::Null,
         },
+    }
+}
+
+/// How long ago an RFC 3339 timestamp was, the way `kubectl get` shows ages (`45s`, `3m12s`, `5d`).
+pub fn age(stamp: &str) -> String {
+    let Ok(then) = time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339) else {
+        return "<invalid>".into();
+    };
+    let seconds = (time::OffsetDateTime::now_utc() - then).whole_seconds().max(0);
+    human_duration(seconds)
+}
+
+/// Kubernetes' HumanDuration: two units while short, one unit as it grows.
+pub fn human_duration(s: i64) -> String {
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    match s {
+        _ if s < 120 => format!("{s}s"),
+        _ if m < 10 => format!("{m}m{}s", s % 60),
+        _ if h < 3 => format!("{m}m"),
+        _ if h < 8 => format!("{h}h{}m", m % 60),
+        _ if h < 48 => format!("{h}h"),
+        _ if h < 24 * 8 => format!("{d}d{}h", h % 24),
+        _ if h < 24 * 365 * 2 => format!("{d}d"),
+        _ if h < 24 * 365 * 8 => format!("{}y{}d", d / 365, d % 365),
+        _ => format!("{}y", d / 365),
     }
 }
 
@@ -202,6 +231,12 @@ mod tests {
     }
 
     #[test]
+    fn ages_read_like_kubectl() {
+        let shown: Vec<String> = [5, 150, 900, 4 * 3600 + 120, 30 * 3600, 3 * 86400 + 7200, 40 * 86400].map(human_duration).to_vec();
+        assert_eq!(shown, ["5s", "2m30s", "15m", "4h2m", "30h", "3d2h", "40d"]);
+    }
+
+    #[test]
     fn tables_have_name_first() {
         let rt = crate::kinds::builtins()
             .into_iter()
@@ -209,10 +244,9 @@ mod tests {
             .unwrap();
         let obj = json!({"metadata": {"name": "a", "creationTimestamp": "2026-01-01T00:00:00Z"}, "data": {"x": "1"}});
         let t = table(&rt, "v1", &[obj], "5", "");
-        assert_eq!(
-            t["rows"][0]["cells"],
-            json!(["a", 1, "2026-01-01T00:00:00Z"])
-        );
+        assert_eq!(t["rows"][0]["cells"][0], "a");
+        assert_eq!(t["rows"][0]["cells"][1], 1);
+        assert!(t["rows"][0]["cells"][2].as_str().unwrap().ends_with('d'));
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
     }
 }

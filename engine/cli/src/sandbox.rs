@@ -1,0 +1,314 @@
+//! `flotilla sandbox`: start, inspect and stop local Kubernetes-API clusters for trying
+//! flotilla and for tests. `up` starts a background server (this binary, `sandbox serve`)
+//! that keeps its clusters under `.flotilla/sandbox/`; `down` stops it.
+
+use crate::output::Ui;
+use clap::{Args, Subcommand};
+use flotilla_sandbox::{Sandbox, SandboxError, SandboxOptions};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where `flotilla sandbox` keeps its clusters unless told otherwise.
+pub const DEFAULT_DIR: &str = ".flotilla/sandbox";
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxCommand {
+    /// Start the sandbox in the background (creating the named clusters if needed).
+    #[command(
+        after_help = "Examples:\n  flotilla sandbox up                        # one cluster named \"default\"\n  flotilla sandbox up --name mgmt --name edge\n  flotilla sandbox up --clusters 3            # cluster-1, cluster-2, cluster-3\n  flotilla sandbox up --foreground            # serve in this terminal until Ctrl-C\n\nClusters and their objects are kept in the sandbox directory across restarts."
+    )]
+    Up(UpArgs),
+    /// Show the sandbox's clusters and whether it is running.
+    Status(StatusArgs),
+    /// Print (or write) a kubeconfig with one context per sandbox cluster.
+    #[command(
+        after_help = "Examples:\n  flotilla sandbox kubeconfig > sandbox.kubeconfig\n  export KUBECONFIG=$PWD/.flotilla/sandbox/kubeconfig\n  kubectl --context default get namespaces"
+    )]
+    Kubeconfig(KubeconfigArgs),
+    /// Stop the background sandbox (its clusters stay on disk unless --delete).
+    Down(DownArgs),
+    /// Run the sandbox server in this process (what `up` starts in the background).
+    #[command(hide = true)]
+    Serve(UpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DirArg {
+    /// The sandbox directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
+    dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// A cluster to create if it does not exist (repeatable).
+    #[arg(long = "name", value_name = "NAME")]
+    names: Vec<String>,
+    /// Create clusters cluster-1 .. cluster-N.
+    #[arg(long, value_name = "N", conflicts_with = "names")]
+    clusters: Option<usize>,
+    /// Serve in the foreground until Ctrl-C instead of starting a background server.
+    #[arg(long)]
+    foreground: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KubeconfigArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Also delete the sandbox directory and every cluster in it.
+    #[arg(long)]
+    delete: bool,
+}
+
+pub async fn run(ui: &Ui, command: SandboxCommand) -> u8 {
+    let result = match command {
+        SandboxCommand::Up(args) if args.foreground => serve(ui, args, true).await,
+        SandboxCommand::Up(args) => up(ui, args).await,
+        SandboxCommand::Serve(args) => serve(ui, args, false).await,
+        SandboxCommand::Status(args) => status(ui, args),
+        SandboxCommand::Kubeconfig(args) => kubeconfig(ui, args),
+        SandboxCommand::Down(args) => down(ui, args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure { message, help }) => {
+            ui.err(&format!("Error: {message}\n  help: {help}"));
+            1
+        }
+    }
+}
+
+struct Failure {
+    message: String,
+    help: String,
+}
+
+impl From<SandboxError> for Failure {
+    fn from(e: SandboxError) -> Failure {
+        Failure { help: e.help().to_string(), message: e.to_string() }
+    }
+}
+
+fn fail(message: impl Into<String>, help: impl Into<String>) -> Failure {
+    Failure { message: message.into(), help: help.into() }
+}
+
+fn requested_names(args: &UpArgs) -> Vec<String> {
+    match args.clusters {
+        Some(n) => (1..=n).map(|i| format!("cluster-{i}")).collect(),
+        None => args.names.clone(),
+    }
+}
+
+/// The clusters recorded in a sandbox directory, from their files: (name, port).
+fn recorded_clusters(dir: &Path) -> Vec<(String, u16)> {
+    let mut out: Vec<(String, u16)> = std::fs::read_dir(dir.join("clusters"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let v: Value = serde_json::from_str(&text).ok()?;
+            Some((v["name"].as_str()?.to_string(), v["port"].as_u64()? as u16))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether a server holds the sandbox directory's lock.
+fn is_running(dir: &Path) -> bool {
+    match std::fs::File::options().write(true).open(dir.join("lock")) {
+        Ok(file) => file.try_lock().is_err(),
+        Err(_) => false,
+    }
+}
+
+fn server_info(dir: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("server.json")).ok()?).ok()
+}
+
+async fn serve(ui: &Ui, args: UpArgs, announce: bool) -> Result<u8, Failure> {
+    let dir = args.dir.dir.clone();
+    let mut names = requested_names(&args);
+    if names.is_empty() && recorded_clusters(&dir).is_empty() {
+        names.push("default".into());
+    }
+    let sandbox = Sandbox::start(SandboxOptions { dir: Some(dir.clone()), clusters: names }).await?;
+    let clusters: Vec<Value> = sandbox.clusters().iter().map(|c| json!({"name": c.name, "server": c.url()})).collect();
+    let info = json!({"pid": std::process::id(), "clusters": clusters});
+    flotilla_sandbox::write_atomic(&dir.join("server.json"), info.to_string().as_bytes())?;
+    if announce {
+        print_clusters(ui, &dir, &info);
+        ui.out("Serving in the foreground; press Ctrl-C to stop.\n");
+    }
+    wait_for_signal().await;
+    sandbox.stop().await?;
+    let _ = std::fs::remove_file(dir.join("server.json"));
+    Ok(0)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn print_clusters(ui: &Ui, dir: &Path, info: &Value) {
+    for c in info["clusters"].as_array().into_iter().flatten() {
+        ui.out(&format!("  {:<20} {}\n", c["name"].as_str().unwrap_or(""), c["server"].as_str().unwrap_or("")));
+    }
+    let kubeconfig = dir.join("kubeconfig");
+    let shown = std::path::absolute(&kubeconfig).unwrap_or(kubeconfig);
+    ui.out(&format!("\nKubeconfig: {}\n  export KUBECONFIG={}\n", shown.display(), shown.display()));
+}
+
+async fn up(ui: &Ui, args: UpArgs) -> Result<u8, Failure> {
+    let dir = args.dir.dir.clone();
+    let names = requested_names(&args);
+    if is_running(&dir) {
+        let known: Vec<String> = recorded_clusters(&dir).into_iter().map(|(n, _)| n).collect();
+        let missing: Vec<&String> = names.iter().filter(|n| !known.contains(n)).collect();
+        if !missing.is_empty() {
+            return Err(fail(
+                format!("the sandbox in {} is running, and clusters cannot be added to a running sandbox ({} missing)", dir.display(), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+                "run `flotilla sandbox down`, then `up` again with the new names",
+            ));
+        }
+        ui.out(&format!("The sandbox in {} is already running.\n", dir.display()));
+        if let Some(info) = server_info(&dir) {
+            print_clusters(ui, &dir, &info);
+        }
+        return Ok(0);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display()), "check the path and permissions"))?;
+    let _ = std::fs::remove_file(dir.join("server.json"));
+    let log_path = dir.join("server.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| fail(format!("cannot create {}: {e}", log_path.display()), "check the path and permissions"))?;
+    let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find the flotilla executable: {e}"), "run flotilla by its full path"))?;
+    let mut command = std::process::Command::new(exe);
+    command.arg("sandbox").arg("serve").arg("--dir").arg(&dir);
+    for name in &names {
+        command.arg("--name").arg(name);
+    }
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group, so a Ctrl-C in this terminal does not stop the sandbox.
+        command.process_group(0);
+    }
+    command.stdin(std::process::Stdio::null()).stdout(log.try_clone().map_err(|e| fail(e.to_string(), "check the sandbox directory"))?).stderr(log);
+    let mut child = command.spawn().map_err(|e| fail(format!("cannot start the sandbox server: {e}"), "check that the flotilla executable can be run"))?;
+    let started = Instant::now();
+    loop {
+        if let Some(info) = server_info(&dir) {
+            ui.out(&format!("Sandbox running in {} (pid {}):\n", dir.display(), info["pid"]));
+            print_clusters(ui, &dir, &info);
+            return Ok(0);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(fail(format!("the sandbox server exited ({status}):\n{}", log.trim_end()), format!("see {}", log_path.display())));
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            return Err(fail("the sandbox server did not become ready within 15 seconds", format!("see {}", log_path.display())));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn status(ui: &Ui, args: StatusArgs) -> Result<u8, Failure> {
+    let dir = &args.dir.dir;
+    let clusters = recorded_clusters(dir);
+    let running = is_running(dir);
+    let pid = server_info(dir).and_then(|i| i["pid"].as_u64()).filter(|_| running);
+    if args.json {
+        let list: Vec<Value> = clusters.iter().map(|(n, p)| json!({"name": n, "server": format!("https://127.0.0.1:{p}")})).collect();
+        let doc = json!({"dir": dir, "running": running, "pid": pid, "clusters": list, "kubeconfig": dir.join("kubeconfig")});
+        ui.out(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("JSON serializes")));
+        return Ok(0);
+    }
+    if clusters.is_empty() {
+        ui.out(&format!("No sandbox in {}.\n  Start one with: flotilla sandbox up\n", dir.display()));
+        return Ok(0);
+    }
+    match pid {
+        Some(pid) => ui.out(&format!("Sandbox in {}: running (pid {pid})\n", dir.display())),
+        None if running => ui.out(&format!("Sandbox in {}: running\n", dir.display())),
+        None => ui.out(&format!("Sandbox in {}: stopped (start it with `flotilla sandbox up`)\n", dir.display())),
+    }
+    for (name, port) in clusters {
+        ui.out(&format!("  {name:<20} https://127.0.0.1:{port}\n"));
+    }
+    Ok(0)
+}
+
+fn kubeconfig(ui: &Ui, args: KubeconfigArgs) -> Result<u8, Failure> {
+    let path = args.dir.dir.join("kubeconfig");
+    let text = std::fs::read_to_string(&path).map_err(|_| fail(format!("no sandbox kubeconfig at {}", path.display()), "start a sandbox first: flotilla sandbox up"))?;
+    match args.out {
+        Some(out) => {
+            std::fs::write(&out, text).map_err(|e| fail(format!("cannot write {}: {e}", out.display()), "check the path and permissions"))?;
+            ui.out(&format!("Wrote {}\n", out.display()));
+        }
+        None => ui.out(&text),
+    }
+    Ok(0)
+}
+
+async fn down(ui: &Ui, args: DownArgs) -> Result<u8, Failure> {
+    let dir = &args.dir.dir;
+    if is_running(dir) {
+        let pid = server_info(dir).and_then(|i| i["pid"].as_u64()).and_then(|p| i32::try_from(p).ok());
+        let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) else {
+            return Err(fail(format!("the sandbox in {} is running, but {} does not say which process serves it", dir.display(), dir.join("server.json").display()), "it was probably started with --foreground; stop it with Ctrl-C in its terminal"));
+        };
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).map_err(|e| fail(format!("cannot stop the sandbox server (pid {}): {e}", pid.as_raw_nonzero()), "stop it by hand with `kill`"))?;
+        let started = Instant::now();
+        while is_running(dir) {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(fail("the sandbox server did not stop within 10 seconds", format!("stop it by hand: kill {}", pid.as_raw_nonzero())));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ui.out(&format!("Stopped the sandbox in {}.\n", dir.display()));
+    } else {
+        ui.out(&format!("The sandbox in {} is not running.\n", dir.display()));
+    }
+    if args.delete && dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| fail(format!("cannot delete {}: {e}", dir.display()), "check permissions"))?;
+        ui.out(&format!("Deleted {}.\n", dir.display()));
+    }
+    Ok(0)
+}
