@@ -107,12 +107,18 @@ struct Failure {
 
 impl From<SandboxError> for Failure {
     fn from(e: SandboxError) -> Failure {
-        Failure { help: e.help().to_string(), message: e.to_string() }
+        Failure {
+            help: e.help().to_string(),
+            message: e.to_string(),
+        }
     }
 }
 
 fn fail(message: impl Into<String>, help: impl Into<String>) -> Failure {
-    Failure { message: message.into(), help: help.into() }
+    Failure {
+        message: message.into(),
+        help: help.into(),
+    }
 }
 
 fn requested_names(args: &UpArgs) -> Vec<String> {
@@ -157,8 +163,16 @@ async fn serve(ui: &Ui, args: UpArgs, announce: bool) -> Result<u8, Failure> {
     if names.is_empty() && recorded_clusters(&dir).is_empty() {
         names.push("default".into());
     }
-    let sandbox = Sandbox::start(SandboxOptions { dir: Some(dir.clone()), clusters: names }).await?;
-    let clusters: Vec<Value> = sandbox.clusters().iter().map(|c| json!({"name": c.name, "server": c.url()})).collect();
+    let sandbox = Sandbox::start(SandboxOptions {
+        dir: Some(dir.clone()),
+        clusters: names,
+    })
+    .await?;
+    let clusters: Vec<Value> = sandbox
+        .clusters()
+        .iter()
+        .map(|c| json!({"name": c.name, "server": c.url()}))
+        .collect();
     let info = json!({"pid": std::process::id(), "clusters": clusters});
     flotilla_sandbox::write_atomic(&dir.join("server.json"), info.to_string().as_bytes())?;
     if announce {
@@ -188,36 +202,73 @@ async fn wait_for_signal() {
 
 fn print_clusters(ui: &Ui, dir: &Path, info: &Value) {
     for c in info["clusters"].as_array().into_iter().flatten() {
-        ui.out(&format!("  {:<20} {}\n", c["name"].as_str().unwrap_or(""), c["server"].as_str().unwrap_or("")));
+        ui.out(&format!(
+            "  {:<20} {}\n",
+            c["name"].as_str().unwrap_or(""),
+            c["server"].as_str().unwrap_or("")
+        ));
     }
     let kubeconfig = dir.join("kubeconfig");
     let shown = std::path::absolute(&kubeconfig).unwrap_or(kubeconfig);
-    ui.out(&format!("\nKubeconfig: {}\n  export KUBECONFIG={}\n", shown.display(), shown.display()));
+    ui.out(&format!(
+        "\nKubeconfig: {}\n  export KUBECONFIG={}\n",
+        shown.display(),
+        shown.display()
+    ));
 }
 
 async fn up(ui: &Ui, args: UpArgs) -> Result<u8, Failure> {
     let dir = args.dir.dir.clone();
     let names = requested_names(&args);
     if is_running(&dir) {
-        let known: Vec<String> = recorded_clusters(&dir).into_iter().map(|(n, _)| n).collect();
+        let known: Vec<String> = recorded_clusters(&dir)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         let missing: Vec<&String> = names.iter().filter(|n| !known.contains(n)).collect();
         if !missing.is_empty() {
             return Err(fail(
-                format!("the sandbox in {} is running, and clusters cannot be added to a running sandbox ({} missing)", dir.display(), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "the sandbox in {} is running, and clusters cannot be added to a running sandbox ({} missing)",
+                    dir.display(),
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 "run `flotilla sandbox down`, then `up` again with the new names",
             ));
         }
-        ui.out(&format!("The sandbox in {} is already running.\n", dir.display()));
+        ui.out(&format!(
+            "The sandbox in {} is already running.\n",
+            dir.display()
+        ));
         if let Some(info) = server_info(&dir) {
             print_clusters(ui, &dir, &info);
         }
         return Ok(0);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display()), "check the path and permissions"))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        fail(
+            format!("cannot create {}: {e}", dir.display()),
+            "check the path and permissions",
+        )
+    })?;
     let _ = std::fs::remove_file(dir.join("server.json"));
     let log_path = dir.join("server.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| fail(format!("cannot create {}: {e}", log_path.display()), "check the path and permissions"))?;
-    let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find the flotilla executable: {e}"), "run flotilla by its full path"))?;
+    let log = std::fs::File::create(&log_path).map_err(|e| {
+        fail(
+            format!("cannot create {}: {e}", log_path.display()),
+            "check the path and permissions",
+        )
+    })?;
+    let exe = std::env::current_exe().map_err(|e| {
+        fail(
+            format!("cannot find the flotilla executable: {e}"),
+            "run flotilla by its full path",
+        )
+    })?;
     let mut command = std::process::Command::new(exe);
     command.arg("sandbox").arg("serve").arg("--dir").arg(&dir);
     for name in &names {
@@ -228,21 +279,42 @@ async fn up(ui: &Ui, args: UpArgs) -> Result<u8, Failure> {
         // Its own process group, so a Ctrl-C in this terminal does not stop the sandbox.
         command.process_group(0);
     }
-    command.stdin(std::process::Stdio::null()).stdout(log.try_clone().map_err(|e| fail(e.to_string(), "check the sandbox directory"))?).stderr(log);
-    let mut child = command.spawn().map_err(|e| fail(format!("cannot start the sandbox server: {e}"), "check that the flotilla executable can be run"))?;
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(
+            log.try_clone()
+                .map_err(|e| fail(e.to_string(), "check the sandbox directory"))?,
+        )
+        .stderr(log);
+    let mut child = command.spawn().map_err(|e| {
+        fail(
+            format!("cannot start the sandbox server: {e}"),
+            "check that the flotilla executable can be run",
+        )
+    })?;
     let started = Instant::now();
     loop {
         if let Some(info) = server_info(&dir) {
-            ui.out(&format!("Sandbox running in {} (pid {}):\n", dir.display(), info["pid"]));
+            ui.out(&format!(
+                "Sandbox running in {} (pid {}):\n",
+                dir.display(),
+                info["pid"]
+            ));
             print_clusters(ui, &dir, &info);
             return Ok(0);
         }
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            return Err(fail(format!("the sandbox server exited ({status}):\n{}", log.trim_end()), format!("see {}", log_path.display())));
+            return Err(fail(
+                format!("the sandbox server exited ({status}):\n{}", log.trim_end()),
+                format!("see {}", log_path.display()),
+            ));
         }
         if started.elapsed() > Duration::from_secs(15) {
-            return Err(fail("the sandbox server did not become ready within 15 seconds", format!("see {}", log_path.display())));
+            return Err(fail(
+                "the sandbox server did not become ready within 15 seconds",
+                format!("see {}", log_path.display()),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -252,21 +324,38 @@ fn status(ui: &Ui, args: StatusArgs) -> Result<u8, Failure> {
     let dir = &args.dir.dir;
     let clusters = recorded_clusters(dir);
     let running = is_running(dir);
-    let pid = server_info(dir).and_then(|i| i["pid"].as_u64()).filter(|_| running);
+    let pid = server_info(dir)
+        .and_then(|i| i["pid"].as_u64())
+        .filter(|_| running);
     if args.json {
-        let list: Vec<Value> = clusters.iter().map(|(n, p)| json!({"name": n, "server": format!("https://127.0.0.1:{p}")})).collect();
+        let list: Vec<Value> = clusters
+            .iter()
+            .map(|(n, p)| json!({"name": n, "server": format!("https://127.0.0.1:{p}")}))
+            .collect();
         let doc = json!({"dir": dir, "running": running, "pid": pid, "clusters": list, "kubeconfig": dir.join("kubeconfig")});
-        ui.out(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("JSON serializes")));
+        ui.out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("JSON serializes")
+        ));
         return Ok(0);
     }
     if clusters.is_empty() {
-        ui.out(&format!("No sandbox in {}.\n  Start one with: flotilla sandbox up\n", dir.display()));
+        ui.out(&format!(
+            "No sandbox in {}.\n  Start one with: flotilla sandbox up\n",
+            dir.display()
+        ));
         return Ok(0);
     }
     match pid {
-        Some(pid) => ui.out(&format!("Sandbox in {}: running (pid {pid})\n", dir.display())),
+        Some(pid) => ui.out(&format!(
+            "Sandbox in {}: running (pid {pid})\n",
+            dir.display()
+        )),
         None if running => ui.out(&format!("Sandbox in {}: running\n", dir.display())),
-        None => ui.out(&format!("Sandbox in {}: stopped (start it with `flotilla sandbox up`)\n", dir.display())),
+        None => ui.out(&format!(
+            "Sandbox in {}: stopped (start it with `flotilla sandbox up`)\n",
+            dir.display()
+        )),
     }
     for (name, port) in clusters {
         ui.out(&format!("  {name:<20} https://127.0.0.1:{port}\n"));
@@ -276,10 +365,20 @@ fn status(ui: &Ui, args: StatusArgs) -> Result<u8, Failure> {
 
 fn kubeconfig(ui: &Ui, args: KubeconfigArgs) -> Result<u8, Failure> {
     let path = args.dir.dir.join("kubeconfig");
-    let text = std::fs::read_to_string(&path).map_err(|_| fail(format!("no sandbox kubeconfig at {}", path.display()), "start a sandbox first: flotilla sandbox up"))?;
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        fail(
+            format!("no sandbox kubeconfig at {}", path.display()),
+            "start a sandbox first: flotilla sandbox up",
+        )
+    })?;
     match args.out {
         Some(out) => {
-            std::fs::write(&out, text).map_err(|e| fail(format!("cannot write {}: {e}", out.display()), "check the path and permissions"))?;
+            std::fs::write(&out, text).map_err(|e| {
+                fail(
+                    format!("cannot write {}: {e}", out.display()),
+                    "check the path and permissions",
+                )
+            })?;
             ui.out(&format!("Wrote {}\n", out.display()));
         }
         None => ui.out(&text),
@@ -290,24 +389,52 @@ fn kubeconfig(ui: &Ui, args: KubeconfigArgs) -> Result<u8, Failure> {
 async fn down(ui: &Ui, args: DownArgs) -> Result<u8, Failure> {
     let dir = &args.dir.dir;
     if is_running(dir) {
-        let pid = server_info(dir).and_then(|i| i["pid"].as_u64()).and_then(|p| i32::try_from(p).ok());
+        let pid = server_info(dir)
+            .and_then(|i| i["pid"].as_u64())
+            .and_then(|p| i32::try_from(p).ok());
         let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) else {
-            return Err(fail(format!("the sandbox in {} is running, but {} does not say which process serves it", dir.display(), dir.join("server.json").display()), "it was probably started with --foreground; stop it with Ctrl-C in its terminal"));
+            return Err(fail(
+                format!(
+                    "the sandbox in {} is running, but {} does not say which process serves it",
+                    dir.display(),
+                    dir.join("server.json").display()
+                ),
+                "it was probably started with --foreground; stop it with Ctrl-C in its terminal",
+            ));
         };
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).map_err(|e| fail(format!("cannot stop the sandbox server (pid {}): {e}", pid.as_raw_nonzero()), "stop it by hand with `kill`"))?;
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).map_err(|e| {
+            fail(
+                format!(
+                    "cannot stop the sandbox server (pid {}): {e}",
+                    pid.as_raw_nonzero()
+                ),
+                "stop it by hand with `kill`",
+            )
+        })?;
         let started = Instant::now();
         while is_running(dir) {
             if started.elapsed() > Duration::from_secs(10) {
-                return Err(fail("the sandbox server did not stop within 10 seconds", format!("stop it by hand: kill {}", pid.as_raw_nonzero())));
+                return Err(fail(
+                    "the sandbox server did not stop within 10 seconds",
+                    format!("stop it by hand: kill {}", pid.as_raw_nonzero()),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         ui.out(&format!("Stopped the sandbox in {}.\n", dir.display()));
     } else {
-        ui.out(&format!("The sandbox in {} is not running.\n", dir.display()));
+        ui.out(&format!(
+            "The sandbox in {} is not running.\n",
+            dir.display()
+        ));
     }
     if args.delete && dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| fail(format!("cannot delete {}: {e}", dir.display()), "check permissions"))?;
+        std::fs::remove_dir_all(dir).map_err(|e| {
+            fail(
+                format!("cannot delete {}: {e}", dir.display()),
+                "check permissions",
+            )
+        })?;
         ui.out(&format!("Deleted {}.\n", dir.display()));
     }
     Ok(0)

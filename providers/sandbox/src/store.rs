@@ -111,6 +111,7 @@ pub struct Store {
     events: VecDeque<Event>,
     /// The highest resourceVersion no longer in the event log.
     compacted: u64,
+    event_capacity: usize,
     needs_gc: bool,
 }
 
@@ -327,6 +328,7 @@ impl Store {
             types: Vec::new(),
             events: VecDeque::new(),
             compacted: 0,
+            event_capacity: EVENT_LOG,
             needs_gc: false,
         };
         store.rebuild_types();
@@ -359,6 +361,7 @@ impl Store {
             types: Vec::new(),
             events: VecDeque::new(),
             compacted: snapshot.resource_version,
+            event_capacity: EVENT_LOG,
             needs_gc: false,
         };
         store.objects.extend(snapshot.objects);
@@ -1186,11 +1189,16 @@ impl Store {
 
     fn log(&mut self, event: Event) {
         self.events.push_back(event);
-        while self.events.len() > EVENT_LOG {
+        while self.events.len() > self.event_capacity {
             if let Some(e) = self.events.pop_front() {
                 self.compacted = e.rv;
             }
         }
+    }
+
+    /// How many events to keep for watches to resume from (tests shrink it to reach 410 Gone).
+    pub fn set_event_capacity(&mut self, capacity: usize) {
+        self.event_capacity = capacity;
     }
 
     /// Events after `since`, or `Err` if the log no longer reaches back that far.

@@ -133,10 +133,12 @@ fn cell(obj: &Value, column: &Column) -> Value {
                 == Some("True");
             json!(if ready { "Ready" } else { "NotReady" })
         }
-        path if column.type_name == "date" && column.name != "Created At" => match json_path(obj, path).and_then(Value::as_str) {
-            Some(stamp) => json!(age(stamp)),
-            None => json!("<unknown>"),
-        },
+        path if column.type_name == "date" && column.name != "Created At" => {
+            match json_path(obj, path).and_then(Value::as_str) {
+                Some(stamp) => json!(age(stamp)),
+                None => json!("<unknown>"),
+            }
+        }
         path => match json_path(obj, path) {
             Some(Value::Array(items)) => json!(
                 items
@@ -156,10 +158,14 @@ fn cell(obj: &Value, column: &Column) -> Value {
 
 /// How long ago an RFC 3339 timestamp was, the way `kubectl get` shows ages (`45s`, `3m12s`, `5d`).
 pub fn age(stamp: &str) -> String {
-    let Ok(then) = time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339) else {
+    let Ok(then) =
+        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+    else {
         return "<invalid>".into();
     };
-    let seconds = (time::OffsetDateTime::now_utc() - then).whole_seconds().max(0);
+    let seconds = (time::OffsetDateTime::now_utc() - then)
+        .whole_seconds()
+        .max(0);
     human_duration(seconds)
 }
 
@@ -232,7 +238,17 @@ mod tests {
 
     #[test]
     fn ages_read_like_kubectl() {
-        let shown: Vec<String> = [5, 150, 900, 4 * 3600 + 120, 30 * 3600, 3 * 86400 + 7200, 40 * 86400].map(human_duration).to_vec();
+        let shown: Vec<String> = [
+            5,
+            150,
+            900,
+            4 * 3600 + 120,
+            30 * 3600,
+            3 * 86400 + 7200,
+            40 * 86400,
+        ]
+        .map(human_duration)
+        .to_vec();
         assert_eq!(shown, ["5s", "2m30s", "15m", "4h2m", "30h", "3d2h", "40d"]);
     }
 
