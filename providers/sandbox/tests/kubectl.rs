@@ -1,0 +1,161 @@
+//! The real kubectl against a sandbox cluster: server-side apply of a CRD and a custom
+//! resource, get -o yaml, diff (exit 0 when equal, 1 when not), wait, delete, api-resources.
+//! Skipped, with a printed reason, when kubectl is not installed.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kubectl_available() -> bool {
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs kubectl with the sandbox kubeconfig and a private cache directory.
+fn kubectl(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env("KUBECACHEDIR", dir.join("cache"))
+        .env("HOME", dir)
+        .current_dir(dir)
+        .output()
+        .expect("kubectl runs");
+    eprintln!(
+        "$ kubectl {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = kubectl(dir, args);
+    assert!(out.status.success(), "kubectl {} failed", args.join(" "));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const WIDGET: &str = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: default\nspec:\n  size: 3\n  ports:\n  - name: http\n    port: 80\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_drives_the_sandbox() {
+    if !kubectl_available() {
+        eprintln!("skipping: kubectl is not installed");
+        return;
+    }
+    let sb = support::sandbox(&["one"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    std::fs::write(path.join("kubeconfig"), sb.kubeconfig()).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/sandbox/widget-crd.yaml"
+        ),
+        path.join("crd.yaml"),
+    )
+    .unwrap();
+    std::fs::write(path.join("widget.yaml"), WIDGET).unwrap();
+
+    // kubectl blocks; the sandbox keeps serving on the other worker.
+    tokio::task::spawn_blocking(move || {
+        let d = path.as_path();
+        let resources = ok(d, &["api-resources"]);
+        assert!(
+            resources.lines().any(|l| l.starts_with("deployments")
+                && l.contains("apps/v1")
+                && l.contains("Deployment")),
+            "{resources}"
+        );
+
+        assert!(
+            ok(d, &["apply", "--server-side", "-f", "crd.yaml"]).contains("serverside-applied")
+        );
+        ok(
+            d,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd/widgets.example.com",
+                "--timeout=10s",
+            ],
+        );
+        let resources = ok(d, &["api-resources", "--api-group=example.com"]);
+        assert!(
+            resources.contains("widgets")
+                && resources.contains("wd")
+                && resources.contains("Widget"),
+            "{resources}"
+        );
+
+        assert!(
+            ok(d, &["apply", "--server-side", "-f", "widget.yaml"])
+                .contains("widget.example.com/w1 serverside-applied")
+        );
+        let yaml = ok(d, &["get", "widget", "w1", "-o", "yaml"]);
+        assert!(
+            yaml.contains("mode: slow"),
+            "the CRD default is applied: {yaml}"
+        );
+        assert!(yaml.contains("resourceVersion:"), "{yaml}");
+        let table = ok(d, &["get", "wd"]);
+        assert!(
+            table.starts_with("NAME") && table.contains("SIZE") && table.contains("w1"),
+            "{table}"
+        );
+
+        assert_eq!(
+            kubectl(d, &["diff", "--server-side", "-f", "widget.yaml"])
+                .status
+                .code(),
+            Some(0),
+            "no diff against itself"
+        );
+        std::fs::write(d.join("widget.yaml"), WIDGET.replace("size: 3", "size: 4")).unwrap();
+        let diff = kubectl(d, &["diff", "--server-side", "-f", "widget.yaml"]);
+        assert_eq!(diff.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&diff.stdout).contains("+  size: 4"));
+
+        std::fs::write(d.join("bad.yaml"), WIDGET.replace("size: 3", "size: 99")).unwrap();
+        let bad = kubectl(d, &["apply", "--server-side", "-f", "bad.yaml"]);
+        assert!(
+            String::from_utf8_lossy(&bad.stderr)
+                .contains("spec.size in body should be less than or equal to 10")
+        );
+
+        let status = r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#;
+        ok(
+            d,
+            &[
+                "patch",
+                "widget",
+                "w1",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                status,
+            ],
+        );
+        ok(
+            d,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "widget/w1",
+                "--timeout=10s",
+            ],
+        );
+
+        assert!(ok(d, &["delete", "-f", "widget.yaml"]).contains("deleted"));
+        assert!(!kubectl(d, &["get", "widget", "w1"]).status.success());
+        ok(d, &["delete", "crd", "widgets.example.com"]);
+    })
+    .await
+    .unwrap();
+    sb.stop().await.unwrap();
+}
