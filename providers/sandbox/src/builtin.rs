@@ -398,7 +398,7 @@ fn crd(obj: &mut Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
         causes.push(Cause::invalid(
             "metadata.name",
             &json!(name),
-            format!("must be spec.names.plural+\".\"+spec.group"),
+            "must be spec.names.plural+\".\"+spec.group",
         ));
     }
     default(spec, "conversion", json!({"strategy": "None"}));

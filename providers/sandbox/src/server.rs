@@ -621,8 +621,7 @@ fn resource(
         (&Method::POST, None) => {
             let body = req.object(&rt.kind)?;
             let opts = write_options(req)?;
-            let outcome = cluster.store().create(&target, body, &opts);
-            outcome
+            cluster.store().create(&target, body, &opts)
         }
         (&Method::PUT, Some(name)) => {
             let body = req.object(&rt.kind)?;

@@ -578,9 +578,9 @@ impl Store {
     ) -> Result<Outcome, ApiError> {
         self.namespace_check(target.rt, target.namespace)?;
         if target.rt.terminating {
-            return Err(ApiError::method_not_allowed(format!(
-                "create not allowed while custom resource definition is terminating"
-            )));
+            return Err(ApiError::method_not_allowed(
+                "create not allowed while custom resource definition is terminating",
+            ));
         }
         let mut body = Store::normalize(target, body, None)?;
         let m = meta_mut(&mut body);
