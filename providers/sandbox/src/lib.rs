@@ -336,9 +336,9 @@ impl Sandbox {
     }
 
     /// Stops serving and saves every cluster.
-    pub async fn stop(self) -> Result<(), SandboxError> {
+    pub async fn stop(mut self) -> Result<(), SandboxError> {
         self.shutdown.send_replace(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
         if let Some(dir) = &self.dir {
@@ -347,6 +347,14 @@ impl Sandbox {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for Sandbox {
+    /// A sandbox dropped without [`Sandbox::stop`] still stops serving (its last changes are
+    /// saved by the write-behind task only if it ran; call `stop` to be sure).
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
     }
 }
 
