@@ -421,15 +421,26 @@ fn group_doc(store: &Store, group: &str) -> Option<Value> {
     Some(doc)
 }
 
-fn resource_list(store: &Store, group: &str, version: &str) -> Result<Value, ApiError> {
+/// The resource types served at a group-version; 404 when there are none.
+fn served<'s>(
+    store: &'s Store,
+    group: &str,
+    version: &str,
+) -> Result<Vec<&'s Arc<ResourceType>>, ApiError> {
     let served: Vec<&Arc<ResourceType>> = store
         .types()
         .iter()
         .filter(|t| t.group == group && t.versions.iter().any(|v| v == version))
         .collect();
     if served.is_empty() {
-        return Err(ApiError::not_found_path());
+        Err(ApiError::not_found_path())
+    } else {
+        Ok(served)
     }
+}
+
+fn resource_list(store: &Store, group: &str, version: &str) -> Result<Value, ApiError> {
+    let served = served(store, group, version)?;
     let resources: Vec<Value> = served.iter().flat_map(|t| t.discovery()).collect();
     let group_version = if group.is_empty() {
         version.to_string()
@@ -455,14 +466,7 @@ fn openapi_index(store: &Store) -> Value {
 /// A minimal OpenAPI v3 document per group-version: the PATCH operations with their
 /// group-version-kind and the `fieldValidation` parameter, which is what kubectl looks up.
 fn openapi_doc(store: &Store, group: &str, version: &str) -> Result<Value, ApiError> {
-    let served: Vec<&Arc<ResourceType>> = store
-        .types()
-        .iter()
-        .filter(|t| t.group == group && t.versions.iter().any(|v| v == version))
-        .collect();
-    if served.is_empty() {
-        return Err(ApiError::not_found_path());
-    }
+    let served = served(store, group, version)?;
     let prefix = if group.is_empty() {
         format!("/api/{version}")
     } else {

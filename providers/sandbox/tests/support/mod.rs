@@ -16,18 +16,14 @@ pub async fn sandbox(names: &[&str]) -> Sandbox {
 
 /// A kube-rs client for one cluster, built from the generated kubeconfig exactly as users would.
 pub async fn client(sandbox: &Sandbox, cluster: &str) -> Client {
-    let kubeconfig = Kubeconfig::from_yaml(&sandbox.kubeconfig()).expect("kubeconfig parses");
-    let options = KubeConfigOptions {
-        context: Some(cluster.to_string()),
-        ..KubeConfigOptions::default()
-    };
-    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .expect("kubeconfig is usable");
-    Client::try_from(config).expect("client builds")
+    client_from(
+        Kubeconfig::from_yaml(&sandbox.kubeconfig()).expect("kubeconfig parses"),
+        cluster,
+    )
+    .await
 }
 
-/// A client with a different bearer token.
+/// A client with a different bearer token (or none).
 pub async fn client_with_token(sandbox: &Sandbox, cluster: &str, token: Option<&str>) -> Client {
     let mut kubeconfig = Kubeconfig::from_yaml(&sandbox.kubeconfig()).expect("kubeconfig parses");
     for user in &mut kubeconfig.auth_infos {
@@ -35,6 +31,10 @@ pub async fn client_with_token(sandbox: &Sandbox, cluster: &str, token: Option<&
             auth.token = token.map(|t| t.to_string().into());
         }
     }
+    client_from(kubeconfig, cluster).await
+}
+
+async fn client_from(kubeconfig: Kubeconfig, cluster: &str) -> Client {
     let options = KubeConfigOptions {
         context: Some(cluster.to_string()),
         ..KubeConfigOptions::default()
