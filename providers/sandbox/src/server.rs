@@ -380,7 +380,7 @@ fn version() -> Value {
 fn groups(store: &Store) -> BTreeMap<String, Vec<String>> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for rt in store.types() {
-        if rt.group.is_empty() {
+        if rt.group.is_empty() || rt.versions.is_empty() {
             continue;
         }
         let versions = groups.entry(rt.group.clone()).or_default();
