@@ -65,6 +65,12 @@ impl Cause {
         }
     }
 
+    /// Appends detail to the message: `Required value: name or generateName is required`.
+    pub fn with_message(mut self, message: &str) -> Cause {
+        self.message = format!("{}: {message}", self.message);
+        self
+    }
+
     /// "field: message", as the API server joins them into a Status message.
     pub fn render(&self) -> String {
         if self.field.is_empty() {

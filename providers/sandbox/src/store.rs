@@ -1285,19 +1285,7 @@ impl Store {
             });
         }
         if meta(&obj).get("deletionTimestamp").is_none() {
-            let m = meta_mut(&mut obj);
-            m.insert("deletionTimestamp".into(), json!(now()));
-            m.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if target.rt.has_generation {
-                let g = m.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
-                m.insert("generation".into(), json!(g));
-            }
-            if target.rt.builtin == Some(Builtin::Namespace) {
-                obj["status"]["phase"] = json!("Terminating");
-            }
-            if target.rt.builtin == Some(Builtin::Crd) {
-                obj["status"]["conditions"] = builtin::crd_conditions(&now(), true);
-            }
+            start_deleting(&mut obj, target.rt);
         }
         if dry_run {
             return Ok(Outcome {
@@ -1471,9 +1459,14 @@ impl Store {
             return;
         }
         let mut updated = obj.clone();
-        let m = meta_mut(&mut updated);
-        m.insert("deletionTimestamp".into(), json!(now()));
-        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if let Some(rt) = self
+            .types
+            .iter()
+            .find(|t| t.group == key.group && t.plural == key.plural)
+            .cloned()
+        {
+            start_deleting(&mut updated, &rt);
+        }
         self.commit(key.clone(), updated, Some(obj));
     }
 
@@ -1591,9 +1584,19 @@ fn conflict_error(conflicts: &BTreeMap<(String, String), Vec<fields::Path>>) -> 
     error
 }
 
-impl Cause {
-    pub fn with_message(mut self, message: &str) -> Cause {
-        self.message = format!("{}: {message}", self.message);
-        self
+/// Marks an object as being deleted: deletionTimestamp, a new generation for kinds that have
+/// one, and the kind's own terminating state (namespace phase, CRD condition).
+fn start_deleting(obj: &mut Value, rt: &ResourceType) {
+    let m = meta_mut(obj);
+    m.insert("deletionTimestamp".into(), json!(now()));
+    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+    if rt.has_generation {
+        let g = m.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        m.insert("generation".into(), json!(g));
+    }
+    match rt.builtin {
+        Some(Builtin::Namespace) => obj["status"]["phase"] = json!("Terminating"),
+        Some(Builtin::Crd) => obj["status"]["conditions"] = builtin::crd_conditions(&now(), true),
+        _ => {}
     }
 }
