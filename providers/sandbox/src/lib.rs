@@ -240,10 +240,6 @@ impl Sandbox {
         self.clusters.iter().find(|c| c.name == name)
     }
 
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
-    }
-
     /// Creates and starts a new, empty cluster.
     pub async fn add_cluster(&mut self, name: &str) -> Result<Arc<Cluster>, SandboxError> {
         if !valid_name(name) {

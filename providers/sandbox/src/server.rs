@@ -499,16 +499,19 @@ fn openapi_doc(store: &Store, group: &str, version: &str) -> Result<Value, ApiEr
     )
 }
 
+/// `?dryRun=All`, the only value the API server accepts.
+fn dry_run(req: &ApiRequest) -> Result<bool, ApiError> {
+    match req.query.get("dryRun") {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value: {other:?}: supported values: \"All\""
+        ))),
+    }
+}
+
 fn write_options(req: &ApiRequest) -> Result<WriteOptions, ApiError> {
-    let dry_run = match req.query.get("dryRun") {
-        None | Some("") => false,
-        Some("All") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid dry run value: {other:?}: supported values: \"All\""
-            )));
-        }
-    };
+    let dry_run = dry_run(req)?;
     let field_validation = match req.query.get("fieldValidation") {
         None | Some("") | Some("Warn") => FieldValidation::Warn,
         Some("Strict") => FieldValidation::Strict,
@@ -719,7 +722,7 @@ fn delete_options(req: &ApiRequest) -> Result<(DeleteOptions, bool), ApiError> {
             ));
         }
     };
-    let dry_run = req.query.get("dryRun") == Some("All")
+    let dry_run = dry_run(req)?
         || body["dryRun"]
             .as_array()
             .is_some_and(|d| d.iter().any(|v| v == "All"));

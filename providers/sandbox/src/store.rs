@@ -72,16 +72,6 @@ pub enum EventType {
     Deleted,
 }
 
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
-}
-
 /// One change, as watches replay it.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -479,7 +469,14 @@ impl Store {
         })
     }
 
-    fn namespace_check(&self, rt: &ResourceType, ns: &str) -> Result<(), ApiError> {
+    /// Whether a new object of this type may be created in `ns`: the CRD is not being
+    /// deleted, and the namespace exists and is not terminating.
+    fn check_creatable(&self, rt: &ResourceType, ns: &str) -> Result<(), ApiError> {
+        if rt.terminating {
+            return Err(ApiError::method_not_allowed(
+                "create not allowed while custom resource definition is terminating",
+            ));
+        }
         if !rt.namespaced {
             return Ok(());
         }
@@ -576,12 +573,7 @@ impl Store {
         body: Value,
         opts: &WriteOptions,
     ) -> Result<Outcome, ApiError> {
-        self.namespace_check(target.rt, target.namespace)?;
-        if target.rt.terminating {
-            return Err(ApiError::method_not_allowed(
-                "create not allowed while custom resource definition is terminating",
-            ));
-        }
+        self.check_creatable(target.rt, target.namespace)?;
         let mut body = Store::normalize(target, body, None)?;
         let m = meta_mut(&mut body);
         let name = match m
@@ -733,12 +725,7 @@ impl Store {
         }
         let old = self.objects.get(&target.key(name)).cloned();
         if old.is_none() {
-            self.namespace_check(target.rt, target.namespace)?;
-            if target.rt.terminating {
-                return Err(ApiError::method_not_allowed(
-                    "create not allowed while custom resource definition is terminating",
-                ));
-            }
+            self.check_creatable(target.rt, target.namespace)?;
         }
         let live = old.clone().unwrap_or_else(|| {
             json!({"apiVersion": applied["apiVersion"], "kind": applied["kind"], "metadata": {"name": name, "namespace": applied["metadata"]["namespace"]}})
@@ -1483,11 +1470,6 @@ impl Store {
             }
         }
         self.commit(key.clone(), updated, Some(obj));
-    }
-
-    /// Garbage collection that a write might have made necessary (e.g. a dangling owner).
-    pub fn settle(&mut self) {
-        self.collect_garbage();
     }
 }
 

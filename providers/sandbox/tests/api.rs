@@ -925,12 +925,44 @@ async fn deleting_a_crd_removes_its_resources() {
         .create(&PostParams::default(), &widget("w", json!({"size": 1})))
         .await
         .unwrap();
+    let mut held = widget("held", json!({"size": 1}));
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    widgets.create(&PostParams::default(), &held).await.unwrap();
+
+    // Custom resources take merge and JSON patches, never strategic ones.
+    let strategic = widgets
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"size": 2}})),
+        )
+        .await;
+    assert_eq!(api_error(strategic).code, 415);
+
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.delete("widgets.example.com", &DeleteParams::default())
         .await
         .unwrap();
-    assert_eq!(api_error(crds.get("widgets.example.com").await).code, 404);
     assert_eq!(api_error(widgets.get("w").await).code, 404);
+    // The held widget keeps the CRD terminating, and no new widgets can be made meanwhile.
+    let terminating = crds.get("widgets.example.com").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    let status = api_error(
+        widgets
+            .create(&PostParams::default(), &widget("late", json!({"size": 1})))
+            .await,
+    );
+    assert_eq!(status.code, 405);
+    assert!(status.message.contains("terminating"), "{}", status.message);
+    widgets
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(api_error(crds.get("widgets.example.com").await).code, 404);
 }
 
 #[tokio::test]
@@ -1039,6 +1071,16 @@ async fn bad_input_gets_a_status_and_the_server_keeps_serving() {
             ),
             415,
             "UnsupportedMediaType",
+        ),
+        (
+            raw(
+                "DELETE",
+                "/api/v1/namespaces/default/configmaps/kube-root-ca.crt?dryRun=Yes",
+                "application/json",
+                "",
+            ),
+            400,
+            "BadRequest",
         ),
     ];
     for (request, code, reason) in cases {
