@@ -166,6 +166,7 @@ async fn serve(ui: &Ui, args: UpArgs, announce: bool) -> Result<u8, Failure> {
     let sandbox = Sandbox::start(SandboxOptions {
         dir: Some(dir.clone()),
         clusters: names,
+        ..SandboxOptions::default()
     })
     .await?;
     let clusters: Vec<Value> = sandbox

@@ -8,9 +8,14 @@
 //! server-side apply); [`server`] is the HTTP layer (routing, discovery, watch, tables);
 //! [`tls`] makes the certificates; this module starts, persists and stops clusters.
 
+pub mod admission;
 pub mod builtin;
+pub mod controllers;
+pub mod ecosystems;
+pub mod faults;
 pub mod fields;
 pub mod kinds;
+pub mod local;
 pub mod names;
 pub mod patch;
 pub mod query;
@@ -25,8 +30,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use store::{Snapshot, Store};
+
+pub use ecosystems::Ecosystem;
+pub use faults::FaultConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -62,6 +70,8 @@ pub enum SandboxError {
     InvalidName(String),
     #[error("sandbox cluster {0:?} already exists")]
     Duplicate(String),
+    #[error("there is no sandbox cluster {0:?}")]
+    UnknownCluster(String),
 }
 
 impl SandboxError {
@@ -78,6 +88,9 @@ impl SandboxError {
                 "the sandbox files were edited or truncated; remove the sandbox directory to start afresh"
             }
             SandboxError::InvalidName(_) => "for example: mgmt, member-1",
+            SandboxError::UnknownCluster(_) => {
+                "`flotilla sandbox status` lists the sandbox's clusters"
+            }
             _ => "check the path and permissions of the sandbox directory",
         }
     }
@@ -105,9 +118,14 @@ pub struct Cluster {
     pub port: u16,
     pub token: String,
     pub credentials: tls::Credentials,
+    /// Who created the cluster at runtime (e.g. the Cluster API controller), if not a user.
+    pub created_by: Option<String>,
+    /// The faults this cluster injects.
+    pub faults: faults::Injector,
     store: Mutex<Store>,
     changes: watch::Sender<u64>,
     dirty: Notify,
+    stop: watch::Sender<bool>,
 }
 
 impl Cluster {
@@ -137,6 +155,11 @@ impl Cluster {
     pub fn kubeconfig(&self) -> String {
         kubeconfig(std::slice::from_ref(&self), &self.name)
     }
+
+    /// Whether the cluster was stopped (the sandbox stopped, or the cluster was removed).
+    pub fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
 }
 
 /// A kubeconfig document for `clusters`, with `current` as the current context.
@@ -163,6 +186,8 @@ struct ClusterFile {
     port: u16,
     token: String,
     credentials: tls::Credentials,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_by: Option<String>,
     store: Snapshot,
 }
 
@@ -173,43 +198,57 @@ pub struct SandboxOptions {
     pub dir: Option<PathBuf>,
     /// Clusters to create if they do not exist yet (existing ones in `dir` always start).
     pub clusters: Vec<String>,
+    /// Ecosystems whose CRDs (and seed objects) are installed in every cluster at start.
+    pub with: Vec<Ecosystem>,
+    /// How long the simulated controllers wait after a change before they act
+    /// (`None`: [`controllers::DEFAULT_DELAY`]).
+    pub controller_delay: Option<std::time::Duration>,
+    /// Faults per cluster name, set at start.
+    pub faults: Vec<(String, FaultConfig)>,
 }
 
 /// A set of running clusters.
 pub struct Sandbox {
-    clusters: Vec<Arc<Cluster>>,
+    shared: Arc<Shared>,
+}
+
+/// What the sandbox's tasks share: the clusters (which the Cluster API controller adds and
+/// removes at runtime), the directory and the shutdown signal.
+pub(crate) struct Shared {
+    clusters: Mutex<Vec<Arc<Cluster>>>,
     dir: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) controller_delay: std::time::Duration,
+    /// Bumped when a cluster is added or removed, so controllers look again.
+    pub(crate) topology: watch::Sender<u64>,
+    /// Itself, for the tasks it starts (weak, so they do not keep a dropped sandbox alive).
+    me: Weak<Shared>,
     _lock: Option<File>,
 }
 
 impl Sandbox {
-    /// Starts the sandbox: loads the clusters in `dir`, creates the missing ones, and serves
-    /// each on its port.
+    /// Starts the sandbox: loads the clusters in `dir`, creates the missing ones, installs the
+    /// requested ecosystems, and serves each cluster on its port.
     pub async fn start(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let (shutdown, _) = watch::channel(false);
-        let mut sandbox = Sandbox {
-            clusters: Vec::new(),
-            dir: options.dir.clone(),
-            shutdown,
-            tasks: Vec::new(),
-            _lock: None,
-        };
+        let (topology, _) = watch::channel(0);
+        let mut lock = None;
+        let mut files = Vec::new();
         if let Some(dir) = &options.dir {
             let clusters_dir = dir.join("clusters");
             std::fs::create_dir_all(&clusters_dir).map_err(io_err(&clusters_dir))?;
             let lock_path = dir.join("lock");
-            let lock = File::options()
+            let file = File::options()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .open(&lock_path)
                 .map_err(io_err(&lock_path))?;
-            if lock.try_lock().is_err() {
+            if file.try_lock().is_err() {
                 return Err(SandboxError::Locked { dir: dir.clone() });
             }
-            sandbox._lock = Some(lock);
+            lock = Some(file);
             let mut entries: Vec<PathBuf> = std::fs::read_dir(&clusters_dir)
                 .map_err(io_err(&clusters_dir))?
                 .filter_map(Result::ok)
@@ -218,30 +257,133 @@ impl Sandbox {
                 .collect();
             entries.sort();
             for path in entries {
-                let file = load_cluster_file(&path)?;
-                sandbox.launch(file).await?;
+                files.push(load_cluster_file(&path)?);
             }
+        }
+        let sandbox = Sandbox {
+            shared: Arc::new_cyclic(|me| Shared {
+                me: me.clone(),
+                clusters: Mutex::new(Vec::new()),
+                dir: options.dir.clone(),
+                shutdown,
+                tasks: Mutex::new(Vec::new()),
+                controller_delay: options
+                    .controller_delay
+                    .unwrap_or(controllers::DEFAULT_DELAY),
+                topology,
+                _lock: lock,
+            }),
+        };
+        for file in files {
+            sandbox.shared.launch(file)?;
         }
         for name in &options.clusters {
             if sandbox.cluster(name).is_none() {
-                sandbox.add_cluster(name).await?;
+                sandbox.shared.add_cluster(name, None)?;
             }
         }
-        sandbox.write_kubeconfig()?;
+        for cluster in sandbox.clusters() {
+            for eco in &options.with {
+                ecosystems::install(&cluster, *eco);
+            }
+        }
+        for (name, config) in options.faults {
+            let cluster = sandbox
+                .cluster(&name)
+                .ok_or_else(|| SandboxError::UnknownCluster(name.clone()))?;
+            cluster.faults.set(config);
+        }
+        sandbox.shared.write_kubeconfig()?;
         Ok(sandbox)
     }
 
     /// The clusters, sorted by name.
-    pub fn clusters(&self) -> &[Arc<Cluster>] {
-        &self.clusters
+    pub fn clusters(&self) -> Vec<Arc<Cluster>> {
+        self.shared.clusters()
     }
 
-    pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
-        self.clusters.iter().find(|c| c.name == name)
+    pub fn cluster(&self, name: &str) -> Option<Arc<Cluster>> {
+        self.shared.cluster(name)
     }
 
     /// Creates and starts a new, empty cluster.
-    pub async fn add_cluster(&mut self, name: &str) -> Result<Arc<Cluster>, SandboxError> {
+    pub async fn add_cluster(&self, name: &str) -> Result<Arc<Cluster>, SandboxError> {
+        self.shared.add_cluster(name, None)
+    }
+
+    /// Stops a cluster and deletes it (and its file).
+    pub fn remove_cluster(&self, name: &str) -> Result<(), SandboxError> {
+        self.shared.remove_cluster(name)
+    }
+
+    /// A kubeconfig with a context per cluster; the first by name is current.
+    pub fn kubeconfig(&self) -> String {
+        self.shared.kubeconfig()
+    }
+
+    /// Stops serving and saves every cluster.
+    pub async fn stop(self) -> Result<(), SandboxError> {
+        self.shared.shutdown.send_replace(true);
+        for cluster in self.clusters() {
+            cluster.stop.send_replace(true);
+        }
+        let tasks = std::mem::take(&mut *lock(&self.shared.tasks));
+        for task in tasks {
+            let _ = task.await;
+        }
+        if let Some(dir) = &self.shared.dir {
+            for cluster in self.clusters() {
+                save_cluster(&cluster, dir)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Sandbox {
+    /// A sandbox dropped without [`Sandbox::stop`] still stops serving (its last changes are
+    /// saved by the write-behind task only if it ran; call `stop` to be sure).
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+        for cluster in self.shared.clusters() {
+            cluster.stop.send_replace(true);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn clusters(&self) -> Vec<Arc<Cluster>> {
+        lock(&self.clusters).clone()
+    }
+
+    pub(crate) fn cluster(&self, name: &str) -> Option<Arc<Cluster>> {
+        lock(&self.clusters)
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+    }
+
+    /// The cluster serving at `url` (`https://127.0.0.1:PORT`, `https://localhost:PORT`).
+    pub(crate) fn cluster_at(&self, url: &str) -> Option<Arc<Cluster>> {
+        let rest = url
+            .strip_prefix("https://127.0.0.1:")
+            .or_else(|| url.strip_prefix("https://localhost:"))?;
+        let port: u16 = rest.trim_end_matches('/').parse().ok()?;
+        lock(&self.clusters)
+            .iter()
+            .find(|c| c.port == port)
+            .cloned()
+    }
+
+    pub(crate) fn add_cluster(
+        &self,
+        name: &str,
+        created_by: Option<String>,
+    ) -> Result<Arc<Cluster>, SandboxError> {
         if !valid_name(name) {
             return Err(SandboxError::InvalidName(name.to_string()));
         }
@@ -257,65 +399,88 @@ impl Sandbox {
             port: 0,
             token,
             credentials,
+            created_by,
             store,
         };
-        let cluster = self.launch(file).await?;
-        self.save(&cluster)?;
+        let cluster = self.launch(file)?;
+        if let Some(dir) = &self.dir {
+            save_cluster(&cluster, dir)?;
+        }
         self.write_kubeconfig()?;
+        self.topology.send_modify(|n| *n += 1);
         Ok(cluster)
     }
 
-    async fn launch(&mut self, file: ClusterFile) -> Result<Arc<Cluster>, SandboxError> {
-        let listener = TcpListener::bind(("127.0.0.1", file.port))
-            .await
-            .map_err(|source| SandboxError::Listen {
-                cluster: file.name.clone(),
-                port: file.port,
-                source,
-            })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| SandboxError::Listen {
-                cluster: file.name.clone(),
-                port: file.port,
-                source,
-            })?
-            .port();
+    pub(crate) fn remove_cluster(&self, name: &str) -> Result<(), SandboxError> {
+        let cluster = {
+            let mut clusters = lock(&self.clusters);
+            let at = clusters
+                .iter()
+                .position(|c| c.name == name)
+                .ok_or_else(|| SandboxError::UnknownCluster(name.to_string()))?;
+            clusters.remove(at)
+        };
+        cluster.stop.send_replace(true);
+        if let Some(dir) = &self.dir {
+            let path = dir.join("clusters").join(format!("{name}.json"));
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_err(&path)(e));
+                }
+                _ => {}
+            }
+        }
+        self.write_kubeconfig()?;
+        self.topology.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Starts serving a cluster (binding is synchronous: loopback binds do not wait, and it
+    /// keeps this callable from the controllers' tasks).
+    fn launch(&self, file: ClusterFile) -> Result<Arc<Cluster>, SandboxError> {
+        let listen_err = |source| SandboxError::Listen {
+            cluster: file.name.clone(),
+            port: file.port,
+            source,
+        };
+        let std_listener =
+            std::net::TcpListener::bind(("127.0.0.1", file.port)).map_err(listen_err)?;
+        std_listener.set_nonblocking(true).map_err(listen_err)?;
+        let port = std_listener.local_addr().map_err(listen_err)?.port();
+        let listener = TcpListener::from_std(std_listener).map_err(listen_err)?;
         let config = tls::server_config(&file.credentials).map_err(SandboxError::Tls)?;
         let store = Store::restore(&file.name, file.store);
         let (changes, _) = watch::channel(store.resource_version());
+        let (stop, _) = watch::channel(*self.shutdown.borrow());
         let cluster = Arc::new(Cluster {
             name: file.name,
             port,
             token: file.token,
             credentials: file.credentials,
+            created_by: file.created_by,
+            faults: faults::Injector::default(),
             store: Mutex::new(store),
             changes,
             dirty: Notify::new(),
+            stop,
         });
-        self.tasks.push(tokio::spawn(server::serve(
-            cluster.clone(),
-            listener,
-            config,
-            self.shutdown.subscribe(),
-        )));
-        if let Some(dir) = &self.dir {
-            self.tasks.push(tokio::spawn(persist_loop(
+        let mut tasks = vec![
+            tokio::spawn(server::serve(
                 cluster.clone(),
-                dir.clone(),
-                self.shutdown.subscribe(),
-            )));
+                listener,
+                config,
+                cluster.stop.subscribe(),
+            )),
+            tokio::spawn(controllers::run(self.me.clone(), cluster.clone())),
+        ];
+        if let Some(dir) = &self.dir {
+            tasks.push(tokio::spawn(persist_loop(cluster.clone(), dir.clone())));
         }
-        let at = self.clusters.partition_point(|c| c.name < cluster.name);
-        self.clusters.insert(at, cluster.clone());
+        lock(&self.tasks).extend(tasks);
+        let mut clusters = lock(&self.clusters);
+        let at = clusters.partition_point(|c| c.name < cluster.name);
+        clusters.insert(at, cluster.clone());
         Ok(cluster)
-    }
-
-    fn save(&self, cluster: &Cluster) -> Result<(), SandboxError> {
-        match &self.dir {
-            Some(dir) => save_cluster(cluster, dir),
-            None => Ok(()),
-        }
     }
 
     fn write_kubeconfig(&self) -> Result<(), SandboxError> {
@@ -324,33 +489,11 @@ impl Sandbox {
         write_atomic(&path, self.kubeconfig().as_bytes())
     }
 
-    /// A kubeconfig with a context per cluster; the first by name is current.
-    pub fn kubeconfig(&self) -> String {
-        let refs: Vec<&Cluster> = self.clusters.iter().map(Arc::as_ref).collect();
+    fn kubeconfig(&self) -> String {
+        let clusters = self.clusters();
+        let refs: Vec<&Cluster> = clusters.iter().map(Arc::as_ref).collect();
         let current = refs.first().map(|c| c.name.clone()).unwrap_or_default();
         kubeconfig(&refs, &current)
-    }
-
-    /// Stops serving and saves every cluster.
-    pub async fn stop(mut self) -> Result<(), SandboxError> {
-        self.shutdown.send_replace(true);
-        for task in std::mem::take(&mut self.tasks) {
-            let _ = task.await;
-        }
-        if let Some(dir) = &self.dir {
-            for cluster in &self.clusters {
-                save_cluster(cluster, dir)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Sandbox {
-    /// A sandbox dropped without [`Sandbox::stop`] still stops serving (its last changes are
-    /// saved by the write-behind task only if it ran; call `stop` to be sure).
-    fn drop(&mut self) {
-        self.shutdown.send_replace(true);
     }
 }
 
@@ -384,6 +527,7 @@ fn save_cluster(cluster: &Cluster, dir: &Path) -> Result<(), SandboxError> {
         port: cluster.port,
         token: cluster.token.clone(),
         credentials: cluster.credentials.clone(),
+        created_by: cluster.created_by.clone(),
         store: snapshot,
     };
     let bytes = serde_json::to_vec(&file).expect("cluster files serialize");
@@ -403,15 +547,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
-/// Saves a cluster shortly after it changes (coalescing bursts of writes), and once more on
-/// shutdown.
-async fn persist_loop(cluster: Arc<Cluster>, dir: PathBuf, mut shutdown: watch::Receiver<bool>) {
+/// Saves a cluster shortly after it changes (coalescing bursts of writes), until the cluster
+/// stops ([`Sandbox::stop`] saves once more).
+async fn persist_loop(cluster: Arc<Cluster>, dir: PathBuf) {
+    let mut stop = cluster.stop.subscribe();
     loop {
         tokio::select! {
             _ = cluster.dirty.notified() => {}
-            _ = shutdown.changed() => return,
+            _ = stop.changed() => return,
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if cluster.stopped() {
+            return;
+        }
         if let Err(e) = save_cluster(&cluster, &dir) {
             eprintln!(
                 "flotilla sandbox: saving cluster {:?} failed: {e}",

@@ -3,6 +3,7 @@
 //! content negotiation (JSON, YAML bodies, Table and metadata-only responses).
 
 use crate::Cluster;
+use crate::faults::{Fault, FaultConfig};
 use crate::kinds::{ResourceType, version_priority};
 use crate::patch::PatchType;
 use crate::query::{FieldSelector, LabelSelector};
@@ -84,7 +85,7 @@ async fn connection(
     let watch_shutdown = shutdown.clone();
     let service = service_fn(move |req| {
         let (cluster, shutdown) = (cluster.clone(), watch_shutdown.clone());
-        async move { Ok::<_, Infallible>(handle(cluster, req, shutdown).await) }
+        async move { handle(cluster, req, shutdown).await.ok_or(Dropped) }
     });
     let conn = http1::Builder::new().serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
@@ -221,33 +222,94 @@ fn shape(headers: &HeaderMap) -> Shape {
     Shape::Full
 }
 
+/// A fault that closes the connection without an answer.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// The admin endpoint for fault injection (never subject to faults itself).
+const FAULTS_PATH: &str = "/flotilla/v1/faults";
+
+/// Answers a request; `None` drops the connection (an injected fault).
 async fn handle(
     cluster: Arc<Cluster>,
     req: Request<Incoming>,
     shutdown: watch::Receiver<bool>,
-) -> Response<Body> {
+) -> Option<Response<Body>> {
     let path = req.uri().path().to_string();
-    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
-        return full(200, "text/plain; charset=utf-8", b"ok".to_vec());
-    }
     let authorized = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|token| token.trim() == cluster.token);
+    if path != FAULTS_PATH {
+        let is_update = req.method() == Method::PUT
+            || (req.method() == Method::PATCH
+                && !req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|t| t.contains("apply-patch")));
+        let (latency, fault) = cluster.faults.decide(req.method().as_str(), is_update);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        match fault {
+            None => {}
+            Some(Fault::Drop) => return None,
+            Some(Fault::Status(503)) => {
+                return Some(error_response(&ApiError::new(
+                    503,
+                    "ServiceUnavailable",
+                    "the server is currently unable to handle the request (injected fault)",
+                )));
+            }
+            Some(Fault::Status(code)) => {
+                return Some(error_response(&ApiError::internal(format!(
+                    "an error on the server (\"injected fault\") has prevented the request from succeeding (code {code})"
+                ))));
+            }
+            Some(Fault::Throttle(seconds)) => {
+                let mut error = ApiError::new(
+                    429,
+                    "TooManyRequests",
+                    "the server has received too many requests and has asked us to try again later (injected fault)",
+                );
+                error.retry_after = Some(seconds);
+                return Some(error_response(&error));
+            }
+            Some(Fault::Conflict) => {
+                return Some(error_response(&ApiError::new(
+                    409,
+                    "Conflict",
+                    "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected fault)",
+                )));
+            }
+        }
+    }
+    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return Some(full(200, "text/plain; charset=utf-8", b"ok".to_vec()));
+    }
     if !authorized {
-        return error_response(&ApiError::unauthorized());
+        return Some(error_response(&ApiError::unauthorized()));
     }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return error_response(&ApiError::new(
+            return Some(error_response(&ApiError::new(
                 413,
                 "RequestEntityTooLarge",
                 "the request body is larger than the server accepts (3 MiB)",
-            ));
+            )));
         }
     };
     let query = Query::parse(parts.uri.query().unwrap_or(""));
@@ -258,10 +320,37 @@ async fn handle(
         headers: parts.headers,
         body,
     };
-    match route(&cluster, &request, shutdown) {
+    let result = if request.path == FAULTS_PATH {
+        faults_endpoint(&cluster, &request)
+    } else {
+        route(&cluster, &request, shutdown)
+    };
+    Some(match result {
         Ok(response) => response,
         Err(error) => error_response(&error),
+    })
+}
+
+/// `GET` shows the cluster's fault configuration; `PUT` replaces it (JSON, see
+/// [`FaultConfig`]).
+fn faults_endpoint(cluster: &Cluster, req: &ApiRequest) -> Result<Response<Body>, ApiError> {
+    match req.method {
+        Method::GET => {}
+        Method::PUT => {
+            let config: FaultConfig = serde_json::from_slice(&req.body)
+                .map_err(|e| ApiError::bad_request(format!("invalid fault configuration: {e}")))?;
+            config.check().map_err(ApiError::bad_request)?;
+            cluster.faults.set(config);
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "use GET to read the fault configuration and PUT to replace it",
+            ));
+        }
     }
+    let body =
+        serde_json::to_value(cluster.faults.config()).expect("fault configurations serialize");
+    Ok(json_response(200, &body, &[]))
 }
 
 struct ApiRequest {

@@ -2,6 +2,7 @@
 //! server-side apply, delete with finalizers, garbage collection, namespace and CRD cleanup,
 //! resourceVersion and generation, managed fields, dry-run, and the event log watches read.
 
+use crate::admission;
 use crate::builtin;
 use crate::fields::{self, FieldSet, display_path};
 use crate::kinds::{self, Builtin, ResourceType};
@@ -105,7 +106,7 @@ pub struct Store {
     needs_gc: bool,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     let t = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("zero nanoseconds is valid");
@@ -455,6 +456,20 @@ impl Store {
             .get(&target.key(name))
             .map(|o| Store::present(o, target.rt, target.version))
             .ok_or_else(|| target.not_found(name))
+    }
+
+    /// The stored object of `group`/`kind` at `namespace`/`name`, if there is one.
+    pub fn find(&self, group: &str, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
+        let rt = self
+            .types
+            .iter()
+            .find(|t| t.group == group && t.kind == kind)?;
+        self.objects.get(&Key {
+            group: group.to_string(),
+            plural: rt.plural.clone(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
     }
 
     /// Objects of one resource, in key order, optionally within one namespace.
@@ -876,6 +891,9 @@ impl Store {
         if rt.is_custom() {
             warnings = prune_request(&mut new, &schema, target, name, opts)?;
             schema::apply_defaults(&mut new, &schema);
+            if subresource.is_empty() {
+                admission::mutate(rt, &mut new, old);
+            }
         } else {
             let mut removed = Vec::new();
             if let Some(Value::Object(m)) = new.get_mut("metadata") {
@@ -984,6 +1002,9 @@ impl Store {
         }
         if !causes.is_empty() {
             return Err(target.invalid(name, causes));
+        }
+        if subresource.is_empty() && rt.is_custom() {
+            admission::validate(self, rt, &new, old)?;
         }
         if rt.builtin == Some(Builtin::Crd) {
             if created_now && !finalizers(&new).contains(&CRD_CLEANUP.to_string()) {
@@ -1239,6 +1260,7 @@ impl Store {
                 ),
             ));
         }
+        admission::validate_delete(target.rt, &old)?;
         let mut obj = old.clone();
         let mut list = finalizers(&obj);
         match opts.propagation {

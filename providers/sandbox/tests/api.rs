@@ -971,6 +971,7 @@ async fn state_survives_a_restart() {
     let options = flotilla_sandbox::SandboxOptions {
         dir: Some(dir.path().to_path_buf()),
         clusters: vec!["keep".into()],
+        ..flotilla_sandbox::SandboxOptions::default()
     };
     let sb = flotilla_sandbox::Sandbox::start(options.clone())
         .await

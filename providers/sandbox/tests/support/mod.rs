@@ -10,6 +10,18 @@ pub async fn sandbox(names: &[&str]) -> Sandbox {
     let options = SandboxOptions {
         dir: None,
         clusters: names.iter().map(|s| s.to_string()).collect(),
+        ..SandboxOptions::default()
+    };
+    Sandbox::start(options).await.expect("sandbox starts")
+}
+
+/// Starts an in-memory sandbox with ecosystems installed and a short controller delay.
+pub async fn sandbox_with(names: &[&str], with: &str) -> Sandbox {
+    let options = SandboxOptions {
+        clusters: names.iter().map(|s| s.to_string()).collect(),
+        with: flotilla_sandbox::Ecosystem::parse_list(with).expect("ecosystems parse"),
+        controller_delay: Some(std::time::Duration::from_millis(20)),
+        ..SandboxOptions::default()
     };
     Sandbox::start(options).await.expect("sandbox starts")
 }

@@ -1,0 +1,132 @@
+//! Simulated controllers: what the ecosystems' controllers do that a client can see. A
+//! short while (the controller delay) after a cluster changes, every controller looks at
+//! the objects of its kinds and moves them one step on: conditions and phases, generated
+//! objects (kubeconfig Secrets, ResourceBindings, PodGroups), copies of propagated objects
+//! in member clusters, and new sandbox clusters for Cluster API Clusters.
+//!
+//! Controllers are level-triggered and idempotent: a pass that finds nothing to do writes
+//! nothing, and a pass that writes wakes the next one, so multi-step progress (Pending, then
+//! Running) takes one delay per step.
+
+mod capi;
+mod karmada;
+mod simple;
+
+use crate::local::Local;
+use crate::{Cluster, Shared};
+use serde_json::{Value, json};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How long controllers wait after a change before they act, unless configured.
+pub const DEFAULT_DELAY: Duration = Duration::from_millis(200);
+
+/// The field manager controllers write with.
+const MANAGER: &str = "sandbox-controller";
+
+/// Runs the controllers of one cluster until it stops.
+pub(crate) async fn run(shared: Weak<Shared>, cluster: Arc<Cluster>) {
+    let (Some(mut topology), delay) = (
+        shared.upgrade().map(|s| s.topology.subscribe()),
+        shared
+            .upgrade()
+            .map_or(DEFAULT_DELAY, |s| s.controller_delay),
+    ) else {
+        return;
+    };
+    let mut changes = cluster.subscribe();
+    let mut stop = cluster.stop.subscribe();
+    // A first pass picks up what a restarted sandbox left half-done.
+    let mut pending = true;
+    loop {
+        if !pending {
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { return },
+                r = topology.changed() => if r.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return,
+        }
+        changes.borrow_and_update();
+        topology.borrow_and_update();
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if cluster.stopped() {
+            return;
+        }
+        pass(&shared, &cluster);
+        pending = false;
+    }
+}
+
+/// One pass of every controller over one cluster.
+fn pass(shared: &Shared, cluster: &Arc<Cluster>) {
+    let local = Local::new(cluster, MANAGER);
+    capi::reconcile(shared, cluster);
+    karmada::reconcile(shared, &local);
+    simple::reconcile(&local);
+}
+
+/// A condition list with `wanted` (type, status, reason, message) in order, keeping each
+/// condition's `lastTransitionTime` from `existing` while its status is unchanged.
+pub(crate) fn conditions(
+    existing: &Value,
+    wanted: &[(&str, bool, &str, &str)],
+    generation: Option<i64>,
+) -> Value {
+    let now = crate::store::now();
+    let list: Vec<Value> = wanted
+        .iter()
+        .map(|(ty, ok, reason, message)| {
+            let status = if *ok { "True" } else { "False" };
+            let since = existing
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == *ty && c["status"] == status)
+                .and_then(|c| c["lastTransitionTime"].as_str())
+                .unwrap_or(&now)
+                .to_string();
+            let mut c = json!({"type": ty, "status": status, "reason": reason, "message": message, "lastTransitionTime": since});
+            if let Some(g) = generation {
+                c["observedGeneration"] = json!(g);
+            }
+            c
+        })
+        .collect();
+    Value::Array(list)
+}
+
+pub(crate) fn generation(obj: &Value) -> i64 {
+    obj["metadata"]["generation"].as_i64().unwrap_or(1)
+}
+
+pub(crate) fn name(obj: &Value) -> &str {
+    obj["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+pub(crate) fn namespace(obj: &Value) -> &str {
+    obj["metadata"]["namespace"].as_str().unwrap_or_default()
+}
+
+pub(crate) fn deleting(obj: &Value) -> bool {
+    obj["metadata"].get("deletionTimestamp").is_some()
+}
+
+/// An owner reference to `obj`.
+pub(crate) fn owner_ref(obj: &Value, controller: bool) -> Value {
+    json!({"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
+           "uid": obj["metadata"]["uid"], "controller": controller, "blockOwnerDeletion": true})
+}
+
+/// Logs a controller failure; controllers retry on the next pass.
+pub(crate) fn report(cluster: &Cluster, what: &str, error: &crate::status::ApiError) {
+    eprintln!(
+        "flotilla sandbox: controller in cluster {:?}: {what}: {}",
+        cluster.name, error.message
+    );
+}

@@ -1,0 +1,273 @@
+//! The controllers that only report on their own objects: KubeEdge node groups and edge
+//! applications, Volcano queues (and the Commands that open and close them), jobs and pod
+//! groups, Kyverno policies, Flagger canaries and Flux objects. Istio objects get no status,
+//! as with a default istiod.
+
+use super::{conditions, deleting, generation, name, namespace, owner_ref, report};
+use crate::local::Local;
+use crate::query::LabelSelector;
+use serde_json::{Value, json};
+
+pub(super) fn reconcile(local: &Local<'_>) {
+    kubeedge(local);
+    volcano(local);
+    ready_policies(local);
+    flagger(local);
+    flux(local);
+}
+
+fn set(local: &Local<'_>, obj: &Value, status: Value) {
+    if let Err(e) = local.set_status(obj, status) {
+        report(local.cluster(), &format!("status of {}", name(obj)), &e);
+    }
+}
+
+fn kubeedge(local: &Local<'_>) {
+    let groups = local.list("apps.kubeedge.io", "NodeGroup");
+    if !groups.is_empty() {
+        let nodes = local.list("", "Node");
+        for ng in groups {
+            let selector = ng["spec"]["matchLabels"]
+                .as_object()
+                .filter(|m| !m.is_empty())
+                .map(|m| LabelSelector::from_object(&json!({"matchLabels": m})));
+            let mut names: Vec<String> = ng["spec"]["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect();
+            for node in &nodes {
+                if selector
+                    .as_ref()
+                    .is_some_and(|s| s.matches(node["metadata"].get("labels")))
+                {
+                    names.push(name(node).to_string());
+                }
+            }
+            names.sort();
+            names.dedup();
+            let statuses: Vec<Value> = names
+                .iter()
+                .map(|n| match nodes.iter().find(|node| name(node) == n) {
+                    Some(_) => json!({"nodeName": n, "readyStatus": "Ready", "selectionStatus": "Succeeded"}),
+                    None => json!({"nodeName": n, "readyStatus": "Unknown", "selectionStatus": "Failed",
+                                   "selectionStatusReason": format!("node {n} does not exist")}),
+                })
+                .collect();
+            set(local, &ng, json!({"nodeStatuses": statuses}));
+        }
+    }
+    for app in local.list("apps.kubeedge.io", "EdgeApplication") {
+        let statuses: Vec<Value> = app["spec"]["workloadTemplate"]["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, m)| {
+                let (group, kind) = crate::local::group_kind(m);
+                let version = m["apiVersion"].as_str().and_then(|v| v.rsplit('/').next()).unwrap_or("v1");
+                json!({"identifier": {"ordinal": i, "group": group, "version": version, "kind": kind,
+                        "namespace": m["metadata"]["namespace"].as_str().unwrap_or(namespace(&app)),
+                        "name": m["metadata"]["name"]},
+                       "conditions": "Available"})
+            })
+            .collect();
+        set(local, &app, json!({"workloadStatus": statuses}));
+    }
+}
+
+fn volcano(local: &Local<'_>) {
+    // Commands open and close queues, then go away.
+    for cmd in local.list("bus.volcano.sh", "Command") {
+        let target = cmd["target"]["name"].as_str().unwrap_or_default();
+        let state = match cmd["action"].as_str() {
+            Some("OpenQueue") => "Open",
+            Some("CloseQueue") => "Closed",
+            _ => continue,
+        };
+        if cmd["target"]["kind"] != "Queue" {
+            continue;
+        }
+        if let Some(q) = local.get("scheduling.volcano.sh", "Queue", "", target) {
+            let mut status = q["status"].clone();
+            if !status.is_object() {
+                status = json!({});
+            }
+            status["state"] = json!(state);
+            set(local, &q, status);
+        }
+        if let Err(e) = local.delete(&cmd) {
+            report(local.cluster(), "deleting a Command", &e);
+        }
+    }
+    let jobs = local.list("batch.volcano.sh", "Job");
+    for q in local.list("scheduling.volcano.sh", "Queue") {
+        if q["status"]["state"].is_string() {
+            continue;
+        }
+        let running = jobs
+            .iter()
+            .filter(|j| {
+                j["spec"]["queue"] == name(&q) && j["status"]["state"]["phase"] == "Running"
+            })
+            .count();
+        set(
+            local,
+            &q,
+            json!({"state": "Open", "running": running, "pending": 0, "inqueue": 0, "completed": 0, "unknown": 0}),
+        );
+    }
+    for job in jobs {
+        if deleting(&job) {
+            continue;
+        }
+        let replicas: i64 = job["spec"]["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| t["replicas"].as_i64().unwrap_or(0))
+            .sum();
+        let min = job["spec"]["minAvailable"].as_i64().unwrap_or(replicas);
+        let phase = job["status"]["state"]["phase"].as_str().unwrap_or("");
+        let next = match phase {
+            "" => "Pending",
+            "Pending" => "Running",
+            other => other,
+        };
+        if next == "Pending" {
+            let pg = json!({"apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
+                "metadata": {"name": format!("{}-{}", name(&job), job["metadata"]["uid"].as_str().unwrap_or("")),
+                             "namespace": namespace(&job), "ownerReferences": [owner_ref(&job, true)]},
+                "spec": {"minMember": min, "queue": job["spec"]["queue"], "priorityClassName": job["spec"]["priorityClassName"]}});
+            if let Err(e) = local.apply(&pg) {
+                report(
+                    local.cluster(),
+                    &format!("PodGroup of job {}", name(&job)),
+                    &e,
+                );
+                continue;
+            }
+        }
+        let running = if next == "Running" { replicas } else { 0 };
+        let status = json!({"state": {"phase": next, "lastTransitionTime": job["status"]["state"]["lastTransitionTime"].as_str().filter(|_| next == phase).map(str::to_string).unwrap_or_else(crate::store::now)},
+            "minAvailable": min, "running": running, "pending": replicas - running,
+            "succeeded": 0, "failed": 0, "terminating": 0, "unknown": 0, "version": 1, "retryCount": 0});
+        set(local, &job, status);
+    }
+    for pg in local.list("scheduling.volcano.sh", "PodGroup") {
+        let owner_running = pg["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["kind"] == "Job")
+            .filter_map(|o| {
+                local.get(
+                    "batch.volcano.sh",
+                    "Job",
+                    namespace(&pg),
+                    o["name"].as_str().unwrap_or_default(),
+                )
+            })
+            .any(|j| j["status"]["state"]["phase"] == "Running");
+        let phase = if owner_running { "Running" } else { "Inqueue" };
+        let g = generation(&pg);
+        set(
+            local,
+            &pg,
+            json!({"phase": phase, "running": 0, "succeeded": 0, "failed": 0,
+            "conditions": conditions(&pg["status"]["conditions"], &[("Scheduled", true, "tasks in gang are ready to be scheduled", "")], Some(g))}),
+        );
+    }
+}
+
+fn ready_policies(local: &Local<'_>) {
+    for kind in ["ClusterPolicy", "Policy"] {
+        for p in local.list("kyverno.io", kind) {
+            let rules = p["spec"]["rules"].as_array().map_or(&[][..], Vec::as_slice);
+            let count = |f: &str| rules.iter().filter(|r| r.get(f).is_some()).count();
+            let g = generation(&p);
+            set(
+                local,
+                &p,
+                json!({"ready": true,
+                "rulecount": {"validate": count("validate"), "mutate": count("mutate"), "generate": count("generate"), "verifyimages": count("verifyImages")},
+                "conditions": conditions(&p["status"]["conditions"], &[("Ready", true, "Succeeded", "Ready")], Some(g))}),
+            );
+        }
+    }
+}
+
+fn flagger(local: &Local<'_>) {
+    for canary in local.list("flagger.app", "Canary") {
+        let target = &canary["spec"]["targetRef"];
+        let target_name = target["name"].as_str().unwrap_or_default();
+        let found = target["kind"] != "Deployment"
+            || local
+                .get("apps", "Deployment", namespace(&canary), target_name)
+                .is_some();
+        let phase = canary["status"]["phase"].as_str().unwrap_or("");
+        let (next, ok, message) = match (phase, found) {
+            (_, false) => (
+                "Initializing",
+                false,
+                format!(
+                    "deployment {target_name}.{} not found, waiting for it",
+                    namespace(&canary)
+                ),
+            ),
+            ("", true) => (
+                "Initializing",
+                false,
+                "New Deployment detected, starting initialization.".to_string(),
+            ),
+            ("Initializing", true) => (
+                "Initialized",
+                true,
+                "Deployment initialization completed.".to_string(),
+            ),
+            (other, true) => (
+                other,
+                true,
+                "Deployment initialization completed.".to_string(),
+            ),
+        };
+        let reason = next;
+        let status = json!({"phase": next, "failedChecks": 0, "canaryWeight": 0, "iterations": 0,
+            "observedGeneration": generation(&canary),
+            "conditions": conditions(&canary["status"]["conditions"], &[("Promoted", ok, reason, &message)], None)});
+        set(local, &canary, status);
+    }
+}
+
+fn flux(local: &Local<'_>) {
+    let kinds = [
+        ("helm.toolkit.fluxcd.io", "HelmRelease", "InstallSucceeded"),
+        ("source.toolkit.fluxcd.io", "HelmRepository", "Succeeded"),
+        ("source.toolkit.fluxcd.io", "GitRepository", "Succeeded"),
+        (
+            "kustomize.toolkit.fluxcd.io",
+            "Kustomization",
+            "ReconciliationSucceeded",
+        ),
+    ];
+    for (group, kind, reason) in kinds {
+        for obj in local.list(group, kind) {
+            let g = generation(&obj);
+            let message = match kind {
+                "HelmRelease" => format!(
+                    "Helm install succeeded for release {}/{}.v1",
+                    namespace(&obj),
+                    obj["spec"]["releaseName"].as_str().unwrap_or(name(&obj))
+                ),
+                _ => format!("{kind} reconciled"),
+            };
+            set(
+                local,
+                &obj,
+                json!({"observedGeneration": g,
+                "conditions": conditions(&obj["status"]["conditions"], &[("Ready", true, reason, &message)], Some(g))}),
+            );
+        }
+    }
+}
