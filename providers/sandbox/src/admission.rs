@@ -63,6 +63,14 @@ fn changed_paths(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
                 );
             }
         }
+        (Value::Null, Value::Object(_)) | (Value::Object(_), Value::Null) => {
+            let empty = Value::Object(serde_json::Map::new());
+            let (a, b) = match (old, new) {
+                (Value::Null, b) => (&empty, b),
+                (a, _) => (a, &empty),
+            };
+            changed_paths(a, b, path, out);
+        }
         (a, b) if a != b => out.push(path.to_string()),
         _ => {}
     }

@@ -484,7 +484,10 @@ fn apply_override(policy: &Value, template: &Value, member: &Member, obj: &mut V
             for p in list.as_array().into_iter().flatten() {
                 for (k, v) in p["value"].as_object().into_iter().flatten() {
                     if p["operator"] == "remove" {
-                        if let Some(m) = obj["metadata"].get_mut(field).and_then(Value::as_object_mut) {
+                        if let Some(m) = obj["metadata"]
+                            .get_mut(field)
+                            .and_then(Value::as_object_mut)
+                        {
                             m.remove(k);
                         }
                     } else {

@@ -139,7 +139,11 @@ fn volcano(local: &Local<'_>) {
             let pg = json!({"apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
                 "metadata": {"name": format!("{}-{}", name(&job), job["metadata"]["uid"].as_str().unwrap_or("")),
                              "namespace": namespace(&job), "ownerReferences": [owner_ref(&job, true)]},
-                "spec": {"minMember": min, "queue": job["spec"]["queue"], "priorityClassName": job["spec"]["priorityClassName"]}});
+                "spec": {"minMember": min, "queue": job["spec"]["queue"]}});
+            let mut pg = pg;
+            if let Some(p) = job["spec"].get("priorityClassName") {
+                pg["spec"]["priorityClassName"] = p.clone();
+            }
             if let Err(e) = local.apply(&pg) {
                 report(
                     local.cluster(),
