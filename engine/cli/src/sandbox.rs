@@ -4,7 +4,7 @@
 
 use crate::output::Ui;
 use clap::{Args, Subcommand};
-use flotilla_sandbox::{Sandbox, SandboxError, SandboxOptions};
+use flotilla_sandbox::{Ecosystem, FaultConfig, Sandbox, SandboxError, SandboxOptions};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ pub const DEFAULT_DIR: &str = ".flotilla/sandbox";
 pub enum SandboxCommand {
     /// Start the sandbox in the background (creating the named clusters if needed).
     #[command(
-        after_help = "Examples:\n  flotilla sandbox up                        # one cluster named \"default\"\n  flotilla sandbox up --name mgmt --name edge\n  flotilla sandbox up --clusters 3            # cluster-1, cluster-2, cluster-3\n  flotilla sandbox up --foreground            # serve in this terminal until Ctrl-C\n\nClusters and their objects are kept in the sandbox directory across restarts."
+        after_help = "Examples:\n  flotilla sandbox up                        # one cluster named \"default\"\n  flotilla sandbox up --name mgmt --name edge\n  flotilla sandbox up --clusters 3            # cluster-1, cluster-2, cluster-3\n  flotilla sandbox up --name mgmt --with capi # Cluster API CRDs and controllers\n  flotilla sandbox up --with all --fault default:errors=0.1,seed=7\n  flotilla sandbox up --foreground            # serve in this terminal until Ctrl-C\n\nEcosystems: capi, karmada, kubeedge, istio, volcano, kyverno, flagger, flux (or all).\nClusters and their objects are kept in the sandbox directory across restarts."
     )]
     Up(UpArgs),
     /// Show the sandbox's clusters and whether it is running.
@@ -28,6 +28,11 @@ pub enum SandboxCommand {
     Kubeconfig(KubeconfigArgs),
     /// Stop the background sandbox (its clusters stay on disk unless --delete).
     Down(DownArgs),
+    /// Inject faults into a sandbox cluster, now (a running sandbox picks them up at once).
+    #[command(
+        after_help = "SPEC keys (comma-separated key=value):\n  seed=N              generator seed: the same seed and requests give the same faults\n  latency=200ms       added to every request\n  errors=0.1          fraction answered 500 or 503\n  throttle=0.1        fraction answered 429 with Retry-After (retry_after=2s)\n  conflicts=0.1       fraction of updates answered 409\n  drops=0.1           fraction of connections closed without an answer\n  unreachable=true    every connection closed until cleared\n  unreachable_for=5s  unreachable for a while, then back\n  writes_only=true    rates apply to writes only\n\nExamples:\n  flotilla sandbox fault default errors=0.2,throttle=0.1,seed=7\n  flotilla sandbox fault member-1 unreachable_for=10s\n  flotilla sandbox fault default --clear\n  flotilla sandbox fault                      # show what is set"
+    )]
+    Fault(FaultArgs),
     /// Run the sandbox server in this process (what `up` starts in the background).
     #[command(hide = true)]
     Serve(UpArgs),
@@ -50,9 +55,33 @@ pub struct UpArgs {
     /// Create clusters cluster-1 .. cluster-N.
     #[arg(long, value_name = "N", conflicts_with = "names")]
     clusters: Option<usize>,
+    /// Install these ecosystems' CRDs, admission rules and controllers in every cluster
+    /// (comma-separated, repeatable).
+    #[arg(long, value_name = "ECOSYSTEMS")]
+    with: Vec<String>,
+    /// How long simulated controllers wait after a change before acting (e.g. 200ms, 1s).
+    #[arg(long, value_name = "DURATION")]
+    controller_delay: Option<String>,
+    /// Inject faults into a cluster: NAME:SPEC (see `flotilla sandbox fault --help`).
+    #[arg(long, value_name = "NAME:SPEC")]
+    fault: Vec<String>,
     /// Serve in the foreground until Ctrl-C instead of starting a background server.
     #[arg(long)]
     foreground: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FaultArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The cluster; without it, show every cluster's faults.
+    cluster: Option<String>,
+    /// What to inject, as key=value pairs separated by commas.
+    #[arg(value_name = "SPEC")]
+    spec: Option<String>,
+    /// Stop injecting faults into the cluster.
+    #[arg(long, conflicts_with = "spec")]
+    clear: bool,
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +119,7 @@ pub async fn run(ui: &Ui, command: SandboxCommand) -> u8 {
         SandboxCommand::Status(args) => status(ui, args),
         SandboxCommand::Kubeconfig(args) => kubeconfig(ui, args),
         SandboxCommand::Down(args) => down(ui, args).await,
+        SandboxCommand::Fault(args) => fault(ui, args),
     };
     match result {
         Ok(code) => code,
@@ -119,6 +149,155 @@ fn fail(message: impl Into<String>, help: impl Into<String>) -> Failure {
         message: message.into(),
         help: help.into(),
     }
+}
+
+fn ecosystems(args: &UpArgs) -> Result<Vec<Ecosystem>, Failure> {
+    let mut out = Vec::new();
+    for list in &args.with {
+        out.extend(Ecosystem::parse_list(list).map_err(|e| {
+            fail(
+                format!("--with {list}: {e}"),
+                "for example: --with capi,karmada",
+            )
+        })?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn controller_delay(args: &UpArgs) -> Result<Option<Duration>, Failure> {
+    let Some(text) = &args.controller_delay else {
+        return Ok(None);
+    };
+    let parsed = match text.strip_suffix("ms") {
+        Some(ms) => ms.trim().parse::<u64>().ok().map(Duration::from_millis),
+        None => text
+            .strip_suffix('s')
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| *s >= 0.0 && s.is_finite())
+            .map(Duration::from_secs_f64),
+    };
+    parsed.map(Some).ok_or_else(|| {
+        fail(
+            format!("--controller-delay {text}: not a duration"),
+            "use milliseconds or seconds, e.g. 200ms or 1.5s",
+        )
+    })
+}
+
+fn parse_faults(args: &UpArgs) -> Result<Vec<(String, FaultConfig)>, Failure> {
+    args.fault
+        .iter()
+        .map(|f| {
+            let (name, spec) = f.split_once(':').ok_or_else(|| {
+                fail(
+                    format!("--fault {f}: expected NAME:SPEC"),
+                    "for example: --fault default:errors=0.1,seed=7",
+                )
+            })?;
+            let config = FaultConfig::parse(spec).map_err(|e| {
+                fail(
+                    format!("--fault {f}: {e}"),
+                    "see `flotilla sandbox fault --help` for the keys",
+                )
+            })?;
+            Ok((name.to_string(), config))
+        })
+        .collect()
+}
+
+type FaultFile = std::collections::BTreeMap<String, FaultConfig>;
+
+fn read_faults(dir: &Path) -> Result<FaultFile, Failure> {
+    let path = dir.join(flotilla_sandbox::FAULTS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => serde_json::from_str(&text).map_err(|e| {
+            fail(
+                format!("{}: {e}", path.display()),
+                "fix the file or delete it to clear every fault",
+            )
+        }),
+        _ => Ok(FaultFile::new()),
+    }
+}
+
+/// Adds faults to the sandbox's faults file (which the server reads while it runs).
+fn record_faults(dir: &Path, faults: &[(String, FaultConfig)]) -> Result<(), Failure> {
+    if faults.is_empty() {
+        return Ok(());
+    }
+    let mut file = read_faults(dir)?;
+    for (name, config) in faults {
+        file.insert(name.clone(), config.clone());
+    }
+    write_faults(dir, &file)
+}
+
+fn write_faults(dir: &Path, file: &FaultFile) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        fail(
+            format!("cannot create {}: {e}", dir.display()),
+            "check the path and permissions",
+        )
+    })?;
+    let text = serde_json::to_string_pretty(file).expect("fault files serialize");
+    flotilla_sandbox::write_atomic(&dir.join(flotilla_sandbox::FAULTS_FILE), text.as_bytes())?;
+    Ok(())
+}
+
+fn fault(ui: &Ui, args: FaultArgs) -> Result<u8, Failure> {
+    let dir = &args.dir.dir;
+    let mut file = read_faults(dir)?;
+    let Some(cluster) = args.cluster else {
+        if file.is_empty() {
+            ui.out("No faults are set.\n");
+        }
+        for (name, config) in &file {
+            ui.out(&format!(
+                "{name:<20} {}\n",
+                serde_json::to_string(config).expect("serializes")
+            ));
+        }
+        return Ok(0);
+    };
+    let known = recorded_clusters(dir);
+    if !known.iter().any(|(n, _)| *n == cluster) {
+        return Err(fail(
+            format!(
+                "there is no sandbox cluster {cluster:?} in {}",
+                dir.display()
+            ),
+            "`flotilla sandbox status` lists the clusters",
+        ));
+    }
+    if args.clear {
+        file.remove(&cluster);
+        write_faults(dir, &file)?;
+        ui.out(&format!("Cleared the faults of {cluster}.\n"));
+        return Ok(0);
+    }
+    let Some(spec) = args.spec else {
+        match file.get(&cluster) {
+            Some(config) => ui.out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(config).expect("serializes")
+            )),
+            None => ui.out(&format!("No faults are set for {cluster}.\n")),
+        }
+        return Ok(0);
+    };
+    let config = FaultConfig::parse(&spec)
+        .map_err(|e| fail(e, "see `flotilla sandbox fault --help` for the keys"))?;
+    file.insert(cluster.clone(), config);
+    write_faults(dir, &file)?;
+    let when = if is_running(dir) {
+        "now"
+    } else {
+        "when the sandbox starts"
+    };
+    ui.out(&format!("Faults for {cluster} set; they apply {when}.\n"));
+    Ok(0)
 }
 
 fn requested_names(args: &UpArgs) -> Vec<String> {
@@ -163,12 +342,15 @@ async fn serve(ui: &Ui, args: UpArgs, announce: bool) -> Result<u8, Failure> {
     if names.is_empty() && recorded_clusters(&dir).is_empty() {
         names.push("default".into());
     }
-    let sandbox = Sandbox::start(SandboxOptions {
+    let options = SandboxOptions {
         dir: Some(dir.clone()),
         clusters: names,
-        ..SandboxOptions::default()
-    })
-    .await?;
+        with: ecosystems(&args)?,
+        controller_delay: controller_delay(&args)?,
+        faults: Vec::new(),
+    };
+    record_faults(&dir, &parse_faults(&args)?)?;
+    let sandbox = Sandbox::start(options).await?;
     let clusters: Vec<Value> = sandbox
         .clusters()
         .iter()
@@ -241,6 +423,16 @@ async fn up(ui: &Ui, args: UpArgs) -> Result<u8, Failure> {
                 "run `flotilla sandbox down`, then `up` again with the new names",
             ));
         }
+        if !args.with.is_empty() {
+            return Err(fail(
+                format!(
+                    "the sandbox in {} is running; ecosystems are installed when it starts",
+                    dir.display()
+                ),
+                "run `flotilla sandbox down`, then `up --with ...` (clusters and objects are kept)",
+            ));
+        }
+        record_faults(&dir, &parse_faults(&args)?)?;
         ui.out(&format!(
             "The sandbox in {} is already running.\n",
             dir.display()
@@ -274,6 +466,19 @@ async fn up(ui: &Ui, args: UpArgs) -> Result<u8, Failure> {
     command.arg("sandbox").arg("serve").arg("--dir").arg(&dir);
     for name in &names {
         command.arg("--name").arg(name);
+    }
+    // Checked here, so mistakes show in this terminal rather than in the server's log.
+    ecosystems(&args)?;
+    controller_delay(&args)?;
+    parse_faults(&args)?;
+    for with in &args.with {
+        command.arg("--with").arg(with);
+    }
+    if let Some(delay) = &args.controller_delay {
+        command.arg("--controller-delay").arg(delay);
+    }
+    for fault in &args.fault {
+        command.arg("--fault").arg(fault);
     }
     {
         use std::os::unix::process::CommandExt;

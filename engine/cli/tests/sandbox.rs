@@ -165,3 +165,89 @@ fn sandbox_rejects_bad_cluster_names() {
         run.stderr
     );
 }
+
+#[test]
+fn sandbox_with_ecosystems_and_faults() {
+    let work = Work::new(&[]);
+    let _down = Down(&work);
+    let bad = work
+        .run(&["sandbox", "up", "--with", "capi,mesos"])
+        .expect(1);
+    assert!(
+        bad.stderr.contains("unknown ecosystem \"mesos\"") && bad.stderr.contains("known: capi"),
+        "{}",
+        bad.stderr
+    );
+    let bad = work
+        .run(&["sandbox", "up", "--fault", "default:errors=2"])
+        .expect(1);
+    assert!(bad.stderr.contains("between 0 and 1"), "{}", bad.stderr);
+    work.run(&[
+        "sandbox",
+        "up",
+        "--with",
+        "capi,volcano",
+        "--controller-delay",
+        "50ms",
+        "--fault",
+        "default:latency=1ms,seed=3",
+    ])
+    .expect(0);
+    // The CRDs are installed and saved with the cluster.
+    let file = work.path(".flotilla/sandbox/clusters/default.json");
+    let mut saved = String::new();
+    for _ in 0..100 {
+        saved = std::fs::read_to_string(&file).unwrap_or_default();
+        if saved.contains("queues.scheduling.volcano.sh") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(saved.contains("clusters.cluster.x-k8s.io"));
+    assert!(saved.contains("queues.scheduling.volcano.sh"));
+    let refused = work.run(&["sandbox", "up", "--with", "istio"]).expect(1);
+    assert!(
+        refused.stderr.contains("installed when it starts"),
+        "{}",
+        refused.stderr
+    );
+
+    // Faults: set, shown, cleared; mistakes are named.
+    let listed = work.run(&["sandbox", "fault"]).expect(0);
+    assert!(
+        listed.stdout.contains("\"latency_ms\":1"),
+        "{}",
+        listed.stdout
+    );
+    let set = work
+        .run(&["sandbox", "fault", "default", "errors=0.5,throttle=0.1"])
+        .expect(0);
+    assert!(set.stdout.contains("apply now"), "{}", set.stdout);
+    let shown = work.run(&["sandbox", "fault", "default"]).expect(0);
+    assert!(
+        shown.stdout.contains("\"error_rate\": 0.5"),
+        "{}",
+        shown.stdout
+    );
+    let bad = work
+        .run(&["sandbox", "fault", "nosuch", "errors=0.1"])
+        .expect(1);
+    assert!(
+        bad.stderr.contains("no sandbox cluster \"nosuch\""),
+        "{}",
+        bad.stderr
+    );
+    let bad = work
+        .run(&["sandbox", "fault", "default", "explode=1"])
+        .expect(1);
+    assert!(
+        bad.stderr.contains("unknown fault \"explode\""),
+        "{}",
+        bad.stderr
+    );
+    work.run(&["sandbox", "fault", "default", "--clear"])
+        .expect(0);
+    let listed = work.run(&["sandbox", "fault"]).expect(0);
+    assert!(listed.stdout.contains("No faults"), "{}", listed.stdout);
+    work.run(&["sandbox", "down", "--delete"]).expect(0);
+}

@@ -233,7 +233,7 @@ impl Sandbox {
     pub async fn start(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let (shutdown, _) = watch::channel(false);
         let (topology, _) = watch::channel(0);
-        let mut lock = None;
+        let mut lock_file = None;
         let mut files = Vec::new();
         if let Some(dir) = &options.dir {
             let clusters_dir = dir.join("clusters");
@@ -248,7 +248,7 @@ impl Sandbox {
             if file.try_lock().is_err() {
                 return Err(SandboxError::Locked { dir: dir.clone() });
             }
-            lock = Some(file);
+            lock_file = Some(file);
             let mut entries: Vec<PathBuf> = std::fs::read_dir(&clusters_dir)
                 .map_err(io_err(&clusters_dir))?
                 .filter_map(Result::ok)
@@ -271,7 +271,7 @@ impl Sandbox {
                     .controller_delay
                     .unwrap_or(controllers::DEFAULT_DELAY),
                 topology,
-                _lock: lock,
+                _lock: lock_file,
             }),
         };
         for file in files {
@@ -286,6 +286,14 @@ impl Sandbox {
             for eco in &options.with {
                 ecosystems::install(&cluster, *eco);
             }
+        }
+        if let Some(dir) = &options.dir {
+            let task = tokio::spawn(faults_file_loop(
+                sandbox.shared.me.clone(),
+                dir.join(FAULTS_FILE),
+                sandbox.shared.shutdown.subscribe(),
+            ));
+            lock(&sandbox.shared.tasks).push(task);
         }
         for (name, config) in options.faults {
             let cluster = sandbox
@@ -535,6 +543,64 @@ fn save_cluster(cluster: &Cluster, dir: &Path) -> Result<(), SandboxError> {
         &dir.join("clusters").join(format!("{}.json", cluster.name)),
         &bytes,
     )
+}
+
+/// The file in a sandbox directory that sets faults at runtime: a JSON object from cluster
+/// name to [`FaultConfig`]. `flotilla sandbox fault` writes it; the server reads it.
+pub const FAULTS_FILE: &str = "faults.json";
+
+/// Reads the faults file whenever it changes (polling, so editors and scripts can write it
+/// any way they like) and sets each listed cluster's faults; a cluster dropped from the file
+/// goes back to no faults.
+async fn faults_file_loop(
+    shared: Weak<Shared>,
+    path: PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut last: Option<String> = None;
+    let mut applied: Vec<String> = Vec::new();
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if last.as_ref() != Some(&text) {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let parsed: Result<std::collections::BTreeMap<String, FaultConfig>, String> =
+                if text.trim().is_empty() {
+                    Ok(Default::default())
+                } else {
+                    serde_json::from_str(&text).map_err(|e| e.to_string())
+                };
+            match parsed.and_then(|m| {
+                m.values().try_for_each(FaultConfig::check)?;
+                Ok(m)
+            }) {
+                Ok(map) => {
+                    for name in applied.iter().filter(|n| !map.contains_key(*n)) {
+                        if let Some(c) = shared.cluster(name) {
+                            c.faults.set(FaultConfig::default());
+                        }
+                    }
+                    for (name, config) in &map {
+                        match shared.cluster(name) {
+                            Some(c) => c.faults.set(config.clone()),
+                            None => eprintln!(
+                                "flotilla sandbox: {}: there is no cluster {name:?}",
+                                path.display()
+                            ),
+                        }
+                    }
+                    applied = map.into_keys().collect();
+                }
+                Err(e) => eprintln!("flotilla sandbox: {}: {e}", path.display()),
+            }
+            last = Some(text);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// Writes through a temporary file, fsync and rename, so a crash leaves the old or the new file.

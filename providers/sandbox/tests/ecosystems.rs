@@ -513,13 +513,12 @@ async fn karmada_propagates_templates_into_members() {
     .await;
     let member_deploy = |m: &str| {
         let c = sb.cluster(m).unwrap();
-        let v = flotilla_sandbox::local::Local::new(&c, "test").get(
+        flotilla_sandbox::local::Local::new(&c, "test").get(
             "apps",
             "Deployment",
             "default",
             "nginx",
-        );
-        v
+        )
     };
     let one = member_deploy("member-1").unwrap();
     let two = member_deploy("member-2").unwrap();
@@ -886,4 +885,69 @@ async fn faults_are_injected_and_lifted_at_runtime() {
         .unwrap();
     let resp = c.send(req.map(kube::client::Body::from)).await.unwrap();
     assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn capi_clusters_and_the_faults_file_work_with_a_sandbox_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = flotilla_sandbox::SandboxOptions {
+        dir: Some(dir.path().to_path_buf()),
+        clusters: vec!["mgmt".into()],
+        with: vec![flotilla_sandbox::Ecosystem::Capi],
+        controller_delay: Some(Duration::from_millis(20)),
+        ..flotilla_sandbox::SandboxOptions::default()
+    };
+    let sb = flotilla_sandbox::Sandbox::start(options.clone())
+        .await
+        .unwrap();
+    let c = client(&sb, "mgmt").await;
+    for (ar, body) in capi_objects("tokyo", "v1.33.0") {
+        put(&Api::namespaced_with(c.clone(), "default", &ar), body).await;
+    }
+    let clusters = ns_api(&c, "cluster.x-k8s.io/v1beta2", "Cluster", "clusters");
+    wait_for(&clusters, "tokyo", "Available", |o| {
+        condition(o, "Available").as_deref() == Some("True")
+    })
+    .await;
+    let kubeconfig = std::fs::read_to_string(dir.path().join("kubeconfig")).unwrap();
+    assert!(
+        kubeconfig.contains("name: tokyo"),
+        "the sandbox kubeconfig lists the new cluster"
+    );
+
+    // The faults file is read while the sandbox runs.
+    std::fs::write(
+        dir.path().join(flotilla_sandbox::FAULTS_FILE),
+        r#"{"mgmt": {"error_rate": 1.0, "writes_only": true}}"#,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sb.cluster("mgmt").unwrap().faults.config().error_rate, 1.0);
+    std::fs::write(dir.path().join(flotilla_sandbox::FAULTS_FILE), "{}").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sb.cluster("mgmt").unwrap().faults.config(),
+        flotilla_sandbox::FaultConfig::default()
+    );
+    sb.stop().await.unwrap();
+
+    // After a restart the workload cluster is back, still known as the Cluster's.
+    let sb = flotilla_sandbox::Sandbox::start(flotilla_sandbox::SandboxOptions {
+        clusters: vec![],
+        ..options
+    })
+    .await
+    .unwrap();
+    let tokyo = sb.cluster("tokyo").expect("the workload cluster is kept");
+    assert_eq!(tokyo.created_by.as_deref(), Some("capi:mgmt/default/tokyo"));
+    let c = client(&sb, "mgmt").await;
+    let clusters = ns_api(&c, "cluster.x-k8s.io/v1beta2", "Cluster", "clusters");
+    clusters
+        .delete("tokyo", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(&clusters, "tokyo", "deletion", |o| o.is_none()).await;
+    assert!(sb.cluster("tokyo").is_none());
+    assert!(!dir.path().join("clusters/tokyo.json").exists());
+    sb.stop().await.unwrap();
 }
