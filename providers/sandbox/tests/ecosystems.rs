@@ -951,3 +951,57 @@ async fn capi_clusters_and_the_faults_file_work_with_a_sandbox_directory() {
     assert!(!dir.path().join("clusters/tokyo.json").exists());
     sb.stop().await.unwrap();
 }
+
+/// The documents of a YAML file under examples/sandbox-ecosystems.
+fn example(file: &str) -> Vec<Value> {
+    let path = format!(
+        "{}/../../examples/sandbox-ecosystems/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+async fn apply_document(c: &Client, doc: &Value) {
+    let api_version = doc["apiVersion"].as_str().unwrap();
+    let kind = doc["kind"].as_str().unwrap();
+    let plural = format!("{}s", kind.to_lowercase());
+    let ar = resource(api_version, kind, &plural);
+    let api: Api<DynamicObject> = match doc["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(c.clone(), ns, &ar),
+        None if kind == "Queue" => Api::all_with(c.clone(), &ar),
+        None => Api::namespaced_with(c.clone(), "default", &ar),
+    };
+    put(&api, doc.clone()).await;
+}
+
+#[tokio::test]
+async fn the_examples_apply_as_their_readme_says() {
+    let sb = sandbox_with(&["mgmt"], "capi,volcano").await;
+    let c = client(&sb, "mgmt").await;
+    for doc in example("capi-cluster.yaml") {
+        apply_document(&c, &doc).await;
+    }
+    let clusters = ns_api(&c, "cluster.x-k8s.io/v1beta2", "Cluster", "clusters");
+    wait_for(&clusters, "beijing", "Available", |o| {
+        condition(o, "Available").as_deref() == Some("True")
+    })
+    .await;
+    assert!(sb.cluster("beijing").is_some());
+
+    let docs = example("volcano-job.yaml");
+    apply_document(&c, &docs[0]).await;
+    let queues = all_api(&c, "scheduling.volcano.sh/v1beta1", "Queue", "queues");
+    wait_for(&queues, "research", "Open", |o| {
+        o.is_some_and(|o| o["status"]["state"] == "Open")
+    })
+    .await;
+    apply_document(&c, &docs[1]).await;
+    let jobs = ns_api(&c, "batch.volcano.sh/v1alpha1", "Job", "jobs");
+    wait_for(&jobs, "train", "Running", |o| {
+        o.is_some_and(|o| o["status"]["state"]["phase"] == "Running")
+    })
+    .await;
+}

@@ -159,3 +159,117 @@ async fn kubectl_drives_the_sandbox() {
     .unwrap();
     sb.stop().await.unwrap();
 }
+
+/// The commands of examples/sandbox-ecosystems/README.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_drives_the_ecosystem_example() {
+    if !kubectl_available() {
+        eprintln!("skipping: kubectl is not installed");
+        return;
+    }
+    let sb = support::sandbox_with(&["mgmt"], "capi,volcano").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    std::fs::write(path.join("kubeconfig"), sb.kubeconfig()).unwrap();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/sandbox-ecosystems"
+    );
+    let capi = format!("{example}/capi-cluster.yaml");
+    ok(
+        &path,
+        &["--context", "mgmt", "apply", "--server-side", "-f", &capi],
+    );
+    ok(
+        &path,
+        &[
+            "--context",
+            "mgmt",
+            "wait",
+            "--for=condition=Available",
+            "--timeout=10s",
+            "cluster/beijing",
+        ],
+    );
+    let value = ok(
+        &path,
+        &[
+            "--context",
+            "mgmt",
+            "get",
+            "secret",
+            "beijing-kubeconfig",
+            "-o",
+            "jsonpath={.data.value}",
+        ],
+    );
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .unwrap();
+    std::fs::write(path.join("beijing.yaml"), decoded).unwrap();
+    let namespaces = ok(
+        &path,
+        &[
+            "--kubeconfig",
+            "beijing.yaml",
+            "get",
+            "namespaces",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(namespaces.contains("namespace/kube-system"), "{namespaces}");
+    // A changed machine template is refused, by kubectl's dry run too.
+    std::fs::write(
+        path.join("template.yaml"),
+        "apiVersion: infrastructure.cluster.x-k8s.io/v1beta2\nkind: DockerMachineTemplate\nmetadata:\n  name: beijing-control-plane\n  namespace: default\nspec:\n  template:\n    spec:\n      customImage: kindest/node:v1.34.0\n",
+    )
+    .unwrap();
+    let refused = kubectl(
+        &path,
+        &[
+            "--context",
+            "mgmt",
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-f",
+            "template.yaml",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("field is immutable"));
+    let volcano = format!("{example}/volcano-job.yaml");
+    // The queue has to be Open before the job is admitted: apply until it is.
+    for _ in 0..50 {
+        if kubectl(
+            &path,
+            &[
+                "--context",
+                "mgmt",
+                "apply",
+                "--server-side",
+                "-f",
+                &volcano,
+            ],
+        )
+        .status
+        .success()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    ok(
+        &path,
+        &[
+            "--context",
+            "mgmt",
+            "wait",
+            "--for=jsonpath={.status.state.phase}=Running",
+            "--timeout=10s",
+            "vcjob/train",
+        ],
+    );
+}
