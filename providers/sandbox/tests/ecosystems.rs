@@ -540,6 +540,54 @@ async fn karmada_propagates_templates_into_members() {
         "fleet"
     );
 
+    // A ClusterPropagationPolicy duplicates replicas into every member.
+    deployments.patch("web", &apply(), &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}}))).await.unwrap();
+    let cluster_policies = all_api(
+        &c,
+        "policy.karmada.io/v1alpha1",
+        "ClusterPropagationPolicy",
+        "clusterpropagationpolicies",
+    );
+    put(&cluster_policies, json!({"apiVersion": "policy.karmada.io/v1alpha1", "kind": "ClusterPropagationPolicy", "metadata": {"name": "web"},
+        "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+                 "placement": {"clusterAffinity": {"labelSelector": {"matchExpressions": [{"key": "region", "operator": "Exists"}]}},
+                               "replicaScheduling": {"replicaSchedulingType": "Duplicated"}}}})).await;
+    let rb = wait_for(&bindings, "web-deployment", "FullyApplied", |o| {
+        condition(o, "FullyApplied").as_deref() == Some("True")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        rb["spec"]["clusters"],
+        json!([{"name": "member-1", "replicas": 3}, {"name": "member-2", "replicas": 3}])
+    );
+    for m in ["member-1", "member-2"] {
+        let c = sb.cluster(m).unwrap();
+        let copy = flotilla_sandbox::local::Local::new(&c, "test")
+            .get("apps", "Deployment", "default", "web")
+            .unwrap();
+        assert_eq!(copy["spec"]["replicas"], 3);
+    }
+
+    // MultiClusterService types are immutable.
+    let services = ns_api(
+        &c,
+        "networking.karmada.io/v1alpha1",
+        "MultiClusterService",
+        "multiclusterservices",
+    );
+    put(&services, json!({"apiVersion": "networking.karmada.io/v1alpha1", "kind": "MultiClusterService", "metadata": {"name": "nginx"},
+        "spec": {"types": ["CrossCluster"], "ports": [{"port": 80}]}})).await;
+    let err = api_error(services.patch("nginx", &dry_apply(), &Patch::Apply(json!({"apiVersion": "networking.karmada.io/v1alpha1", "kind": "MultiClusterService",
+        "metadata": {"name": "nginx"}, "spec": {"types": ["LoadBalancer"], "ports": [{"port": 80}]}}))).await);
+    assert!(
+        err.message.contains("spec.types") && err.message.contains("field is immutable"),
+        "{}",
+        err.message
+    );
+
     // schedulerName is immutable.
     let err = api_error(
         policies
