@@ -7,23 +7,16 @@ use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
     PropagationPolicy, WatchEvent, WatchParams,
 };
 use kube::discovery::Discovery;
 use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, Error};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{client, client_with_token, sandbox, widget_crd};
-
-fn api_error(result: Result<impl std::fmt::Debug, Error>) -> kube::core::Status {
-    match result {
-        Err(Error::Api(status)) => *status,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
+use support::{api_error, client, client_with_token, sandbox, widget_crd};
 
 async fn install_widgets(client: &Client, scope: &str) -> ApiResource {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());

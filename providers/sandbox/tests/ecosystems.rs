@@ -12,7 +12,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Error};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{client, sandbox_with};
+use support::{api_error, client, sandbox_with};
 
 fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
@@ -35,13 +35,6 @@ fn all_api(c: &Client, api_version: &str, kind: &str, plural: &str) -> Api<Dynam
 
 fn obj(v: Value) -> DynamicObject {
     serde_json::from_value(v).unwrap()
-}
-
-fn api_error(result: Result<impl std::fmt::Debug, Error>) -> kube::core::Status {
-    match result {
-        Err(Error::Api(status)) => *status,
-        other => panic!("expected an API error, got {other:?}"),
-    }
 }
 
 /// The error's message contains every one of `parts`.

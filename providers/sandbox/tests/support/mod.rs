@@ -68,3 +68,11 @@ pub fn widget_crd(scope: &str) -> serde_json::Value {
     crd["spec"]["scope"] = serde_json::json!(scope);
     crd
 }
+
+/// The API error a request must have failed with.
+pub fn api_error(result: Result<impl std::fmt::Debug, kube::Error>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(status)) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
