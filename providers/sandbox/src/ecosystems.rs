@@ -122,8 +122,8 @@ impl Ecosystem {
 }
 
 /// Installs an ecosystem's CRDs and seed objects into a cluster. Idempotent: what exists is
-/// left as it is.
-pub fn install(cluster: &Cluster, eco: Ecosystem) {
+/// left as it is. The error names what could not be created and why.
+pub fn install(cluster: &Cluster, eco: Ecosystem) -> Result<(), String> {
     let local = Local::new(cluster, "flotilla-sandbox");
     for crd in eco.crds() {
         let name = crd["metadata"]["name"].as_str().unwrap_or_default();
@@ -133,7 +133,7 @@ pub fn install(cluster: &Cluster, eco: Ecosystem) {
         {
             local
                 .create(&crd)
-                .unwrap_or_else(|e| panic!("installing {name}: {}", e.message));
+                .map_err(|e| format!("creating CRD {name}: {}", e.message))?;
         }
     }
     for obj in eco.seeds() {
@@ -142,9 +142,10 @@ pub fn install(cluster: &Cluster, eco: Ecosystem) {
         if local.get(&group, &kind, "", name).is_none() {
             local
                 .create(&obj)
-                .unwrap_or_else(|e| panic!("installing {kind} {name}: {}", e.message));
+                .map_err(|e| format!("creating {kind} {name}: {}", e.message))?;
         }
     }
+    Ok(())
 }
 
 /// Expands one compact kind entry into a CRD.

@@ -72,6 +72,12 @@ pub enum SandboxError {
     Duplicate(String),
     #[error("there is no sandbox cluster {0:?}")]
     UnknownCluster(String),
+    #[error("installing {ecosystem} in sandbox cluster {cluster:?}: {message}")]
+    Install {
+        cluster: String,
+        ecosystem: &'static str,
+        message: String,
+    },
 }
 
 impl SandboxError {
@@ -88,6 +94,9 @@ impl SandboxError {
                 "the sandbox files were edited or truncated; remove the sandbox directory to start afresh"
             }
             SandboxError::InvalidName(_) => "for example: mgmt, member-1",
+            SandboxError::Install { .. } => {
+                "an object in the cluster is in the way (e.g. a namespace being deleted); remove it, or start without --with"
+            }
             SandboxError::UnknownCluster(_) => {
                 "`flotilla sandbox status` lists the sandbox's clusters"
             }
@@ -284,7 +293,11 @@ impl Sandbox {
         }
         for cluster in sandbox.clusters() {
             for eco in &options.with {
-                ecosystems::install(&cluster, *eco);
+                ecosystems::install(&cluster, *eco).map_err(|message| SandboxError::Install {
+                    cluster: cluster.name.clone(),
+                    ecosystem: eco.name(),
+                    message,
+                })?;
             }
         }
         if let Some(dir) = &options.dir {

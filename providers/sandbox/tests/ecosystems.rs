@@ -183,7 +183,8 @@ async fn every_ecosystem_installs_and_serves_its_kinds() {
     flotilla_sandbox::ecosystems::install(
         &sb.cluster("one").unwrap(),
         flotilla_sandbox::Ecosystem::Capi,
-    );
+    )
+    .unwrap();
     assert_eq!(sb.cluster("one").unwrap().store().resource_version(), rv);
 }
 
