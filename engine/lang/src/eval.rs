@@ -124,29 +124,16 @@ impl<'a> Evaluator<'a> {
                     let key = match k {
                         ObjectKey::Ident(i) => i.as_str().to_string(),
                         ObjectKey::Expression(Expression::Variable(v)) => v.as_str().to_string(),
-                        ObjectKey::Expression(ke) => {
-                            let (kv, s) = self.eval(ke)?.unmark();
-                            sensitive |= s;
-                            match kv {
-                                Value::String(s) => s,
-                                Value::Number(n) => number_to_string(n),
-                                Value::Bool(b) => b.to_string(),
-                                Value::Unknown => {
-                                    unknown = true;
-                                    continue;
-                                }
-                                other => {
-                                    return Err(self.err(
-                                        ke,
-                                        "invalid object key",
-                                        format!(
-                                            "object keys must be strings, got {}",
-                                            other.type_name()
-                                        ),
-                                    ));
-                                }
+                        ObjectKey::Expression(ke) => match self.object_key(ke)? {
+                            Some((key, s)) => {
+                                sensitive |= s;
+                                key
                             }
-                        }
+                            None => {
+                                unknown = true;
+                                continue;
+                            }
+                        },
                     };
                     let value = self.eval(v.expr())?;
                     out.insert(key, value);
@@ -398,8 +385,28 @@ impl<'a> Evaluator<'a> {
         Ok(if sensitive { out.sensitive() } else { out })
     }
 
+    /// An object key computed by an expression, and whether it was sensitive; `None` while
+    /// it is unknown.
+    fn object_key(&mut self, ke: &Expression) -> Result<Option<(String, bool)>, Diagnostic> {
+        let (kv, sensitive) = self.eval(ke)?.unmark();
+        let key = match kv {
+            Value::String(s) => s,
+            Value::Number(n) => number_to_string(n),
+            Value::Bool(b) => b.to_string(),
+            Value::Unknown => return Ok(None),
+            other => {
+                return Err(self.err(
+                    ke,
+                    "invalid object key",
+                    format!("object keys must be strings, got {}", other.type_name()),
+                ));
+            }
+        };
+        Ok(Some((key, sensitive)))
+    }
+
     fn for_expr(&mut self, f: &ForExpr) -> EvalResult {
-        let (coll, sensitive) = self.eval(&f.intro.collection_expr)?.unmark();
+        let (coll, mut sensitive) = self.eval(&f.intro.collection_expr)?.unmark();
         let pairs: Vec<(Value, Value)> = match coll {
             Value::Unknown => return Ok(Value::Unknown),
             Value::List(items) => items
@@ -464,20 +471,15 @@ impl<'a> Evaluator<'a> {
                 match &f.key_expr {
                     None => list.push(value),
                     Some(ke) => {
-                        let key = match self.eval(ke)?.unmark().0 {
-                            Value::String(s) => s,
-                            Value::Number(n) => number_to_string(n),
-                            Value::Bool(b) => b.to_string(),
-                            Value::Unknown => {
+                        // A sensitive key makes the whole result sensitive, as in literals.
+                        let key = match self.object_key(ke)? {
+                            Some((key, s)) => {
+                                sensitive |= s;
+                                key
+                            }
+                            None => {
                                 unknown = true;
                                 continue;
-                            }
-                            other => {
-                                return Err(self.err(
-                                    ke,
-                                    "invalid object key",
-                                    format!("keys must be strings, got {}", other.type_name()),
-                                ));
                             }
                         };
                         if f.grouping {

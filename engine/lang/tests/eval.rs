@@ -151,6 +151,11 @@ fn sensitive_propagates_everywhere() {
     check("length(var.secret)", "(sensitive value)");
     check("var.secret == \"x\"", "(sensitive value)");
     check("[var.secret]", "[   (sensitive value), ]");
+    check(r#"{ (var.secret) = 1 }"#, "(sensitive value)");
+    check(
+        r#"{ for x in ["a"] : var.secret => x }"#,
+        "(sensitive value)",
+    );
     check("nonsensitive(var.secret)", "\"hunter2\"");
     check("sensitive(\"x\")", "(sensitive value)");
     check("true ? var.secret : \"\"", "(sensitive value)");
