@@ -170,20 +170,14 @@ fn controller_delay(args: &UpArgs) -> Result<Option<Duration>, Failure> {
     let Some(text) = &args.controller_delay else {
         return Ok(None);
     };
-    let parsed = match text.strip_suffix("ms") {
-        Some(ms) => ms.trim().parse::<u64>().ok().map(Duration::from_millis),
-        None => text
-            .strip_suffix('s')
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|s| *s >= 0.0 && s.is_finite())
-            .map(Duration::from_secs_f64),
-    };
-    parsed.map(Some).ok_or_else(|| {
-        fail(
-            format!("--controller-delay {text}: not a duration"),
-            "use milliseconds or seconds, e.g. 200ms or 1.5s",
-        )
-    })
+    crate::workspace::parse_duration(text)
+        .map(Some)
+        .ok_or_else(|| {
+            fail(
+                format!("--controller-delay {text}: not a duration"),
+                "for example: 200ms, 1.5s, 1m",
+            )
+        })
 }
 
 fn parse_faults(args: &UpArgs) -> Result<Vec<(String, FaultConfig)>, Failure> {

@@ -154,15 +154,7 @@ fn crd(entry: &Value) -> Result<Value, String> {
     let group = s("group").ok_or("an entry has no group")?;
     let kind = s("kind").ok_or("an entry has no kind")?;
     let lower = kind.to_lowercase();
-    let plural = s("plural").unwrap_or_else(|| {
-        if lower.ends_with('y') {
-            format!("{}ies", &lower[..lower.len() - 1])
-        } else if lower.ends_with('s') {
-            format!("{lower}es")
-        } else {
-            format!("{lower}s")
-        }
-    });
+    let plural = s("plural").unwrap_or_else(|| plural_of(&lower));
     let with_status = entry["status"].as_bool().unwrap_or(true);
     let mut properties = Map::new();
     if let Some(spec) = entry.get("spec") {
@@ -216,6 +208,19 @@ fn crd(entry: &Value) -> Result<Value, String> {
         "metadata": {"name": format!("{plural}.{group}"), "labels": {"flotilla.dev/sandbox-ecosystem": "true"}},
         "spec": {"group": group, "scope": scope, "names": names, "versions": versions},
     }))
+}
+
+/// The English plural Kubernetes uses for a lower-cased kind: policies, gateways, classes.
+fn plural_of(lower: &str) -> String {
+    let consonant_y =
+        lower.ends_with('y') && !lower[..lower.len() - 1].ends_with(['a', 'e', 'i', 'o', 'u']);
+    if consonant_y {
+        format!("{}ies", &lower[..lower.len() - 1])
+    } else if lower.ends_with('s') {
+        format!("{lower}es")
+    } else {
+        format!("{lower}s")
+    }
 }
 
 /// Expands the compact schema notation (see the module docs).
@@ -331,6 +336,14 @@ mod tests {
                 "n": {"type": "integer", "minimum": 1, "maximum": 9, "default": 3},
                 "m": {"type": "object", "additionalProperties": {"type": "string"}}}})
         );
+        for (kind, plural) in [
+            ("gateway", "gateways"),
+            ("serviceentry", "serviceentries"),
+            ("clusterclass", "clusterclasses"),
+            ("queue", "queues"),
+        ] {
+            assert_eq!(plural_of(kind), plural);
+        }
         let list = expand(&json!([{"$key": "name", "name!": "string"}])).unwrap();
         assert_eq!(list["x-kubernetes-list-map-keys"], json!(["name"]));
         assert!(scalar("strin").is_err());

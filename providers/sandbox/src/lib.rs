@@ -328,7 +328,7 @@ impl Sandbox {
     }
 
     /// Creates and starts a new, empty cluster.
-    pub async fn add_cluster(&self, name: &str) -> Result<Arc<Cluster>, SandboxError> {
+    pub fn add_cluster(&self, name: &str) -> Result<Arc<Cluster>, SandboxError> {
         self.shared.add_cluster(name, None)
     }
 

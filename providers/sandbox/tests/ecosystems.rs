@@ -106,14 +106,6 @@ fn condition(obj: Option<&Value>, ty: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn client_from_kubeconfig(yaml: &str) -> Client {
-    let kubeconfig = Kubeconfig::from_yaml(yaml).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
-
 #[tokio::test]
 async fn every_ecosystem_installs_and_serves_its_kinds() {
     let sb = sandbox_with(&["one"], "all").await;
@@ -269,7 +261,11 @@ async fn a_capi_cluster_becomes_a_new_sandbox_cluster_and_goes_with_it() {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(c.clone(), "default");
     let secret = secrets.get("beijing-kubeconfig").await.unwrap();
     let value = &secret.data.unwrap()["value"].0;
-    let workload = client_from_kubeconfig(std::str::from_utf8(value).unwrap()).await;
+    let workload = support::client_from(
+        Kubeconfig::from_yaml(std::str::from_utf8(value).unwrap()).unwrap(),
+        "beijing",
+    )
+    .await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(workload.clone());
     let names: Vec<String> = namespaces
         .list(&ListParams::default())
@@ -885,12 +881,36 @@ async fn faults_are_injected_and_lifted_at_runtime() {
         .await
         .expect("back after the outage");
 
-    // A default (retrying) client gets through a cluster that throttles half its requests.
-    set(json!({"throttle_rate": 0.5, "seed": 1})).await;
-    let retrying: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client(&sb, "flaky").await);
-    for _ in 0..3 {
-        retrying.get("default").await.expect("retried through 429s");
+    // The same seed gives the same answers; with this one the first request is throttled.
+    let throttled = json!({"throttle_rate": 0.5, "seed": 1});
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        set(throttled.clone()).await;
+        let mut codes = Vec::new();
+        for _ in 0..8 {
+            let req = http::Request::get("/api/v1/namespaces/default")
+                .body(Vec::new())
+                .unwrap();
+            codes.push(
+                c.send(req.map(kube::client::Body::from))
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16(),
+            );
+        }
+        runs.push(codes);
     }
+    assert_eq!(runs[0], runs[1], "deterministic");
+    assert_eq!(runs[0][0], 429, "{:?}", runs[0]);
+    assert!(runs[0].contains(&200), "{:?}", runs[0]);
+    // A default (retrying) kube client gets through: its first attempt is that 429.
+    set(throttled).await;
+    let retrying: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client(&sb, "flaky").await);
+    retrying
+        .get("default")
+        .await
+        .expect("retried through the 429");
 
     set(json!({})).await;
     namespaces.get("default").await.unwrap();

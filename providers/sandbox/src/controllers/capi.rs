@@ -3,12 +3,11 @@
 //! deleting it removes that sandbox cluster after the Cluster's finalizer. Control planes,
 //! MachineDeployments, DockerClusters, MachineHealthChecks and ClusterClasses report ready.
 
-use super::{MANAGER, conditions, deleting, generation, name, namespace, owner_ref, report};
+use super::{conditions, deleting, generation, name, namespace, owner_ref, report};
 use crate::local::Local;
 use crate::{Cluster, Shared};
 use base64::Engine;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 const GROUP: &str = "cluster.x-k8s.io";
 const FINALIZER: &str = "cluster.cluster.x-k8s.io";
@@ -26,15 +25,14 @@ fn creator(mgmt: &Cluster, obj: &Value) -> String {
     format!("capi:{}/{}/{}", mgmt.name, namespace(obj), name(obj))
 }
 
-pub(super) fn reconcile(shared: &Shared, cluster: &Arc<Cluster>) {
-    let local = Local::new(cluster, MANAGER);
+pub(super) fn reconcile(shared: &Shared, local: &Local<'_>) {
     if local.resource_type(GROUP, "Cluster").is_none() {
         return;
     }
     for obj in local.list(GROUP, "Cluster") {
-        if let Err(e) = cluster_step(shared, &local, &obj) {
+        if let Err(e) = cluster_step(shared, local, &obj) {
             report(
-                cluster,
+                local.cluster(),
                 &format!("Cluster {}/{}", namespace(&obj), name(&obj)),
                 &e,
             );
@@ -59,7 +57,7 @@ pub(super) fn reconcile(shared: &Shared, cluster: &Arc<Cluster>) {
             ],
             Some(g),
         );
-        set(&local, &obj, status);
+        set(local, &obj, status);
     }
     for obj in local.list(GROUP, "MachineDeployment") {
         let g = generation(&obj);
@@ -74,25 +72,25 @@ pub(super) fn reconcile(shared: &Shared, cluster: &Arc<Cluster>) {
             ],
             Some(g),
         );
-        set(&local, &obj, status);
+        set(local, &obj, status);
     }
     for obj in local.list("infrastructure.cluster.x-k8s.io", "DockerCluster") {
         let g = generation(&obj);
         let status = json!({"observedGeneration": g, "initialization": {"provisioned": true},
             "conditions": conditions(&obj["status"]["conditions"], &[("Ready", true, "Ready", "")], Some(g))});
-        set(&local, &obj, status);
+        set(local, &obj, status);
     }
     for obj in local.list(GROUP, "MachineHealthCheck") {
         let g = generation(&obj);
         let status = json!({"observedGeneration": g, "expectedMachines": 0, "currentHealthy": 0, "remediationsAllowed": 0,
             "conditions": conditions(&obj["status"]["conditions"], &[("RemediationAllowed", true, "RemediationAllowed", "")], Some(g))});
-        set(&local, &obj, status);
+        set(local, &obj, status);
     }
     for obj in local.list(GROUP, "ClusterClass") {
         let g = generation(&obj);
         let status = json!({"observedGeneration": g,
             "conditions": conditions(&obj["status"]["conditions"], &[("VariablesReady", true, "VariablesReady", ""), ("RefVersionsUpToDate", true, "RefVersionsUpToDate", "")], Some(g))});
-        set(&local, &obj, status);
+        set(local, &obj, status);
     }
 }
 

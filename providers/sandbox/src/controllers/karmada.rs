@@ -171,7 +171,8 @@ fn token_problem(local: &Local<'_>, obj: &Value, member: &Cluster) -> Option<Str
 /// The templates a policy selects (in its namespace for a PropagationPolicy).
 fn selected(local: &Local<'_>, policy: &Value) -> Vec<Value> {
     let scoped = policy["kind"] == "PropagationPolicy";
-    let mut out = Vec::new();
+    let mut out: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for sel in policy["spec"]["resourceSelectors"]
         .as_array()
         .into_iter()
@@ -190,7 +191,13 @@ fn selected(local: &Local<'_>, policy: &Value) -> Vec<Value> {
             let labels_ok = sel.get("labelSelector").is_none_or(|s| {
                 LabelSelector::from_object(s).matches(obj["metadata"].get("labels"))
             });
-            if ns_ok && name_ok && labels_ok && !deleting(&obj) && !out.contains(&obj) {
+            let key = (
+                group.clone(),
+                kind.clone(),
+                namespace(&obj).to_string(),
+                name(&obj).to_string(),
+            );
+            if ns_ok && name_ok && labels_ok && !deleting(&obj) && seen.insert(key) {
                 out.push(obj);
             }
         }

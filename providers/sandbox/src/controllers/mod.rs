@@ -26,12 +26,10 @@ const MANAGER: &str = "sandbox-controller";
 
 /// Runs the controllers of one cluster until it stops.
 pub(crate) async fn run(shared: Weak<Shared>, cluster: Arc<Cluster>) {
-    let (Some(mut topology), delay) = (
-        shared.upgrade().map(|s| s.topology.subscribe()),
-        shared
-            .upgrade()
-            .map_or(DEFAULT_DELAY, |s| s.controller_delay),
-    ) else {
+    let Some((mut topology, delay)) = shared
+        .upgrade()
+        .map(|s| (s.topology.subscribe(), s.controller_delay))
+    else {
         return;
     };
     let mut changes = cluster.subscribe();
@@ -66,7 +64,7 @@ pub(crate) async fn run(shared: Weak<Shared>, cluster: Arc<Cluster>) {
 /// One pass of every controller over one cluster.
 fn pass(shared: &Shared, cluster: &Arc<Cluster>) {
     let local = Local::new(cluster, MANAGER);
-    capi::reconcile(shared, cluster);
+    capi::reconcile(shared, &local);
     karmada::reconcile(shared, &local);
     simple::reconcile(&local);
 }

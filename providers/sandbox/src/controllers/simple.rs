@@ -103,19 +103,20 @@ fn volcano(local: &Local<'_>) {
     }
     let jobs = local.list("batch.volcano.sh", "Job");
     for q in local.list("scheduling.volcano.sh", "Queue") {
-        if q["status"]["state"].is_string() {
-            continue;
-        }
-        let running = jobs
-            .iter()
-            .filter(|j| {
-                j["spec"]["queue"] == name(&q) && j["status"]["state"]["phase"] == "Running"
-            })
-            .count();
+        // Open unless a Command closed it; the counts follow the queue's jobs.
+        let state = q["status"]["state"].as_str().unwrap_or("Open");
+        let count = |phase: &str| {
+            jobs.iter()
+                .filter(|j| {
+                    j["spec"]["queue"] == name(&q) && j["status"]["state"]["phase"] == phase
+                })
+                .count()
+        };
         set(
             local,
             &q,
-            json!({"state": "Open", "running": running, "pending": 0, "inqueue": 0, "completed": 0, "unknown": 0}),
+            json!({"state": state, "running": count("Running"), "pending": count("Pending"),
+            "inqueue": 0, "completed": 0, "unknown": 0}),
         );
     }
     for job in jobs {

@@ -46,7 +46,8 @@ pub async fn client_with_token(sandbox: &Sandbox, cluster: &str, token: Option<&
     client_from(kubeconfig, cluster).await
 }
 
-async fn client_from(kubeconfig: Kubeconfig, cluster: &str) -> Client {
+/// A client for one context of a kubeconfig.
+pub async fn client_from(kubeconfig: Kubeconfig, cluster: &str) -> Client {
     let options = KubeConfigOptions {
         context: Some(cluster.to_string()),
         ..KubeConfigOptions::default()
