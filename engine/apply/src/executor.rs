@@ -274,7 +274,13 @@ impl Applier {
         }
     }
 
-    fn put(&self, addr: &ResourceInstanceAddr, change: &ResourceChange, value: &Value) {
+    fn put(
+        &self,
+        addr: &ResourceInstanceAddr,
+        change: &ResourceChange,
+        value: &Value,
+        tainted: bool,
+    ) {
         let (json, _, sensitive) = value.to_json_parts();
         let instance = ResourceInstanceState {
             provider: change.provider.clone(),
@@ -282,6 +288,7 @@ impl Applier {
             sensitive,
             dependencies: change.dependencies.clone(),
             create_before_destroy: change.create_before_destroy,
+            tainted,
         };
         lock(&self.state)
             .resources
@@ -473,7 +480,12 @@ impl Applier {
                 .await
                 .map_err(|e| fail(if change.action == Action::Update { "update" } else { "create" }, e))?;
             let new = mark_schema_sensitive(created.new_state.unwrap_or(Value::Null), schema);
-            self.put(addr, change, &new);
+            if let Some(e) = created.failed {
+                self.put(addr, change, &new, true);
+                return Err(fail(if change.action == Action::Update { "update" } else { "create" }, e)
+                    .with_help("the object was written and is recorded in state as tainted; the next plan replaces it"));
+            }
+            self.put(addr, change, &new, false);
             if change.action == Action::CreateThenDelete {
                 delete_old().await.map_err(|e| {
                     fail("delete", e).with_help("the replacement was created and is recorded in state; the old object could not be deleted and must be removed by hand")
@@ -511,6 +523,16 @@ impl ResourceHandler for Applier {
         let config = Arc::clone(&ctx.config);
         let module = config.descendant(path).expect("resource module exists");
         if self.mode == PlanMode::Destroy {
+            // References see what is recorded, so providers configured from these resources
+            // (a new cluster's kubeconfig) can still reach what they manage.
+            for inst in ctx.module_instances(path) {
+                let abs = AbsResourceAddr {
+                    module: inst.clone(),
+                    resource: r.addr.clone(),
+                };
+                let recorded = flotilla_plan::recorded_value(&lock(&self.state), &abs);
+                ctx.set_resource(&inst, &r.addr, recorded);
+            }
             return true;
         }
         let Some((_, provider, schema)) = ctx.resource_type(path, r) else {

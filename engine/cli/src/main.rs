@@ -286,7 +286,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(commands::run(cli.command, &ui));
+    // Providers' notices (retries) go to stderr, where progress goes.
+    flotilla_provider::set_notice_sink(|message| eprintln!("  note: {message}"));
+    let code = runtime.block_on(async {
+        let code = commands::run(cli.command, &ui).await;
+        // Sandboxes that providers started in this process are saved and stopped.
+        flotilla_provider_kube::shutdown().await;
+        code
+    });
     ExitCode::from(code)
 }
 

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use flotilla_config::Module;
 use flotilla_graph::Graph;
@@ -37,6 +36,14 @@ pub fn registry() -> ProviderRegistry {
     r.register(
         flotilla_provider_builtin::NAME,
         flotilla_provider_builtin::factory,
+    );
+    r.register(
+        flotilla_provider_capi::NAME,
+        flotilla_provider_capi::factory,
+    );
+    r.register(
+        flotilla_provider_kube::KUBE.name,
+        flotilla_provider_kube::factory,
     );
     r
 }
@@ -199,22 +206,7 @@ fn check_required_version(module: &Module, diags: &mut Diagnostics) {
     }
 }
 
-/// Parses durations like `0s`, `500ms`, `30s`, `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let n: f64 = s[..split].parse().ok()?;
-    let secs = match &s[split..] {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(secs))
-}
+pub use flotilla_provider::parse_duration;
 
 /// Loads state, finishing the recovery of an interrupted apply when the lock is held.
 pub fn load_state(ws: &Workspace, ui: &Ui, holding_lock: bool) -> Result<State, u8> {

@@ -263,6 +263,10 @@ pub struct WalkCtx {
     pub values: Mutex<Values>,
     /// Configured provider instances.
     pub providers: Mutex<HashMap<ProviderConfigAddr, Arc<dyn Provider>>>,
+    /// Provider configurations that depend on values known only after apply: their
+    /// instances exist but are not configured, and their resources are planned again during
+    /// apply, once the configuration is known.
+    pub deferred: Mutex<HashSet<ProviderConfigAddr>>,
     /// Problems found.
     pub diags: Mutex<Diagnostics>,
     /// Root output values.
@@ -300,6 +304,7 @@ impl WalkCtx {
             inputs,
             values: Mutex::new(values),
             providers: Mutex::new(HashMap::new()),
+            deferred: Mutex::new(HashSet::new()),
             diags: Mutex::new(Diagnostics::new()),
             root_outputs: Mutex::new(BTreeMap::new()),
             stop,
@@ -324,6 +329,11 @@ impl WalkCtx {
     /// The configured provider instance for an address.
     pub fn provider(&self, addr: &ProviderConfigAddr) -> Option<Arc<dyn Provider>> {
         lock(&self.providers).get(addr).cloned()
+    }
+
+    /// Whether a provider configuration is known only after apply (see [`WalkCtx::deferred`]).
+    pub fn is_deferred(&self, addr: &ProviderConfigAddr) -> bool {
+        lock(&self.deferred).contains(addr)
     }
 
     /// A provider for a state entry whose configuration may be gone: the configured one if
@@ -774,9 +784,9 @@ impl WalkCtx {
             }
             None => Value::Map(BTreeMap::new()),
         };
-        if !config_value.contains_unknown()
-            && let Err(e) = provider.configure(&config_value).await
-        {
+        if config_value.contains_unknown() {
+            lock(&self.deferred).insert(addr.clone());
+        } else if let Err(e) = provider.configure(&config_value).await {
             let mut d =
                 Diagnostic::error("cannot configure provider").with_detail(format!("{addr}: {e}"));
             if let Some(block) = module

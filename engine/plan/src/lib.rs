@@ -23,6 +23,6 @@ mod validate;
 pub use model::{Action, OutputChange, Plan, PlanMode, ResourceChange, Summary};
 pub use planner::{
     PlanInput, PlanOptions, ignore_changes, mark_schema_sensitive, moved_address, plan,
-    proposed_new, resource_dependencies, state_value,
+    proposed_new, recorded_value, resource_dependencies, state_value,
 };
 pub use validate::validate_static;

@@ -478,7 +478,10 @@ impl Planner {
         ctx: &WalkCtx,
     ) -> Result<Option<Value>, ()> {
         let current = state_value(state);
-        if !self.options.refresh || addr.resource.mode == ResourceMode::Data {
+        if !self.options.refresh
+            || addr.resource.mode == ResourceMode::Data
+            || ctx.is_deferred(&state.provider)
+        {
             return Ok(Some(current));
         }
         match provider
@@ -645,6 +648,7 @@ impl ResourceHandler for Planner {
             return false;
         };
         let schema = &schema;
+        let deferred = ctx.is_deferred(&provider_addr);
         let node = flotilla_graph::Node {
             module: path.clone(),
             kind: NodeKind::Resource(r.addr.clone()),
@@ -732,6 +736,7 @@ impl ResourceHandler for Planner {
                     ctx.report_all(diags);
                 }
                 let refreshed = match prior_state {
+                    Some(s) if deferred => Some(state_value(s)),
                     Some(s) => match self.refresh(&addr, s, provider.as_ref(), ctx).await {
                         Ok(v) => v,
                         Err(()) => {
@@ -743,8 +748,30 @@ impl ResourceHandler for Planner {
                 };
                 let value = match r.addr.mode {
                     ResourceMode::Data => {
-                        self.plan_data(ctx, &addr, &provider_addr, provider.as_ref(), schema, cfg)
-                            .await
+                        self.plan_data(
+                            ctx,
+                            &addr,
+                            &provider_addr,
+                            provider.as_ref(),
+                            schema,
+                            cfg,
+                            deferred,
+                        )
+                        .await
+                    }
+                    ResourceMode::Managed
+                        if deferred && self.options.mode != PlanMode::RefreshOnly =>
+                    {
+                        Some(self.plan_deferred(
+                            ctx,
+                            module,
+                            r,
+                            &addr,
+                            &provider_addr,
+                            schema,
+                            refreshed,
+                            cfg,
+                        ))
                     }
                     ResourceMode::Managed if self.options.mode == PlanMode::RefreshOnly => {
                         if let Some(v) = &refreshed {
@@ -779,6 +806,7 @@ impl ResourceHandler for Planner {
                             cfg,
                             expansion,
                             &key,
+                            prior_state.is_some_and(|s| s.tainted),
                         )
                         .await
                     }
@@ -794,6 +822,11 @@ impl ResourceHandler for Planner {
                 }
             }
             if self.options.mode == PlanMode::Destroy {
+                // What is recorded is what references see, so providers configured from
+                // these resources (a new cluster's kubeconfig) can reach what they manage.
+                let recorded =
+                    recorded_value(&self.prior.lock().unwrap_or_else(|e| e.into_inner()), &abs);
+                ctx.set_resource(&inst, &r.addr, recorded);
                 for (key, s) in prior_by_key {
                     let addr = abs.instance(key);
                     if !self.options.targets.is_empty()
@@ -850,7 +883,72 @@ fn prevent_destroy_error(r: &Resource, addr: &ResourceInstanceAddr) -> Diagnosti
         .with_help("if destroying it is intended, set `prevent_destroy = false` first; otherwise change the configuration so it is kept")
 }
 
+/// The aggregate value of a resource's recorded instances, as references see it (`count`
+/// instances as a list, `for_each` ones as a map).
+pub fn recorded_value(state: &flotilla_state::State, abs: &AbsResourceAddr) -> Value {
+    let recorded: BTreeMap<InstanceKey, Value> = state
+        .resources
+        .range(abs.instance(InstanceKey::None)..)
+        .take_while(|(a, _)| a.module == abs.module && a.resource == abs.resource)
+        .map(|(a, s)| (a.key.clone(), state_value(s)))
+        .collect();
+    let shape = match recorded.keys().next() {
+        Some(InstanceKey::Int(_)) => Expansion::Count(recorded.len()),
+        Some(InstanceKey::Str(_)) => Expansion::ForEach(BTreeMap::new()),
+        _ => Expansion::Single,
+    };
+    shape.aggregate(recorded)
+}
+
+/// Why a resource whose provider is not configured yet is planned the way it is.
+const DEFERRED: &str =
+    "its provider's configuration is known only after apply; it is planned again then";
+
 impl Planner {
+    /// Plans a resource whose provider configuration is not known yet (it depends on a
+    /// resource this apply creates, such as a new cluster's kubeconfig): nothing can be read
+    /// or asked of the provider, so a new instance is a create and an existing one an update,
+    /// with every computed attribute known after apply. Apply plans it again, for real, once
+    /// the provider is configured.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_deferred(
+        &self,
+        ctx: &WalkCtx,
+        module: &Module,
+        r: &Resource,
+        addr: &ResourceInstanceAddr,
+        provider_addr: &flotilla_config::addr::ProviderConfigAddr,
+        schema: &BlockSchema,
+        prior: Option<Value>,
+        config: Value,
+    ) -> Value {
+        let mut planned = mark_schema_sensitive(proposed_new(schema, None, &config), schema);
+        if let Value::Map(m) = &mut planned {
+            for (name, a) in &schema.attributes {
+                if a.computed && m.get(name).is_none_or(Value::is_null) {
+                    m.insert(name.clone(), Value::Unknown);
+                }
+            }
+        }
+        self.record(ResourceChange {
+            addr: addr.clone(),
+            prev_addr: self.moved.get(addr).cloned(),
+            provider: provider_addr.clone(),
+            action: if prior.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            },
+            before: prior,
+            after: Some(planned.clone()),
+            replace_reasons: Vec::new(),
+            reason: Some(DEFERRED.into()),
+            dependencies: resource_dependencies(ctx, module, r),
+            create_before_destroy: r.lifecycle.create_before_destroy,
+        });
+        planned
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn plan_managed(
         &self,
@@ -866,8 +964,15 @@ impl Planner {
         config: Value,
         expansion: &Expansion,
         key: &InstanceKey,
+        tainted: bool,
     ) -> Option<Value> {
         let type_name = r.addr.type_.as_str();
+        let create_before_destroy = r.lifecycle.create_before_destroy
+            || provider
+                .schema()
+                .resources
+                .get(type_name)
+                .is_some_and(|s| s.create_before_destroy);
         let mut proposed = proposed_new(schema, prior.as_ref(), &config);
         if let Some(p) = &prior {
             proposed = ignore_changes(&r.lifecycle.ignore_changes, schema, p, proposed);
@@ -898,6 +1003,11 @@ impl Planner {
         let mut reason = None;
         if prior.is_some() && self.options.replace.contains(addr) {
             reason = Some("requested with -replace".to_string());
+        } else if prior.is_some() && tainted {
+            reason = Some(
+                "tainted: the last apply wrote it but did not finish (e.g. it never became ready)"
+                    .to_string(),
+            );
         } else if prior.is_some() {
             reason = self.replace_triggered(ctx, inst, r);
         }
@@ -929,7 +1039,7 @@ impl Planner {
                         return None;
                     }
                 }
-                if r.lifecycle.create_before_destroy {
+                if create_before_destroy {
                     Action::CreateThenDelete
                 } else {
                     Action::DeleteThenCreate
@@ -973,7 +1083,7 @@ impl Planner {
             },
             reason: if action.is_replace() { reason } else { None },
             dependencies,
-            create_before_destroy: r.lifecycle.create_before_destroy,
+            create_before_destroy,
         });
         Some(if action == Action::NoOp {
             prior.unwrap_or(planned)
@@ -990,8 +1100,9 @@ impl Planner {
         provider: &dyn Provider,
         schema: &BlockSchema,
         config: Value,
+        deferred: bool,
     ) -> Option<Value> {
-        if config.contains_unknown() {
+        if config.contains_unknown() || deferred {
             let mut after = config.clone();
             if let Value::Map(m) = &mut after {
                 for (name, a) in &schema.attributes {
@@ -1008,7 +1119,11 @@ impl Planner {
                 before: None,
                 after: Some(after.clone()),
                 replace_reasons: Vec::new(),
-                reason: Some("its configuration depends on values known only after apply".into()),
+                reason: Some(if deferred {
+                    DEFERRED.into()
+                } else {
+                    "its configuration depends on values known only after apply".into()
+                }),
                 dependencies: Vec::new(),
                 create_before_destroy: false,
             });
@@ -1049,7 +1164,8 @@ impl Planner {
     }
 }
 
-/// The resources a resource depends on, directly or through locals and variables, in its module.
+/// The resources a resource depends on, directly or through locals, variables and its
+/// provider's configuration, in its module.
 pub fn resource_dependencies(ctx: &WalkCtx, module: &Module, r: &Resource) -> Vec<String> {
     let g = &ctx.graph;
     let Some(me) = g.find(&flotilla_graph::Node {
@@ -1069,7 +1185,9 @@ pub fn resource_dependencies(ctx: &WalkCtx, module: &Module, r: &Resource) -> Ve
             NodeKind::Resource(a) if a.mode == ResourceMode::Managed => {
                 out.push(g.node(n).to_string())
             }
-            NodeKind::Provider(_) | NodeKind::Resource(_) => {}
+            NodeKind::Resource(_) => {}
+            // A provider configured from resources (a cluster's kubeconfig) makes what it
+            // manages depend on them: they are destroyed after it.
             _ => stack.extend(g.dependencies(n)),
         }
     }

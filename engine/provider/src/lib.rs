@@ -113,6 +113,20 @@ pub struct ApplyRequest<'a> {
 pub struct ApplyResponse {
     /// The new state, or `None` after a delete.
     pub new_state: Option<Value>,
+    /// Set when the object was written (so `new_state` is real and must be recorded) but the
+    /// operation still failed, e.g. it never became ready: the engine records it tainted,
+    /// reports this error, and the next plan replaces it.
+    pub failed: Option<ProviderError>,
+}
+
+impl ApplyResponse {
+    /// A successful apply that left this state.
+    pub fn done(new_state: Option<Value>) -> ApplyResponse {
+        ApplyResponse {
+            new_state,
+            failed: None,
+        }
+    }
 }
 
 /// Read the real object behind a state entry (refresh and drift detection).
@@ -184,6 +198,72 @@ pub trait Provider: Send + Sync {
             "{} does not support import",
             req.type_name
         )))
+    }
+}
+
+/// Parses durations like `500ms`, `30s`, `2m`, `1h` and `1h30m` (a bare number is seconds),
+/// as providers' `timeouts` and CLI flags take them.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut secs = 0.0;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..split].parse().ok()?;
+        rest = &rest[split..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        secs += n * match &rest[..unit_end] {
+            "ms" => 0.001,
+            "" | "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+    }
+    Some(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("5 minutes"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
+}
+
+/// Where providers send progress notices ("retrying after 429 ..."); the CLI installs one.
+type NoticeSink = Box<dyn Fn(&str) + Send + Sync>;
+
+static NOTICES: std::sync::RwLock<Option<NoticeSink>> = std::sync::RwLock::new(None);
+
+/// Installs the function that shows providers' progress notices (the CLI prints them to
+/// stderr). Without one, notices are dropped.
+pub fn set_notice_sink(sink: impl Fn(&str) + Send + Sync + 'static) {
+    *NOTICES.write().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(sink));
+}
+
+/// Reports progress that is not an error, such as a retry after a transient API failure.
+/// Never pass sensitive values.
+pub fn notice(message: &str) {
+    if let Some(sink) = NOTICES.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        sink(message);
     }
 }
 

@@ -22,6 +22,10 @@ pub struct ResourceSchema {
     pub description: String,
     /// Its arguments and attributes.
     pub block: BlockSchema,
+    /// Replacements create the new object before destroying the old one, as if the resource
+    /// said `lifecycle { create_before_destroy = true }`: for kinds whose replacement gets a
+    /// new name, so the referrers can move over before the old object goes.
+    pub create_before_destroy: bool,
 }
 
 /// The attributes and nested blocks of a body.

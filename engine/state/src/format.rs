@@ -110,6 +110,7 @@ mod tests {
                 sensitive: serde_json::Value::Bool(false),
                 dependencies: vec!["builtin_data.b".into()],
                 create_before_destroy: false,
+                tainted: false,
             },
         );
         s

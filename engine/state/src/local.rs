@@ -268,6 +268,7 @@ mod tests {
             sensitive: serde_json::Value::Bool(false),
             dependencies: vec![],
             create_before_destroy: false,
+            tainted: false,
         }
     }
 

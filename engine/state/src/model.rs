@@ -20,6 +20,9 @@ pub struct ResourceInstanceState {
     /// Whether it was created with `create_before_destroy`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub create_before_destroy: bool,
+    /// Written but not finished (e.g. it never became ready): the next plan replaces it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tainted: bool,
 }
 
 fn no_marks() -> serde_json::Value {

@@ -44,6 +44,7 @@ fn schema() -> &'static ProviderSchema {
                     .attr("triggers_replace", AttributeSchema::optional(Type::Any, "A change of this value replaces the resource.").force_new())
                     .attr("output", AttributeSchema::computed(Type::Any, "The stored `input`."))
                     .attr("id", AttributeSchema::computed(Type::String, "A random id assigned at creation.")),
+                ..ResourceSchema::default()
             },
         );
         s.resources.insert(
@@ -56,6 +57,7 @@ fn schema() -> &'static ProviderSchema {
                     .attr("sensitive_content", AttributeSchema::optional(Type::String, "Content that is never shown in plans.").sensitive())
                     .attr("file_permission", AttributeSchema::optional(Type::String, "Octal permission bits, default \"0644\".").with_default())
                     .attr("id", AttributeSchema::computed(Type::String, "blake3 hash of the content.")),
+                ..ResourceSchema::default()
             },
         );
         s.resources.insert(
@@ -68,6 +70,7 @@ fn schema() -> &'static ProviderSchema {
                     .attr("keepers", AttributeSchema::optional(Type::Map(Box::new(Type::String)), "Arbitrary values; a change makes a new string.").force_new())
                     .attr("result", AttributeSchema::computed(Type::String, "The random string."))
                     .attr("id", AttributeSchema::computed(Type::String, "Same as `result`.")),
+                ..ResourceSchema::default()
             },
         );
         s.resources.insert(
@@ -79,6 +82,7 @@ fn schema() -> &'static ProviderSchema {
                     .attr("destroy_duration", AttributeSchema::optional(Type::String, "How long to wait on destroy."))
                     .attr("triggers", AttributeSchema::optional(Type::Map(Box::new(Type::String)), "Arbitrary values; a change waits again.").force_new())
                     .attr("id", AttributeSchema::computed(Type::String, "When the wait finished (RFC 3339).")),
+                ..ResourceSchema::default()
             },
         );
         s.data_sources.insert(
@@ -89,6 +93,7 @@ fn schema() -> &'static ProviderSchema {
                     .attr("path", AttributeSchema::required(Type::String, "The file to read."))
                     .attr("content", AttributeSchema::computed(Type::String, "The file's content."))
                     .attr("id", AttributeSchema::computed(Type::String, "blake3 hash of the content.")),
+                ..ResourceSchema::default()
             },
         );
         s
@@ -158,18 +163,7 @@ fn random_string(length: usize, special: bool) -> String {
 
 /// Parses `500ms`, `30s`, `2m`, `1h`.
 fn duration(s: &str, attr: &str) -> ProviderResult<std::time::Duration> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let n: f64 = s[..split].parse().map_err(|_| bad_duration(s, attr))?;
-    let secs = match &s[split..] {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad_duration(s, attr)),
-    };
-    Ok(std::time::Duration::from_secs_f64(secs))
+    flotilla_provider::parse_duration(s).ok_or_else(|| bad_duration(s, attr))
 }
 
 fn bad_duration(s: &str, attr: &str) -> ProviderError {
@@ -351,7 +345,7 @@ impl Provider for Builtin {
                     }
                 }
             }
-            return Ok(ApplyResponse { new_state: None });
+            return Ok(ApplyResponse::done(None));
         };
         let mut m = attrs(planned);
         match req.type_name {
@@ -396,9 +390,7 @@ impl Provider for Builtin {
             }
             other => return Err(ProviderError::new(format!("unknown resource type {other}"))),
         }
-        Ok(ApplyResponse {
-            new_state: Some(Value::Map(m)),
-        })
+        Ok(ApplyResponse::done(Some(Value::Map(m))))
     }
 
     async fn read(&self, req: ReadRequest<'_>) -> ProviderResult<ReadResponse> {

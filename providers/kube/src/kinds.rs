@@ -1,0 +1,246 @@
+//! The table every Kubernetes provider is made of: one [`Kind`] per resource type, saying
+//! which Kubernetes kind it manages, how its attributes map onto the object, which changes
+//! force a replacement and when the object counts as ready.
+
+use flotilla_sandbox::Ecosystem;
+
+/// One resource type backed by one Kubernetes kind.
+#[derive(Debug)]
+pub struct Kind {
+    /// The resource type, e.g. `capi_cluster`.
+    pub type_name: &'static str,
+    /// What it is, for docs and `--help`.
+    pub description: &'static str,
+    /// `group/version` (or `v1` for the core group).
+    pub api_version: &'static str,
+    /// The Kubernetes kind.
+    pub kind: &'static str,
+    /// The resource's plural name in URLs.
+    pub plural: &'static str,
+    /// Namespaced (true) or cluster-scoped.
+    pub namespaced: bool,
+    /// Attributes that become top-level fields of the object, besides the metadata.
+    pub fields: &'static [Field],
+    /// Dotted object paths whose change always needs a new object, whatever the server says.
+    /// A trailing `?` means only adding or removing the field does.
+    pub force_new: &'static [&'static str],
+    /// Dotted object paths the server refuses to change in place (webhooks answer 422 or deny
+    /// the request); a dry-run refused on one of these plans a replacement with the server's
+    /// message as the reason. Refusals elsewhere are plan errors.
+    pub immutable: &'static [&'static str],
+    /// Whether the object's name carries a hash of `spec.template.spec`, so a change creates a
+    /// new object under a new name (create before destroy) and the referrers move to it.
+    pub rotate: bool,
+    /// When the object counts as ready after a write.
+    pub readiness: Readiness,
+    /// The ecosystem whose CRDs define the kind (installed into sandbox clusters; the source
+    /// of the offline schema).
+    pub ecosystem: Option<Ecosystem>,
+    /// Whether the resource exports `kubeconfig`, read from the `<name>-kubeconfig` Secret
+    /// (Cluster API clusters).
+    pub kubeconfig: bool,
+}
+
+impl Kind {
+    /// The API group (empty for the core group).
+    pub fn group(&self) -> &'static str {
+        self.api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
+    }
+
+    /// The version.
+    pub fn version(&self) -> &'static str {
+        self.api_version
+            .rsplit_once('/')
+            .map(|(_, v)| v)
+            .unwrap_or(self.api_version)
+    }
+}
+
+/// An attribute stored as a top-level field of the object (`spec`, `data`, `type`).
+#[derive(Debug)]
+pub struct Field {
+    /// The attribute's name.
+    pub attr: &'static str,
+    /// The object's field.
+    pub key: &'static str,
+    /// Its shape.
+    pub shape: Shape,
+    /// Must be set.
+    pub required: bool,
+    /// Never shown.
+    pub sensitive: bool,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+/// How an attribute's value is written into the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Any value, in upstream field names (`spec`).
+    Any,
+    /// A string.
+    String,
+    /// A map of strings.
+    StringMap,
+    /// A map of strings written base64-encoded (Secret `data`).
+    Base64Map,
+    /// The whole object (`kube_manifest`): apiVersion, kind, metadata and the rest.
+    Manifest,
+}
+
+/// When a written object counts as ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// As soon as the API server accepted it (kinds without status).
+    Accepted,
+    /// When the condition of this type is `True` and observes the current generation.
+    Condition(&'static str),
+    /// When `status.phase` is this value.
+    Phase(&'static str),
+    /// Any kind (`kube_manifest`): a `Ready` condition when the object has one, else accepted.
+    Auto,
+}
+
+/// The `spec` attribute of a kind defined by a CRD.
+pub const SPEC: Field = Field {
+    attr: "spec",
+    key: "spec",
+    shape: Shape::Any,
+    required: true,
+    sensitive: false,
+    doc: "The object's `spec`, in the kind's upstream field names (camelCase).",
+};
+
+/// `kube_manifest`: any object, given whole.
+pub static MANIFEST: Kind = Kind {
+    type_name: "kube_manifest",
+    description: "Any Kubernetes object, given whole in upstream field names: `manifest = { apiVersion, kind, metadata, ... }`.",
+    api_version: "",
+    kind: "",
+    plural: "",
+    namespaced: true,
+    fields: &[Field {
+        attr: "manifest",
+        key: "",
+        shape: Shape::Manifest,
+        required: true,
+        sensitive: false,
+        doc: "The object: `apiVersion`, `kind`, `metadata` (`name`, optional `namespace`) and the rest of its fields.",
+    }],
+    force_new: &["apiVersion", "kind", "metadata.name", "metadata.namespace"],
+    immutable: &[],
+    rotate: false,
+    readiness: Readiness::Auto,
+    ecosystem: None,
+    kubeconfig: false,
+};
+
+/// Kinds controllers generate: flotilla never manages them (read them with `data "kube_object"`).
+pub const GENERATED: &[(&str, &str)] = &[
+    ("work.karmada.io", "ResourceBinding"),
+    ("work.karmada.io", "ClusterResourceBinding"),
+    ("work.karmada.io", "Work"),
+    ("scheduling.volcano.sh", "PodGroup"),
+    ("cluster.x-k8s.io", "Machine"),
+    ("cluster.x-k8s.io", "MachineSet"),
+];
+
+impl Kind {
+    /// Whether this is `kube_manifest`.
+    pub fn is_manifest(&self) -> bool {
+        self.fields
+            .first()
+            .is_some_and(|f| f.shape == Shape::Manifest)
+    }
+}
+
+/// The generic kinds of the `kube` provider.
+pub static KUBE_KINDS: &[Kind] = &[
+    Kind {
+        type_name: "kube_namespace",
+        description: "A Namespace.",
+        api_version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        namespaced: false,
+        fields: &[],
+        force_new: &[],
+        immutable: &[],
+        rotate: false,
+        readiness: Readiness::Phase("Active"),
+        ecosystem: None,
+        kubeconfig: false,
+    },
+    Kind {
+        type_name: "kube_config_map",
+        description: "A ConfigMap.",
+        api_version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        namespaced: true,
+        fields: &[Field {
+            attr: "data",
+            key: "data",
+            shape: Shape::StringMap,
+            required: false,
+            sensitive: false,
+            doc: "The ConfigMap's data: string keys and values.",
+        }],
+        force_new: &[],
+        immutable: &[],
+        rotate: false,
+        readiness: Readiness::Accepted,
+        ecosystem: None,
+        kubeconfig: false,
+    },
+    Kind {
+        type_name: "kube_secret",
+        description: "A Secret. `data` holds plain strings (flotilla encodes them) and is sensitive.",
+        api_version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        namespaced: true,
+        fields: &[
+            Field {
+                attr: "data",
+                key: "data",
+                shape: Shape::Base64Map,
+                required: false,
+                sensitive: true,
+                doc: "The Secret's data as plain strings; never shown.",
+            },
+            Field {
+                attr: "type",
+                key: "type",
+                shape: Shape::String,
+                required: false,
+                sensitive: false,
+                doc: "The Secret's type, default \"Opaque\"; changing it replaces the Secret.",
+            },
+        ],
+        force_new: &["type"],
+        immutable: &["type"],
+        rotate: false,
+        readiness: Readiness::Accepted,
+        ecosystem: None,
+        kubeconfig: false,
+    },
+    Kind {
+        type_name: "kube_crd",
+        description: "A CustomResourceDefinition; ready once `Established`.",
+        api_version: "apiextensions.k8s.io/v1",
+        kind: "CustomResourceDefinition",
+        plural: "customresourcedefinitions",
+        namespaced: false,
+        fields: &[SPEC],
+        force_new: &["spec.group", "spec.names.plural", "spec.scope"],
+        immutable: &["spec.group", "spec.names.plural", "spec.scope"],
+        rotate: false,
+        readiness: Readiness::Condition("Established"),
+        ecosystem: None,
+        kubeconfig: false,
+    },
+];

@@ -1,0 +1,1352 @@
+//! The Kubernetes provider runtime, shared by every Kubernetes provider, and the generic
+//! `kube` provider built on it.
+//!
+//! A Kubernetes provider is a [`Catalog`]: a name, a table of [`Kind`]s (one per resource
+//! type) and the ecosystems whose CRDs it needs. [`KubeProvider`] turns any catalog into a
+//! [`Provider`]:
+//!
+//! - **connection** ([`conn`]): `kubeconfig`, `kubeconfig_raw`, `context` or `sandbox`; one
+//!   client per cluster, made on first use;
+//! - **plan**: GET the live object, then a server-side apply with `dryRun=All` as
+//!   `fieldManager=flotilla`. Attributes are compared on the fields flotilla sets, projected
+//!   from the live object and from the dry-run result ([`object`]), so server defaults,
+//!   webhooks and controllers never cause perpetual diffs. A refusal on a field of the kind's
+//!   `immutable` list plans a replacement with the server's message; any other refusal is a
+//!   plan error with that message; a 409 names the other field manager;
+//! - **apply**: server-side apply, then wait for the kind's readiness ([`ops::check`]) within
+//!   `timeouts`; an object that never becomes ready is recorded tainted. Deletes use
+//!   foreground propagation and wait until the object is gone;
+//! - **refresh**: the live object projected onto the recorded attributes, so edits made
+//!   outside flotilla to fields it manages show as drift;
+//! - **retries**: 429, 5xx and broken connections are retried with backoff ([`ops::call`]);
+//! - **offline validation** ([`validate`]): `spec` against the kind's CRD schema.
+
+pub mod conn;
+pub mod kinds;
+pub mod object;
+pub mod ops;
+pub mod validate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use flotilla_lang::{AttrPath, PathStep};
+use flotilla_provider::{
+    ApplyRequest, ApplyResponse, AttributeSchema, BlockSchema, ImportRequest, NestedBlockSchema,
+    Nesting, PlanRequest, PlanResponse, Provider, ProviderError, ProviderResult, ProviderSchema,
+    ReadDataRequest, ReadRequest, ReadResponse, ReplaceReason, ResourceSchema, Type, Value,
+};
+use flotilla_sandbox::Ecosystem;
+use kube::discovery::ApiResource;
+use serde_json::Value as Json;
+
+pub use conn::{Settings, Target, shutdown};
+pub use kinds::{Field, Kind, Readiness, Shape};
+
+use object::{attrs, string};
+
+/// A Kubernetes provider's table.
+#[derive(Debug)]
+pub struct Catalog {
+    /// The provider's name (the prefix of its resource types).
+    pub name: &'static str,
+    /// Its resource types.
+    pub kinds: &'static [&'static Kind],
+    /// The ecosystems whose CRDs sandbox clusters get when this provider connects.
+    pub ecosystems: &'static [Ecosystem],
+    /// Whether it offers the data sources `<name>_object` and `<name>_secret`.
+    pub data_sources: bool,
+}
+
+/// The generic `kube` provider.
+pub static KUBE: Catalog = Catalog {
+    name: "kube",
+    kinds: &[
+        &kinds::MANIFEST,
+        &kinds::KUBE_KINDS[0],
+        &kinds::KUBE_KINDS[1],
+        &kinds::KUBE_KINDS[2],
+        &kinds::KUBE_KINDS[3],
+    ],
+    ecosystems: &[],
+    data_sources: true,
+};
+
+/// A new `kube` provider instance, for the registry.
+pub fn factory() -> Arc<dyn Provider> {
+    Arc::new(KubeProvider::new(&KUBE))
+}
+
+/// Default time to wait for an object to become ready after a create or an update.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Default time to wait for an object to be gone after a delete.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A provider over a [`Catalog`].
+pub struct KubeProvider {
+    catalog: &'static Catalog,
+    schema: &'static ProviderSchema,
+    settings: OnceLock<Settings>,
+    target: tokio::sync::OnceCell<Arc<Target>>,
+}
+
+impl KubeProvider {
+    /// An unconfigured instance.
+    pub fn new(catalog: &'static Catalog) -> KubeProvider {
+        KubeProvider {
+            catalog,
+            schema: schema(catalog),
+            settings: OnceLock::new(),
+            target: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn kind(&self, type_name: &str) -> ProviderResult<&'static Kind> {
+        self.catalog
+            .kinds
+            .iter()
+            .copied()
+            .find(|k| k.type_name == type_name)
+            .ok_or_else(|| ProviderError::new(format!("unknown resource type {type_name}")))
+    }
+
+    /// The cluster, connecting on first use.
+    async fn target(&self) -> ProviderResult<&Arc<Target>> {
+        self.target
+            .get_or_try_init(|| async {
+                let settings = self.settings.get().cloned().unwrap_or_default();
+                conn::connect(&settings, self.catalog.ecosystems).await
+            })
+            .await
+    }
+}
+
+/// The schema of a catalog, built once per catalog.
+fn schema(catalog: &'static Catalog) -> &'static ProviderSchema {
+    static SCHEMAS: Mutex<Vec<(&'static str, &'static ProviderSchema)>> = Mutex::new(Vec::new());
+    let mut all = SCHEMAS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, s)) = all.iter().find(|(n, _)| *n == catalog.name) {
+        return s;
+    }
+    let s: &'static ProviderSchema = Box::leak(Box::new(build_schema(catalog)));
+    all.push((catalog.name, s));
+    s
+}
+
+fn string_map() -> Type {
+    Type::Map(Box::new(Type::String))
+}
+
+fn build_schema(catalog: &Catalog) -> ProviderSchema {
+    let mut s = ProviderSchema::default();
+    s.provider = BlockSchema::default()
+        .attr(
+            "kubeconfig",
+            AttributeSchema::optional(Type::String, "Path of a kubeconfig file."),
+        )
+        .attr(
+            "kubeconfig_raw",
+            AttributeSchema::optional(
+                Type::String,
+                "A kubeconfig document, e.g. `capi_cluster.x.kubeconfig`.",
+            )
+            .sensitive(),
+        )
+        .attr(
+            "context",
+            AttributeSchema::optional(
+                Type::String,
+                "The kubeconfig context; default: its current context.",
+            ),
+        )
+        .attr(
+            "sandbox",
+            AttributeSchema::optional(
+                Type::String,
+                "A sandbox cluster's name (started under .flotilla/sandbox if needed).",
+            ),
+        );
+    let timeouts = BlockSchema::default()
+        .attr(
+            "create",
+            AttributeSchema::optional(
+                Type::String,
+                "How long to wait for readiness after a create (default 10m).",
+            ),
+        )
+        .attr(
+            "update",
+            AttributeSchema::optional(
+                Type::String,
+                "How long to wait for readiness after an update (default 10m).",
+            ),
+        )
+        .attr(
+            "delete",
+            AttributeSchema::optional(
+                Type::String,
+                "How long to wait for the object to be gone (default 10m).",
+            ),
+        );
+    for kind in catalog.kinds {
+        let mut b = BlockSchema::default();
+        if !kind.is_manifest() {
+            b = b
+                .attr("name", AttributeSchema::required(Type::String, if kind.rotate { "The base name; the object is named `NAME-HASH`, HASH covering spec.template.spec." } else { "The object's name." }))
+                .attr("labels", AttributeSchema::optional(string_map(), "Labels flotilla sets (others' labels are left alone)."))
+                .attr("annotations", AttributeSchema::optional(string_map(), "Annotations flotilla sets."));
+            if kind.namespaced {
+                b = b.attr(
+                    "namespace",
+                    AttributeSchema::optional(Type::String, "The namespace, default \"default\".")
+                        .with_default(),
+                );
+            }
+        }
+        for f in kind.fields {
+            let ty = match f.shape {
+                Shape::Any | Shape::Manifest => Type::Any,
+                Shape::String => Type::String,
+                Shape::StringMap | Shape::Base64Map => string_map(),
+            };
+            let mut a = if f.required {
+                AttributeSchema::required(ty, f.doc)
+            } else {
+                AttributeSchema::optional(ty, f.doc)
+            };
+            if f.sensitive {
+                a = a.sensitive();
+            }
+            b = b.attr(f.attr, a);
+        }
+        b = b
+            .attr(
+                "force_conflicts",
+                AttributeSchema::optional(
+                    Type::Bool,
+                    "Take over fields another field manager owns (server-side apply `force`).",
+                ),
+            )
+            .attr(
+                "wait",
+                AttributeSchema::optional(
+                    Type::Bool,
+                    "Wait for the object to become ready after a write (default true).",
+                ),
+            )
+            .attr(
+                "id",
+                AttributeSchema::computed(
+                    Type::String,
+                    "`namespace/name`, or `name` when cluster-scoped.",
+                ),
+            )
+            .attr(
+                "uid",
+                AttributeSchema::computed(Type::String, "The object's uid."),
+            )
+            .block(
+                "timeouts",
+                NestedBlockSchema {
+                    nesting: Nesting::Single,
+                    block: timeouts.clone(),
+                },
+            );
+        if kind.rotate {
+            b = b.attr(
+                "object_name",
+                AttributeSchema::computed(
+                    Type::String,
+                    "The object's name, `NAME-HASH`: refer to this from other objects.",
+                ),
+            );
+        }
+        if kind.kubeconfig {
+            b = b.attr("kubeconfig", AttributeSchema::computed(Type::String, "A kubeconfig for the new cluster, from its `<name>-kubeconfig` Secret once it is Available.").sensitive());
+        }
+        s.resources.insert(
+            kind.type_name.to_string(),
+            ResourceSchema {
+                description: format!("{} ({} {})", kind.description, kind.api_version, kind.kind)
+                    .replace(" ( )", ""),
+                block: b,
+                create_before_destroy: kind.rotate,
+            },
+        );
+    }
+    if catalog.data_sources {
+        s.data_sources.insert(
+            format!("{}_object", catalog.name),
+            ResourceSchema {
+                description: "Reads any object, e.g. one a controller generated.".into(),
+                block: BlockSchema::default()
+                    .attr(
+                        "api_version",
+                        AttributeSchema::required(Type::String, "`group/version`, or `v1`."),
+                    )
+                    .attr("kind", AttributeSchema::required(Type::String, "The kind."))
+                    .attr("name", AttributeSchema::required(Type::String, "The name."))
+                    .attr(
+                        "namespace",
+                        AttributeSchema::optional(
+                            Type::String,
+                            "The namespace (namespaced kinds; default \"default\").",
+                        ),
+                    )
+                    .attr(
+                        "object",
+                        AttributeSchema::computed(Type::Any, "The object, without managedFields."),
+                    ),
+                create_before_destroy: false,
+            },
+        );
+        s.data_sources.insert(
+            format!("{}_secret", catalog.name),
+            ResourceSchema {
+                description: "Reads a Secret; `data` is decoded and sensitive.".into(),
+                block: BlockSchema::default()
+                    .attr("name", AttributeSchema::required(Type::String, "The name."))
+                    .attr(
+                        "namespace",
+                        AttributeSchema::optional(
+                            Type::String,
+                            "The namespace, default \"default\".",
+                        ),
+                    )
+                    .attr(
+                        "data",
+                        AttributeSchema::computed(string_map(), "The data, decoded.").sensitive(),
+                    )
+                    .attr(
+                        "type",
+                        AttributeSchema::computed(Type::String, "The Secret's type."),
+                    ),
+                create_before_destroy: false,
+            },
+        );
+    }
+    s
+}
+
+/// Where an object lives: its API resource, namespace and name.
+struct Location {
+    resource: ApiResource,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl Location {
+    fn id(&self) -> String {
+        object::id(self.namespace.as_deref(), &self.name)
+    }
+}
+
+fn resource_of(kind: &Kind) -> ApiResource {
+    ApiResource {
+        group: kind.group().into(),
+        version: kind.version().into(),
+        api_version: kind.api_version.into(),
+        kind: kind.kind.into(),
+        plural: kind.plural.into(),
+    }
+}
+
+/// Discovered API resources for `kube_manifest`, by runtime-independent key.
+static DISCOVERED: Mutex<Vec<(String, String, ApiResource, bool)>> = Mutex::new(Vec::new());
+
+impl KubeProvider {
+    /// Where the object a value describes lives. For `kube_manifest`, discovery tells the
+    /// plural and scope (`None` when the kind is not served yet, e.g. its CRD is created in
+    /// the same apply).
+    async fn locate(&self, kind: &Kind, v: &Value) -> ProviderResult<Option<Location>> {
+        let m = attrs(v);
+        if !kind.is_manifest() {
+            let name = object::object_name(kind, &m)
+                .ok_or_else(|| ProviderError::new("the object's name is not known"))?;
+            return Ok(Some(Location {
+                resource: resource_of(kind),
+                namespace: object::namespace(kind, &m),
+                name,
+            }));
+        }
+        let manifest = m.get("manifest").map(Value::to_json).unwrap_or(Json::Null);
+        let api_version = manifest["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let kind_name = manifest["kind"].as_str().unwrap_or_default().to_string();
+        let name = manifest["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let target = self.target().await?;
+        let key = format!("{}|{}", target.url, api_version);
+        let cached = DISCOVERED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(k, kn, _, _)| *k == key && *kn == kind_name)
+            .map(|(_, _, r, n)| (r.clone(), *n));
+        let (resource, namespaced) = match cached {
+            Some(c) => c,
+            None => {
+                let (group, version) = api_version
+                    .rsplit_once('/')
+                    .unwrap_or(("", api_version.as_str()));
+                let gvk = kube::core::GroupVersionKind::gvk(group, version, &kind_name);
+                match ops::call(target, "discover", || {
+                    kube::discovery::pinned_kind(&target.client, &gvk)
+                })
+                .await
+                {
+                    Ok((resource, caps)) => {
+                        let namespaced = caps.scope == kube::discovery::Scope::Namespaced;
+                        DISCOVERED.lock().unwrap_or_else(|e| e.into_inner()).push((
+                            key,
+                            kind_name.clone(),
+                            resource.clone(),
+                            namespaced,
+                        ));
+                        (resource, namespaced)
+                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+                    Err(kube::Error::Discovery(_)) => return Ok(None),
+                    Err(e) => {
+                        return Err(ops::api_error(
+                            target,
+                            &format!("cannot discover {api_version} {kind_name}"),
+                            &e,
+                        ));
+                    }
+                }
+            }
+        };
+        let namespace = namespaced.then(|| {
+            manifest["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string()
+        });
+        Ok(Some(Location {
+            resource,
+            namespace,
+            name,
+        }))
+    }
+}
+
+/// The `timeouts` block's setting for `op`, or the default.
+fn timeout(v: &Value, op: &str, default: Duration) -> Duration {
+    v.get_attr("timeouts")
+        .and_then(|t| t.get_attr(op))
+        .and_then(|d| match d {
+            Value::String(s) => flotilla_provider::parse_duration(&s),
+            _ => None,
+        })
+        .unwrap_or(default)
+}
+
+fn flag(v: &Value, key: &str, default: bool) -> bool {
+    match v.get_attr(key) {
+        Some(Value::Bool(b)) => b,
+        _ => default,
+    }
+}
+
+/// A dotted object path as an attribute path (`spec.clusterName` → `spec.clusterName`; for
+/// `kube_manifest`, under `manifest`).
+fn attr_path(kind: &Kind, dotted: &str) -> AttrPath {
+    let mut steps: Vec<PathStep> = Vec::new();
+    if kind.is_manifest() {
+        steps.push(PathStep::Key("manifest".into()));
+    }
+    steps.extend(
+        dotted
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(|s| PathStep::Key(s.to_string())),
+    );
+    AttrPath(steps)
+}
+
+/// The object-path changes between two values that need a new object, by the kind's table.
+fn static_replacements(kind: &Kind, prior: &Value, proposed: &Value) -> Vec<ReplaceReason> {
+    let old = object::build(kind, prior).ok();
+    let new = object::build(kind, proposed).ok();
+    let (Some(old), Some(new)) = (old, new) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if !kind.is_manifest() {
+        for (path, what) in [
+            ("metadata.name", "the name"),
+            ("metadata.namespace", "the namespace"),
+        ] {
+            if object::at(&old, path) != object::at(&new, path) {
+                let attr = if path.ends_with("name") && !path.ends_with("space") {
+                    "name"
+                } else {
+                    "namespace"
+                };
+                let reason = if kind.rotate
+                    && attr == "name"
+                    && string(&attrs(prior), "name") == string(&attrs(proposed), "name")
+                {
+                    format!(
+                        "spec.template.spec cannot change in place; the template is rotated to a new object, {}, and its referrers follow",
+                        object::at(&new, path).and_then(Json::as_str).unwrap_or("?")
+                    )
+                } else {
+                    format!("{what} of a Kubernetes object cannot change")
+                };
+                out.push(ReplaceReason {
+                    path: if kind.rotate && reason.starts_with("spec.template") {
+                        AttrPath(vec![
+                            PathStep::Key("spec".into()),
+                            PathStep::Key("template".into()),
+                            PathStep::Key("spec".into()),
+                        ])
+                    } else {
+                        AttrPath::attr(attr)
+                    },
+                    reason,
+                });
+            }
+        }
+    }
+    for entry in kind.force_new {
+        let (path, presence) = match entry.strip_suffix('?') {
+            Some(p) => (p, true),
+            None => (*entry, false),
+        };
+        let (a, b) = (object::at(&old, path), object::at(&new, path));
+        let changed = if presence {
+            a.is_some() != b.is_some()
+        } else {
+            a != b
+        };
+        if changed {
+            let reason = if presence {
+                format!("{path} cannot be added or removed once the object exists")
+            } else {
+                format!("{path} cannot change in place")
+            };
+            out.push(ReplaceReason {
+                path: attr_path(kind, path),
+                reason,
+            });
+        }
+    }
+    out
+}
+
+/// The field a refusal is about, from its causes (`spec.clusterName`), when the server says.
+fn refused_fields(status: &kube::core::Status) -> Vec<String> {
+    status
+        .details
+        .as_ref()
+        .map(|d| {
+            d.causes
+                .iter()
+                .map(|c| c.field.trim_start_matches('.').to_string())
+                .filter(|f| !f.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a refusal is the server saying a field cannot change in place.
+fn immutability_refusal(kind: &Kind, status: &kube::core::Status) -> Option<String> {
+    if !matches!(status.code, 400 | 403 | 422) {
+        return None;
+    }
+    let fields = refused_fields(status);
+    let listed = |f: &str| {
+        kind.immutable
+            .iter()
+            .any(|p| f.starts_with(p) || p.starts_with(f))
+    };
+    let hit = fields.iter().find(|f| listed(f)).cloned().or_else(|| {
+        kind.immutable
+            .iter()
+            .find(|p| status.message.contains(*p))
+            .map(|p| p.to_string())
+    })?;
+    Some(hit)
+}
+
+/// The plan-time error for a conflict with another field manager.
+fn conflict_error(target: &Target, loc: &Location, status: &kube::core::Status) -> ProviderError {
+    ProviderError::new(format!(
+        "{} {} has fields another field manager owns: {}",
+        loc.resource.kind,
+        loc.id(),
+        status.message
+    ))
+    .with_detail(format!(
+        "{} refused flotilla's server-side apply; set `force_conflicts = true` on the resource to take the fields over, or drop them from the configuration to leave them to their owner",
+        target.describe()
+    ))
+}
+
+impl KubeProvider {
+    /// The computed attributes of a planned value.
+    fn computed(
+        &self,
+        kind: &Kind,
+        planned: &mut BTreeMap<String, Value>,
+        prior: Option<&Value>,
+        live: Option<&Json>,
+        loc: Option<&Location>,
+    ) {
+        let known = |k: &str| prior.and_then(|p| p.get_attr(k));
+        let same_object = prior.is_some() && live.is_some();
+        planned.insert(
+            "id".into(),
+            loc.map(|l| Value::string(l.id())).unwrap_or(Value::Unknown),
+        );
+        planned.insert(
+            "uid".into(),
+            match live.and_then(|l| l["metadata"]["uid"].as_str()) {
+                Some(uid) if same_object => Value::string(uid),
+                _ => Value::Unknown,
+            },
+        );
+        if kind.namespaced
+            && !kind.is_manifest()
+            && planned.get("namespace").is_none_or(Value::is_null)
+        {
+            planned.insert("namespace".into(), Value::string("default"));
+        }
+        if kind.rotate {
+            planned.insert(
+                "object_name".into(),
+                object::object_name(kind, planned)
+                    .map(Value::string)
+                    .unwrap_or(Value::Unknown),
+            );
+        }
+        if kind.kubeconfig {
+            planned.insert(
+                "kubeconfig".into(),
+                match known("kubeconfig") {
+                    Some(k) if same_object && !k.is_null() => k,
+                    _ => Value::Unknown.sensitive(),
+                },
+            );
+        }
+    }
+
+    async fn plan(&self, req: PlanRequest<'_>) -> ProviderResult<PlanResponse> {
+        let kind = self.kind(req.type_name)?;
+        let mut planned = attrs(req.proposed);
+        let config_known = object::managed(kind, req.proposed)
+            .keys()
+            .all(|k| planned.get(k).is_none_or(|v| !v.contains_unknown()))
+            && ["name", "namespace"]
+                .iter()
+                .all(|k| planned.get(*k).is_none_or(|v| !v.contains_unknown()));
+        let mut reasons = match req.prior {
+            Some(prior) if config_known => static_replacements(kind, prior, req.proposed),
+            _ => Vec::new(),
+        };
+        if !config_known {
+            let loc = if kind.is_manifest() {
+                None
+            } else {
+                object::object_name(kind, &planned).map(|name| Location {
+                    resource: resource_of(kind),
+                    namespace: object::namespace(kind, &planned),
+                    name,
+                })
+            };
+            let same = req.prior.is_some();
+            self.computed(kind, &mut planned, req.prior, None, loc.as_ref());
+            if same && let Some(uid) = req.prior.and_then(|p| p.get_attr("uid")) {
+                planned.insert("uid".into(), uid);
+            }
+            if same
+                && kind.kubeconfig
+                && let Some(k) = req.prior.and_then(|p| p.get_attr("kubeconfig"))
+            {
+                planned.insert("kubeconfig".into(), k);
+            }
+            return Ok(PlanResponse {
+                planned: Value::Map(planned),
+                requires_replace: reasons,
+            });
+        }
+        let target = self.target().await?;
+        let Some(loc) = self.locate(kind, req.proposed).await? else {
+            // The kind is not served yet (its CRD comes with this apply): plan without the server.
+            self.computed(kind, &mut planned, None, None, None);
+            return Ok(PlanResponse {
+                planned: Value::Map(planned),
+                requires_replace: reasons,
+            });
+        };
+        let live = ops::get(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?;
+        let prior = req.prior.filter(|_| live.is_some());
+        if let (Some(prior), Some(live)) = (prior, &live)
+            && reasons.is_empty()
+            && object::managed(kind, prior) == object::managed(kind, req.proposed)
+        {
+            // Nothing flotilla sets differs from the cluster: nothing to ask the server.
+            self.computed(kind, &mut planned, Some(prior), Some(live), Some(&loc));
+            return Ok(PlanResponse {
+                planned: Value::Map(planned),
+                requires_replace: reasons,
+            });
+        }
+        let desired = object::build(kind, req.proposed)?;
+        let force = flag(req.proposed, "force_conflicts", false);
+        match ops::apply(
+            target,
+            &loc.resource,
+            loc.namespace.as_deref(),
+            &loc.name,
+            &desired,
+            true,
+            force,
+        )
+        .await
+        {
+            Ok(merged) => {
+                if let (Some(prior), Some(live)) = (prior, &live)
+                    && reasons.is_empty()
+                    && object::unchanged(kind, prior, req.proposed, live, &merged)
+                {
+                    // The server would leave every field flotilla sets as it is (it normalises
+                    // or defaults them): keep what is recorded, so the plan shows no change.
+                    for (k, v) in object::managed(kind, prior) {
+                        planned.insert(k, Value::from_json(&v));
+                    }
+                }
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Err(conflict_error(target, &loc, &status));
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                // Its namespace is created by this apply: the server can check it only then.
+            }
+            Err(kube::Error::Api(status)) => match (prior, immutability_refusal(kind, &status)) {
+                (Some(_), Some(field)) => {
+                    reasons.retain(|r| !r.path.to_string().starts_with(&field));
+                    reasons.push(ReplaceReason {
+                        path: attr_path(kind, &field),
+                        reason: status.message.clone(),
+                    });
+                }
+                _ => {
+                    return Err(ProviderError::new(format!(
+                        "the API server refused {} {}: {}",
+                        loc.resource.kind,
+                        loc.id(),
+                        status.message
+                    ))
+                    .with_detail(format!(
+                        "{} answered {} {} to a dry-run apply",
+                        target.describe(),
+                        status.code,
+                        status.reason
+                    )));
+                }
+            },
+            Err(e) => {
+                return Err(ops::api_error(
+                    target,
+                    &format!("cannot plan {} {}", loc.resource.kind, loc.id()),
+                    &e,
+                ));
+            }
+        }
+        let (prior_for_computed, live_for_computed) = if reasons.is_empty() {
+            (prior, live.as_ref())
+        } else {
+            (None, None)
+        };
+        self.computed(
+            kind,
+            &mut planned,
+            prior_for_computed,
+            live_for_computed,
+            Some(&loc),
+        );
+        Ok(PlanResponse {
+            planned: Value::Map(planned),
+            requires_replace: reasons,
+        })
+    }
+
+    /// Reads the new cluster's kubeconfig from its `<name>-kubeconfig` Secret.
+    async fn kubeconfig(&self, loc: &Location) -> ProviderResult<Option<String>> {
+        let target = self.target().await?;
+        let secret = ops::get(
+            target,
+            &secret_resource(),
+            loc.namespace.as_deref(),
+            &format!("{}-kubeconfig", loc.name),
+        )
+        .await?;
+        Ok(secret.and_then(|s| {
+            let encoded = s["data"]["value"].as_str()?.to_string();
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()?;
+            String::from_utf8(bytes).ok()
+        }))
+    }
+
+    /// The state after a write: the applied object projected onto the planned attributes.
+    fn written(
+        &self,
+        kind: &Kind,
+        planned: &Value,
+        obj: &Json,
+        loc: &Location,
+    ) -> BTreeMap<String, Value> {
+        let mut m = attrs(&object::refreshed(kind, planned, obj));
+        m.insert("id".into(), Value::string(loc.id()));
+        m.insert(
+            "uid".into(),
+            obj["metadata"]["uid"]
+                .as_str()
+                .map(Value::string)
+                .unwrap_or(Value::Null),
+        );
+        if kind.rotate {
+            m.insert("object_name".into(), Value::string(&loc.name));
+        }
+        m
+    }
+
+    async fn apply(&self, req: ApplyRequest<'_>) -> ProviderResult<ApplyResponse> {
+        let kind = self.kind(req.type_name)?;
+        let target = self.target().await?;
+        let Some(planned) = req.planned else {
+            let prior = req
+                .prior
+                .ok_or_else(|| ProviderError::new("nothing to delete"))?;
+            let Some(loc) = self.locate(kind, prior).await? else {
+                return Ok(ApplyResponse::done(None));
+            };
+            ops::delete(
+                target,
+                &loc.resource,
+                loc.namespace.as_deref(),
+                &loc.name,
+                timeout(prior, "delete", DELETE_TIMEOUT),
+            )
+            .await?;
+            return Ok(ApplyResponse::done(None));
+        };
+        let loc = self.locate(kind, planned).await?.ok_or_else(|| {
+            let m = object::build(kind, planned).unwrap_or_default();
+            ProviderError::new(format!(
+                "the cluster does not serve {} {}",
+                m["apiVersion"], m["kind"]
+            ))
+            .with_detail(
+                "create its CustomResourceDefinition first, and make this resource depend on it",
+            )
+        })?;
+        let desired = object::build(kind, planned)?;
+        let force = flag(planned, "force_conflicts", false);
+        let applied = match ops::apply(
+            target,
+            &loc.resource,
+            loc.namespace.as_deref(),
+            &loc.name,
+            &desired,
+            false,
+            force,
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Err(conflict_error(target, &loc, &status));
+            }
+            Err(e) => {
+                return Err(ops::api_error(
+                    target,
+                    &format!("cannot apply {} {}", loc.resource.kind, loc.id()),
+                    &e,
+                ));
+            }
+        };
+        let mut state = self.written(kind, planned, &applied, &loc);
+        if kind.kubeconfig {
+            state.insert("kubeconfig".into(), Value::Null);
+        }
+        if !flag(planned, "wait", true) {
+            return Ok(ApplyResponse::done(Some(Value::Map(state))));
+        }
+        let op = if req.prior.is_some() {
+            "update"
+        } else {
+            "create"
+        };
+        let limit = timeout(planned, op, WRITE_TIMEOUT);
+        let started = std::time::Instant::now();
+        let not_ready = |why: String| -> ProviderError {
+            ProviderError::new(format!(
+                "{} {} did not become ready within {} (the {op} timeout)",
+                loc.resource.kind,
+                loc.id(),
+                ops::human(limit)
+            ))
+            .with_detail(format!(
+                "last seen: {why}; raise `timeouts {{ {op} = ... }}` if it needs longer"
+            ))
+        };
+        let ready = match ops::wait_ready(
+            target,
+            &loc.resource,
+            loc.namespace.as_deref(),
+            &loc.name,
+            kind.readiness,
+            limit,
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(ops::NotReady::Timeout(why)) => {
+                return Ok(ApplyResponse {
+                    new_state: Some(Value::Map(state)),
+                    failed: Some(not_ready(why)),
+                });
+            }
+            Err(ops::NotReady::Failed(why)) => {
+                let e =
+                    ProviderError::new(format!("{} {} failed: {why}", loc.resource.kind, loc.id()))
+                        .with_detail(format!("reported by {}", target.describe()));
+                return Ok(ApplyResponse {
+                    new_state: Some(Value::Map(state)),
+                    failed: Some(e),
+                });
+            }
+            Err(ops::NotReady::Error(e)) => {
+                return Ok(ApplyResponse {
+                    new_state: Some(Value::Map(state)),
+                    failed: Some(e),
+                });
+            }
+        };
+        state.insert(
+            "uid".into(),
+            ready["metadata"]["uid"]
+                .as_str()
+                .map(Value::string)
+                .unwrap_or(Value::Null),
+        );
+        if kind.kubeconfig {
+            let mut pause = Duration::from_millis(50);
+            loop {
+                if let Some(k) = self.kubeconfig(&loc).await? {
+                    state.insert("kubeconfig".into(), Value::string(k).sensitive());
+                    break;
+                }
+                if started.elapsed() >= limit {
+                    let e = not_ready(format!("no Secret {}-kubeconfig yet", loc.name));
+                    return Ok(ApplyResponse {
+                        new_state: Some(Value::Map(state)),
+                        failed: Some(e),
+                    });
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        }
+        Ok(ApplyResponse::done(Some(Value::Map(state))))
+    }
+
+    async fn refresh(&self, req: ReadRequest<'_>) -> ProviderResult<ReadResponse> {
+        let kind = self.kind(req.type_name)?;
+        let target = self.target().await?;
+        let Some(loc) = self.locate(kind, req.current).await? else {
+            return Ok(ReadResponse { state: None });
+        };
+        let Some(live) =
+            ops::get(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?
+        else {
+            return Ok(ReadResponse { state: None });
+        };
+        let mut m = attrs(&object::refreshed(kind, req.current, &live));
+        m.insert(
+            "uid".into(),
+            live["metadata"]["uid"]
+                .as_str()
+                .map(Value::string)
+                .unwrap_or(Value::Null),
+        );
+        if kind.kubeconfig
+            && let Some(k) = self.kubeconfig(&loc).await?
+        {
+            m.insert("kubeconfig".into(), Value::string(k).sensitive());
+        }
+        // Sensitive attributes stay marked as recorded.
+        let current = attrs(req.current);
+        for f in kind.fields.iter().filter(|f| f.sensitive) {
+            if let Some(v) = m.get_mut(f.attr)
+                && current.get(f.attr).is_some_and(Value::is_sensitive)
+            {
+                *v = v.clone().sensitive();
+            }
+        }
+        Ok(ReadResponse {
+            state: Some(Value::Map(m)),
+        })
+    }
+
+    async fn adopt(&self, req: ImportRequest<'_>) -> ProviderResult<Value> {
+        let kind = self.kind(req.type_name)?;
+        if kind.is_manifest() || kind.rotate {
+            return Err(
+                ProviderError::new(format!("{} cannot be imported", kind.type_name)).with_detail(
+                    if kind.rotate {
+                        "its object name carries a content hash; create it with flotilla instead"
+                    } else {
+                        "declare it with a typed resource, or recreate it with flotilla"
+                    },
+                ),
+            );
+        }
+        let (namespace, name) = match req.id.split_once('/') {
+            Some((ns, n)) if kind.namespaced => (Some(ns.to_string()), n.to_string()),
+            None if !kind.namespaced => (None, req.id.to_string()),
+            None => (Some("default".to_string()), req.id.to_string()),
+            Some(_) => {
+                return Err(ProviderError::new(format!(
+                    "{} is cluster-scoped: import it by name, not {:?}",
+                    kind.kind, req.id
+                )));
+            }
+        };
+        let target = self.target().await?;
+        let resource = resource_of(kind);
+        let live = ops::get(target, &resource, namespace.as_deref(), &name)
+            .await?
+            .ok_or_else(|| {
+                ProviderError::new(format!("{} {} does not exist", kind.kind, req.id))
+                    .with_detail(format!("looked in {}", target.describe()))
+            })?;
+        let mut m = BTreeMap::new();
+        m.insert("name".to_string(), Value::string(&name));
+        if let Some(ns) = &namespace {
+            m.insert("namespace".to_string(), Value::string(ns));
+        }
+        for (k, v) in object::live_attrs(kind, &live) {
+            m.insert(k, Value::from_json(&v));
+        }
+        m.insert(
+            "id".into(),
+            Value::string(object::id(namespace.as_deref(), &name)),
+        );
+        m.insert(
+            "uid".into(),
+            live["metadata"]["uid"]
+                .as_str()
+                .map(Value::string)
+                .unwrap_or(Value::Null),
+        );
+        Ok(Value::Map(m))
+    }
+
+    async fn data(&self, req: ReadDataRequest<'_>) -> ProviderResult<Value> {
+        let m = attrs(req.config);
+        let secret = req.type_name.ends_with("_secret");
+        let (resource, namespaced) = if secret {
+            (secret_resource(), true)
+        } else {
+            let api_version = string(&m, "api_version").unwrap_or_default();
+            let kind_name = string(&m, "kind").unwrap_or_default();
+            let manifest = Value::object([(
+                "manifest",
+                Value::from_json(
+                    &serde_json::json!({"apiVersion": api_version, "kind": kind_name, "metadata": {"name": "x"}}),
+                ),
+            )]);
+            let loc = self
+                .locate(&kinds::MANIFEST, &manifest)
+                .await?
+                .ok_or_else(|| {
+                    ProviderError::new(format!(
+                        "the cluster does not serve {api_version} {kind_name}"
+                    ))
+                })?;
+            (loc.resource, loc.namespace.is_some())
+        };
+        let name = string(&m, "name").unwrap_or_default();
+        let namespace =
+            namespaced.then(|| string(&m, "namespace").unwrap_or_else(|| "default".into()));
+        let target = self.target().await?;
+        let live = ops::get(target, &resource, namespace.as_deref(), &name)
+            .await?
+            .ok_or_else(|| {
+                ProviderError::new(format!(
+                    "{} {} does not exist",
+                    resource.kind,
+                    object::id(namespace.as_deref(), &name)
+                ))
+                .with_detail(format!("looked in {}", target.describe()))
+            })?;
+        let mut out = m.clone();
+        if let Some(ns) = namespace {
+            out.insert("namespace".into(), Value::string(ns));
+        }
+        if secret {
+            let data = object::live_attrs(&kinds::KUBE_KINDS[2], &live)
+                .remove("data")
+                .unwrap_or(Json::Null);
+            out.insert("data".into(), Value::from_json(&data).sensitive());
+            out.insert(
+                "type".into(),
+                live["type"]
+                    .as_str()
+                    .map(Value::string)
+                    .unwrap_or(Value::Null),
+            );
+        } else {
+            let mut obj = live;
+            if let Some(md) = obj["metadata"].as_object_mut() {
+                md.remove("managedFields");
+            }
+            out.insert("object".into(), Value::from_json(&obj));
+        }
+        Ok(Value::Map(out))
+    }
+}
+
+fn secret_resource() -> ApiResource {
+    resource_of(&kinds::KUBE_KINDS[2])
+}
+
+/// Checks a resource's configuration without a cluster.
+fn check(kind: &Kind, config: &Value) -> Vec<ProviderError> {
+    let m = attrs(config);
+    let mut errors = Vec::new();
+    if let Some(name) = string(&m, "name").or_else(|| {
+        m.get("manifest")
+            .and_then(|v| v.get_attr("metadata"))
+            .and_then(|md| md.get_attr("name"))
+            .and_then(|n| match n {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+    }) && let Some(problem) = bad_name(&name, if kind.rotate { 54 } else { 253 })
+    {
+        let path = if kind.is_manifest() {
+            attr_path(kind, "metadata.name")
+        } else {
+            AttrPath::attr("name")
+        };
+        errors.push(
+            ProviderError::new(format!("{name:?} is not a valid object name: {problem}")).at(path),
+        );
+    }
+    if let Some(Value::Map(t)) = m.get("timeouts") {
+        for (op, d) in t {
+            if let Value::String(s) = d
+                && flotilla_provider::parse_duration(s).is_none()
+            {
+                errors.push(
+                    ProviderError::new(format!(
+                        "timeouts.{op}: {s:?} is not a duration like \"30s\", \"5m\" or \"1h\""
+                    ))
+                    .at(AttrPath(vec![
+                        PathStep::Key("timeouts".into()),
+                        PathStep::Key(op.clone()),
+                    ])),
+                );
+            }
+        }
+    }
+    if kind.is_manifest() {
+        let Some(manifest) = m.get("manifest").filter(|v| !v.is_unknown()) else {
+            return errors;
+        };
+        for key in ["apiVersion", "kind", "metadata"] {
+            if manifest.get_attr(key).is_none() {
+                errors.push(
+                    ProviderError::new(format!("the manifest needs `{key}`"))
+                        .at(AttrPath::attr("manifest")),
+                );
+            }
+        }
+        if let (Some(Value::String(av)), Some(Value::String(k))) =
+            (manifest.get_attr("apiVersion"), manifest.get_attr("kind"))
+        {
+            let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+            if kinds::GENERATED
+                .iter()
+                .any(|(g, gk)| *g == group && *gk == k)
+            {
+                errors.push(ProviderError::new(format!("{k} objects are generated by their controller; flotilla does not manage them"))
+                    .with_detail("read one with `data \"kube_object\"` instead")
+                    .at(attr_path(kind, "kind")));
+            }
+            if let Some(schema) = ecosystem_schema(&av, &k)
+                && let Some(spec) = manifest.get_attr("spec")
+            {
+                validate::check(&spec, &schema, &mut attr_path(kind, "spec"), &mut errors);
+            }
+        }
+        return errors;
+    }
+    if let Some(schema) = kind
+        .ecosystem
+        .and_then(|_| ecosystem_schema(kind.api_version, kind.kind))
+        && let Some(spec) = m.get("spec")
+    {
+        validate::check(spec, &schema, &mut AttrPath::attr("spec"), &mut errors);
+    }
+    errors
+}
+
+/// The `spec` schema of a kind some ecosystem defines, cached.
+fn ecosystem_schema(api_version: &str, kind: &str) -> Option<Json> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, String), Option<Json>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (api_version.to_string(), kind.to_string());
+    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return hit.clone();
+    }
+    let found = Ecosystem::ALL
+        .iter()
+        .find_map(|eco| validate::spec_schema(*eco, api_version, kind));
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, found.clone());
+    found
+}
+
+/// Why a name is not a valid DNS subdomain, if it is not.
+fn bad_name(name: &str, max: usize) -> Option<String> {
+    if name.is_empty() {
+        return Some("it is empty".into());
+    }
+    if name.len() > max {
+        return Some(format!(
+            "it is {} characters long; the most is {max}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    {
+        return Some(format!(
+            "{c:?} is not allowed; use lowercase letters, digits, '-' and '.'"
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Some("it must start and end with a letter or digit".into());
+    }
+    None
+}
+
+#[async_trait::async_trait]
+impl Provider for KubeProvider {
+    fn schema(&self) -> &ProviderSchema {
+        self.schema
+    }
+
+    fn validate(&self, type_name: &str, config: &Value) -> Vec<ProviderError> {
+        match self.kind(type_name) {
+            Ok(kind) => check(kind, config),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    async fn configure(&self, config: &Value) -> ProviderResult<()> {
+        let settings = Settings::from_config(config)?;
+        let _ = self.settings.set(settings);
+        Ok(())
+    }
+
+    async fn plan_change(&self, req: PlanRequest<'_>) -> ProviderResult<PlanResponse> {
+        self.plan(req).await
+    }
+
+    async fn apply_change(&self, req: ApplyRequest<'_>) -> ProviderResult<ApplyResponse> {
+        self.apply(req).await
+    }
+
+    async fn read(&self, req: ReadRequest<'_>) -> ProviderResult<ReadResponse> {
+        self.refresh(req).await
+    }
+
+    async fn read_data(&self, req: ReadDataRequest<'_>) -> ProviderResult<Value> {
+        self.data(req).await
+    }
+
+    async fn import(&self, req: ImportRequest<'_>) -> ProviderResult<Value> {
+        self.adopt(req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(bad_name("web-1", 253), None);
+        assert!(bad_name("Web", 253).unwrap().contains("'W'"));
+        assert!(bad_name("-a", 253).is_some());
+        assert!(
+            bad_name(&"a".repeat(60), 54)
+                .unwrap()
+                .contains("60 characters")
+        );
+    }
+
+    #[test]
+    fn the_kube_schema_has_every_kind() {
+        let s = schema(&KUBE);
+        for t in [
+            "kube_manifest",
+            "kube_namespace",
+            "kube_secret",
+            "kube_config_map",
+            "kube_crd",
+        ] {
+            assert!(s.resources.contains_key(t), "{t}");
+        }
+        assert!(s.resources["kube_secret"].block.attributes["data"].sensitive);
+        assert!(s.data_sources.contains_key("kube_object"));
+        assert!(s.data_sources.contains_key("kube_secret"));
+    }
+
+    #[test]
+    fn generated_kinds_are_refused() {
+        let config = Value::object([(
+            "manifest",
+            Value::from_json(
+                &serde_json::json!({"apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding", "metadata": {"name": "x"}}),
+            ),
+        )]);
+        let e = check(&kinds::MANIFEST, &config);
+        assert!(
+            e.iter()
+                .any(|e| e.message.contains("generated by their controller")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn secrets_type_changes_replace() {
+        let kind = &kinds::KUBE_KINDS[2];
+        let v = |t: &str| Value::object([("name", Value::string("s")), ("type", Value::string(t))]);
+        let r = static_replacements(kind, &v("Opaque"), &v("kubernetes.io/tls"));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].path, AttrPath::attr("type"));
+    }
+}

@@ -1,0 +1,436 @@
+//! Calls to the Kubernetes API: bounded retries of transient failures, server-side apply
+//! (real and dry-run), reads, foreground deletes, and waiting for readiness.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use flotilla_provider::{ProviderError, notice};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, ValidationDirective};
+use kube::discovery::ApiResource;
+use serde_json::Value as Json;
+
+use crate::conn::Target;
+use crate::kinds::Readiness;
+
+/// The field manager flotilla applies with.
+pub const FIELD_MANAGER: &str = "flotilla";
+
+/// Attempts for a call that keeps failing transiently.
+const ATTEMPTS: u32 = 6;
+
+/// The longest wait between attempts (and the most of a server's Retry-After honoured).
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// Whether an error is worth retrying: throttling, server errors, broken connections.
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => matches!(s.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// A short name for a transient error, for the retry notice.
+fn what_failed(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} {}", s.code, s.reason),
+        _ => "connection failed".to_string(),
+    }
+}
+
+static JITTER: AtomicU64 = AtomicU64::new(0);
+
+/// A factor in [0.5, 1.5) from a xorshift sequence seeded by the clock.
+fn jitter() -> f64 {
+    let mut x = JITTER.load(Ordering::Relaxed);
+    if x == 0 {
+        x = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    JITTER.store(x, Ordering::Relaxed);
+    0.5 + (x % 1000) as f64 / 1000.0
+}
+
+/// How long to wait before attempt `attempt + 1`.
+fn backoff(attempt: u32, e: &kube::Error) -> Duration {
+    if let kube::Error::Api(s) = e
+        && let Some(after) = s.details.as_ref().map(|d| d.retry_after_seconds)
+        && after > 0
+    {
+        return Duration::from_secs(after.into()).min(MAX_BACKOFF);
+    }
+    let base = Duration::from_millis(200) * 2u32.pow(attempt);
+    base.mul_f64(jitter()).min(MAX_BACKOFF)
+}
+
+/// Runs `f`, retrying transient failures with exponential backoff and jitter (honouring a
+/// server's Retry-After) up to a bound, and saying so through the notice channel.
+pub async fn call<T, F, Fut>(target: &Target, what: &str, mut f: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => {
+                let wait = backoff(attempt, &e);
+                notice(&format!(
+                    "{what} on {}: {}; retrying in {:.1}s (attempt {} of {ATTEMPTS})",
+                    target.label,
+                    what_failed(&e),
+                    wait.as_secs_f64(),
+                    attempt + 2,
+                ));
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// A provider error for a failed call: the server's own message, or which cluster could not
+/// be reached.
+pub fn api_error(target: &Target, what: &str, e: &kube::Error) -> ProviderError {
+    match e {
+        kube::Error::Api(s) => ProviderError::new(format!("{what}: {}", s.message)).with_detail(
+            format!("{} answered {} {}", target.describe(), s.code, s.reason),
+        ),
+        other => unreachable_error(target, other),
+    }
+}
+
+/// The error for a cluster that cannot be reached.
+pub fn unreachable_error(target: &Target, e: &kube::Error) -> ProviderError {
+    let mut cause = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    ProviderError::new(format!("cannot reach {}", target.describe())).with_detail(format!(
+        "{cause}; check that the cluster is running and that the provider block names the right context{}",
+        if target.sandbox {
+            " (sandbox clusters start with `flotilla apply`/`plan`, or `flotilla sandbox up`)"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// The API for one resource in one namespace (or cluster-wide).
+pub fn api(target: &Target, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(target.client.clone(), ns, resource),
+        None => Api::all_with(target.client.clone(), resource),
+    }
+}
+
+fn to_json(o: DynamicObject) -> Json {
+    serde_json::to_value(o).unwrap_or(Json::Null)
+}
+
+/// Reads an object; `None` when it does not exist.
+pub async fn get(
+    target: &Target,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Json>, ProviderError> {
+    let api = api(target, resource, namespace);
+    let what = format!("read {} {name}", resource.kind);
+    match call(target, &what, || api.get_opt(name)).await {
+        Ok(o) => Ok(o.map(to_json)),
+        Err(e) => Err(api_error(target, &format!("cannot {what}"), &e)),
+    }
+}
+
+/// Server-side applies `object` as flotilla (dry-run or for real); the raw error is returned
+/// so the caller can tell refusals apart.
+pub async fn apply(
+    target: &Target,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+    object: &Json,
+    dry_run: bool,
+    force: bool,
+) -> Result<Json, kube::Error> {
+    let api = api(target, resource, namespace);
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    params.dry_run = dry_run;
+    params.force = force;
+    params.field_validation = Some(ValidationDirective::Strict);
+    let what = format!(
+        "{} {} {name}",
+        if dry_run { "dry-run apply" } else { "apply" },
+        resource.kind
+    );
+    let patch = Patch::Apply(object);
+    call(target, &what, || api.patch(name, &params, &patch))
+        .await
+        .map(to_json)
+}
+
+/// Deletes an object with foreground propagation and waits until it is gone (finalizers
+/// included), up to `timeout`.
+pub async fn delete(
+    target: &Target,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), ProviderError> {
+    let api = api(target, resource, namespace);
+    let what = format!("delete {} {name}", resource.kind);
+    let params = DeleteParams::foreground();
+    match call(target, &what, || api.delete(name, &params)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(api_error(target, &format!("cannot {what}"), &e)),
+    }
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let Some(obj) = get(target, resource, namespace, name).await? else {
+            return Ok(());
+        };
+        if start.elapsed() >= timeout {
+            let finalizers = obj["metadata"]["finalizers"].clone();
+            return Err(ProviderError::new(format!(
+                "{} {name} was not gone within {} (the delete timeout)",
+                resource.kind,
+                human(timeout)
+            ))
+            .with_detail(format!(
+                "it is still there with finalizers {finalizers}; raise `timeouts {{ delete = ... }}` or find what holds it"
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Why waiting for readiness ended without it.
+pub enum NotReady {
+    /// The object reports a terminal failure.
+    Failed(String),
+    /// The time ran out; the last reason the object gave.
+    Timeout(String),
+    /// The object disappeared or could not be read.
+    Error(ProviderError),
+}
+
+/// Waits until the object is ready by its kind's rule; returns the ready object.
+pub async fn wait_ready(
+    target: &Target,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+    readiness: Readiness,
+    timeout: Duration,
+) -> Result<Json, NotReady> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let obj = match get(target, resource, namespace, name).await {
+            Ok(Some(o)) => o,
+            Ok(None) => {
+                return Err(NotReady::Error(ProviderError::new(format!(
+                    "{} {name} disappeared while flotilla waited for it to become ready",
+                    resource.kind
+                ))));
+            }
+            Err(e) => return Err(NotReady::Error(e)),
+        };
+        match check(&obj, readiness) {
+            Status::Ready => return Ok(obj),
+            Status::Failed(why) => return Err(NotReady::Failed(why)),
+            Status::Waiting(why) if start.elapsed() >= timeout => {
+                return Err(NotReady::Timeout(why));
+            }
+            Status::Waiting(_) => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Where an object stands by its kind's readiness rule.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Done.
+    Ready,
+    /// Not yet, and why (the object's own words when it gives any).
+    Waiting(String),
+    /// It failed for good.
+    Failed(String),
+}
+
+/// Judges readiness from an object. A `Failed` phase is terminal for every kind; conditions
+/// and `status.observedGeneration` only count once they observe the current generation.
+pub fn check(obj: &Json, readiness: Readiness) -> Status {
+    let status = &obj["status"];
+    let generation = obj["metadata"]["generation"].as_i64();
+    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+    let message_of = |c: &Json| {
+        let m = c["message"].as_str().unwrap_or_default();
+        let r = c["reason"].as_str().unwrap_or_default();
+        match (r.is_empty(), m.is_empty()) {
+            (_, false) => m.to_string(),
+            (false, true) => r.to_string(),
+            (true, true) => format!(
+                "{} is {}",
+                c["type"].as_str().unwrap_or("?"),
+                c["status"].as_str().unwrap_or("?")
+            ),
+        }
+    };
+    if status["phase"].as_str() == Some("Failed") {
+        let why = conditions
+            .iter()
+            .find(|c| {
+                c["status"] == "False" && c["message"].as_str().is_some_and(|m| !m.is_empty())
+            })
+            .map(message_of)
+            .unwrap_or_else(|| "its status.phase is Failed".to_string());
+        return Status::Failed(why);
+    }
+    let observed = |c: Option<&Json>| -> bool {
+        let seen = c
+            .and_then(|c| c["observedGeneration"].as_i64())
+            .or_else(|| status["observedGeneration"].as_i64());
+        match (seen, generation) {
+            (Some(s), Some(g)) => s >= g,
+            _ => true,
+        }
+    };
+    let readiness = match readiness {
+        Readiness::Auto if conditions.iter().any(|c| c["type"] == "Ready") => {
+            Readiness::Condition("Ready")
+        }
+        Readiness::Auto => Readiness::Accepted,
+        r => r,
+    };
+    match readiness {
+        Readiness::Accepted | Readiness::Auto => Status::Ready,
+        Readiness::Phase(want) => match status["phase"].as_str() {
+            Some(p) if p == want => Status::Ready,
+            Some(p) => Status::Waiting(format!("its phase is {p}, waiting for {want}")),
+            None => Status::Waiting(format!("no phase yet, waiting for {want}")),
+        },
+        Readiness::Condition(kind) => {
+            let c = conditions.iter().find(|c| c["type"] == kind);
+            match c {
+                Some(c) if c["status"] == "True" && observed(Some(c)) => Status::Ready,
+                Some(c) if c["status"] == "True" => Status::Waiting(format!(
+                    "{kind} is True but does not observe generation {} yet",
+                    generation.unwrap_or_default()
+                )),
+                Some(c) => Status::Waiting(format!(
+                    "{kind} is {}: {}",
+                    c["status"].as_str().unwrap_or("?"),
+                    message_of(c)
+                )),
+                None => Status::Waiting(format!("no {kind} condition yet")),
+            }
+        }
+    }
+}
+
+/// `90s`, `5m`, `1h30m`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_millis() != 0 && s < 10 {
+        return format!("{}ms", d.as_millis());
+    }
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn readiness_by_condition_needs_the_current_generation() {
+        let obj = |status: &str, observed: i64| {
+            json!({"metadata": {"generation": 2}, "status": {"conditions": [
+                {"type": "Available", "status": status, "reason": "R", "message": "waiting for KCP", "observedGeneration": observed}]}})
+        };
+        let r = Readiness::Condition("Available");
+        assert_eq!(check(&obj("True", 2), r), Status::Ready);
+        assert!(
+            matches!(check(&obj("True", 1), r), Status::Waiting(m) if m.contains("generation 2"))
+        );
+        assert!(
+            matches!(check(&obj("False", 2), r), Status::Waiting(m) if m == "Available is False: waiting for KCP")
+        );
+        assert!(
+            matches!(check(&json!({}), r), Status::Waiting(m) if m == "no Available condition yet")
+        );
+    }
+
+    #[test]
+    fn a_failed_phase_is_terminal_with_the_objects_message() {
+        let obj = json!({"status": {"phase": "Failed", "conditions": [
+            {"type": "Available", "status": "False", "reason": "NameTaken", "message": "the name is taken"}]}});
+        assert_eq!(
+            check(&obj, Readiness::Accepted),
+            Status::Failed("the name is taken".into())
+        );
+    }
+
+    #[test]
+    fn phases_and_durations() {
+        let ns = json!({"status": {"phase": "Active"}});
+        assert_eq!(check(&ns, Readiness::Phase("Active")), Status::Ready);
+        assert!(matches!(
+            check(&json!({}), Readiness::Phase("Active")),
+            Status::Waiting(_)
+        ));
+        assert_eq!(human(Duration::from_secs(90)), "1m30s");
+        assert_eq!(human(Duration::from_secs(600)), "10m");
+        assert_eq!(human(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_honours_retry_after() {
+        let throttled = kube::Error::Api(Box::new(kube::core::Status {
+            code: 429,
+            details: Some(kube::core::response::StatusDetails {
+                retry_after_seconds: 3,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }));
+        assert_eq!(backoff(0, &throttled), Duration::from_secs(3));
+        assert!(transient(&throttled));
+        let unavailable = kube::Error::Api(Box::new(kube::core::Status {
+            code: 503,
+            ..Default::default()
+        }));
+        for attempt in 0..ATTEMPTS {
+            assert!(backoff(attempt, &unavailable) <= MAX_BACKOFF);
+        }
+        let invalid = kube::Error::Api(Box::new(kube::core::Status {
+            code: 422,
+            ..Default::default()
+        }));
+        assert!(!transient(&invalid));
+    }
+}
