@@ -703,20 +703,14 @@ impl ResourceHandler for Planner {
                         continue;
                     }
                 };
-                for e in provider.validate(&r.addr.type_, &cfg) {
-                    let span = e.attribute.as_ref().and_then(|p| match p.0.first() {
-                        Some(PathStep::Key(k)) => r.body.attr(k).map(|a| a.expr.span()),
-                        _ => None,
-                    });
-                    ctx.report(
-                        Diagnostic::error("invalid resource configuration")
-                            .with_span(span.unwrap_or_else(|| r.span.clone()))
-                            .with_detail(format!("{addr}: {e}"))
-                            .with_help(
-                                "fix the value; see docs/providers for what the resource accepts",
-                            ),
-                    );
+                let invalid = provider.validate(&r.addr.type_, &cfg);
+                if !invalid.is_empty() {
+                    for e in &invalid {
+                        ctx.report(crate::validate::provider_error(r, &addr.to_string(), e));
+                    }
                     ok = false;
+                    values.insert(key, Value::Unknown);
+                    continue;
                 }
                 {
                     let values_guard = ctx.values();
@@ -748,6 +742,7 @@ impl ResourceHandler for Planner {
                 };
                 let value = match r.addr.mode {
                     ResourceMode::Data => {
+                        let pending = deferred || self.dependencies_change(ctx, module, r);
                         self.plan_data(
                             ctx,
                             &addr,
@@ -755,7 +750,7 @@ impl ResourceHandler for Planner {
                             provider.as_ref(),
                             schema,
                             cfg,
-                            deferred,
+                            pending,
                         )
                         .await
                     }
@@ -881,6 +876,33 @@ fn prevent_destroy_error(r: &Resource, addr: &ResourceInstanceAddr) -> Diagnosti
         .with_span(r.span.clone())
         .with_detail(format!("`{addr}` has `lifecycle {{ prevent_destroy = true }}`, but the plan would destroy it"))
         .with_help("if destroying it is intended, set `prevent_destroy = false` first; otherwise change the configuration so it is kept")
+}
+
+impl Planner {
+    /// Whether a resource this one depends on has a planned change (so a data source reads
+    /// what the change leaves, during apply).
+    fn dependencies_change(&self, ctx: &WalkCtx, module: &Module, r: &Resource) -> bool {
+        let deps = resource_dependencies(ctx, module, r);
+        if deps.is_empty() {
+            return false;
+        }
+        let changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        changes.iter().any(|c| {
+            c.mode() == ResourceMode::Managed
+                && c.action != Action::NoOp
+                && deps.contains(&static_addr(&c.addr))
+        })
+    }
+}
+
+/// A resource instance's address without its key, as the graph names the resource.
+fn static_addr(a: &ResourceInstanceAddr) -> String {
+    let p = a.module.path();
+    if p.is_root() {
+        a.resource.to_string()
+    } else {
+        format!("{p}.{}", a.resource)
+    }
 }
 
 /// The aggregate value of a resource's recorded instances, as references see it (`count`
@@ -1100,9 +1122,9 @@ impl Planner {
         provider: &dyn Provider,
         schema: &BlockSchema,
         config: Value,
-        deferred: bool,
+        pending: bool,
     ) -> Option<Value> {
-        if config.contains_unknown() || deferred {
+        if config.contains_unknown() || pending {
             let mut after = config.clone();
             if let Value::Map(m) = &mut after {
                 for (name, a) in &schema.attributes {
@@ -1119,10 +1141,11 @@ impl Planner {
                 before: None,
                 after: Some(after.clone()),
                 replace_reasons: Vec::new(),
-                reason: Some(if deferred {
-                    DEFERRED.into()
-                } else {
+                reason: Some(if config.contains_unknown() {
                     "its configuration depends on values known only after apply".into()
+                } else {
+                    "it depends on resources this plan changes, or on a provider configured after apply"
+                        .into()
                 }),
                 dependencies: Vec::new(),
                 create_before_destroy: false,

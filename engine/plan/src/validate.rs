@@ -47,6 +47,7 @@ pub fn validate_static(root: &Module, registry: &ProviderRegistry) -> Diagnostic
                 diags.push(unknown_type(r, &name, types));
                 continue;
             };
+            let before = diags.0.len();
             check_body(
                 &r.body,
                 &schema.block,
@@ -54,9 +55,99 @@ pub fn validate_static(root: &Module, registry: &ProviderRegistry) -> Diagnostic
                 &r.addr.to_string(),
                 &mut diags,
             );
+            if diags.0.len() == before {
+                // The provider's own checks, on the values known without evaluating
+                // references (those are unknown here and checked again at plan time).
+                let mut ignored = Diagnostics::new();
+                let value = crate::eval::eval_body(
+                    &UnknownScope,
+                    m,
+                    &r.body,
+                    &schema.block,
+                    &r.span,
+                    &r.addr.to_string(),
+                    &mut ignored,
+                );
+                for e in provider.validate(&r.addr.type_, &value) {
+                    diags.push(provider_error(r, &r.addr.to_string(), &e));
+                }
+            }
         }
     }
     diags
+}
+
+/// Resolves every reference to an unknown value: what `validate` evaluates with.
+struct UnknownScope;
+
+impl flotilla_lang::Scope for UnknownScope {
+    fn resolve(
+        &self,
+        _subject: &flotilla_lang::Subject,
+        _span: &Span,
+    ) -> Result<std::borrow::Cow<'_, flotilla_lang::Value>, Diagnostic> {
+        Ok(std::borrow::Cow::Owned(flotilla_lang::Value::Unknown))
+    }
+}
+
+/// A provider's complaint about a resource's configuration, pointing at the value at fault
+/// (inside object literals too) when it names one.
+pub fn provider_error(
+    r: &flotilla_config::Resource,
+    what: &str,
+    e: &flotilla_provider::ProviderError,
+) -> Diagnostic {
+    let span = e
+        .attribute
+        .as_ref()
+        .and_then(|p| span_of(&r.body, p))
+        .unwrap_or_else(|| r.span.clone());
+    let mut d = Diagnostic::error("invalid resource configuration")
+        .with_span(span)
+        .with_detail(format!("{what}: {}", e.message));
+    d = match &e.detail {
+        Some(detail) => d.with_help(detail.clone()),
+        None => d.with_help("fix the value; docs/providers describes what each resource accepts"),
+    };
+    d
+}
+
+/// Where the value at `path` is written in a body: the attribute, then keys of object
+/// literals and elements of tuple literals, as deep as the source spells them out.
+fn span_of(body: &BlockBody, path: &flotilla_lang::AttrPath) -> Option<Span> {
+    use flotilla_lang::PathStep;
+    use flotilla_syntax::hcl_edit::Span as _;
+    use flotilla_syntax::hcl_edit::expr::{Expression, ObjectKey};
+    let mut steps = path.0.iter();
+    let Some(PathStep::Key(first)) = steps.next() else {
+        return None;
+    };
+    let attr = body.attr(first)?;
+    let file = attr.expr.file;
+    let mut expr = &attr.expr.expr;
+    let mut span = attr.expr.expr.span();
+    for step in steps {
+        let next = match (expr, step) {
+            (Expression::Object(o), PathStep::Key(k)) => o.iter().find_map(|(key, value)| {
+                let name = match key {
+                    ObjectKey::Ident(i) => i.as_str().to_string(),
+                    ObjectKey::Expression(Expression::String(s)) => s.as_str().to_string(),
+                    _ => return None,
+                };
+                (name == *k).then(|| (value.expr(), key.span()))
+            }),
+            (Expression::Array(a), PathStep::Index(i)) => a.iter().nth(*i).map(|e| (e, e.span())),
+            _ => None,
+        };
+        match next {
+            Some((e, s)) => {
+                expr = e;
+                span = s.or(span);
+            }
+            None => break,
+        }
+    }
+    span.map(|range| Span::new(file, range))
 }
 
 /// Checks a body's shape against a schema: known arguments (settable ones), known nested
