@@ -235,6 +235,7 @@ pub fn load_state(ws: &Workspace, ui: &Ui, holding_lock: bool) -> Result<State, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn version_constraints() {

@@ -208,6 +208,18 @@ fn header_lines(c: &ResourceChange) -> Vec<String> {
     {
         lines.push(format!("# (because {reason})"));
     }
+    if c.action.is_replace() {
+        for r in &c.replace_reasons {
+            if r.reason.is_empty() || c.reason.as_deref() == Some(r.reason.as_str()) {
+                continue;
+            }
+            if r.path.0.is_empty() {
+                lines.push(format!("# ({})", r.reason));
+            } else {
+                lines.push(format!("# ({}: {})", r.path, r.reason));
+            }
+        }
+    }
     lines
 }
 

@@ -700,6 +700,15 @@ impl KubeProvider {
                 requires_replace: reasons,
             });
         }
+        if req.prior.is_none() && live.is_some() {
+            // The new half of a replacement: the object it replaces is still there, so the
+            // server can only judge the new one once the old one is gone.
+            self.computed(kind, &mut planned, None, None, Some(&loc));
+            return Ok(PlanResponse {
+                planned: Value::Map(planned),
+                requires_replace: reasons,
+            });
+        }
         let desired = object::build(kind, req.proposed)?;
         let force = flag(req.proposed, "force_conflicts", false);
         match ops::apply(

@@ -413,8 +413,12 @@ mod tests {
         let throttled = kube::Error::Api(Box::new(kube::core::Status {
             code: 429,
             details: Some(kube::core::response::StatusDetails {
+                name: String::new(),
+                group: String::new(),
+                kind: String::new(),
+                uid: String::new(),
+                causes: Vec::new(),
                 retry_after_seconds: 3,
-                ..Default::default()
             }),
             ..Default::default()
         }));

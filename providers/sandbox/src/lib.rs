@@ -301,10 +301,27 @@ impl Sandbox {
             }
         }
         if let Some(dir) = &options.dir {
+            // Faults recorded while the sandbox was down apply before the first request.
+            let path = dir.join(FAULTS_FILE);
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let mut applied = Vec::new();
+            if let Ok(map) =
+                serde_json::from_str::<std::collections::BTreeMap<String, FaultConfig>>(&text)
+            {
+                for (name, config) in map {
+                    if let Some(c) = sandbox.cluster(&name)
+                        && config.check().is_ok()
+                    {
+                        c.faults.set(config);
+                        applied.push(name);
+                    }
+                }
+            }
             let task = tokio::spawn(faults_file_loop(
                 sandbox.shared.me.clone(),
-                dir.join(FAULTS_FILE),
+                path,
                 sandbox.shared.shutdown.subscribe(),
+                (Some(text), applied),
             ));
             lock(&sandbox.shared.tasks).push(task);
         }
@@ -569,9 +586,8 @@ async fn faults_file_loop(
     shared: Weak<Shared>,
     path: PathBuf,
     mut shutdown: watch::Receiver<bool>,
+    (mut last, mut applied): (Option<String>, Vec<String>),
 ) {
-    let mut last: Option<String> = None;
-    let mut applied: Vec<String> = Vec::new();
     loop {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         if last.as_ref() != Some(&text) {

@@ -1,0 +1,404 @@
+//! End-to-end: the real `flotilla` binary applying the `kube` and `capi` providers to
+//! sandbox clusters it starts in its own process (under the scratch directory's
+//! `.flotilla/sandbox`), and the test changing clusters behind flotilla's back between runs.
+
+mod support;
+
+use std::path::Path;
+
+use flotilla_sandbox::{Sandbox, SandboxOptions};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
+use support::Work;
+
+/// A scratch directory holding a copy of an example.
+fn example(name: &str) -> (Work, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    let w = Work::new(&[]);
+    for entry in std::fs::read_dir(&dir).expect("example exists") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "hcl" || e == "md") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            w.write(
+                path.file_name().and_then(|n| n.to_str()).expect("name"),
+                &text,
+            );
+        }
+    }
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("README");
+    (w, readme)
+}
+
+/// Runs `f` against one cluster of the scratch directory's sandbox, started in this process
+/// while no flotilla runs.
+fn with_cluster<T>(w: &Work, cluster: &str, f: impl AsyncFnOnce(kube::Client) -> T) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let sandbox = Sandbox::start(SandboxOptions {
+            dir: Some(w.path(".flotilla/sandbox")),
+            ..SandboxOptions::default()
+        })
+        .await
+        .expect("sandbox starts");
+        let kc = Kubeconfig::from_yaml(&sandbox.kubeconfig()).expect("kubeconfig");
+        let options = KubeConfigOptions {
+            context: Some(cluster.to_string()),
+            ..KubeConfigOptions::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kc, &options)
+            .await
+            .expect("config");
+        let out = f(kube::Client::try_from(config).expect("client")).await;
+        sandbox.stop().await.expect("sandbox stops");
+        out
+    })
+}
+
+fn config_maps(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let resource = ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
+    Api::namespaced_with(client.clone(), ns, &resource)
+}
+
+/// The names of the ConfigMaps in a namespace of a sandbox cluster.
+fn config_map_names(w: &Work, cluster: &str, ns: &str) -> Vec<String> {
+    with_cluster(w, cluster, async |client| {
+        let mut names: Vec<String> = config_maps(&client, ns)
+            .list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .filter_map(|o| o.metadata.name)
+            .filter(|n| n != "kube-root-ca.crt")
+            .collect();
+        names.sort();
+        names
+    })
+}
+
+#[test]
+fn examples_apply_and_then_plan_no_changes() {
+    for name in ["kube-basics", "capi-cluster"] {
+        let (w, readme) = example(name);
+        assert!(
+            readme.contains(&format!(
+                "cargo run -q -p flotilla-cli -- -chdir=examples/{name} apply -auto-approve"
+            )),
+            "{name}/README.md gives the command"
+        );
+        let applied = w.run(&["apply", "-auto-approve"]).expect(0);
+        assert!(
+            applied.stdout.contains("Apply complete!"),
+            "{}",
+            applied.stdout
+        );
+        let clean = w.run(&["plan", "-detailed-exitcode"]).expect(0);
+        assert!(
+            clean.stdout.contains("No changes."),
+            "{name}: {}",
+            clean.stdout
+        );
+        if name == "capi-cluster" {
+            // The ConfigMap lives in the new cluster, reached through its kubeconfig.
+            assert_eq!(config_map_names(&w, "beijing", "apps"), ["settings"]);
+            assert!(
+                !applied.stdout.contains("apiVersion: v1"),
+                "the kubeconfig never shows"
+            );
+            let destroyed = w.run(&["destroy", "-auto-approve"]).expect(0);
+            assert!(
+                destroyed
+                    .stdout
+                    .contains("Destroy complete! Resources: 6 destroyed."),
+                "{}",
+                destroyed.stdout
+            );
+            assert!(w.state_addresses().is_empty());
+            assert!(!w.path(".flotilla/sandbox/clusters/beijing.json").exists());
+        }
+    }
+}
+
+#[test]
+fn a_cluster_and_its_objects_plan_in_one_plan() {
+    let (w, _) = example("capi-cluster");
+    let plan = w.run(&["plan"]).expect(0);
+    for line in [
+        "# capi_cluster.beijing will be created",
+        "# kube_namespace.apps will be created",
+        "# (because its provider's configuration is known only after apply; it is planned again then)",
+        "Plan: 6 to add, 0 to change, 0 to destroy.",
+    ] {
+        assert!(plan.stdout.contains(line), "{line}\n{}", plan.stdout);
+    }
+    assert!(!w.has_state() || w.state_addresses().is_empty());
+}
+
+const SETTINGS: &str = r#"provider "kube" {
+  sandbox = "dev"
+}
+
+resource "kube_config_map" "settings" {
+  name = "settings"
+  data = {
+    region = "REGION"
+  }
+  FORCE
+}
+"#;
+
+fn settings(region: &str, force: bool) -> String {
+    SETTINGS
+        .replace("REGION", region)
+        .replace("FORCE", if force { "force_conflicts = true" } else { "" })
+}
+
+#[test]
+fn drift_conflicts_and_refresh_only() {
+    let w = Work::new(&[("main.hcl", &settings("cn-north", false))]);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+
+    // Someone else takes `region` over with their own field manager.
+    with_cluster(&w, "dev", async |client| {
+        let patch = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings"}, "data": {"region": "eu-west"}});
+        config_maps(&client, "default")
+            .patch(
+                "settings",
+                &PatchParams::apply("ops-team").force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .expect("patch");
+    });
+
+    let refresh = w.run(&["plan", "-refresh-only"]).expect(0);
+    assert!(
+        refresh
+            .stdout
+            .contains("# kube_config_map.settings has changed"),
+        "{}",
+        refresh.stdout
+    );
+    assert!(
+        refresh.stdout.contains(r#""cn-north" -> "eu-west""#),
+        "{}",
+        refresh.stdout
+    );
+
+    // Putting it back would take a field another manager owns: the plan says who and how.
+    let conflict = w.run(&["plan"]).expect(1);
+    assert!(conflict.stderr.contains("ops-team"), "{}", conflict.stderr);
+    assert!(
+        conflict.stderr.contains("force_conflicts = true"),
+        "{}",
+        conflict.stderr
+    );
+
+    // Accepting the drift into state makes the plan clean if the config agrees.
+    w.run(&["apply", "-refresh-only", "-auto-approve"])
+        .expect(0);
+    w.write("main.hcl", &settings("eu-west", false));
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+
+    // Taking the field back, deliberately.
+    w.write("main.hcl", &settings("cn-north", true));
+    let forced = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(forced.stdout.contains("1 changed"), "{}", forced.stdout);
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+
+    // Deleted outside flotilla: planned as a create.
+    with_cluster(&w, "dev", async |client| {
+        config_maps(&client, "default")
+            .delete("settings", &Default::default())
+            .await
+            .expect("delete");
+    });
+    let gone = w.run(&["plan"]).expect(0);
+    assert!(gone.stdout.contains("will be created"), "{}", gone.stdout);
+}
+
+const HEALTH_CHECK: &str = r#"provider "capi" {
+  sandbox = "mgmt"
+}
+
+resource "capi_machine_health_check" "workers" {
+  name = "workers"
+  spec = {
+    clusterName = "CLUSTER"
+    selector    = { matchLabels = { "cluster.x-k8s.io/cluster-name" = "CLUSTER" } }
+  }
+}
+"#;
+
+#[test]
+fn an_immutable_field_change_is_a_replacement_with_the_servers_reason() {
+    let w = Work::new(&[("main.hcl", &HEALTH_CHECK.replace("CLUSTER", "beijing"))]);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    w.write("main.hcl", &HEALTH_CHECK.replace("CLUSTER", "shanghai"));
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("# capi_machine_health_check.workers must be replaced"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("field is immutable"),
+        "{}",
+        plan.stdout
+    );
+    let applied = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(
+        applied.stdout.contains("1 added, 0 changed, 1 destroyed"),
+        "{}",
+        applied.stdout
+    );
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+}
+
+const NEVER_READY: &str = r#"provider "capi" {
+  sandbox = "mgmt"
+}
+
+resource "capi_cluster" "lonely" {
+  name = "lonely"
+  spec = {
+    infrastructureRef = {
+      apiGroup = "infrastructure.cluster.x-k8s.io"
+      kind     = "DockerCluster"
+      name     = "missing"
+    }
+  }
+  timeouts {
+    create = "1s"
+  }
+}
+"#;
+
+#[test]
+fn a_readiness_timeout_records_the_object_tainted_and_the_next_plan_replaces_it() {
+    let w = Work::new(&[("main.hcl", NEVER_READY)]);
+    let failed = w.run(&["apply", "-auto-approve"]).expect(1);
+    assert!(
+        failed
+            .stderr
+            .contains("did not become ready within 1s (the create timeout)"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("waiting for DockerCluster missing"),
+        "{}",
+        failed.stderr
+    );
+    let state = w.state();
+    assert_eq!(
+        state["resources"]["capi_cluster.lonely"]["tainted"], true,
+        "{state}"
+    );
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("tainted"), "{}", plan.stdout);
+}
+
+fn many_config_maps(n: usize) -> String {
+    let mut text = String::from("provider \"kube\" {\n  sandbox = \"dev\"\n}\n");
+    text.push_str(&format!(
+        "resource \"kube_config_map\" \"many\" {{\n  count = {n}\n  name  = \"cm-${{count.index}}\"\n  data  = {{ index = tostring(count.index) }}\n}}\n"
+    ));
+    text
+}
+
+#[test]
+fn transient_errors_during_apply_are_retried_and_state_matches_the_cluster() {
+    let w = Work::new(&[("main.hcl", &many_config_maps(8))]);
+    w.run(&["plan"]).expect(0);
+    w.run(&[
+        "sandbox",
+        "fault",
+        "dev",
+        "errors=0.25,throttle=0.15,retry_after=0s,seed=11",
+    ])
+    .expect(0);
+    let applied = w.run(&["apply", "-auto-approve"]);
+    assert!(applied.code == 0 || applied.code == 1, "{applied:?}");
+    assert!(applied.stderr.contains("retrying in"), "{}", applied.stderr);
+    // Whatever happened, state records exactly what exists.
+    w.run(&["sandbox", "fault", "dev", "--clear"]).expect(0);
+    let recorded: Vec<String> = w.state()["resources"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .map(|r| {
+                    r["attributes"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut recorded = recorded;
+    recorded.sort();
+    assert_eq!(config_map_names(&w, "dev", "default"), recorded);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    assert_eq!(config_map_names(&w, "dev", "default").len(), 8);
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn an_unreachable_cluster_is_named_and_nothing_unattempted_is_recorded() {
+    let w = Work::new(&[("main.hcl", &many_config_maps(2))]);
+    w.run(&["plan", "-out", "tfplan"]).expect(0);
+    w.run(&["sandbox", "fault", "dev", "unreachable"]).expect(0);
+    let failed = w.run(&["apply", "tfplan"]).expect(1);
+    assert!(
+        failed
+            .stderr
+            .contains("cannot reach sandbox cluster \"dev\""),
+        "{}",
+        failed.stderr
+    );
+    assert!(w.state_addresses().is_empty(), "{:?}", w.state_addresses());
+    let plan = w.run(&["plan"]).expect(1);
+    assert!(
+        plan.stderr.contains("cannot reach sandbox cluster \"dev\""),
+        "{}",
+        plan.stderr
+    );
+}
+
+#[test]
+fn validate_checks_kinds_offline() {
+    let w = Work::new(&[(
+        "main.hcl",
+        r#"resource "capi_cluster" "c" {
+  name = "c"
+  spec = {
+    clusterNetwrok = { pods = { cidrBlocks = ["10.0.0.0/16"] } }
+  }
+}
+"#,
+    )]);
+    let out = w.run(&["validate"]).expect(1);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("did you mean `clusterNetwork`?"), "{text}");
+    assert!(text.contains("main.hcl:4:5"), "{text}");
+    assert!(
+        !w.path(".flotilla/sandbox").exists(),
+        "validate needs no cluster"
+    );
+}
