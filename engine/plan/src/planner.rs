@@ -1114,6 +1114,7 @@ impl Planner {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn plan_data(
         &self,
         ctx: &WalkCtx,

@@ -140,34 +140,36 @@ fn string_map() -> Type {
 }
 
 fn build_schema(catalog: &Catalog) -> ProviderSchema {
-    let mut s = ProviderSchema::default();
-    s.provider = BlockSchema::default()
-        .attr(
-            "kubeconfig",
-            AttributeSchema::optional(Type::String, "Path of a kubeconfig file."),
-        )
-        .attr(
-            "kubeconfig_raw",
-            AttributeSchema::optional(
-                Type::String,
-                "A kubeconfig document, e.g. `capi_cluster.x.kubeconfig`.",
+    let mut s = ProviderSchema {
+        provider: BlockSchema::default()
+            .attr(
+                "kubeconfig",
+                AttributeSchema::optional(Type::String, "Path of a kubeconfig file."),
             )
-            .sensitive(),
-        )
-        .attr(
-            "context",
-            AttributeSchema::optional(
-                Type::String,
-                "The kubeconfig context; default: its current context.",
+            .attr(
+                "kubeconfig_raw",
+                AttributeSchema::optional(
+                    Type::String,
+                    "A kubeconfig document, e.g. `capi_cluster.x.kubeconfig`.",
+                )
+                .sensitive(),
+            )
+            .attr(
+                "context",
+                AttributeSchema::optional(
+                    Type::String,
+                    "The kubeconfig context; default: its current context.",
+                ),
+            )
+            .attr(
+                "sandbox",
+                AttributeSchema::optional(
+                    Type::String,
+                    "A sandbox cluster's name (started under .flotilla/sandbox if needed).",
+                ),
             ),
-        )
-        .attr(
-            "sandbox",
-            AttributeSchema::optional(
-                Type::String,
-                "A sandbox cluster's name (started under .flotilla/sandbox if needed).",
-            ),
-        );
+        ..ProviderSchema::default()
+    };
     let timeouts = BlockSchema::default()
         .attr(
             "create",
@@ -1218,7 +1220,8 @@ fn check(kind: &Kind, config: &Value) -> Vec<ProviderError> {
 
 /// The `spec` schema of a kind some ecosystem defines, cached.
 fn ecosystem_schema(api_version: &str, kind: &str) -> Option<Json> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, String), Option<Json>>>> = OnceLock::new();
+    type Cache = Mutex<HashMap<(String, String), Option<Json>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (api_version.to_string(), kind.to_string());
     if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
