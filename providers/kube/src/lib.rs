@@ -821,13 +821,7 @@ impl KubeProvider {
     ) -> BTreeMap<String, Value> {
         let mut m = attrs(&object::refreshed(kind, planned, obj));
         m.insert("id".into(), Value::string(loc.id()));
-        m.insert(
-            "uid".into(),
-            obj["metadata"]["uid"]
-                .as_str()
-                .map(Value::string)
-                .unwrap_or(Value::Null),
-        );
+        m.insert("uid".into(), uid_of(obj));
         if kind.rotate {
             m.insert("object_name".into(), Value::string(&loc.name));
         }
@@ -947,13 +941,7 @@ impl KubeProvider {
                 });
             }
         };
-        state.insert(
-            "uid".into(),
-            ready["metadata"]["uid"]
-                .as_str()
-                .map(Value::string)
-                .unwrap_or(Value::Null),
-        );
+        state.insert("uid".into(), uid_of(&ready));
         if kind.kubeconfig {
             let mut pause = Duration::from_millis(50);
             loop {
@@ -987,13 +975,7 @@ impl KubeProvider {
             return Ok(ReadResponse { state: None });
         };
         let mut m = attrs(&object::refreshed(kind, req.current, &live));
-        m.insert(
-            "uid".into(),
-            live["metadata"]["uid"]
-                .as_str()
-                .map(Value::string)
-                .unwrap_or(Value::Null),
-        );
+        m.insert("uid".into(), uid_of(&live));
         if kind.kubeconfig
             && let Some(k) = self.kubeconfig(&loc).await?
         {
@@ -1057,13 +1039,7 @@ impl KubeProvider {
             "id".into(),
             Value::string(object::id(namespace.as_deref(), &name)),
         );
-        m.insert(
-            "uid".into(),
-            live["metadata"]["uid"]
-                .as_str()
-                .map(Value::string)
-                .unwrap_or(Value::Null),
-        );
+        m.insert("uid".into(), uid_of(&live));
         Ok(Value::Map(m))
     }
 
@@ -1130,6 +1106,14 @@ impl KubeProvider {
         }
         Ok(Value::Map(out))
     }
+}
+
+/// An object's uid as an attribute value.
+fn uid_of(obj: &Json) -> Value {
+    obj["metadata"]["uid"]
+        .as_str()
+        .map(Value::string)
+        .unwrap_or(Value::Null)
 }
 
 fn secret_resource() -> ApiResource {
