@@ -95,6 +95,8 @@ pub struct ApplyReport {
     pub changed: usize,
     /// Objects destroyed (replacements included).
     pub destroyed: usize,
+    /// Existing objects adopted into state.
+    pub imported: usize,
     /// Whether Ctrl-C stopped it early.
     pub interrupted: bool,
 }
@@ -104,7 +106,7 @@ struct Applier {
     state: Mutex<State>,
     journal: JournalSink,
     progress: Arc<dyn Progress>,
-    counts: Mutex<(usize, usize, usize)>,
+    counts: Mutex<(usize, usize, usize, usize)>,
     mode: PlanMode,
 }
 
@@ -121,6 +123,7 @@ impl ApplyReport {
             added: 0,
             changed: 0,
             destroyed: 0,
+            imported: 0,
             interrupted: false,
         }
     }
@@ -172,7 +175,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         state: Mutex::new(state),
         journal,
         progress: input.progress,
-        counts: Mutex::new((0, 0, 0)),
+        counts: Mutex::new((0, 0, 0, 0)),
         mode: input.plan.mode,
     });
     let subset = if input.plan.targets.is_empty() {
@@ -248,6 +251,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         added: counts.0,
         changed: counts.1,
         destroyed: counts.2,
+        imported: counts.3,
         interrupted,
     }
 }
@@ -416,11 +420,16 @@ impl Applier {
             self.rename(prev, addr);
         }
         if change.action == Action::NoOp {
-            return Ok(change
+            let value = change
                 .after
                 .clone()
                 .or(change.before.clone())
-                .unwrap_or(Value::Null));
+                .unwrap_or(Value::Null);
+            if change.importing.is_some() {
+                self.put(addr, change, &value, false);
+                lock(&self.counts).3 += 1;
+            }
+            return Ok(value);
         }
         if config.contains_unknown() {
             return Err(Diagnostic::error("configuration not known at apply time")
@@ -486,6 +495,9 @@ impl Applier {
                     .with_help("the object was written and is recorded in state as tainted; the next plan replaces it"));
             }
             self.put(addr, change, &new, false);
+            if change.importing.is_some() {
+                lock(&self.counts).3 += 1;
+            }
             if change.action == Action::CreateThenDelete {
                 delete_old().await.map_err(|e| {
                     fail("delete", e).with_help("the replacement was created and is recorded in state; the old object could not be deleted and must be removed by hand")

@@ -18,7 +18,8 @@ use flotilla_syntax::{Diagnostic, SourceMap};
 use crate::output::{PrintProgress, Ui};
 use crate::workspace::{self, Workspace};
 use crate::{
-    ApplyArgs, Command, FmtArgs, GraphArgs, OutputArgs, PlanArgs, ShowArgs, StateCommand, VarArgs,
+    ApplyArgs, Command, FmtArgs, GraphArgs, ImportArgs, OutputArgs, PlanArgs, ShowArgs,
+    StateCommand, VarArgs,
 };
 
 macro_rules! tri {
@@ -46,6 +47,7 @@ pub async fn run(command: Command, ui: &Ui) -> u8 {
         Command::State(c) => state(ui, c),
         Command::Graph(a) => graph(ui, a),
         Command::Console(a) => console(ui, a).await,
+        Command::Import(a) => import(ui, a).await,
         Command::Sandbox(c) => crate::sandbox::run(ui, c).await,
         Command::Version => {
             ui.out(&format!("flotilla v{}\n", env!("CARGO_PKG_VERSION")));
@@ -265,6 +267,7 @@ async fn make_plan(
     args: &PlanArgs,
     state: State,
     mode: PlanMode,
+    imports: Vec<(ResourceInstanceAddr, String)>,
 ) -> Result<Plan, u8> {
     let (inputs, diags) = flotilla_plan::inputs::collect(
         &ws.config,
@@ -283,6 +286,7 @@ async fn make_plan(
         targets: parse_addrs::<TargetAddr>(ui, "-target", &args.target)?,
         replace: parse_addrs::<ResourceInstanceAddr>(ui, "-replace", &args.replace)?,
         parallelism: args.parallelism.max(1),
+        imports,
     };
     let input = PlanInput {
         config: Arc::clone(&ws.config),
@@ -340,7 +344,7 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
     let saved = plan_file.is_some();
     let plan = match plan_file {
         Some(file) => tri!(read_saved_plan(ui, &ws, &state, &file)),
-        None => tri!(make_plan(ui, &ws, &mut sources, &args, state, mode).await),
+        None => tri!(make_plan(ui, &ws, &mut sources, &args, state, mode, Vec::new()).await),
     };
     let style = Style { color: ui.color };
     if op == Op::Plan {
@@ -411,8 +415,13 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
             report.destroyed
         ));
     } else {
+        let imported = if report.imported > 0 {
+            format!(" {} imported,", report.imported)
+        } else {
+            String::new()
+        };
         ui.out(&format!(
-            "\n{} Resources: {} added, {} changed, {} destroyed.\n",
+            "\n{} Resources:{imported} {} added, {} changed, {} destroyed.\n",
             ui.green("Apply complete!"),
             report.added,
             report.changed,
@@ -420,6 +429,106 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
         ));
         print_outputs(ui, &report.state);
     }
+    0
+}
+
+/// `flotilla import ADDR ID`: plans the import alone (targeting the address) and records the
+/// object in state as it is, changing nothing real.
+async fn import(ui: &Ui, args: ImportArgs) -> u8 {
+    let addr = match args.addr.parse::<ResourceInstanceAddr>() {
+        Ok(a) => a,
+        Err(e) => {
+            return error(
+                ui,
+                Diagnostic::error("invalid import address")
+                    .with_detail(e.to_string())
+                    .with_help("write a resource instance address like `kube_namespace.apps`"),
+            );
+        }
+    };
+    let plan_args = PlanArgs {
+        vars: args.vars,
+        target: vec![args.addr.clone()],
+        replace: Vec::new(),
+        destroy: false,
+        refresh_only: false,
+        refresh: true,
+        out: None,
+        detailed_exitcode: false,
+        parallelism: 10,
+        lock_timeout: args.lock_timeout,
+        auto_approve: true,
+        json: false,
+    };
+    let ws = tri!(workspace::load(ui));
+    let mut sources = ws.sources.clone();
+    let Some(timeout) = workspace::parse_duration(&plan_args.lock_timeout) else {
+        return error(
+            ui,
+            Diagnostic::error("invalid -lock-timeout")
+                .with_help("write durations like 0s, 30s, 5m"),
+        );
+    };
+    let _lock = match ws.backend.lock("import", timeout) {
+        Ok(l) => l,
+        Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
+    };
+    let state = tri!(workspace::load_state(&ws, ui, true));
+    if state.resources.contains_key(&addr) {
+        return error(
+            ui,
+            Diagnostic::error("resource already managed")
+                .with_detail(format!("`{addr}` is already in state"))
+                .with_help(
+                    "remove it with `flotilla state rm` first to import another object there",
+                ),
+        );
+    }
+    let mut plan = tri!(
+        make_plan(
+            ui,
+            &ws,
+            &mut sources,
+            &plan_args,
+            state,
+            PlanMode::Normal,
+            vec![(addr.clone(), args.id.clone())],
+        )
+        .await
+    );
+    // Only the import itself: the object is recorded as it is; planned changes wait for apply.
+    plan.changes
+        .retain(|c| c.addr == addr && c.importing.is_some());
+    for c in &mut plan.changes {
+        c.action = flotilla_plan::Action::NoOp;
+        c.after = c.before.clone();
+        c.replace_reasons.clear();
+    }
+    plan.outputs.clear();
+    if plan.changes.is_empty() {
+        return error(ui, Diagnostic::error("nothing imported").with_detail(format!("`{addr}` was not planned; check that the address names an instance of a resource block")));
+    }
+    ui.out(&format!("{addr}: Importing from ID {:?}...\n", args.id));
+    let input = ApplyInput {
+        plan,
+        config: Arc::clone(&ws.config),
+        graph: Arc::clone(&ws.graph),
+        registry: workspace::registry(),
+        paths: paths(),
+        backend: ws.backend.clone(),
+        parallelism: 10,
+        stop: ctrl_c_stop(),
+        progress: Arc::new(PrintProgress),
+    };
+    let report = flotilla_apply::apply(input).await;
+    ui.diags(&report.diags.0, &sources);
+    if report.diags.has_errors() {
+        return 1;
+    }
+    ui.out(&format!(
+        "\n{} `{addr}` is now in state and managed by flotilla.\nRun `flotilla plan` to see how the configuration differs from the object.\n",
+        ui.green("Import successful!")
+    ));
     0
 }
 

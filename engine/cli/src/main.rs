@@ -97,6 +97,11 @@ enum Command {
         after_help = "Examples:\n  echo 'upper(var.name)' | flotilla console\n  flotilla console          # interactive; one expression per line, Ctrl-D to quit"
     )]
     Console(VarArgs),
+    /// Adopt an existing object into state under a resource address.
+    #[command(
+        after_help = "Examples:\n  flotilla import kube_namespace.apps apps\n  flotilla import kube_config_map.settings shop/settings\n  flotilla import 'capi_cluster.c[\"beijing\"]' default/beijing\n\nThe resource block must exist; the object is read through its provider and recorded in\nstate without changing it. Run `flotilla plan` afterwards to see how the configuration\ndiffers. An `import { to = ADDR, id = \"...\" }` block does the same as part of a plan."
+    )]
+    Import(ImportArgs),
     /// Run local Kubernetes-API clusters to try flotilla without a fleet.
     #[command(
         subcommand,
@@ -173,6 +178,19 @@ struct PlanArgs {
     /// Print the plan as JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// The resource instance address, e.g. `kube_namespace.apps`.
+    addr: String,
+    /// The provider's id for the object: `namespace/name`, or `name` when cluster-scoped.
+    id: String,
+    #[command(flatten)]
+    vars: VarArgs,
+    /// How long to wait for the state lock (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    lock_timeout: String,
 }
 
 #[derive(Args, Debug)]

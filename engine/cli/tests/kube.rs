@@ -402,3 +402,72 @@ fn validate_checks_kinds_offline() {
         "validate needs no cluster"
     );
 }
+
+#[test]
+fn import_by_command_and_by_block() {
+    let w = Work::new(&[("main.hcl", &settings("cn-north", false))]);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    std::fs::remove_file(w.path("flotilla.state.json")).expect("forget the state");
+
+    let missing = w
+        .run(&["import", "kube_config_map.settings", "default/nope"])
+        .expect(1);
+    assert!(
+        missing
+            .stderr
+            .contains("ConfigMap default/nope does not exist"),
+        "{}",
+        missing.stderr
+    );
+    let no_block = w
+        .run(&["import", "kube_config_map.other", "default/settings"])
+        .expect(1);
+    assert!(
+        no_block
+            .stderr
+            .contains("import target has no resource block"),
+        "{}",
+        no_block.stderr
+    );
+
+    let imported = w
+        .run(&["import", "kube_config_map.settings", "default/settings"])
+        .expect(0);
+    assert!(
+        imported.stdout.contains("Import successful!"),
+        "{}",
+        imported.stdout
+    );
+    assert_eq!(w.state_addresses(), ["kube_config_map.settings"]);
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+
+    // An `import` block adopts it as part of a plan, with any change the configuration asks.
+    std::fs::remove_file(w.path("flotilla.state.json")).expect("forget the state");
+    w.write(
+        "main.hcl",
+        &format!(
+            "{}\nimport {{\n  to = kube_config_map.settings\n  id = \"default/settings\"\n}}\n",
+            settings("eu-west", false)
+        ),
+    );
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("# (imported from \"default/settings\")"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 1 to import, 0 to add, 1 to change, 0 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    let applied = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(
+        applied.stdout.contains("1 imported, 0 added, 1 changed"),
+        "{}",
+        applied.stdout
+    );
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+}

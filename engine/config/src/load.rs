@@ -206,7 +206,8 @@ pub fn parse_files(
 }
 
 const TOP_LEVEL_BLOCKS: &[&str] = &[
-    "variable", "locals", "output", "provider", "resource", "data", "module", "moved", "flotilla",
+    "variable", "locals", "output", "provider", "resource", "data", "module", "moved", "import",
+    "flotilla",
 ];
 
 struct Builder<'a> {
@@ -279,6 +280,11 @@ impl Builder<'_> {
             "moved" => {
                 if self.labels::<0>(&labels, kind, &[], &span).is_some() {
                     self.moved(file, block, span);
+                }
+            }
+            "import" => {
+                if self.labels::<0>(&labels, kind, &[], &span).is_some() {
+                    self.import(file, block, span);
                 }
             }
             "flotilla" => {
@@ -891,6 +897,23 @@ impl Builder<'_> {
                 Diagnostic::error("incomplete `moved` block")
                     .with_span(span)
                     .with_help("a `moved` block needs both `from` and `to` addresses"),
+            ),
+        }
+    }
+
+    fn import(&mut self, file: FileId, block: &Block, span: Span) {
+        let (attrs, _) = self.known_body(file, &block.body, "import", &["to", "id"], &[]);
+        match (attrs.get("to"), attrs.get("id")) {
+            (Some(to), Some(id)) => {
+                let to = self.sources.snippet(&to.expr.span()).trim().to_string();
+                if let Some(id) = self.literal_string(id, "the import id") {
+                    self.module.imports.push(Import { to, id, span });
+                }
+            }
+            _ => self.diags.push(
+                Diagnostic::error("incomplete `import` block")
+                    .with_span(span)
+                    .with_help("an `import` block needs `to` (a resource address) and `id` (e.g. \"namespace/name\")"),
             ),
         }
     }

@@ -238,6 +238,17 @@ pub struct Moved {
     pub span: Span,
 }
 
+/// `import { to = ADDR, id = "..." }`: adopt an existing object into state.
+#[derive(Debug, Clone)]
+pub struct Import {
+    /// The resource instance address, as written.
+    pub to: String,
+    /// The provider-specific id (`namespace/name` for Kubernetes objects).
+    pub id: String,
+    /// The block.
+    pub span: Span,
+}
+
 /// `backend "KIND" { ... }` inside the `flotilla` block.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
@@ -279,6 +290,8 @@ pub struct Module {
     pub module_calls: BTreeMap<String, ModuleCall>,
     /// `moved` blocks.
     pub moved: Vec<Moved>,
+    /// `import` blocks (root module only).
+    pub imports: Vec<Import>,
     /// The `flotilla` block (root module only).
     pub settings: Settings,
     /// Loaded child modules by call name.

@@ -72,12 +72,15 @@ pub struct ResourceChange {
     pub dependencies: Vec<String>,
     /// Whether the resource uses `create_before_destroy`.
     pub create_before_destroy: bool,
+    /// For an import: the id the existing object is adopted by (`import` blocks,
+    /// `flotilla import`).
+    pub importing: Option<String>,
 }
 
 impl ResourceChange {
     /// Whether this changes anything (a move counts).
     pub fn is_change(&self) -> bool {
-        self.action != Action::NoOp || self.prev_addr.is_some()
+        self.action != Action::NoOp || self.prev_addr.is_some() || self.importing.is_some()
     }
 
     /// Managed resource or data source.
@@ -148,6 +151,8 @@ pub struct Summary {
     pub destroy: usize,
     /// Moves without other changes.
     pub moved: usize,
+    /// Existing objects adopted into state.
+    pub import: usize,
 }
 
 impl Plan {
@@ -159,6 +164,9 @@ impl Plan {
             .iter()
             .filter(|c| c.mode() == ResourceMode::Managed)
         {
+            if c.importing.is_some() {
+                s.import += 1;
+            }
             match c.action {
                 Action::Create => s.add += 1,
                 Action::Update => s.change += 1,

@@ -69,6 +69,7 @@ fn change_json(c: &ResourceChange) -> serde_json::Value {
         "reason": c.reason,
         "dependencies": c.dependencies,
         "create_before_destroy": c.create_before_destroy,
+        "importing": c.importing,
     })
 }
 
@@ -88,6 +89,7 @@ fn change_from(j: &serde_json::Value) -> Result<ResourceChange, String> {
         reason: serde_json::from_value(get("reason")).map_err(|e| e.to_string())?,
         dependencies: serde_json::from_value(get("dependencies")).map_err(|e| e.to_string())?,
         create_before_destroy: get("create_before_destroy").as_bool().unwrap_or(false),
+        importing: get("importing").as_str().map(str::to_string),
     })
 }
 

@@ -12,11 +12,11 @@ use flotilla_config::{IgnoreChanges, Module, Resource};
 use flotilla_graph::{Graph, NodeKind};
 use flotilla_lang::{AttrPath, PathStep, Subject, Value, diff_paths, references};
 use flotilla_provider::{
-    BlockSchema, PlanRequest, Provider, ProviderRegistry, ReadDataRequest, ReadRequest,
-    ReplaceReason,
+    BlockSchema, ImportRequest, PlanRequest, Provider, ProviderRegistry, ReadDataRequest,
+    ReadRequest, ReplaceReason,
 };
 use flotilla_state::{ResourceInstanceState, State};
-use flotilla_syntax::{Diagnostic, Diagnostics};
+use flotilla_syntax::{Diagnostic, Diagnostics, Span};
 
 use crate::eval::{
     Expansion, InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key,
@@ -36,6 +36,9 @@ pub struct PlanOptions {
     pub replace: Vec<ResourceInstanceAddr>,
     /// How many provider calls may run at once.
     pub parallelism: usize,
+    /// Objects to adopt into state, besides the configuration's `import` blocks
+    /// (`flotilla import ADDR ID`).
+    pub imports: Vec<(ResourceInstanceAddr, String)>,
 }
 
 impl Default for PlanOptions {
@@ -46,6 +49,7 @@ impl Default for PlanOptions {
             targets: Vec::new(),
             replace: Vec::new(),
             parallelism: 10,
+            imports: Vec::new(),
         }
     }
 }
@@ -76,6 +80,7 @@ pub struct PlanInput {
 pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> {
     let state_serial = input.prior.serial;
     let (prior, moved, move_diags) = apply_moves(&input.config, input.prior);
+    let (imports, import_diags) = collect_imports(&input.config, &input.options, &prior);
     let targeting = !input.options.targets.is_empty();
     let (subset, direct) = if targeting {
         let direct: HashSet<_> = input
@@ -100,9 +105,11 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         input.stop,
     ));
     ctx.report_all(move_diags);
+    ctx.report_all(import_diags);
     let planner = Arc::new(Planner {
         prior: Mutex::new(prior),
         moved,
+        imports,
         changes: Mutex::new(Vec::new()),
         drift: Mutex::new(Vec::new()),
         seen: Mutex::new(HashSet::new()),
@@ -251,6 +258,61 @@ fn output_changes(
     out
 }
 
+/// The imports to plan: `import` blocks of the root module and `-import`s from the command
+/// line, for addresses not in state yet, each checked to have a resource block.
+fn collect_imports(
+    config: &Module,
+    options: &PlanOptions,
+    prior: &State,
+) -> (
+    HashMap<ResourceInstanceAddr, (String, Option<Span>)>,
+    Diagnostics,
+) {
+    let mut diags = Diagnostics::new();
+    let mut out = HashMap::new();
+    let mut wanted: Vec<(ResourceInstanceAddr, String, Option<Span>)> = options
+        .imports
+        .iter()
+        .map(|(a, id)| (a.clone(), id.clone(), None))
+        .collect();
+    if options.mode == PlanMode::Normal {
+        for i in &config.imports {
+            match i.to.parse::<ResourceInstanceAddr>() {
+                Ok(a) => wanted.push((a, i.id.clone(), Some(i.span.clone()))),
+                Err(e) => diags.push(
+                    Diagnostic::error("invalid `import` address")
+                        .with_span(i.span.clone())
+                        .with_detail(e.to_string())
+                        .with_help("write a resource instance address like `kube_namespace.apps` or `capi_cluster.c[\"beijing\"]`"),
+                ),
+            }
+        }
+    }
+    for (addr, id, span) in wanted {
+        let declared = config
+            .descendant(&addr.module.path())
+            .is_some_and(|m| m.resources.contains_key(&addr.resource));
+        if !declared || addr.resource.mode != ResourceMode::Managed {
+            let mut d = Diagnostic::error("import target has no resource block")
+                .with_detail(format!(
+                    "there is no `{}` in the configuration to import {id:?} into",
+                    addr.without_key()
+                ))
+                .with_help("add the resource block first, then import into it");
+            if let Some(s) = &span {
+                d = d.with_span(s.clone());
+            }
+            diags.push(d);
+            continue;
+        }
+        if prior.resources.contains_key(&addr) {
+            continue;
+        }
+        out.insert(addr, (id, span));
+    }
+    (out, diags)
+}
+
 /// Renames state entries according to `moved` blocks in the root module.
 fn apply_moves(
     config: &Module,
@@ -336,6 +398,8 @@ pub fn moved_address(
 struct Planner {
     prior: Mutex<State>,
     moved: HashMap<ResourceInstanceAddr, ResourceInstanceAddr>,
+    /// Objects to adopt, by address: their id and the `import` block, if one asked.
+    imports: HashMap<ResourceInstanceAddr, (String, Option<Span>)>,
     changes: Mutex<Vec<ResourceChange>>,
     drift: Mutex<Vec<ResourceChange>>,
     seen: Mutex<HashSet<ResourceInstanceAddr>>,
@@ -520,6 +584,7 @@ impl Planner {
                             reason: Some(why.into()),
                             dependencies: state.dependencies.clone(),
                             create_before_destroy: state.create_before_destroy,
+                            importing: None,
                         });
                     let mut prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
                     match &refreshed {
@@ -607,6 +672,7 @@ impl Planner {
                 reason: Some(reason),
                 dependencies: state.dependencies.clone(),
                 create_before_destroy: state.create_before_destroy,
+                importing: None,
             });
         }
     }
@@ -729,7 +795,31 @@ impl ResourceHandler for Planner {
                     drop(values_guard);
                     ctx.report_all(diags);
                 }
+                let importing = match (prior_state, self.imports.get(&addr)) {
+                    (None, Some((id, span))) => match provider
+                        .import(ImportRequest {
+                            type_name: &r.addr.type_,
+                            id,
+                        })
+                        .await
+                    {
+                        Ok(v) => Some((id.clone(), mark_schema_sensitive(v, schema))),
+                        Err(e) => {
+                            ctx.report(
+                                Diagnostic::error("cannot import")
+                                    .with_span(span.clone().unwrap_or_else(|| r.span.clone()))
+                                    .with_detail(format!("{addr} from {id:?}: {}", e.describe()))
+                                    .with_help("check the id (e.g. \"namespace/name\") and that the object exists where the provider points"),
+                            );
+                            ok = false;
+                            values.insert(key, Value::Unknown);
+                            continue;
+                        }
+                    },
+                    _ => None,
+                };
                 let refreshed = match prior_state {
+                    None => importing.as_ref().map(|(_, v)| v.clone()),
                     Some(s) if deferred => Some(state_value(s)),
                     Some(s) => match self.refresh(&addr, s, provider.as_ref(), ctx).await {
                         Ok(v) => v,
@@ -738,7 +828,6 @@ impl ResourceHandler for Planner {
                             continue;
                         }
                     },
-                    None => None,
                 };
                 let value = match r.addr.mode {
                     ResourceMode::Data => {
@@ -783,27 +872,33 @@ impl ResourceHandler for Planner {
                                     .map(|s| s.dependencies.clone())
                                     .unwrap_or_default(),
                                 create_before_destroy: r.lifecycle.create_before_destroy,
+                                importing: None,
                             });
                         }
                         Some(refreshed.clone().unwrap_or(Value::Unknown))
                     }
                     ResourceMode::Managed => {
-                        self.plan_managed(
-                            ctx,
-                            &inst,
-                            module,
-                            r,
-                            &addr,
-                            &provider_addr,
-                            provider.as_ref(),
-                            schema,
-                            refreshed,
-                            cfg,
-                            expansion,
-                            &key,
-                            prior_state.is_some_and(|s| s.tainted),
-                        )
-                        .await
+                        let planned = self
+                            .plan_managed(
+                                ctx,
+                                &inst,
+                                module,
+                                r,
+                                &addr,
+                                &provider_addr,
+                                provider.as_ref(),
+                                schema,
+                                refreshed,
+                                cfg,
+                                expansion,
+                                &key,
+                                prior_state.is_some_and(|s| s.tainted),
+                            )
+                            .await;
+                        if let Some((id, _)) = importing {
+                            self.mark_import(&addr, id);
+                        }
+                        planned
                     }
                 };
                 match value {
@@ -853,6 +948,7 @@ impl ResourceHandler for Planner {
                         reason: Some("destroy requested".into()),
                         dependencies: s.dependencies.clone(),
                         create_before_destroy: s.create_before_destroy,
+                        importing: None,
                     });
                 }
             } else if let Some(e) = &expansion {
@@ -879,6 +975,14 @@ fn prevent_destroy_error(r: &Resource, addr: &ResourceInstanceAddr) -> Diagnosti
 }
 
 impl Planner {
+    /// Marks the planned change of an instance as an import of `id`.
+    fn mark_import(&self, addr: &ResourceInstanceAddr, id: String) {
+        let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = changes.iter_mut().rev().find(|c| &c.addr == addr) {
+            c.importing = Some(id);
+        }
+    }
+
     /// Whether a resource this one depends on has a planned change (so a data source reads
     /// what the change leaves, during apply).
     fn dependencies_change(&self, ctx: &WalkCtx, module: &Module, r: &Resource) -> bool {
@@ -967,6 +1071,7 @@ impl Planner {
             reason: Some(DEFERRED.into()),
             dependencies: resource_dependencies(ctx, module, r),
             create_before_destroy: r.lifecycle.create_before_destroy,
+            importing: None,
         });
         planned
     }
@@ -1106,6 +1211,7 @@ impl Planner {
             reason: if action.is_replace() { reason } else { None },
             dependencies,
             create_before_destroy,
+            importing: None,
         });
         Some(if action == Action::NoOp {
             prior.unwrap_or(planned)
@@ -1150,6 +1256,7 @@ impl Planner {
                 }),
                 dependencies: Vec::new(),
                 create_before_destroy: false,
+                importing: None,
             });
             return Some(after);
         }
@@ -1173,6 +1280,7 @@ impl Planner {
                     reason: None,
                     dependencies: Vec::new(),
                     create_before_destroy: false,
+                    importing: None,
                 });
                 Some(v)
             }

@@ -62,6 +62,7 @@ fn change(c: &ResourceChange) -> Json {
             "replace_paths": c.replace_reasons.iter().map(|r| r.path.to_string()).collect::<Vec<_>>(),
         },
         "action_reason": c.reason,
+        "importing": c.importing.as_ref().map(|id| json!({ "id": id })),
         "replace_reasons": c.replace_reasons.iter().map(|r| json!({ "path": r.path.to_string(), "reason": r.reason })).collect::<Vec<_>>(),
     })
 }
@@ -105,7 +106,7 @@ pub fn plan_json(plan: &Plan) -> Json {
         "resource_changes": plan.changes.iter().map(change).collect::<Vec<_>>(),
         "resource_drift": plan.drift.iter().map(change).collect::<Vec<_>>(),
         "output_changes": outputs,
-        "summary": { "add": s.add, "change": s.change, "destroy": s.destroy, "move": s.moved },
+        "summary": { "add": s.add, "change": s.change, "destroy": s.destroy, "move": s.moved, "import": s.import },
         "has_changes": plan.has_changes(),
     })
 }

@@ -54,7 +54,7 @@ fn symbol(action: Action) -> &'static str {
 
 fn shown(c: &ResourceChange) -> bool {
     match c.action {
-        Action::NoOp => c.prev_addr.is_some(),
+        Action::NoOp => c.prev_addr.is_some() || c.importing.is_some(),
         _ => true,
     }
 }
@@ -136,13 +136,14 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             out.push('\n');
         }
         let s = plan.summary();
+        let _ = write!(out, "{}", style.bold("Plan:"));
+        if s.import > 0 {
+            let _ = write!(out, " {} to import,", s.import);
+        }
         let _ = write!(
             out,
-            "{} {} to add, {} to change, {} to destroy",
-            style.bold("Plan:"),
-            s.add,
-            s.change,
-            s.destroy
+            " {} to add, {} to change, {} to destroy",
+            s.add, s.change, s.destroy
         );
         if s.moved > 0 {
             let _ = write!(out, ", {} to move", s.moved);
@@ -200,9 +201,15 @@ fn header_lines(c: &ResourceChange) -> Vec<String> {
         }
         Action::Delete => Some(format!("# {a} will be destroyed")),
         Action::Read => Some(format!("# {a} will be read during apply")),
-        Action::NoOp => None,
+        Action::NoOp => c
+            .importing
+            .as_ref()
+            .map(|_| format!("# {a} will be imported")),
     };
     lines.extend(main);
+    if let Some(id) = &c.importing {
+        lines.push(format!("# (imported from {id:?})"));
+    }
     if let Some(reason) = &c.reason
         && c.action != Action::NoOp
     {

@@ -1040,6 +1040,17 @@ impl KubeProvider {
             Value::string(object::id(namespace.as_deref(), &name)),
         );
         m.insert("uid".into(), uid_of(&live));
+        // Every other argument is unset, as in a configuration that does not mention it.
+        if let Some(schema) = self.schema.resources.get(kind.type_name) {
+            for name in schema
+                .block
+                .attributes
+                .keys()
+                .chain(schema.block.blocks.keys())
+            {
+                m.entry(name.clone()).or_insert(Value::Null);
+            }
+        }
         Ok(Value::Map(m))
     }
 
