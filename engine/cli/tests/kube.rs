@@ -471,3 +471,36 @@ fn import_by_command_and_by_block() {
     );
     w.run(&["plan", "-detailed-exitcode"]).expect(0);
 }
+
+#[test]
+fn a_template_change_rotates_it_and_moves_its_referrers() {
+    let (w, _) = example("capi-cluster");
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    let new_version = ["-var", "kubernetes_version=v1.32.0"];
+    let plan = w.run(&[&["plan"][..], &new_version].concat()).expect(0);
+    for line in [
+        "# capi_docker_machine_template.control_plane must be replaced",
+        "the template is rotated to a new object, beijing-control-plane-",
+        "# capi_kubeadm_control_plane.beijing will be updated in place",
+        "Plan: 1 to add, 1 to change, 1 to destroy.",
+    ] {
+        assert!(plan.stdout.contains(line), "{line}\n{}", plan.stdout);
+    }
+    assert!(
+        plan.stdout.contains("+/-"),
+        "create before destroy: {}",
+        plan.stdout
+    );
+    w.run(&[&["apply", "-auto-approve"][..], &new_version].concat())
+        .expect(0);
+    w.run(&[&["plan", "-detailed-exitcode"][..], &new_version].concat())
+        .expect(0);
+    let state = w.state();
+    let name = state["resources"]["capi_docker_machine_template.control_plane"]["attributes"]["object_name"]
+        .as_str()
+        .expect("object_name")
+        .to_string();
+    let referred = &state["resources"]["capi_kubeadm_control_plane.beijing"]["attributes"]["spec"]
+        ["machineTemplate"]["spec"]["infrastructureRef"]["name"];
+    assert_eq!(referred, &serde_json::json!(name));
+}

@@ -529,14 +529,15 @@ fn static_replacements(kind: &Kind, prior: &Value, proposed: &Value) -> Vec<Repl
         } else {
             a != b
         };
-        if changed {
+        let path_attr = attr_path(kind, path);
+        if changed && !out.iter().any(|r| r.path == path_attr) {
             let reason = if presence {
                 format!("{path} cannot be added or removed once the object exists")
             } else {
                 format!("{path} cannot change in place")
             };
             out.push(ReplaceReason {
-                path: attr_path(kind, path),
+                path: path_attr,
                 reason,
             });
         }
