@@ -391,18 +391,7 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
         return 1;
     }
     ui.out("\n");
-    let input = ApplyInput {
-        plan,
-        config: Arc::clone(&ws.config),
-        graph: Arc::clone(&ws.graph),
-        registry: workspace::registry(),
-        paths: paths(),
-        backend: ws.backend.clone(),
-        parallelism: args.parallelism.max(1),
-        stop: ctrl_c_stop(),
-        progress: Arc::new(PrintProgress),
-    };
-    let report = flotilla_apply::apply(input).await;
+    let report = flotilla_apply::apply(apply_input(&ws, plan, args.parallelism)).await;
     ui.diags(&report.diags.0, &sources);
     if report.diags.has_errors() {
         ui.err(&format!("\nApply failed. Resources: {} added, {} changed, {} destroyed; the state records exactly what exists.", report.added, report.changed, report.destroyed));
@@ -430,6 +419,21 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
         print_outputs(ui, &report.state);
     }
     0
+}
+
+/// What apply needs to carry out `plan` in this workspace, printing progress.
+fn apply_input(ws: &Workspace, plan: Plan, parallelism: usize) -> ApplyInput {
+    ApplyInput {
+        plan,
+        config: Arc::clone(&ws.config),
+        graph: Arc::clone(&ws.graph),
+        registry: workspace::registry(),
+        paths: paths(),
+        backend: ws.backend.clone(),
+        parallelism: parallelism.max(1),
+        stop: ctrl_c_stop(),
+        progress: Arc::new(PrintProgress),
+    }
 }
 
 /// `flotilla import ADDR ID`: plans the import alone (targeting the address) and records the
@@ -509,18 +513,7 @@ async fn import(ui: &Ui, args: ImportArgs) -> u8 {
         return error(ui, Diagnostic::error("nothing imported").with_detail(format!("`{addr}` was not planned; check that the address names an instance of a resource block")));
     }
     ui.out(&format!("{addr}: Importing from ID {:?}...\n", args.id));
-    let input = ApplyInput {
-        plan,
-        config: Arc::clone(&ws.config),
-        graph: Arc::clone(&ws.graph),
-        registry: workspace::registry(),
-        paths: paths(),
-        backend: ws.backend.clone(),
-        parallelism: 10,
-        stop: ctrl_c_stop(),
-        progress: Arc::new(PrintProgress),
-    };
-    let report = flotilla_apply::apply(input).await;
+    let report = flotilla_apply::apply(apply_input(&ws, plan, 10)).await;
     ui.diags(&report.diags.0, &sources);
     if report.diags.has_errors() {
         return 1;
