@@ -87,6 +87,17 @@ data "kube_object" "settings" {
   namespace   = kube_namespace.shop.name
 }
 
+data "kube_secret" "db" {
+  name      = kube_secret.db.name
+  namespace = kube_namespace.shop.name
+}
+
+# Read back through the data source: decoded, and sensitive all the way.
+output "db_password" {
+  value     = data.kube_secret.db.data["password"]
+  sensitive = true
+}
+
 output "settings_uid" {
   value = data.kube_object.settings.object.metadata.uid
 }

@@ -330,14 +330,6 @@ impl Applier {
             return;
         }
         // x must go before y when x depends on y's resource.
-        let static_addr = |a: &ResourceInstanceAddr| {
-            let p = a.module.path();
-            if p.is_root() {
-                a.resource.to_string()
-            } else {
-                format!("{p}.{}", a.resource)
-            }
-        };
         let mut remaining: Vec<&ResourceChange> = deletes;
         remaining.sort_by(|a, b| a.addr.cmp(&b.addr));
         while !remaining.is_empty() {
@@ -347,8 +339,8 @@ impl Applier {
                 .collect();
             let (now, later): (Vec<&ResourceChange>, Vec<&ResourceChange>) =
                 remaining.iter().partition(|c| {
-                    !needed.contains(&static_addr(&c.addr))
-                        || c.dependencies.contains(&static_addr(&c.addr))
+                    !needed.contains(&c.addr.config_addr())
+                        || c.dependencies.contains(&c.addr.config_addr())
                 });
             let now = if now.is_empty() { later.clone() } else { now };
             let later: Vec<&ResourceChange> = remaining
@@ -479,6 +471,11 @@ impl Applier {
                 planned: None,
             })
         };
+        let verb = if change.action == Action::Update {
+            "update"
+        } else {
+            "create"
+        };
         let result: Result<Value, Diagnostic> = async {
             if change.action == Action::DeleteThenCreate {
                 delete_old().await.map_err(|e| fail("delete", e))?;
@@ -487,11 +484,11 @@ impl Applier {
             let created = provider
                 .apply_change(ApplyRequest { type_name, prior: prior.as_ref(), planned: Some(&fin) })
                 .await
-                .map_err(|e| fail(if change.action == Action::Update { "update" } else { "create" }, e))?;
+                .map_err(|e| fail(verb, e))?;
             let new = mark_schema_sensitive(created.new_state.unwrap_or(Value::Null), schema);
             if let Some(e) = created.failed {
                 self.put(addr, change, &new, true);
-                return Err(fail(if change.action == Action::Update { "update" } else { "create" }, e)
+                return Err(fail(verb, e)
                     .with_help("the object was written and is recorded in state as tainted; the next plan replaces it"));
             }
             self.put(addr, change, &new, false);

@@ -110,6 +110,24 @@ fn examples_apply_and_then_plan_no_changes() {
             "{name}: {}",
             clean.stdout
         );
+        if name == "kube-basics" {
+            // The Secret read back through `data "kube_secret"`, decoded but never shown.
+            assert!(
+                applied.stdout.contains("db_password  = (sensitive value)"),
+                "{}",
+                applied.stdout
+            );
+            assert!(
+                !applied.stdout.contains("correct-horse"),
+                "{}",
+                applied.stdout
+            );
+            let outputs = &w.state()["outputs"];
+            assert_eq!(
+                outputs["db_password"]["value"],
+                "correct-horse-battery-staple"
+            );
+        }
         if name == "capi-cluster" {
             // The ConfigMap lives in the new cluster, reached through its kubeconfig.
             assert_eq!(config_map_names(&w, "beijing", "apps"), ["settings"]);

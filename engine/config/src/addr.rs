@@ -219,6 +219,17 @@ impl ResourceInstanceAddr {
             resource: self.resource.clone(),
         }
     }
+
+    /// The configuration object it is an instance of, named as the graph and recorded
+    /// dependencies name it: `module.net.builtin_data.a` (no instance keys anywhere).
+    pub fn config_addr(&self) -> String {
+        let p = self.module.path();
+        if p.is_root() {
+            self.resource.to_string()
+        } else {
+            format!("{p}.{}", self.resource)
+        }
+    }
 }
 
 impl fmt::Display for ResourceInstanceAddr {

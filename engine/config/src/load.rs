@@ -902,6 +902,17 @@ impl Builder<'_> {
     }
 
     fn import(&mut self, file: FileId, block: &Block, span: Span) {
+        if !self.module.path.is_root() {
+            self.diags.push(
+                Diagnostic::error("`import` outside the root module")
+                    .with_span(span)
+                    .with_detail("a module cannot adopt objects by itself")
+                    .with_help(
+                        "move the block to the root module, with `to = module.NAME.TYPE.NAME`",
+                    ),
+            );
+            return;
+        }
         let (attrs, _) = self.known_body(file, &block.body, "import", &["to", "id"], &[]);
         match (attrs.get("to"), attrs.get("id")) {
             (Some(to), Some(id)) => {
@@ -1082,6 +1093,26 @@ output "o" { value = builtin_data.x[0].output }
         assert!(r.count.is_some());
         assert!(r.lifecycle.create_before_destroy);
         assert_eq!(r.body.attrs.len(), 1);
+    }
+
+    #[test]
+    fn import_blocks_belong_to_the_root_module() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.hcl"),
+            "import {\n  to = builtin_data.a\n  id = \"x\"\n}\nmodule \"child\" { source = \"./child\" }\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("child")).unwrap();
+        std::fs::write(
+            dir.path().join("child/main.hcl"),
+            "import {\n  to = builtin_data.b\n  id = \"y\"\n}\n",
+        )
+        .unwrap();
+        let (m, d) = load_dir(dir.path(), &mut SourceMap::new());
+        assert_eq!(m.unwrap().imports[0].id, "x");
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert_eq!(d.0[0].summary, "`import` outside the root module");
     }
 
     #[test]

@@ -715,6 +715,10 @@ impl ResourceHandler for Planner {
         };
         let schema = &schema;
         let deferred = ctx.is_deferred(&provider_addr);
+        // A data source reads during apply when what it reads may change first (its
+        // dependencies are planned before it, so their changes are known here).
+        let read_later = r.addr.mode == ResourceMode::Data
+            && (deferred || self.dependencies_change(ctx, module, r));
         let node = flotilla_graph::Node {
             module: path.clone(),
             kind: NodeKind::Resource(r.addr.clone()),
@@ -831,7 +835,6 @@ impl ResourceHandler for Planner {
                 };
                 let value = match r.addr.mode {
                     ResourceMode::Data => {
-                        let pending = deferred || self.dependencies_change(ctx, module, r);
                         self.plan_data(
                             ctx,
                             &addr,
@@ -839,7 +842,7 @@ impl ResourceHandler for Planner {
                             provider.as_ref(),
                             schema,
                             cfg,
-                            pending,
+                            read_later,
                         )
                         .await
                     }
@@ -994,18 +997,8 @@ impl Planner {
         changes.iter().any(|c| {
             c.mode() == ResourceMode::Managed
                 && c.action != Action::NoOp
-                && deps.contains(&static_addr(&c.addr))
+                && deps.contains(&c.addr.config_addr())
         })
-    }
-}
-
-/// A resource instance's address without its key, as the graph names the resource.
-fn static_addr(a: &ResourceInstanceAddr) -> String {
-    let p = a.module.path();
-    if p.is_root() {
-        a.resource.to_string()
-    } else {
-        format!("{p}.{}", a.resource)
     }
 }
 

@@ -72,7 +72,7 @@ pub struct Target {
     pub label: String,
     /// The API server's URL.
     pub url: String,
-    /// Whether it is a sandbox cluster (where ecosystems' CRDs are installed on demand).
+    /// Whether it was named with `sandbox = "NAME"` (ecosystems' CRDs are installed on demand).
     pub sandbox: bool,
     installed: Mutex<Vec<&'static str>>,
 }
@@ -214,25 +214,14 @@ async fn open(settings: &Settings) -> Result<Target, ProviderError> {
             ),
         );
     }
-    let sandbox = is_sandbox_kubeconfig(&kubeconfig);
     let (client, url) = client(kubeconfig, context.clone()).await?;
+    // Never a sandbox, even on loopback: a local kind cluster must not get CRDs installed.
     Ok(Target::new(
         client,
         format!("context \"{}\"", context.unwrap_or_default()),
         url,
-        sandbox,
+        false,
     ))
-}
-
-/// Kubeconfigs the sandbox wrote (for clusters Cluster API created in it) point at
-/// loopback; ecosystems may be installed there on demand too.
-fn is_sandbox_kubeconfig(kc: &Kubeconfig) -> bool {
-    kc.clusters.iter().all(|c| {
-        c.cluster
-            .as_ref()
-            .and_then(|c| c.server.as_deref())
-            .is_some_and(|s| s.starts_with("https://127.0.0.1:"))
-    })
 }
 
 async fn client(

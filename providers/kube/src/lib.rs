@@ -359,6 +359,51 @@ fn resource_of(kind: &Kind) -> ApiResource {
 static DISCOVERED: Mutex<Vec<(String, String, ApiResource, bool)>> = Mutex::new(Vec::new());
 
 impl KubeProvider {
+    /// The API resource of a kind and whether it is namespaced, by discovery (cached per
+    /// cluster); `None` when the cluster does not serve it.
+    async fn discover(
+        &self,
+        api_version: &str,
+        kind_name: &str,
+    ) -> ProviderResult<Option<(ApiResource, bool)>> {
+        let target = self.target().await?;
+        let key = format!("{}|{}", target.url, api_version);
+        let cached = DISCOVERED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(k, kn, _, _)| *k == key && kn == kind_name)
+            .map(|(_, _, r, n)| (r.clone(), *n));
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, kind_name);
+        match ops::call(target, "discover", || {
+            kube::discovery::pinned_kind(&target.client, &gvk)
+        })
+        .await
+        {
+            Ok((resource, caps)) => {
+                let namespaced = caps.scope == kube::discovery::Scope::Namespaced;
+                DISCOVERED.lock().unwrap_or_else(|e| e.into_inner()).push((
+                    key,
+                    kind_name.to_string(),
+                    resource.clone(),
+                    namespaced,
+                ));
+                Ok(Some((resource, namespaced)))
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(e) => Err(ops::api_error(
+                target,
+                &format!("cannot discover {api_version} {kind_name}"),
+                &e,
+            )),
+        }
+    }
+
     /// Where the object a value describes lives. For `kube_manifest`, discovery tells the
     /// plural and scope (`None` when the kind is not served yet, e.g. its CRD is created in
     /// the same apply).
@@ -374,56 +419,14 @@ impl KubeProvider {
             }));
         }
         let manifest = m.get("manifest").map(Value::to_json).unwrap_or(Json::Null);
-        let api_version = manifest["apiVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let kind_name = manifest["kind"].as_str().unwrap_or_default().to_string();
+        let api_version = manifest["apiVersion"].as_str().unwrap_or_default();
+        let kind_name = manifest["kind"].as_str().unwrap_or_default();
         let name = manifest["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let target = self.target().await?;
-        let key = format!("{}|{}", target.url, api_version);
-        let cached = DISCOVERED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|(k, kn, _, _)| *k == key && *kn == kind_name)
-            .map(|(_, _, r, n)| (r.clone(), *n));
-        let (resource, namespaced) = match cached {
-            Some(c) => c,
-            None => {
-                let (group, version) = api_version
-                    .rsplit_once('/')
-                    .unwrap_or(("", api_version.as_str()));
-                let gvk = kube::core::GroupVersionKind::gvk(group, version, &kind_name);
-                match ops::call(target, "discover", || {
-                    kube::discovery::pinned_kind(&target.client, &gvk)
-                })
-                .await
-                {
-                    Ok((resource, caps)) => {
-                        let namespaced = caps.scope == kube::discovery::Scope::Namespaced;
-                        DISCOVERED.lock().unwrap_or_else(|e| e.into_inner()).push((
-                            key,
-                            kind_name.clone(),
-                            resource.clone(),
-                            namespaced,
-                        ));
-                        (resource, namespaced)
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
-                    Err(kube::Error::Discovery(_)) => return Ok(None),
-                    Err(e) => {
-                        return Err(ops::api_error(
-                            target,
-                            &format!("cannot discover {api_version} {kind_name}"),
-                            &e,
-                        ));
-                    }
-                }
-            }
+        let Some((resource, namespaced)) = self.discover(api_version, kind_name).await? else {
+            return Ok(None);
         };
         let namespace = namespaced.then(|| {
             manifest["metadata"]["namespace"]
@@ -482,40 +485,29 @@ fn static_replacements(kind: &Kind, prior: &Value, proposed: &Value) -> Vec<Repl
     };
     let mut out = Vec::new();
     if !kind.is_manifest() {
-        for (path, what) in [
-            ("metadata.name", "the name"),
-            ("metadata.namespace", "the namespace"),
-        ] {
-            if object::at(&old, path) != object::at(&new, path) {
-                let attr = if path.ends_with("name") && !path.ends_with("space") {
-                    "name"
-                } else {
-                    "namespace"
-                };
-                let reason = if kind.rotate
-                    && attr == "name"
-                    && string(&attrs(prior), "name") == string(&attrs(proposed), "name")
-                {
-                    format!(
+        let new_name = object::at(&new, "metadata.name");
+        let renamed = string(&attrs(prior), "name") != string(&attrs(proposed), "name");
+        if object::at(&old, "metadata.name") != new_name {
+            out.push(if kind.rotate && !renamed {
+                ReplaceReason {
+                    path: attr_path(kind, "spec.template.spec"),
+                    reason: format!(
                         "spec.template.spec cannot change in place; the template is rotated to a new object, {}, and its referrers follow",
-                        object::at(&new, path).and_then(Json::as_str).unwrap_or("?")
-                    )
-                } else {
-                    format!("{what} of a Kubernetes object cannot change")
-                };
-                out.push(ReplaceReason {
-                    path: if kind.rotate && reason.starts_with("spec.template") {
-                        AttrPath(vec![
-                            PathStep::Key("spec".into()),
-                            PathStep::Key("template".into()),
-                            PathStep::Key("spec".into()),
-                        ])
-                    } else {
-                        AttrPath::attr(attr)
-                    },
-                    reason,
-                });
-            }
+                        new_name.and_then(Json::as_str).unwrap_or("?")
+                    ),
+                }
+            } else {
+                ReplaceReason {
+                    path: AttrPath::attr("name"),
+                    reason: "the name of a Kubernetes object cannot change".into(),
+                }
+            });
+        }
+        if object::at(&old, "metadata.namespace") != object::at(&new, "metadata.namespace") {
+            out.push(ReplaceReason {
+                path: AttrPath::attr("namespace"),
+                reason: "the namespace of a Kubernetes object cannot change".into(),
+            });
         }
     }
     for entry in kind.force_new {
@@ -596,27 +588,22 @@ fn conflict_error(target: &Target, loc: &Location, status: &kube::core::Status) 
 
 impl KubeProvider {
     /// The computed attributes of a planned value.
+    /// Fills the computed attributes of a planned value. `same` is the refreshed prior value
+    /// when the plan keeps the same object (its uid and kubeconfig carry over), `None` when
+    /// the object is new.
     fn computed(
         &self,
         kind: &Kind,
         planned: &mut BTreeMap<String, Value>,
-        prior: Option<&Value>,
-        live: Option<&Json>,
+        same: Option<&Value>,
         loc: Option<&Location>,
     ) {
-        let known = |k: &str| prior.and_then(|p| p.get_attr(k));
-        let same_object = prior.is_some() && live.is_some();
+        let known = |k: &str| same.and_then(|p| p.get_attr(k)).filter(|v| !v.is_null());
         planned.insert(
             "id".into(),
             loc.map(|l| Value::string(l.id())).unwrap_or(Value::Unknown),
         );
-        planned.insert(
-            "uid".into(),
-            match live.and_then(|l| l["metadata"]["uid"].as_str()) {
-                Some(uid) if same_object => Value::string(uid),
-                _ => Value::Unknown,
-            },
-        );
+        planned.insert("uid".into(), known("uid").unwrap_or(Value::Unknown));
         if kind.namespaced
             && !kind.is_manifest()
             && planned.get("namespace").is_none_or(Value::is_null)
@@ -634,10 +621,7 @@ impl KubeProvider {
         if kind.kubeconfig {
             planned.insert(
                 "kubeconfig".into(),
-                match known("kubeconfig") {
-                    Some(k) if same_object && !k.is_null() => k,
-                    _ => Value::Unknown.sensitive(),
-                },
+                known("kubeconfig").unwrap_or_else(|| Value::Unknown.sensitive()),
             );
         }
     }
@@ -665,17 +649,7 @@ impl KubeProvider {
                     name,
                 })
             };
-            let same = req.prior.is_some();
-            self.computed(kind, &mut planned, req.prior, None, loc.as_ref());
-            if same && let Some(uid) = req.prior.and_then(|p| p.get_attr("uid")) {
-                planned.insert("uid".into(), uid);
-            }
-            if same
-                && kind.kubeconfig
-                && let Some(k) = req.prior.and_then(|p| p.get_attr("kubeconfig"))
-            {
-                planned.insert("kubeconfig".into(), k);
-            }
+            self.computed(kind, &mut planned, req.prior, loc.as_ref());
             return Ok(PlanResponse {
                 planned: Value::Map(planned),
                 requires_replace: reasons,
@@ -684,7 +658,7 @@ impl KubeProvider {
         let target = self.target().await?;
         let Some(loc) = self.locate(kind, req.proposed).await? else {
             // The kind is not served yet (its CRD comes with this apply): plan without the server.
-            self.computed(kind, &mut planned, None, None, None);
+            self.computed(kind, &mut planned, None, None);
             return Ok(PlanResponse {
                 planned: Value::Map(planned),
                 requires_replace: reasons,
@@ -692,12 +666,12 @@ impl KubeProvider {
         };
         let live = ops::get(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?;
         let prior = req.prior.filter(|_| live.is_some());
-        if let (Some(prior), Some(live)) = (prior, &live)
+        if let Some(prior) = prior
             && reasons.is_empty()
             && object::managed(kind, prior) == object::managed(kind, req.proposed)
         {
             // Nothing flotilla sets differs from the cluster: nothing to ask the server.
-            self.computed(kind, &mut planned, Some(prior), Some(live), Some(&loc));
+            self.computed(kind, &mut planned, Some(prior), Some(&loc));
             return Ok(PlanResponse {
                 planned: Value::Map(planned),
                 requires_replace: reasons,
@@ -706,7 +680,7 @@ impl KubeProvider {
         if req.prior.is_none() && live.is_some() {
             // The new half of a replacement: the object it replaces is still there, so the
             // server can only judge the new one once the old one is gone.
-            self.computed(kind, &mut planned, None, None, Some(&loc));
+            self.computed(kind, &mut planned, None, Some(&loc));
             return Ok(PlanResponse {
                 planned: Value::Map(planned),
                 requires_replace: reasons,
@@ -774,18 +748,8 @@ impl KubeProvider {
                 ));
             }
         }
-        let (prior_for_computed, live_for_computed) = if reasons.is_empty() {
-            (prior, live.as_ref())
-        } else {
-            (None, None)
-        };
-        self.computed(
-            kind,
-            &mut planned,
-            prior_for_computed,
-            live_for_computed,
-            Some(&loc),
-        );
+        let same = prior.filter(|_| reasons.is_empty());
+        self.computed(kind, &mut planned, same, Some(&loc));
         Ok(PlanResponse {
             planned: Value::Map(planned),
             requires_replace: reasons,
@@ -1063,21 +1027,13 @@ impl KubeProvider {
         } else {
             let api_version = string(&m, "api_version").unwrap_or_default();
             let kind_name = string(&m, "kind").unwrap_or_default();
-            let manifest = Value::object([(
-                "manifest",
-                Value::from_json(
-                    &serde_json::json!({"apiVersion": api_version, "kind": kind_name, "metadata": {"name": "x"}}),
-                ),
-            )]);
-            let loc = self
-                .locate(&kinds::MANIFEST, &manifest)
+            self.discover(&api_version, &kind_name)
                 .await?
                 .ok_or_else(|| {
                     ProviderError::new(format!(
                         "the cluster does not serve {api_version} {kind_name}"
                     ))
-                })?;
-            (loc.resource, loc.namespace.is_some())
+                })?
         };
         let name = string(&m, "name").unwrap_or_default();
         let namespace =
