@@ -22,12 +22,12 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(about = "flotilla and Terraform on the same generated graphs")]
 struct Opts {
-    /// Sizes run by both tools.
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
-    sizes: Vec<usize>,
-    /// Sizes run by flotilla alone (empty to skip).
-    #[arg(long, value_delimiter = ',', default_value = "100000")]
-    flotilla_only: Vec<usize>,
+    /// Sizes run by both tools (comma-separated).
+    #[arg(long, value_parser = sizes, default_value = "1000,10000")]
+    sizes: Sizes,
+    /// Sizes run by flotilla alone (comma-separated; empty to skip).
+    #[arg(long, value_parser = sizes, default_value = "100000")]
+    flotilla_only: Sizes,
     /// Workloads: chains, fanout, for_each, modules.
     #[arg(long, value_delimiter = ',', default_value = "chains,fanout,for_each,modules")]
     workloads: Vec<String>,
@@ -54,6 +54,18 @@ struct Opts {
     measure: Option<u64>,
     #[arg(last = true, hide = true)]
     command: Vec<String>,
+}
+
+/// A comma-separated list of sizes (`1000,10_000`; empty for none).
+#[derive(Clone, Debug)]
+struct Sizes(Vec<usize>);
+
+fn sizes(s: &str) -> Result<Sizes, String> {
+    s.split(',')
+        .filter(|x| !x.trim().is_empty())
+        .map(|x| x.trim().replace('_', "").parse().map_err(|_| format!("`{x}` is not a size")))
+        .collect::<Result<_, _>>()
+        .map(Sizes)
 }
 
 fn main() -> ExitCode {
@@ -523,13 +535,13 @@ fn run(opts: &Opts) -> Result<(), String> {
     let mut cells = BTreeMap::new();
     let timeout = Duration::from_secs(opts.terraform_timeout);
     for &w in &workloads {
-        for &n in &opts.sizes {
+        for &n in &opts.sizes.0 {
             run_flotilla(&flotilla, w, n, opts.runs, &root, &mut cells)?;
             if let Some(tf) = &terraform {
                 run_terraform(tf, w, n, timeout, &root, &mut cells)?;
             }
         }
-        for &n in &opts.flotilla_only {
+        for &n in &opts.flotilla_only.0 {
             run_flotilla(&flotilla, w, n, opts.runs, &root, &mut cells)?;
         }
     }
@@ -579,7 +591,7 @@ fn report(opts: &Opts, workloads: &[Workload], cells: &BTreeMap<Key, Cell>, tf: 
     }
     let _ = writeln!(r, "\n| workload | N | step | flotilla s | flotilla MiB | terraform s | terraform MiB | speed-up | memory |");
     let _ = writeln!(r, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let mut sizes: Vec<usize> = opts.sizes.iter().chain(&opts.flotilla_only).copied().collect();
+    let mut sizes: Vec<usize> = opts.sizes.0.iter().chain(&opts.flotilla_only.0).copied().collect();
     sizes.sort();
     sizes.dedup();
     let mut any_generated = false;

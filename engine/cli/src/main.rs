@@ -4,6 +4,11 @@
 //! (`--auto-approve`); see [`normalize_args`]. Exit codes: 0 success, 1 error, and with
 //! `plan -detailed-exitcode`, 2 when the plan has changes.
 
+/// A 100,000-resource plan allocates millions of small values; glibc's allocator spent
+/// close to half of such a plan in `free` (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod fmt;
 mod output;
@@ -307,6 +312,7 @@ fn main() -> ExitCode {
     // Providers' notices (retries) go to stderr, where progress goes.
     flotilla_provider::set_notice_sink(|message| eprintln!("  note: {message}"));
     let code = runtime.block_on(async {
+        let _run = flotilla_syntax::timing::phase("command");
         let code = commands::run(cli.command, &ui).await;
         // Sandboxes that providers started in this process are saved and stopped.
         flotilla_provider_kube::shutdown().await;

@@ -52,13 +52,17 @@ pub fn registry() -> ProviderRegistry {
 pub fn load(ui: &Ui) -> Result<Workspace, u8> {
     let dir = PathBuf::from(".");
     let mut sources = SourceMap::new();
+    let load = flotilla_syntax::timing::phase("load configuration");
     let (module, mut diags) = flotilla_config::load_dir(&dir, &mut sources);
+    drop(load);
     let Some(module) = module else {
         ui.diags(&diags.0, &sources);
         return Err(1);
     };
     check_required_version(&module, &mut diags);
+    let build = flotilla_syntax::timing::phase("build graph");
     let (graph, graph_diags) = flotilla_graph::build(&module);
+    drop(build);
     diags.extend(graph_diags);
     let backend = match backend_for(&module, &dir) {
         Ok(b) => b,
@@ -210,6 +214,7 @@ pub use flotilla_provider::parse_duration;
 
 /// Loads state, finishing the recovery of an interrupted apply when the lock is held.
 pub fn load_state(ws: &Workspace, ui: &Ui, holding_lock: bool) -> Result<State, u8> {
+    let _load = flotilla_syntax::timing::phase("load state");
     match ws.backend.load() {
         Ok((state, replayed)) => {
             let mut state = state.unwrap_or_else(State::new);

@@ -85,6 +85,9 @@ pub struct Graph {
     /// references `a`, when the edge comes from a reference.
     pub inner: DiGraph<Node, Option<Span>>,
     index: HashMap<Node, NodeIndex>,
+    /// Edges by their ends: petgraph finds an edge by scanning a node's edges, which is
+    /// quadratic for a node everything depends on (a provider, a shared variable).
+    edges: HashMap<(NodeIndex, NodeIndex), petgraph::graph::EdgeIndex>,
     /// Nodes in dependency order (every node after everything it needs).
     pub order: Vec<NodeIndex>,
 }
@@ -147,8 +150,15 @@ impl Graph {
     }
 
     fn edge(&mut self, from: NodeIndex, to: NodeIndex, span: Option<Span>) {
-        if from != to || span.is_some() {
-            self.inner.update_edge(from, to, span);
+        if from == to && span.is_none() {
+            return;
+        }
+        match self.edges.get(&(from, to)) {
+            Some(&e) => self.inner[e] = span,
+            None => {
+                let e = self.inner.add_edge(from, to, span);
+                self.edges.insert((from, to), e);
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 
 use petgraph::graph::NodeIndex;
 
@@ -68,8 +69,34 @@ where
                 );
                 continue;
             }
-            let fut = visit(n);
-            running.spawn(async move { (n, fut.await) });
+            // Most visits (variables, locals, resources whose provider needs no I/O) finish
+            // without waiting: run those in place, and hand only the ones that wait to the
+            // runtime. Spawning each one costs a task and a cross-thread wake-up, which at
+            // 100,000 nodes was most of a plan's time.
+            let mut fut = Box::pin(visit(n));
+            match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(ok) => {
+                    if !ok {
+                        outcome.failed.push(n);
+                    }
+                    finish(
+                        graph,
+                        n,
+                        ok,
+                        &included,
+                        &mut pending,
+                        &mut ready,
+                        &mut poisoned,
+                    );
+                }
+                // The spawned task polls it again at once, with a real waker.
+                Poll::Pending => {
+                    running.spawn(async move { (n, fut.await) });
+                }
+            }
+        }
+        if running.is_empty() && !ready.is_empty() && !stop.load(Ordering::SeqCst) {
+            continue;
         }
         let Some(joined) = running.join_next().await else {
             break;

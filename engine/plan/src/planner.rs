@@ -120,9 +120,11 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
             .map(|&i| input.graph.node(i).clone())
             .collect(),
     });
+    let walk = flotilla_syntax::timing::phase("plan walk");
     let outcome = ctx
         .run(planner.clone(), subset.as_ref(), input.options.parallelism)
         .await;
+    drop(walk);
     let mut diags = std::mem::take(&mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner()));
     if !outcome.not_started.is_empty() {
         diags.push(

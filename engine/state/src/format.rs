@@ -1,60 +1,89 @@
-//! The on-disk state format, version 1 (documented in docs/state-format.md).
+//! The on-disk state format, version 2 (documented in docs/state-format.md).
 //!
 //! ```json
 //! {
+//!   "format_version": 2,
 //!   "checksum": "blake3:…",
 //!   "flotilla_version": "0.1.0",
-//!   "format_version": 1,
+//!   "serial": 3,
 //!   "lineage": "…",
-//!   "outputs": { "name": { "value": …, "sensitive": true } },
 //!   "resources": { "builtin_data.a": { "provider": "provider.builtin", "attributes": {…} } },
-//!   "serial": 3
+//!   "outputs": { "name": { "value": …, "sensitive": true } }
 //! }
 //! ```
 //!
-//! The checksum is blake3 over the compact JSON of the document with `checksum` set to `""`
-//! (keys sorted), so any edit or truncation is detected.
+//! The checksum is blake3 over the file's bytes with the 64 hex digits of the checksum itself
+//! read as `0`s, so any edit or truncation is detected, and checking it costs one pass over
+//! the bytes. Version 1 files (checksum over the re-serialized document) are still read.
 
 use std::collections::BTreeMap;
 
 use crate::{OutputState, ResourceInstanceState, State, StateError};
 
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
+
+/// What precedes the checksum's hex digits in a version 2 file.
+const CHECKSUM_KEY: &[u8] = b"\"checksum\": \"blake3:";
+const HEX_LEN: usize = 64;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Document {
     format_version: u64,
+    checksum: String,
     flotilla_version: String,
     serial: u64,
     lineage: String,
     resources: BTreeMap<flotilla_config::addr::ResourceInstanceAddr, ResourceInstanceState>,
     outputs: BTreeMap<String, OutputState>,
-    checksum: String,
 }
 
-fn checksum_of(doc: &serde_json::Value) -> String {
-    let mut doc = doc.clone();
-    doc["checksum"] = serde_json::Value::String(String::new());
-    let bytes = serde_json::to_vec(&doc).expect("JSON values always serialize");
-    format!("blake3:{}", blake3::hash(&bytes).to_hex())
+/// Borrowed for writing, so encoding never copies the state.
+#[derive(serde::Serialize)]
+struct DocumentRef<'a> {
+    format_version: u64,
+    checksum: &'a str,
+    flotilla_version: &'a str,
+    serial: u64,
+    lineage: &'a str,
+    resources: &'a BTreeMap<flotilla_config::addr::ResourceInstanceAddr, ResourceInstanceState>,
+    outputs: &'a BTreeMap<String, OutputState>,
+}
+
+/// Where the checksum's hex digits are: right after the first `"checksum": "blake3:`, which
+/// comes second in the document (after a number), before any user data.
+fn checksum_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    let head = &bytes[..bytes.len().min(256)];
+    let at = head.windows(CHECKSUM_KEY.len()).position(|w| w == CHECKSUM_KEY)? + CHECKSUM_KEY.len();
+    (at + HEX_LEN <= bytes.len()).then_some(at..at + HEX_LEN)
+}
+
+/// blake3 of `bytes` with `range` read as ASCII zeros.
+fn checksum_over(bytes: &[u8], range: std::ops::Range<usize>) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(&bytes[..range.start]);
+    h.update(&[b'0'; HEX_LEN][..range.len()]);
+    h.update(&bytes[range.end..]);
+    h.finalize()
 }
 
 /// Serializes state to the versioned, checksummed document.
 pub fn encode(state: &State) -> Vec<u8> {
-    let doc = Document {
+    let placeholder = format!("blake3:{}", "0".repeat(HEX_LEN));
+    let doc = DocumentRef {
         format_version: FORMAT_VERSION,
-        flotilla_version: env!("CARGO_PKG_VERSION").to_string(),
+        checksum: &placeholder,
+        flotilla_version: env!("CARGO_PKG_VERSION"),
         serial: state.serial,
-        lineage: state.lineage.clone(),
-        resources: state.resources.clone(),
-        outputs: state.outputs.clone(),
-        checksum: String::new(),
+        lineage: &state.lineage,
+        resources: &state.resources,
+        outputs: &state.outputs,
     };
-    let mut value = serde_json::to_value(&doc).expect("state always serializes");
-    value["checksum"] = serde_json::Value::String(checksum_of(&value));
-    let mut out = serde_json::to_vec_pretty(&value).expect("JSON values always serialize");
+    let mut out = serde_json::to_vec_pretty(&doc).expect("state always serializes");
     out.push(b'\n');
+    let range = checksum_range(&out).expect("the checksum is written second");
+    let hash = checksum_over(&out, range.clone());
+    out[range].copy_from_slice(hash.to_hex().as_bytes());
     out
 }
 
@@ -64,11 +93,14 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
         path: path.to_string(),
         reason,
     };
-    let value: serde_json::Value =
+    #[derive(serde::Deserialize)]
+    struct Head {
+        format_version: Option<u64>,
+    }
+    let head: Head =
         serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
-    let version = value
-        .get("format_version")
-        .and_then(serde_json::Value::as_u64)
+    let version = head
+        .format_version
         .ok_or_else(|| corrupt("no format_version".into()))?;
     if version > FORMAT_VERSION {
         return Err(StateError::TooNew {
@@ -77,11 +109,40 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
             supported: FORMAT_VERSION,
         });
     }
-    let recorded = value
-        .get("checksum")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("");
-    if recorded != checksum_of(&value) {
+    if version < 2 {
+        return decode_v1(bytes, path);
+    }
+    let mismatch = || corrupt("its checksum does not match its content (edited or truncated)".into());
+    let range = checksum_range(bytes).ok_or_else(mismatch)?;
+    if checksum_over(bytes, range.clone()).to_hex().as_bytes() != &bytes[range] {
+        return Err(mismatch());
+    }
+    let doc: Document = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    Ok(State {
+        serial: doc.serial,
+        lineage: doc.lineage,
+        resources: doc.resources,
+        outputs: doc.outputs,
+    })
+}
+
+/// Version 1: the checksum is blake3 over the compact JSON of the document with `checksum`
+/// set to `""` (keys sorted).
+fn decode_v1(bytes: &[u8], path: &str) -> Result<State, StateError> {
+    let corrupt = |reason: String| StateError::Corrupt {
+        path: path.to_string(),
+        reason,
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
+    let recorded = match value.get_mut("checksum") {
+        Some(c) => std::mem::take(c),
+        None => serde_json::Value::Null,
+    };
+    value["checksum"] = serde_json::Value::String(String::new());
+    let compact = serde_json::to_vec(&value).expect("JSON values always serialize");
+    let computed = format!("blake3:{}", blake3::hash(&compact).to_hex());
+    if recorded.as_str() != Some(computed.as_str()) {
         return Err(corrupt(
             "its checksum does not match its content (edited or truncated)".into(),
         ));
@@ -139,10 +200,26 @@ mod tests {
     }
 
     #[test]
+    fn detects_an_edited_checksum_and_ignores_attributes_named_checksum() {
+        let mut s = sample();
+        s.resources.values_mut().next().unwrap().attributes =
+            serde_json::json!({"checksum": "blake3:0000"});
+        let bytes = encode(&s);
+        assert_eq!(decode(&bytes, "t").unwrap(), s);
+        let range = checksum_range(&bytes).unwrap();
+        let mut edited = bytes.clone();
+        edited[range.start] = if edited[range.start] == b'a' { b'b' } else { b'a' };
+        assert!(matches!(
+            decode(&edited, "t"),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
     fn refuses_newer_versions() {
         let text = String::from_utf8(encode(&sample()))
             .unwrap()
-            .replace("\"format_version\": 1", "\"format_version\": 99");
+            .replace("\"format_version\": 2", "\"format_version\": 99");
         assert!(matches!(
             decode(text.as_bytes(), "t"),
             Err(StateError::TooNew { found: 99, .. })
@@ -157,7 +234,16 @@ mod fixtures {
     /// Every format version ever written must stay readable.
     #[test]
     fn reads_committed_v1_fixture() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/state/v1.json");
+        check_fixture(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/state/v1.json"));
+    }
+
+    /// The same state, written by format version 2.
+    #[test]
+    fn reads_committed_v2_fixture() {
+        check_fixture(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/state/v2.json"));
+    }
+
+    fn check_fixture(path: &str) {
         let state = decode(&std::fs::read(path).unwrap(), path).unwrap();
         let addrs: Vec<String> = state.resources.keys().map(|a| a.to_string()).collect();
         assert_eq!(

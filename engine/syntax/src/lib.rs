@@ -13,6 +13,7 @@
 mod diagnostic;
 mod source;
 mod suggest;
+pub mod timing;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use source::{FileId, SourceFile, SourceMap, Span, parse_body, parse_expr_in};
