@@ -29,7 +29,11 @@ struct Opts {
     #[arg(long, value_parser = sizes, default_value = "100000")]
     flotilla_only: Sizes,
     /// Workloads: chains, fanout, for_each, modules.
-    #[arg(long, value_delimiter = ',', default_value = "chains,fanout,for_each,modules")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "chains,fanout,for_each,modules"
+    )]
     workloads: Vec<String>,
     /// flotilla runs of every step; the report shows the median.
     #[arg(long, default_value_t = 3)]
@@ -37,9 +41,13 @@ struct Opts {
     /// Run flotilla alone even when terraform is on PATH.
     #[arg(long)]
     no_terraform: bool,
-    /// Stop a Terraform step after this many seconds and report a lower bound.
+    /// Stop a Terraform step after this many seconds (or above 12 GiB resident) and report a
+    /// lower bound.
     #[arg(long, default_value_t = 300)]
     terraform_timeout: u64,
+    /// The flotilla binary to measure (default: the one cargo built with this benchmark).
+    #[arg(long)]
+    flotilla: Option<PathBuf>,
     /// Where workloads are generated (default: target/bench-scale).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -63,7 +71,12 @@ struct Sizes(Vec<usize>);
 fn sizes(s: &str) -> Result<Sizes, String> {
     s.split(',')
         .filter(|x| !x.trim().is_empty())
-        .map(|x| x.trim().replace('_', "").parse().map_err(|_| format!("`{x}` is not a size")))
+        .map(|x| {
+            x.trim()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| format!("`{x}` is not a size"))
+        })
         .collect::<Result<_, _>>()
         .map(Sizes)
 }
@@ -117,9 +130,25 @@ fn measure_child(command: &[String], timeout: Duration) -> ExitCode {
         let _ = tx.send(());
         status
     });
-    let timed_out = rx.recv_timeout(timeout).is_err();
-    if timed_out {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    // Stop at the time limit, or when the command's memory passes MEMORY_LIMIT (Terraform's
+    // for_each plans grow quadratically; the machine must survive them).
+    let mut timed_out = false;
+    loop {
+        if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+            break;
+        }
+        let over_memory = rss_kib(pid.as_raw()).is_some_and(|k| k > MEMORY_LIMIT_KIB);
+        if start.elapsed() >= timeout || over_memory {
+            timed_out = true;
+            if over_memory {
+                eprintln!(
+                    "stopped: more than {} MiB resident",
+                    MEMORY_LIMIT_KIB / 1024
+                );
+            }
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            break;
+        }
     }
     let status = waiter.join().expect("waiter thread");
     let secs = start.elapsed().as_secs_f64();
@@ -131,8 +160,24 @@ fn measure_child(command: &[String], timeout: Duration) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A measured command is stopped above this resident size.
+const MEMORY_LIMIT_KIB: u64 = 12 * 1024 * 1024;
+
+/// The resident size of a running process, from /proc.
+fn rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs `program args` in `dir` under the wrapper; its output goes to `log`.
-fn measure(dir: &Path, program: &Path, args: &[&str], timeout: Duration, log: &Path) -> Result<Sample, String> {
+fn measure(
+    dir: &Path,
+    program: &Path,
+    args: &[&str],
+    timeout: Duration,
+    log: &Path,
+) -> Result<Sample, String> {
     let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -186,7 +231,11 @@ impl Workload {
             "fanout" => Workload::Fanout,
             "for_each" => Workload::ForEach,
             "modules" => Workload::Modules,
-            _ => return Err(format!("unknown workload `{s}` (chains, fanout, for_each, modules)")),
+            _ => {
+                return Err(format!(
+                    "unknown workload `{s}` (chains, fanout, for_each, modules)"
+                ));
+            }
         })
     }
 
@@ -265,10 +314,12 @@ fn generate(w: Workload, n: usize, tool: Tool, dir: &Path) -> Result<(), String>
         }
         Workload::Fanout => {
             write(&format!("variables.{ext}"), seed)?;
-            let mut blocks = vec![format!("resource \"{ty}\" \"root\" {{\n  input = var.seed\n}}\n")];
-            blocks.extend(
-                (1..n).map(|i| format!("resource \"{ty}\" \"r{i}\" {{\n  input = {ty}.root.output\n}}\n")),
-            );
+            let mut blocks = vec![format!(
+                "resource \"{ty}\" \"root\" {{\n  input = var.seed\n}}\n"
+            )];
+            blocks.extend((1..n).map(|i| {
+                format!("resource \"{ty}\" \"r{i}\" {{\n  input = {ty}.root.output\n}}\n")
+            }));
             write_files(dir, "fanout", ext, &blocks)?;
         }
         Workload::ForEach => {
@@ -309,7 +360,11 @@ fn generate(w: Workload, n: usize, tool: Tool, dir: &Path) -> Result<(), String>
 fn terraform_state(w: Workload, n: usize) -> serde_json::Value {
     use serde_json::{Value as J, json};
     fn attrs(value: J) -> J {
-        let ty = if value.is_number() { "number" } else { "string" };
+        let ty = if value.is_number() {
+            "number"
+        } else {
+            "string"
+        };
         json!({ "schema_version": 0, "sensitive_attributes": [], "attributes": {
             "id": uuid::Uuid::new_v4().to_string(),
             "input": { "value": value, "type": ty },
@@ -340,9 +395,16 @@ fn terraform_state(w: Workload, n: usize) -> serde_json::Value {
             if i % 10 == 0 {
                 start = i;
             }
-            let deps = (start..i).rev().map(|j| format!("{prefix}terraform_data.r{j}")).collect();
+            let deps = (start..i)
+                .rev()
+                .map(|j| format!("{prefix}terraform_data.r{j}"))
+                .collect();
             let value = json!(format!("{seed}-{start}"));
-            out.push(resource(module.clone(), format!("r{i}"), vec![with_deps(attrs(value), deps)]));
+            out.push(resource(
+                module.clone(),
+                format!("r{i}"),
+                vec![with_deps(attrs(value), deps)],
+            ));
         }
     };
     let mut resources = Vec::new();
@@ -363,20 +425,35 @@ fn terraform_state(w: Workload, n: usize) -> serde_json::Value {
             };
             let a = (0..n).map(|i| keyed(i, attrs(json!(i)))).collect();
             let b = (0..n)
-                .map(|i| keyed(i, with_deps(attrs(json!(i)), vec!["terraform_data.a".into()])))
+                .map(|i| {
+                    keyed(
+                        i,
+                        with_deps(attrs(json!(i)), vec!["terraform_data.a".into()]),
+                    )
+                })
                 .collect();
             resources.push(resource(None, "a".into(), a));
             resources.push(resource(None, "b".into(), b));
         }
         Workload::Modules => {
             for m in 0..n / 100 {
-                chains(Some(format!("module.m[{m}]")), &format!("m{m}"), 100, &mut resources);
+                chains(
+                    Some(format!("module.m[{m}]")),
+                    &format!("m{m}"),
+                    100,
+                    &mut resources,
+                );
             }
         }
     }
     // Terraform sorts resources by module, mode, type and name.
-    let key = |r: &J| (r["module"].as_str().unwrap_or("").to_string(), r["name"].as_str().unwrap_or("").to_string());
-    resources.sort_by(|a, b| key(a).cmp(&key(b)));
+    let key = |r: &J| {
+        (
+            r["module"].as_str().unwrap_or("").to_string(),
+            r["name"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    resources.sort_by_key(key);
     json!({
         "version": 4, "terraform_version": "1.11.4", "serial": 1,
         "lineage": uuid::Uuid::new_v4().to_string(), "outputs": {}, "resources": resources, "check_results": null,
@@ -412,7 +489,9 @@ impl Step {
             (Step::Plan, Tool::Flotilla) => vec!["plan", "-no-color"],
             (Step::Plan, Tool::Terraform) => vec!["plan", "-no-color", "-input=false"],
             (Step::Apply, Tool::Flotilla) => vec!["apply", "-auto-approve", "-no-color"],
-            (Step::Apply, Tool::Terraform) => vec!["apply", "-auto-approve", "-no-color", "-input=false"],
+            (Step::Apply, Tool::Terraform) => {
+                vec!["apply", "-auto-approve", "-no-color", "-input=false"]
+            }
             (Step::NoChangePlan, Tool::Flotilla) => vec!["plan", "-detailed-exitcode", "-no-color"],
             (Step::NoChangePlan, Tool::Terraform) => {
                 vec!["plan", "-detailed-exitcode", "-no-color", "-input=false"]
@@ -437,7 +516,10 @@ type Key = (Workload, usize, Step, Tool);
 fn median(mut xs: Vec<Sample>) -> Sample {
     xs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
     let mid = xs[xs.len() / 2];
-    Sample { peak_kib: xs.iter().map(|s| s.peak_kib).max().unwrap_or(0), ..mid }
+    Sample {
+        peak_kib: xs.iter().map(|s| s.peak_kib).max().unwrap_or(0),
+        ..mid
+    }
 }
 
 fn check(tool: Tool, step: Step, s: &Sample, log: &Path) -> Result<(), String> {
@@ -448,13 +530,28 @@ fn check(tool: Tool, step: Step, s: &Sample, log: &Path) -> Result<(), String> {
     if ok {
         Ok(())
     } else if step == Step::NoChangePlan && s.code == 2 {
-        Err(format!("{tool:?}'s no-change plan found changes; see {}", log.display()))
+        Err(format!(
+            "{tool:?}'s no-change plan found changes; see {}",
+            log.display()
+        ))
     } else {
-        Err(format!("{tool:?} {} exited with {}; see {}", step.name(), s.code, log.display()))
+        Err(format!(
+            "{tool:?} {} exited with {}; see {}",
+            step.name(),
+            s.code,
+            log.display()
+        ))
     }
 }
 
-fn run_flotilla(bin: &Path, w: Workload, n: usize, runs: usize, root: &Path, out: &mut BTreeMap<Key, Cell>) -> Result<(), String> {
+fn run_flotilla(
+    bin: &Path,
+    w: Workload,
+    n: usize,
+    runs: usize,
+    root: &Path,
+    out: &mut BTreeMap<Key, Cell>,
+) -> Result<(), String> {
     let dir = root.join(format!("{}-{n}", w.name())).join("flotilla");
     generate(w, n, Tool::Flotilla, &dir)?;
     let mut samples: BTreeMap<Step, Vec<Sample>> = BTreeMap::new();
@@ -465,24 +562,63 @@ fn run_flotilla(bin: &Path, w: Workload, n: usize, runs: usize, root: &Path, out
         }
         for step in STEPS {
             let log = dir.join(format!("{}.log", step.name().replace(' ', "-")));
-            let s = measure(&dir, bin, &step.args(Tool::Flotilla), Duration::from_secs(3600), &log)?;
+            let s = measure(
+                &dir,
+                bin,
+                &step.args(Tool::Flotilla),
+                Duration::from_secs(3600),
+                &log,
+            )?;
             check(Tool::Flotilla, step, &s, &log)?;
             samples.entry(step).or_default().push(s);
         }
     }
     for (step, xs) in samples {
         let m = median(xs);
-        eprintln!("  flotilla  {:<9} {:>7} {:<15} {:>8.3} s {:>8.1} MiB", w.name(), n, step.name(), m.secs, mib(m.peak_kib));
-        out.insert((w, n, step, Tool::Flotilla), Cell { secs: m.secs, peak_kib: m.peak_kib, timed_out: false, generated_state: false });
+        eprintln!(
+            "  flotilla  {:<9} {:>7} {:<15} {:>8.3} s {:>8.1} MiB",
+            w.name(),
+            n,
+            step.name(),
+            m.secs,
+            mib(m.peak_kib)
+        );
+        out.insert(
+            (w, n, step, Tool::Flotilla),
+            Cell {
+                secs: m.secs,
+                peak_kib: m.peak_kib,
+                timed_out: false,
+                generated_state: false,
+            },
+        );
     }
     Ok(())
 }
 
-fn run_terraform(bin: &Path, w: Workload, n: usize, timeout: Duration, root: &Path, out: &mut BTreeMap<Key, Cell>) -> Result<(), String> {
+fn run_terraform(
+    bin: &Path,
+    w: Workload,
+    n: usize,
+    timeout: Duration,
+    root: &Path,
+    out: &mut BTreeMap<Key, Cell>,
+) -> Result<(), String> {
     let dir = root.join(format!("{}-{n}", w.name())).join("terraform");
     generate(w, n, Tool::Terraform, &dir)?;
-    let init = measure(&dir, bin, &["init", "-input=false", "-no-color"], timeout, &dir.join("init.log"))?;
-    check(Tool::Terraform, Step::Validate, &init, &dir.join("init.log"))?;
+    let init = measure(
+        &dir,
+        bin,
+        &["init", "-input=false", "-no-color"],
+        timeout,
+        &dir.join("init.log"),
+    )?;
+    check(
+        Tool::Terraform,
+        Step::Validate,
+        &init,
+        &dir.join("init.log"),
+    )?;
     let mut apply_timed_out = false;
     for step in STEPS {
         let log = dir.join(format!("{}.log", step.name().replace(' ', "-")));
@@ -498,9 +634,28 @@ fn run_terraform(bin: &Path, w: Workload, n: usize, timeout: Duration, root: &Pa
             // A killed apply leaves its lock; the generated state replaces what it wrote.
             let _ = std::fs::remove_file(dir.join(".terraform.tfstate.lock.info"));
         }
-        let shown = if s.timed_out { format!(">{:.0}", s.secs) } else { format!("{:.3}", s.secs) };
-        eprintln!("  terraform {:<9} {:>7} {:<15} {:>8} s {:>8.1} MiB", w.name(), n, step.name(), shown, mib(s.peak_kib));
-        out.insert((w, n, step, Tool::Terraform), Cell { secs: s.secs, peak_kib: s.peak_kib, timed_out: s.timed_out, generated_state });
+        let shown = if s.timed_out {
+            format!(">{:.0}", s.secs)
+        } else {
+            format!("{:.3}", s.secs)
+        };
+        eprintln!(
+            "  terraform {:<9} {:>7} {:<15} {:>8} s {:>8.1} MiB",
+            w.name(),
+            n,
+            step.name(),
+            shown,
+            mib(s.peak_kib)
+        );
+        out.insert(
+            (w, n, step, Tool::Terraform),
+            Cell {
+                secs: s.secs,
+                peak_kib: s.peak_kib,
+                timed_out: s.timed_out,
+                generated_state,
+            },
+        );
     }
     Ok(())
 }
@@ -516,19 +671,43 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 fn run(opts: &Opts) -> Result<(), String> {
-    let workloads = opts.workloads.iter().map(|s| Workload::parse(s)).collect::<Result<Vec<_>, _>>()?;
-    let flotilla = PathBuf::from(env!("CARGO_BIN_EXE_flotilla"));
-    let root = opts.work_dir.clone().unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-scale")
-    });
+    let workloads = opts
+        .workloads
+        .iter()
+        .map(|s| Workload::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let flotilla = opts
+        .flotilla
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_flotilla")));
+    let root = opts
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-scale"));
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-    let terraform = if opts.no_terraform { None } else { find_on_path("terraform") };
+    let terraform = if opts.no_terraform {
+        None
+    } else {
+        find_on_path("terraform")
+    };
     let tf_version = terraform.as_ref().and_then(|t| {
-        let out = Command::new(t).arg("version").env("TF_CLI_CONFIG_FILE", "/dev/null").output().ok()?;
-        Some(String::from_utf8_lossy(&out.stdout).lines().next()?.to_string())
+        let out = Command::new(t)
+            .arg("version")
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .output()
+            .ok()?;
+        Some(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()?
+                .to_string(),
+        )
     });
     match &tf_version {
-        Some(v) => eprintln!("comparing with {v} ({})", terraform.as_ref().unwrap().display()),
+        Some(v) => eprintln!(
+            "comparing with {v} ({})",
+            terraform.as_ref().unwrap().display()
+        ),
         None if opts.no_terraform => eprintln!("flotilla alone (--no-terraform)"),
         None => eprintln!("terraform is not on PATH: flotilla runs alone"),
     }
@@ -559,46 +738,93 @@ fn run(opts: &Opts) -> Result<(), String> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
         .map(|k| format!("{:.0} GiB", k as f64 / 1024.0 / 1024.0))
         .unwrap_or_default();
     format!("{cpu}, {cores} cores, {mem}")
 }
 
 fn secs(c: &Cell) -> String {
-    let s = if c.secs < 10.0 { format!("{:.3}", c.secs) } else { format!("{:.1}", c.secs) };
+    let s = if c.secs < 10.0 {
+        format!("{:.3}", c.secs)
+    } else {
+        format!("{:.1}", c.secs)
+    };
     let mark = if c.generated_state { "†" } else { "" };
-    if c.timed_out { format!("> {s}{mark}") } else { format!("{s}{mark}") }
+    if c.timed_out {
+        format!("> {s}{mark}")
+    } else {
+        format!("{s}{mark}")
+    }
 }
 
-fn report(opts: &Opts, workloads: &[Workload], cells: &BTreeMap<Key, Cell>, tf: Option<&str>) -> String {
+fn report(
+    opts: &Opts,
+    workloads: &[Workload],
+    cells: &BTreeMap<Key, Cell>,
+    tf: Option<&str>,
+) -> String {
     let mut r = String::new();
     let _ = writeln!(r, "## Results\n");
     let _ = writeln!(r, "- machine: {}", machine());
-    let _ = writeln!(r, "- flotilla {} (release build), median of {} runs per step", env!("CARGO_PKG_VERSION"), opts.runs.max(1));
+    let _ = writeln!(
+        r,
+        "- flotilla {} (release build), median of {} runs per step",
+        env!("CARGO_PKG_VERSION"),
+        opts.runs.max(1)
+    );
     match tf {
         Some(v) => {
-            let _ = writeln!(r, "- {v}, one run per step, each stopped after {} s (shown as `> T`)", opts.terraform_timeout);
+            let _ = writeln!(
+                r,
+                "- {v}, one run per step, each stopped after {} s or above 12 GiB resident (shown as `> T`)",
+                opts.terraform_timeout
+            );
         }
         None => {
             let _ = writeln!(r, "- Terraform: not run (not on PATH or --no-terraform)");
         }
     }
-    let _ = writeln!(r, "\n| workload | N | step | flotilla s | flotilla MiB | terraform s | terraform MiB | speed-up | memory |");
-    let _ = writeln!(r, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let mut sizes: Vec<usize> = opts.sizes.0.iter().chain(&opts.flotilla_only.0).copied().collect();
+    let _ = writeln!(
+        r,
+        "\n| workload | N | step | flotilla s | flotilla MiB | terraform s | terraform MiB | speed-up | memory |"
+    );
+    let _ = writeln!(
+        r,
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let mut sizes: Vec<usize> = opts
+        .sizes
+        .0
+        .iter()
+        .chain(&opts.flotilla_only.0)
+        .copied()
+        .collect();
     sizes.sort();
     sizes.dedup();
     let mut any_generated = false;
     for &w in workloads {
         for &n in &sizes {
             for step in STEPS {
-                let Some(f) = cells.get(&(w, n, step, Tool::Flotilla)) else { continue };
+                let Some(f) = cells.get(&(w, n, step, Tool::Flotilla)) else {
+                    continue;
+                };
                 let (ts, tm, speed, mem) = match cells.get(&(w, n, step, Tool::Terraform)) {
                     Some(t) => {
                         any_generated |= t.generated_state;
@@ -613,23 +839,44 @@ fn report(opts: &Opts, workloads: &[Workload], cells: &BTreeMap<Key, Cell>, tf: 
                     }
                     None => ("–".into(), "–".into(), "–".into(), "–".into()),
                 };
-                let _ = writeln!(r, "| {} | {n} | {} | {} | {:.0} | {ts} | {tm} | {speed} | {mem} |", w.name(), step.name(), secs(f), mib(f.peak_kib));
+                let _ = writeln!(
+                    r,
+                    "| {} | {n} | {} | {} | {:.0} | {ts} | {tm} | {speed} | {mem} |",
+                    w.name(),
+                    step.name(),
+                    secs(f),
+                    mib(f.peak_kib)
+                );
             }
         }
     }
-    let _ = writeln!(r, "\n`speed-up` is Terraform's time over flotilla's; `memory` is flotilla's peak over Terraform's.");
+    let _ = writeln!(
+        r,
+        "\n`speed-up` is Terraform's time over flotilla's; `memory` is flotilla's peak over Terraform's."
+    );
     if any_generated {
-        let _ = writeln!(r, "† Terraform's apply ran out of time, so its no-change plan ran against the state that apply would have written, generated by the harness.");
+        let _ = writeln!(
+            r,
+            "† Terraform's apply ran out of time, so its no-change plan ran against the state that apply would have written, generated by the harness."
+        );
     }
-    let _ = writeln!(r, "\n### Growth from 1,000 to 10,000 (flotilla; target ≤ 12)\n");
+    let _ = writeln!(
+        r,
+        "\n### Growth from 1,000 to 10,000 (flotilla; target ≤ 12)\n"
+    );
     let _ = writeln!(r, "| workload | validate | plan | apply | no-change plan |");
     let _ = writeln!(r, "| --- | ---: | ---: | ---: | ---: |");
     for &w in workloads {
         let row: Vec<String> = STEPS
             .iter()
-            .map(|&s| match (cells.get(&(w, 1000, s, Tool::Flotilla)), cells.get(&(w, 10000, s, Tool::Flotilla))) {
-                (Some(a), Some(b)) => format!("{:.1}", b.secs / a.secs.max(1e-9)),
-                _ => "–".into(),
+            .map(|&s| {
+                match (
+                    cells.get(&(w, 1000, s, Tool::Flotilla)),
+                    cells.get(&(w, 10000, s, Tool::Flotilla)),
+                ) {
+                    (Some(a), Some(b)) => format!("{:.1}", b.secs / a.secs.max(1e-9)),
+                    _ => "–".into(),
+                }
             })
             .collect();
         let _ = writeln!(r, "| {} | {} |", w.name(), row.join(" | "));
@@ -647,8 +894,15 @@ fn targets(workloads: &[Workload], cells: &BTreeMap<Key, Cell>) -> Vec<String> {
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     for &w in workloads {
         let get = |n, s, t| cells.get(&(w, n, s, t));
-        for (step, want) in [(Step::Plan, 30.0), (Step::NoChangePlan, 30.0), (Step::Apply, 100.0)] {
-            if let (Some(f), Some(t)) = (get(10000, step, Tool::Flotilla), get(10000, step, Tool::Terraform)) {
+        for (step, want) in [
+            (Step::Plan, 30.0),
+            (Step::NoChangePlan, 30.0),
+            (Step::Apply, 100.0),
+        ] {
+            if let (Some(f), Some(t)) = (
+                get(10000, step, Tool::Flotilla),
+                get(10000, step, Tool::Terraform),
+            ) {
                 let ratio = t.secs / f.secs.max(1e-9);
                 let bound = if t.timed_out { "at least " } else { "" };
                 lines.push(format!("{} {} at 10,000: {bound}{ratio:.0}x faster than Terraform (target {want}x): {}", w.name(), step.name(), verdict(ratio >= want)));
@@ -656,25 +910,47 @@ fn targets(workloads: &[Workload], cells: &BTreeMap<Key, Cell>) -> Vec<String> {
         }
         for step in [Step::Plan, Step::NoChangePlan] {
             if let Some(f) = get(100000, step, Tool::Flotilla) {
-                lines.push(format!("{} {} at 100,000: {:.2} s (target < 3 s): {}", w.name(), step.name(), f.secs, verdict(f.secs < 3.0)));
+                lines.push(format!(
+                    "{} {} at 100,000: {:.2} s (target < 3 s): {}",
+                    w.name(),
+                    step.name(),
+                    f.secs,
+                    verdict(f.secs < 3.0)
+                ));
             }
         }
         let growth: Vec<f64> = STEPS
             .iter()
-            .filter_map(|&s| Some(get(10000, s, Tool::Flotilla)?.secs / get(1000, s, Tool::Flotilla)?.secs.max(1e-9)))
+            .filter_map(|&s| {
+                Some(
+                    get(10000, s, Tool::Flotilla)?.secs
+                        / get(1000, s, Tool::Flotilla)?.secs.max(1e-9),
+                )
+            })
             .collect();
         if let Some(worst) = growth.iter().copied().reduce(f64::max) {
-            lines.push(format!("{} growth 1,000 → 10,000: at most {worst:.1}x (target ≤ 12x): {}", w.name(), verdict(worst <= 12.0)));
+            lines.push(format!(
+                "{} growth 1,000 → 10,000: at most {worst:.1}x (target ≤ 12x): {}",
+                w.name(),
+                verdict(worst <= 12.0)
+            ));
         }
         let mem: Vec<f64> = STEPS
             .iter()
             .filter_map(|&s| {
-                let (f, t) = (get(10000, s, Tool::Flotilla)?, get(10000, s, Tool::Terraform)?);
+                let (f, t) = (
+                    get(10000, s, Tool::Flotilla)?,
+                    get(10000, s, Tool::Terraform)?,
+                );
                 Some(f.peak_kib as f64 / t.peak_kib.max(1) as f64)
             })
             .collect();
         if let Some(worst) = mem.iter().copied().reduce(f64::max) {
-            lines.push(format!("{} peak memory at 10,000: at most {worst:.2} of Terraform's (target ≤ 0.25): {}", w.name(), verdict(worst <= 0.25)));
+            lines.push(format!(
+                "{} peak memory at 10,000: at most {worst:.2} of Terraform's (target ≤ 0.25): {}",
+                w.name(),
+                verdict(worst <= 0.25)
+            ));
         }
     }
     lines

@@ -240,7 +240,7 @@ fn corrupt_and_future_state_is_refused_and_left_alone() {
     let run = w.run(&["apply", "-auto-approve"]).expect(1);
     assert!(run.stderr.contains("is corrupt"), "{}", run.stderr);
 
-    let future = original.replace("\"format_version\": 1", "\"format_version\": 7");
+    let future = original.replace("\"format_version\": 2", "\"format_version\": 7");
     std::fs::write(w.path("flotilla.state.json"), &future).unwrap();
     let run = w.run(&["plan"]).expect(1);
     assert!(

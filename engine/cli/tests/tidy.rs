@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let p = entry.path();
-        if p.is_dir() && p.file_name().is_some_and(|n| n != "target") {
+        // engine/vendor holds patched copies of other projects' crates, not our code.
+        if p.is_dir()
+            && p.file_name()
+                .is_some_and(|n| n != "target" && n != "vendor")
+        {
             rust_files(&p, out);
         } else if p.extension().is_some_and(|e| e == "rs") {
             out.push(p);

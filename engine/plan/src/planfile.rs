@@ -102,7 +102,7 @@ pub fn encode(plan: &Plan) -> Vec<u8> {
         "outputs": plan.outputs.iter().map(|o| json!({
             "name": o.name, "action": o.action, "before": parts(&o.before), "after": parts(&o.after), "sensitive": o.sensitive,
         })).collect::<Vec<_>>(),
-        "prior_state": serde_json::from_slice::<serde_json::Value>(&flotilla_state::format::encode(&plan.prior_state)).expect("state encodes as JSON"),
+        "prior_state": flotilla_state::format::to_json(&plan.prior_state),
         "state_serial": plan.state_serial,
         "variables": plan.variables.iter().map(|(k, v)| (k.clone(), parts(&Some(v.clone())))).collect::<serde_json::Map<_, _>>(),
         "config_hash": plan.config_hash,
@@ -159,9 +159,8 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<Plan, PlanFileError> {
             .unwrap_or(Ok(Vec::new()))
             .map_err(|e| invalid(&e))
     };
-    let prior_bytes = serde_json::to_vec(&body["prior_state"]).expect("JSON serializes");
     let prior_state =
-        flotilla_state::format::decode(&prior_bytes, path).map_err(|e| invalid(&e.to_string()))?;
+        flotilla_state::format::from_json(body["prior_state"].clone()).map_err(|e| invalid(&e))?;
     let outputs = body["outputs"]
         .as_array()
         .map(|a| {

@@ -54,7 +54,10 @@ struct DocumentRef<'a> {
 /// comes second in the document (after a number), before any user data.
 fn checksum_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
     let head = &bytes[..bytes.len().min(256)];
-    let at = head.windows(CHECKSUM_KEY.len()).position(|w| w == CHECKSUM_KEY)? + CHECKSUM_KEY.len();
+    let at = head
+        .windows(CHECKSUM_KEY.len())
+        .position(|w| w == CHECKSUM_KEY)?
+        + CHECKSUM_KEY.len();
     (at + HEX_LEN <= bytes.len()).then_some(at..at + HEX_LEN)
 }
 
@@ -87,6 +90,31 @@ pub fn encode(state: &State) -> Vec<u8> {
     out
 }
 
+/// State as a JSON value, for embedding in a document with its own checksum (a plan file).
+pub fn to_json(state: &State) -> serde_json::Value {
+    serde_json::to_value(DocumentRef {
+        format_version: FORMAT_VERSION,
+        checksum: "",
+        flotilla_version: env!("CARGO_PKG_VERSION"),
+        serial: state.serial,
+        lineage: &state.lineage,
+        resources: &state.resources,
+        outputs: &state.outputs,
+    })
+    .expect("state always serializes")
+}
+
+/// Reads state embedded with [`to_json`]; the embedding document's checksum covers it.
+pub fn from_json(value: serde_json::Value) -> Result<State, String> {
+    let doc: Document = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    Ok(State {
+        serial: doc.serial,
+        lineage: doc.lineage,
+        resources: doc.resources,
+        outputs: doc.outputs,
+    })
+}
+
 /// Parses and verifies a state document; `path` is only used in errors.
 pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
     let corrupt = |reason: String| StateError::Corrupt {
@@ -112,7 +140,8 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
     if version < 2 {
         return decode_v1(bytes, path);
     }
-    let mismatch = || corrupt("its checksum does not match its content (edited or truncated)".into());
+    let mismatch =
+        || corrupt("its checksum does not match its content (edited or truncated)".into());
     let range = checksum_range(bytes).ok_or_else(mismatch)?;
     if checksum_over(bytes, range.clone()).to_hex().as_bytes() != &bytes[range] {
         return Err(mismatch());
@@ -208,7 +237,11 @@ mod tests {
         assert_eq!(decode(&bytes, "t").unwrap(), s);
         let range = checksum_range(&bytes).unwrap();
         let mut edited = bytes.clone();
-        edited[range.start] = if edited[range.start] == b'a' { b'b' } else { b'a' };
+        edited[range.start] = if edited[range.start] == b'a' {
+            b'b'
+        } else {
+            b'a'
+        };
         assert!(matches!(
             decode(&edited, "t"),
             Err(StateError::Corrupt { .. })
@@ -234,13 +267,19 @@ mod fixtures {
     /// Every format version ever written must stay readable.
     #[test]
     fn reads_committed_v1_fixture() {
-        check_fixture(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/state/v1.json"));
+        check_fixture(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/state/v1.json"
+        ));
     }
 
     /// The same state, written by format version 2.
     #[test]
     fn reads_committed_v2_fixture() {
-        check_fixture(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/state/v2.json"));
+        check_fixture(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/state/v2.json"
+        ));
     }
 
     fn check_fixture(path: &str) {

@@ -149,6 +149,50 @@ mod tests {
         assert_eq!(f.line_col(4), (2, 2));
     }
 
+    /// The patched object parser (engine/vendor/README.md) keeps upstream's key equality.
+    #[test]
+    fn object_keys_are_checked_for_redefinition() {
+        for text in [
+            "a = { x = 1, y = 2, x = 3 }\n",
+            "a = { \"x\" = 1, \"x\" = 2 }\n",
+        ] {
+            let err = parse_body(FileId(0), text).unwrap_err();
+            assert!(
+                err.label
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("redefined object key"),
+                "{text}: {err:?}"
+            );
+        }
+        // An identifier and a string are different keys to the parser, as upstream.
+        let body = parse_body(FileId(0), "a = { x = 1, \"x\" = 2, (k) = 3, (k) = 4 }\n");
+        assert!(body.is_err(), "a repeated key expression is a redefinition");
+        let body = parse_body(FileId(0), "a = { x = 1, \"x\" = 2 }\n").unwrap();
+        let object = body.get_attribute("a").unwrap().value.as_object().unwrap();
+        assert_eq!(object.len(), 2);
+    }
+
+    #[test]
+    fn large_objects_keep_every_item_in_order() {
+        let items: String = (0..5000).map(|i| format!("  k{i} = {i}\n")).collect();
+        let body = parse_body(FileId(0), &format!("a = {{\n{items}}}\n")).unwrap();
+        let object = body.get_attribute("a").unwrap().value.as_object().unwrap();
+        assert_eq!(object.len(), 5000);
+        let keys: Vec<&str> = object
+            .iter()
+            .map(|(k, _)| k.as_ident().map_or("", |i| i.as_str()))
+            .collect();
+        assert_eq!((keys[0], keys[4999]), ("k0", "k4999"));
+        assert!(
+            object
+                .get(&hcl_edit::expr::ObjectKey::from(hcl_edit::Ident::new(
+                    "k2500"
+                )))
+                .is_some()
+        );
+    }
+
     #[test]
     fn syntax_error_points_at_problem() {
         let err = parse_body(FileId(0), "a = [1, 2\n").unwrap_err();

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("FLOTILLA_TIMINGS").is_some_and(|v| !v.is_empty() && v != "0"))
+    *ON.get_or_init(|| {
+        std::env::var_os("FLOTILLA_TIMINGS").is_some_and(|v| !v.is_empty() && v != "0")
+    })
 }
 
 /// A running phase; reports when dropped.
@@ -19,13 +21,20 @@ pub struct Phase {
 
 /// Starts timing `name` (a no-op unless `FLOTILLA_TIMINGS` is set).
 pub fn phase(name: &'static str) -> Phase {
-    Phase { name, start: enabled().then(Instant::now) }
+    Phase {
+        name,
+        start: enabled().then(Instant::now),
+    }
 }
 
 impl Drop for Phase {
     fn drop(&mut self) {
         if let Some(start) = self.start {
-            eprintln!("timing: {} {:.3}s", self.name, start.elapsed().as_secs_f64());
+            eprintln!(
+                "timing: {} {:.3}s",
+                self.name,
+                start.elapsed().as_secs_f64()
+            );
         }
     }
 }
