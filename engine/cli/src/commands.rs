@@ -110,17 +110,7 @@ fn validate(ui: &Ui, json: bool) -> u8 {
     }
     let ok = !diags.has_errors();
     if json {
-        let items: Vec<serde_json::Value> = diags
-            .iter()
-            .map(|d| {
-                let range = d.span.as_ref().map(|s| {
-                    let f = sources.file(s.file);
-                    let (line, col) = f.line_col(s.range.start);
-                    serde_json::json!({ "filename": f.path.display().to_string(), "start": { "line": line, "column": col, "byte": s.range.start } })
-                });
-                serde_json::json!({ "severity": d.severity, "summary": d.summary, "detail": d.detail, "help": d.help, "range": range })
-            })
-            .collect();
+        let items = flotilla_render::json::diagnostics_json(&diags.0, &sources);
         let doc = serde_json::json!({ "format_version": "1.0", "valid": ok, "error_count": diags.iter().filter(|d| d.is_error()).count(), "diagnostics": items });
         ui.out(&format!(
             "{}\n",
@@ -268,7 +258,7 @@ async fn make_plan(
     state: State,
     mode: PlanMode,
     imports: Vec<(ResourceInstanceAddr, String)>,
-) -> Result<Plan, u8> {
+) -> Result<(Plan, Vec<Diagnostic>), u8> {
     let (inputs, diags) = flotilla_plan::inputs::collect(
         &ws.config,
         &ws.dir,
@@ -302,7 +292,7 @@ async fn make_plan(
     match flotilla_plan::plan(input).await {
         Ok((plan, warnings)) => {
             ui.diags(&warnings.0, sources);
-            Ok(plan)
+            Ok((plan, warnings.0))
         }
         Err(diags) => {
             ui.diags(&diags.0, sources);
@@ -342,8 +332,8 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
         PlanMode::Normal
     };
     let saved = plan_file.is_some();
-    let plan = match plan_file {
-        Some(file) => tri!(read_saved_plan(ui, &ws, &state, &file)),
+    let (plan, warnings) = match plan_file {
+        Some(file) => (tri!(read_saved_plan(ui, &ws, &state, &file)), Vec::new()),
         None => tri!(make_plan(ui, &ws, &mut sources, &args, state, mode, Vec::new()).await),
     };
     let style = Style { color: ui.color };
@@ -351,8 +341,11 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
         if args.json {
             ui.out(&format!(
                 "{}\n",
-                serde_json::to_string_pretty(&flotilla_render::json::plan_json(&plan))
-                    .unwrap_or_default()
+                serde_json::to_string_pretty(&flotilla_render::json::plan_json(
+                    &plan,
+                    flotilla_render::json::diagnostics_json(&warnings, &sources)
+                ))
+                .unwrap_or_default()
             ));
         } else {
             ui.out(&render_plan(&plan, style));
@@ -488,7 +481,7 @@ async fn import(ui: &Ui, args: ImportArgs) -> u8 {
                 ),
         );
     }
-    let mut plan = tri!(
+    let (mut plan, _) = tri!(
         make_plan(
             ui,
             &ws,
@@ -595,41 +588,118 @@ fn print_outputs(ui: &Ui, state: &State) {
     }
 }
 
-fn show(ui: &Ui, args: ShowArgs) -> u8 {
-    if let Some(file) = args.file {
-        let bytes = match std::fs::read(&file) {
-            Ok(b) => b,
-            Err(e) => {
-                return error(
-                    ui,
-                    Diagnostic::error("cannot read plan file")
-                        .with_detail(format!("{}: {e}", file.display())),
-                );
-            }
-        };
-        let plan = match flotilla_plan::planfile::decode(&bytes, &file.display().to_string()) {
-            Ok(p) => p,
-            Err(e) => {
-                return error(
-                    ui,
-                    Diagnostic::error("cannot read plan file").with_detail(e.to_string()),
-                );
-            }
-        };
-        if args.json {
-            ui.out(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&flotilla_render::json::plan_json(&plan))
-                    .unwrap_or_default()
+/// Reads a saved plan for `show` and `graph` (no workspace needed).
+fn read_plan_file(ui: &Ui, file: &std::path::Path) -> Result<Plan, u8> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        error(
+            ui,
+            Diagnostic::error("cannot read plan file")
+                .with_detail(format!("{}: {e}", file.display()))
+                .with_help("pass a file written by `flotilla plan -out FILE`"),
+        )
+    })?;
+    flotilla_plan::planfile::decode(&bytes, &file.display().to_string()).map_err(|e| {
+        error(
+            ui,
+            Diagnostic::error("cannot read plan file").with_detail(e.to_string()),
+        )
+    })
+}
+
+/// Markdown settings from the command line.
+fn markdown_options(
+    ui: &Ui,
+    args: &crate::MarkdownArgs,
+    full_command: String,
+) -> Result<flotilla_render::markdown::MarkdownOptions, u8> {
+    use flotilla_render::markdown::{GroupBy, MarkdownOptions};
+    let group_by = match args.group_by.as_str() {
+        "module" => GroupBy::Module,
+        "cluster" => GroupBy::Cluster,
+        other => {
+            return Err(error(
+                ui,
+                Diagnostic::error("unknown -group-by")
+                    .with_detail(format!("`{other}`"))
+                    .with_help("use -group-by=module or -group-by=cluster"),
             ));
-        } else {
-            ui.out(&render_plan(&plan, Style { color: ui.color }));
+        }
+    };
+    if args.max_chars < 1000 {
+        return Err(error(
+            ui,
+            Diagnostic::error("-max-chars is too small")
+                .with_detail(format!(
+                    "{} characters cannot hold even the summary",
+                    args.max_chars
+                ))
+                .with_help("use at least 1000 (GitHub allows 65536 per comment)"),
+        ));
+    }
+    Ok(MarkdownOptions {
+        max_chars: args.max_chars,
+        group_by,
+        title: args.title.clone(),
+        full_command,
+    })
+}
+
+/// The output formats of `show` and `diff`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+fn output_format(ui: &Ui, format: &str, json: bool) -> Result<Format, u8> {
+    match (format, json) {
+        (_, true) | ("json", _) => Ok(Format::Json),
+        ("text", _) => Ok(Format::Text),
+        ("markdown" | "md", _) => Ok(Format::Markdown),
+        (other, _) => Err(error(
+            ui,
+            Diagnostic::error("unknown output format")
+                .with_detail(format!("`{other}`"))
+                .with_help("use -format=text, -format=json or -format=markdown"),
+        )),
+    }
+}
+
+fn show(ui: &Ui, args: ShowArgs) -> u8 {
+    let format = tri!(output_format(ui, &args.format, args.json));
+    if let Some(file) = &args.file {
+        let plan = tri!(read_plan_file(ui, file));
+        match format {
+            Format::Json => ui.out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&flotilla_render::json::plan_json(&plan, Vec::new()))
+                    .unwrap_or_default()
+            )),
+            Format::Markdown => {
+                let opts = tri!(markdown_options(
+                    ui,
+                    &args.markdown,
+                    format!("flotilla show {}", file.display())
+                ));
+                ui.out(&flotilla_render::markdown::plan_markdown(&plan, &opts));
+            }
+            Format::Text => ui.out(&render_plan(&plan, Style { color: ui.color })),
         }
         return 0;
     }
+    if format == Format::Markdown {
+        return error(
+            ui,
+            Diagnostic::error("markdown needs a saved plan").with_help(
+                "run `flotilla plan -out tfplan`, then `flotilla show -format markdown tfplan`",
+            ),
+        );
+    }
+    let json = format == Format::Json;
     let ws = tri!(workspace::load(ui));
     let state = tri!(workspace::load_state(&ws, ui, false));
-    if args.json {
+    if json {
         ui.out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&flotilla_render::json::state_json(&state))
@@ -896,7 +966,30 @@ fn graph(ui: &Ui, args: GraphArgs) -> u8 {
             );
         }
     };
-    ui.out(&flotilla_graph::export::render(&ws.graph, format, args.all));
+    let Some(file) = &args.plan else {
+        ui.out(&flotilla_graph::export::render(&ws.graph, format, args.all));
+        return 0;
+    };
+    let plan = tri!(read_plan_file(ui, file));
+    // A resource's class is the strongest action any of its instances takes.
+    let mut actions: std::collections::HashMap<String, flotilla_plan::Action> =
+        std::collections::HashMap::new();
+    for c in &plan.changes {
+        let e = actions.entry(c.addr.config_addr()).or_insert(c.action);
+        if c.action.weight() > e.weight() {
+            *e = c.action;
+        }
+    }
+    let class_of = |n: &flotilla_graph::Node| -> Option<&'static str> {
+        matches!(n.kind, flotilla_graph::NodeKind::Resource(_)).then(|| {
+            actions
+                .get(&n.to_string())
+                .map_or("unchanged", |a| a.class())
+        })
+    };
+    ui.out(&flotilla_graph::export::render_classed(
+        &ws.graph, format, args.all, &class_of,
+    ));
     0
 }
 

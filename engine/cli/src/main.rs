@@ -78,7 +78,7 @@ enum Command {
     Destroy(PlanArgs),
     /// Show the state, or a saved plan.
     #[command(
-        after_help = "Examples:\n  flotilla show            # resources in state\n  flotilla show tfplan     # a saved plan\n  flotilla show -json      # machine-readable"
+        after_help = "Examples:\n  flotilla show                          # resources in state\n  flotilla show tfplan                   # a saved plan\n  flotilla show -json tfplan             # machine-readable (schema: docs/schemas/plan.schema.json)\n  flotilla show -format markdown tfplan  # a pull-request comment (docs/previews.md)"
     )]
     Show(ShowArgs),
     /// Show root module outputs from state.
@@ -94,7 +94,7 @@ enum Command {
     State(StateCommand),
     /// Print the dependency graph as DOT or Mermaid.
     #[command(
-        after_help = "Examples:\n  flotilla graph | dot -Tsvg > graph.svg\n  flotilla graph -format=mermaid"
+        after_help = "Examples:\n  flotilla graph | dot -Tsvg > graph.svg\n  flotilla graph -format=mermaid\n  flotilla graph -plan tfplan -format=mermaid   # resources coloured by planned action"
     )]
     Graph(GraphArgs),
     /// Evaluate expressions against the configuration and state.
@@ -208,11 +208,31 @@ struct ApplyArgs {
 
 #[derive(Args, Debug)]
 struct ShowArgs {
-    /// Print JSON.
+    /// Print JSON (the same as -format json).
     #[arg(long)]
     json: bool,
+    /// text, json, or markdown (a pull-request comment; saved plans only).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    format: String,
+    #[command(flatten)]
+    markdown: MarkdownArgs,
     /// A saved plan file (default: show state).
     file: Option<PathBuf>,
+}
+
+/// How markdown previews look (`show -format markdown`, `diff -format markdown`).
+#[derive(Args, Debug, Clone)]
+struct MarkdownArgs {
+    /// Longest markdown allowed, in characters; bigger plans degrade step by step (collapsed
+    /// diffs, then addresses, then counts) and say so.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    max_chars: usize,
+    /// Summary rows per `module` or per `cluster` (provider configuration).
+    #[arg(long, value_name = "WHAT", default_value = "module")]
+    group_by: String,
+    /// The comment's heading.
+    #[arg(long, value_name = "TEXT", default_value = "flotilla plan")]
+    title: String,
 }
 
 #[derive(Args, Debug)]
@@ -256,6 +276,9 @@ struct GraphArgs {
     /// dot or mermaid.
     #[arg(long, default_value = "dot")]
     format: String,
+    /// Colour resources by the action a saved plan takes on them.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
     /// Include variables, locals, outputs and providers.
     #[arg(long)]
     all: bool,

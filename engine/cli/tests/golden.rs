@@ -4,8 +4,13 @@
 //!   (`# flotilla: plan -var x=1`, default `plan`); stdout, stderr and the exit code are compared
 //!   with `NAME.out`, and no state may be written.
 //! - `testdata/plans/NAME/` holds `main.hcl` and optionally `before.hcl`, applied first; the
-//!   plan is compared with `plan.txt` and `plan.json`.
+//!   plan is compared with `plan.txt`, `plan.json` (which must also match
+//!   docs/schemas/plan.schema.json) and `plan.md` (the pull-request comment of the saved plan).
+//! - `testdata/previews/large.md`: the comment for a plan of thousands of changes, cut down to
+//!   the default size limit.
 
+#[path = "support/schema.rs"]
+mod schema;
 mod support;
 
 use support::{Work, golden, normalize, testdata};
@@ -68,7 +73,9 @@ fn plan_text_and_json() {
         let work = Work::new(&[]);
         for entry in std::fs::read_dir(&case).unwrap().flatten() {
             let name = entry.file_name().into_string().unwrap();
-            if ["plan.txt", "plan.json", "main.hcl", "before.hcl"].contains(&name.as_str()) {
+            if ["plan.txt", "plan.json", "plan.md", "main.hcl", "before.hcl"]
+                .contains(&name.as_str())
+            {
                 continue;
             }
             std::fs::copy(entry.path(), work.path(&name)).unwrap();
@@ -94,6 +101,13 @@ fn plan_text_and_json() {
                 json.stdout
             )
         });
+        let problems = schema::check(&plan_schema(), &parsed);
+        assert!(
+            problems.is_empty(),
+            "{}: plan -json does not match docs/schemas/plan.schema.json:\n{}",
+            case.display(),
+            problems.join("\n")
+        );
         golden(
             &case.join("plan.json"),
             &normalize(
@@ -101,5 +115,85 @@ fn plan_text_and_json() {
                 &work,
             ),
         );
+        work.run(&["plan", "-out", "tfplan"]).expect(0);
+        let md = work
+            .run(&["show", "-format", "markdown", "tfplan"])
+            .expect(0);
+        golden(&case.join("plan.md"), &normalize(&md.stdout, &work));
+        let shown = work.run(&["show", "-json", "tfplan"]).expect(0);
+        let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+        assert!(
+            schema::check(&plan_schema(), &shown).is_empty(),
+            "show -json matches the schema"
+        );
     }
+}
+
+fn plan_schema() -> serde_json::Value {
+    let path = testdata().join("../docs/schemas/plan.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A plan of thousands of changes: the comment stays under the limit, degrading predictably.
+#[test]
+fn markdown_preview_of_a_large_plan() {
+    let work = Work::new(&[(
+        "main.hcl",
+        "resource \"builtin_data\" \"r\" {\n  for_each = toset([for i in range(3000) : format(\"item-%04d\", i)])\n  input    = each.key\n}\n",
+    )]);
+    work.run(&["plan", "-out", "tfplan"]).expect(0);
+    let md = work
+        .run(&["show", "-format", "markdown", "tfplan"])
+        .expect(0);
+    assert!(md.stdout.chars().count() <= 65_536);
+    assert!(md.stdout.contains("only counts are shown"), "{}", md.stdout);
+    golden(
+        &testdata().join("previews/large.md"),
+        &normalize(&md.stdout, &work),
+    );
+    // With room for addresses, every address is listed and diffs are collapsed.
+    let roomy = work
+        .run(&[
+            "show",
+            "-format",
+            "markdown",
+            "-max-chars",
+            "400000",
+            "tfplan",
+        ])
+        .expect(0);
+    assert!(roomy.stdout.chars().count() <= 400_000);
+    assert!(
+        roomy.stdout.contains("diffs are collapsed"),
+        "{}",
+        &roomy.stdout[..2000]
+    );
+    assert_eq!(roomy.stdout.matches("- `+ builtin_data.r[").count(), 3000);
+    // Grouping by cluster (provider configuration) and a bad grouping.
+    let by_cluster = work
+        .run(&[
+            "show",
+            "-format",
+            "markdown",
+            "-group-by",
+            "cluster",
+            "tfplan",
+        ])
+        .expect(0);
+    assert!(
+        by_cluster
+            .stdout
+            .contains("| `provider.builtin` | 3000 | 0 | 0 | 0 |"),
+        "{}",
+        by_cluster.stdout
+    );
+    let bad = work
+        .run(&["show", "-format", "markdown", "-group-by", "team", "tfplan"])
+        .expect(1);
+    assert!(
+        bad.stderr
+            .contains("use -group-by=module or -group-by=cluster"),
+        "{}",
+        bad.stderr
+    );
 }

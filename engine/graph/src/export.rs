@@ -30,10 +30,37 @@ fn shown(g: &Graph, include_all: bool) -> Vec<petgraph::graph::NodeIndex> {
     nodes
 }
 
+/// Mermaid class definitions for nodes coloured by planned action (`:::create`, ...).
+pub const MERMAID_CLASSES: &str = "  classDef create fill:#d7f5dd,stroke:#1a7f37\n  classDef update fill:#fff3c4,stroke:#9a6700\n  classDef replace fill:#ffe0c2,stroke:#bc4c00\n  classDef destroy fill:#ffd7d5,stroke:#cf222e\n  classDef read fill:#ddf4ff,stroke:#0969da\n  classDef unchanged fill:#f6f8fa,stroke:#8c959f\n";
+
+/// DOT fill colours for the same classes.
+fn dot_fill(class: &str) -> &'static str {
+    match class {
+        "create" => "#d7f5dd",
+        "update" => "#fff3c4",
+        "replace" => "#ffe0c2",
+        "destroy" => "#ffd7d5",
+        "read" => "#ddf4ff",
+        _ => "#f6f8fa",
+    }
+}
+
 /// Renders resources and module calls (or every node with `include_all`), and the
 /// dependencies between them, with intermediate nodes (locals, variables) collapsed.
 pub fn render(g: &Graph, format: Format, include_all: bool) -> String {
+    render_classed(g, format, include_all, &|_| None)
+}
+
+/// Like [`render`], with each node given a class by `class_of` (the planned action, for
+/// `flotilla graph -plan`): Mermaid `:::class` with [`MERMAID_CLASSES`], DOT fill colours.
+pub fn render_classed(
+    g: &Graph,
+    format: Format,
+    include_all: bool,
+    class_of: &dyn Fn(&crate::Node) -> Option<&'static str>,
+) -> String {
     let nodes = shown(g, include_all);
+    let classes: Vec<Option<&'static str>> = nodes.iter().map(|&i| class_of(g.node(i))).collect();
     let set: std::collections::HashSet<_> = nodes.iter().copied().collect();
     let mut edges: Vec<(String, String)> = Vec::new();
     for &to in &nodes {
@@ -58,8 +85,16 @@ pub fn render(g: &Graph, format: Format, include_all: bool) -> String {
     match format {
         Format::Dot => {
             out.push_str("digraph flotilla {\n  rankdir = \"LR\";\n  node [shape = box];\n");
-            for n in &names {
-                writeln!(out, "  \"{n}\";").unwrap();
+            for (n, class) in names.iter().zip(&classes) {
+                match class {
+                    Some(c) => writeln!(
+                        out,
+                        "  \"{n}\" [style = filled, fillcolor = \"{}\", tooltip = \"{c}\"];",
+                        dot_fill(c)
+                    )
+                    .unwrap(),
+                    None => writeln!(out, "  \"{n}\";").unwrap(),
+                }
             }
             for (a, b) in &edges {
                 writeln!(out, "  \"{a}\" -> \"{b}\";").unwrap();
@@ -68,18 +103,20 @@ pub fn render(g: &Graph, format: Format, include_all: bool) -> String {
         }
         Format::Mermaid => {
             out.push_str("flowchart LR\n");
-            let id = |n: &str| {
-                names
-                    .iter()
-                    .position(|x| x == n)
-                    .map(|i| format!("n{i}"))
-                    .unwrap_or_default()
-            };
-            for (i, n) in names.iter().enumerate() {
-                writeln!(out, "  n{i}[\"{}\"]", n.replace('"', "#quot;")).unwrap();
+            let ids: std::collections::HashMap<&str, usize> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), i))
+                .collect();
+            for (i, (n, class)) in names.iter().zip(&classes).enumerate() {
+                let class = class.map(|c| format!(":::{c}")).unwrap_or_default();
+                writeln!(out, "  n{i}[\"{}\"]{class}", n.replace('"', "#quot;")).unwrap();
             }
             for (a, b) in &edges {
-                writeln!(out, "  {} --> {}", id(a), id(b)).unwrap();
+                writeln!(out, "  n{} --> n{}", ids[a.as_str()], ids[b.as_str()]).unwrap();
+            }
+            if classes.iter().any(Option::is_some) {
+                out.push_str(MERMAID_CLASSES);
             }
         }
     }

@@ -34,6 +34,31 @@ impl Action {
         matches!(self, Action::DeleteThenCreate | Action::CreateThenDelete)
     }
 
+    /// How much this action changes, for summarising a resource's instances by the strongest
+    /// one: replace > destroy > create > update > read > no-op.
+    pub fn weight(self) -> u8 {
+        match self {
+            Action::DeleteThenCreate | Action::CreateThenDelete => 5,
+            Action::Delete => 4,
+            Action::Create => 3,
+            Action::Update => 2,
+            Action::Read => 1,
+            Action::NoOp => 0,
+        }
+    }
+
+    /// The class pictures use for it: create, update, replace, destroy, read or unchanged.
+    pub fn class(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::DeleteThenCreate | Action::CreateThenDelete => "replace",
+            Action::Delete => "destroy",
+            Action::Read => "read",
+            Action::NoOp => "unchanged",
+        }
+    }
+
     /// Terraform-style action list (`["delete", "create"]`).
     pub fn as_list(self) -> &'static [&'static str] {
         match self {

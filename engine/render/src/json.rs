@@ -8,6 +8,7 @@ use flotilla_config::addr::{InstanceKey, ResourceMode};
 use flotilla_lang::Value;
 use flotilla_plan::{Plan, ResourceChange};
 use flotilla_state::State;
+use flotilla_syntax::{Diagnostic, SourceMap};
 use serde_json::{Value as Json, json};
 
 /// The format version of this JSON.
@@ -67,8 +68,28 @@ fn change(c: &ResourceChange) -> Json {
     })
 }
 
-/// A plan as JSON.
-pub fn plan_json(plan: &Plan) -> Json {
+/// Diagnostics as JSON: severity, summary, detail, help and where (file, line, column).
+pub fn diagnostics_json(diags: &[Diagnostic], sources: &SourceMap) -> Vec<Json> {
+    diags
+        .iter()
+        .map(|d| {
+            let range = d.span.as_ref().map(|s| {
+                let f = sources.file(s.file);
+                let (line, col) = f.line_col(s.range.start);
+                let (end_line, end_col) = f.line_col(s.range.end);
+                json!({
+                    "filename": f.path.display().to_string(),
+                    "start": { "line": line, "column": col, "byte": s.range.start },
+                    "end": { "line": end_line, "column": end_col, "byte": s.range.end },
+                })
+            });
+            json!({ "severity": d.severity, "summary": d.summary, "detail": d.detail, "help": d.help, "range": range })
+        })
+        .collect()
+}
+
+/// A plan as JSON, with the diagnostics (warnings) planning produced.
+pub fn plan_json(plan: &Plan, diagnostics: Vec<Json>) -> Json {
     let outputs: serde_json::Map<String, Json> = plan
         .outputs
         .iter()
@@ -104,10 +125,11 @@ pub fn plan_json(plan: &Plan) -> Json {
         "flotilla_version": env!("CARGO_PKG_VERSION"),
         "mode": plan.mode,
         "resource_changes": plan.changes.iter().map(change).collect::<Vec<_>>(),
-        "resource_drift": plan.drift.iter().map(change).collect::<Vec<_>>(),
+        "drift": plan.drift.iter().map(change).collect::<Vec<_>>(),
         "output_changes": outputs,
         "summary": { "add": s.add, "change": s.change, "destroy": s.destroy, "move": s.moved, "import": s.import },
         "has_changes": plan.has_changes(),
+        "diagnostics": diagnostics,
     })
 }
 

@@ -9,6 +9,7 @@
 
 mod diagnostics;
 pub mod json;
+pub mod markdown;
 mod plan;
 
 pub use diagnostics::render_diagnostics;

@@ -1,6 +1,6 @@
 //! The human-readable plan, in the shape Terraform users know.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use flotilla_config::addr::ResourceMode;
@@ -187,6 +187,42 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
     out
 }
 
+/// One change as plain text (its `#` header lines and attribute diff), as in the plan.
+pub fn render_change(c: &ResourceChange) -> String {
+    let style = Style { color: false };
+    let mut out = String::new();
+    for line in header_lines(c) {
+        let _ = writeln!(out, "  {line}");
+    }
+    if c.action != Action::NoOp {
+        resource_block(&mut out, c, style, false);
+    }
+    out
+}
+
+/// The top-level attributes whose values differ between before and after (sorted).
+pub fn changed_attributes(c: &ResourceChange) -> Vec<String> {
+    let empty = BTreeMap::new();
+    let fields = |v: &Option<Value>| match v {
+        Some(Value::Map(m)) => m.clone(),
+        _ => empty.clone(),
+    };
+    let (b, a) = (fields(&c.before), fields(&c.after));
+    let mut names: Vec<String> = b
+        .keys()
+        .chain(a.keys())
+        .filter(|k| match (b.get(*k), a.get(*k)) {
+            (Some(x), Some(y)) => !same(x, y),
+            (None, Some(Value::Null)) | (Some(Value::Null), None) => false,
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 fn header_lines(c: &ResourceChange) -> Vec<String> {
     let a = &c.addr;
     let mut lines = Vec::new();
@@ -228,6 +264,11 @@ fn header_lines(c: &ResourceChange) -> Vec<String> {
         }
     }
     lines
+}
+
+/// A value on one line (sensitive values redacted).
+pub(crate) fn inline_value(v: &Value) -> String {
+    inline(v)
 }
 
 /// Renders a value on one line where possible.
