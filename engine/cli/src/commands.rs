@@ -46,6 +46,7 @@ pub async fn run(command: Command, ui: &Ui) -> u8 {
         Command::Output(a) => output(ui, a),
         Command::State(c) => state(ui, c),
         Command::Graph(a) => graph(ui, a),
+        Command::Diff(a) => crate::diff::diff(ui, a).await,
         Command::Console(a) => console(ui, a).await,
         Command::Import(a) => import(ui, a).await,
         Command::Sandbox(c) => crate::sandbox::run(ui, c).await,
@@ -56,7 +57,7 @@ pub async fn run(command: Command, ui: &Ui) -> u8 {
     }
 }
 
-fn error(ui: &Ui, d: Diagnostic) -> u8 {
+pub(crate) fn error(ui: &Ui, d: Diagnostic) -> u8 {
     ui.diags(&[d], &SourceMap::new());
     1
 }
@@ -200,7 +201,7 @@ enum Op {
     Destroy,
 }
 
-fn var_args(v: &VarArgs) -> Vec<VarArg> {
+pub(crate) fn var_args(v: &VarArgs) -> Vec<VarArg> {
     // -var and -var-file keep their relative order only within each kind; files first.
     v.var_files
         .iter()
@@ -607,7 +608,7 @@ fn read_plan_file(ui: &Ui, file: &std::path::Path) -> Result<Plan, u8> {
 }
 
 /// Markdown settings from the command line.
-fn markdown_options(
+pub(crate) fn markdown_options(
     ui: &Ui,
     args: &crate::MarkdownArgs,
     full_command: String,
@@ -646,13 +647,13 @@ fn markdown_options(
 
 /// The output formats of `show` and `diff`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Text,
     Json,
     Markdown,
 }
 
-fn output_format(ui: &Ui, format: &str, json: bool) -> Result<Format, u8> {
+pub(crate) fn output_format(ui: &Ui, format: &str, json: bool) -> Result<Format, u8> {
     match (format, json) {
         (_, true) | ("json", _) => Ok(Format::Json),
         ("text", _) => Ok(Format::Text),

@@ -10,6 +10,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod commands;
+mod diff;
 mod fmt;
 mod output;
 mod sandbox;
@@ -97,6 +98,12 @@ enum Command {
         after_help = "Examples:\n  flotilla graph | dot -Tsvg > graph.svg\n  flotilla graph -format=mermaid\n  flotilla graph -plan tfplan -format=mermaid   # resources coloured by planned action"
     )]
     Graph(GraphArgs),
+    /// Compare the desired state at two git revisions, without providers or state.
+    #[command(
+        long_about = "Compare the desired state at two git revisions, without providers or state.\n\nBoth configurations are read from the git object database (no checkout; a bare clone works) and evaluated with every value that only infrastructure knows left unknown. The result lists resources added, removed, changed (with attribute diffs) and moved (by `moved` blocks at the head). This is the plan preview for pull requests that cannot reach any cluster, such as those from forks.",
+        after_help = "Examples:\n  flotilla diff --base origin/main\n  flotilla diff --base v1.2.0 --head HEAD envs/prod\n  flotilla diff --base origin/main -format markdown > comment.md"
+    )]
+    Diff(DiffArgs),
     /// Evaluate expressions against the configuration and state.
     #[command(
         after_help = "Examples:\n  echo 'upper(var.name)' | flotilla console\n  flotilla console          # interactive; one expression per line, Ctrl-D to quit"
@@ -231,8 +238,36 @@ struct MarkdownArgs {
     #[arg(long, value_name = "WHAT", default_value = "module")]
     group_by: String,
     /// The comment's heading.
-    #[arg(long, value_name = "TEXT", default_value = "flotilla plan")]
+    #[arg(long, value_name = "TEXT", default_value = DEFAULT_MARKDOWN_TITLE)]
     title: String,
+}
+
+/// The heading of `show -format markdown`; `diff` names its revisions instead.
+const DEFAULT_MARKDOWN_TITLE: &str = "flotilla plan";
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// The revision to compare from (a commit, branch or tag; e.g. origin/main).
+    #[arg(long, value_name = "REV")]
+    base: String,
+    /// The revision to compare to.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    head: String,
+    /// text, json or markdown.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    format: String,
+    /// Print JSON (the same as -format json).
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 when the desired state is the same, 2 when it differs.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    #[command(flatten)]
+    markdown: MarkdownArgs,
+    #[command(flatten)]
+    vars: VarArgs,
+    /// The configuration directory (default: the working directory).
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -273,6 +273,9 @@ pub struct WalkCtx {
     pub root_outputs: Mutex<BTreeMap<String, Value>>,
     /// Set on Ctrl-C: nothing new starts.
     pub stop: Arc<AtomicBool>,
+    /// Evaluate without configuring any provider (a desired-state diff): every provider
+    /// configuration is treated as deferred.
+    pub offline: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -308,6 +311,7 @@ impl WalkCtx {
             diags: Mutex::new(Diagnostics::new()),
             root_outputs: Mutex::new(BTreeMap::new()),
             stop,
+            offline: false,
         }
     }
 
@@ -784,7 +788,7 @@ impl WalkCtx {
             }
             None => Value::Map(BTreeMap::new()),
         };
-        if config_value.contains_unknown() {
+        if config_value.contains_unknown() || self.offline {
             lock(&self.deferred).insert(addr.clone());
         } else if let Err(e) = provider.configure(&config_value).await {
             let mut d =

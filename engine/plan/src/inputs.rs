@@ -66,6 +66,18 @@ pub fn collect(
     args: &[VarArg],
     env: impl IntoIterator<Item = (String, String)>,
 ) -> (BTreeMap<String, InputValue>, Diagnostics) {
+    collect_with(config, Some(root_dir), sources, args, env)
+}
+
+/// Like [`collect`]; `*.auto.vars.hcl` files are read from `auto_dir` only when given (a
+/// configuration read from git has no directory on disk).
+pub fn collect_with(
+    config: &Module,
+    auto_dir: Option<&Path>,
+    sources: &mut SourceMap,
+    args: &[VarArg],
+    env: impl IntoIterator<Item = (String, String)>,
+) -> (BTreeMap<String, InputValue>, Diagnostics) {
     let mut out = BTreeMap::new();
     let mut diags = Diagnostics::new();
     let mut env: Vec<(String, String)> = env
@@ -92,8 +104,10 @@ pub fn collect(
             Err(d) => diags.push(d),
         }
     }
-    let mut auto: Vec<PathBuf> = std::fs::read_dir(root_dir)
+    let mut auto: Vec<PathBuf> = auto_dir
+        .map(std::fs::read_dir)
         .into_iter()
+        .flatten()
         .flatten()
         .flatten()
         .map(|e| e.path())

@@ -13,6 +13,7 @@
 //! **Invariant:** planning changes nothing: providers are only asked to read and plan.
 //! **Invariant:** the plan is deterministic: changes are sorted by address.
 
+pub mod desired;
 pub mod eval;
 pub mod inputs;
 mod model;

@@ -13,4 +13,4 @@ pub mod markdown;
 mod plan;
 
 pub use diagnostics::render_diagnostics;
-pub use plan::{Style, render_plan, render_value_diff};
+pub use plan::{Style, changed_attributes, render_change, render_plan, render_value_diff};
