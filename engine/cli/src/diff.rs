@@ -47,7 +47,11 @@ fn repo_relative(repo: &git2::Repository, dir: &Path) -> Result<PathBuf, Diagnos
     let root = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
     abs.strip_prefix(&root).map(Path::to_path_buf).map_err(|_| {
         Diagnostic::error("the directory is outside the repository")
-            .with_detail(format!("{} is not inside {}", abs.display(), root.display()))
+            .with_detail(format!(
+                "{} is not inside {}",
+                abs.display(),
+                root.display()
+            ))
             .with_help("run flotilla diff from inside the repository that holds the configuration")
     })
 }
@@ -74,14 +78,22 @@ fn read_tree_dir(
     rev: &str,
     dir: &Path,
 ) -> std::io::Result<Vec<(PathBuf, String)>> {
-    let not_found = || std::io::Error::new(std::io::ErrorKind::NotFound, format!("no directory {} at {rev}", dir.display()));
+    let not_found = || {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no directory {} at {rev}", dir.display()),
+        )
+    };
     let dir = normalize(dir);
     let sub;
     let tree = if dir.as_os_str().is_empty() {
         tree
     } else {
         let entry = tree.get_path(&dir).map_err(|_| not_found())?;
-        sub = entry.to_object(repo).and_then(|o| o.peel_to_tree()).map_err(|_| not_found())?;
+        sub = entry
+            .to_object(repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(|_| not_found())?;
         &sub
     };
     let mut files = Vec::new();
@@ -96,7 +108,10 @@ fn read_tree_dir(
             .and_then(|o| o.peel_to_blob())
             .map_err(|e| std::io::Error::other(e.message().to_string()))?;
         let text = String::from_utf8(blob.content().to_vec()).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not UTF-8", path.display()))
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not UTF-8", path.display()),
+            )
         })?;
         // Named `REV@COMMIT:path` in diagnostics, so the side is never ambiguous.
         files.push((PathBuf::from(format!("{rev}:{}", path.display())), text));
@@ -127,7 +142,14 @@ async fn side(
             )
         })?;
     let tree = commit.tree().map_err(|e| {
-        error(ui, git_error("cannot read the commit's tree", &e, "check the repository is not corrupt"))
+        error(
+            ui,
+            git_error(
+                "cannot read the commit's tree",
+                &e,
+                "check the repository is not corrupt",
+            ),
+        )
     })?;
     let short = commit.id().to_string()[..12].to_string();
     let label = format!("{rev}@{short}");
@@ -197,7 +219,11 @@ pub async fn diff(ui: &Ui, args: DiffArgs) -> u8 {
     };
     let start = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     // In a bare clone DIR names a path inside the tree, not on disk: look from here.
-    let probe = if start.exists() { start.clone() } else { PathBuf::from(".") };
+    let probe = if start.exists() {
+        start.clone()
+    } else {
+        PathBuf::from(".")
+    };
     let repo = match git2::Repository::discover(&probe) {
         Ok(r) => r,
         Err(e) => {
@@ -223,7 +249,8 @@ pub async fn diff(ui: &Ui, args: DiffArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let (changes, diags) = flotilla_plan::desired::diff_desired(&base.desired, &head.desired, &head.config);
+    let (changes, diags) =
+        flotilla_plan::desired::diff_desired(&base.desired, &head.desired, &head.config);
     if !diags.is_empty() {
         ui.diags(&diags, &head.sources);
         if diags.iter().any(Diagnostic::is_error) {
@@ -235,9 +262,17 @@ pub async fn diff(ui: &Ui, args: DiffArgs) -> u8 {
         changes,
         ..Plan::default()
     };
-    let shown_dir = if dir.as_os_str().is_empty() { ".".to_string() } else { dir.display().to_string() };
+    let shown_dir = if dir.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        dir.display().to_string()
+    };
     let short = |s: &Side| format!("{} ({})", s.rev, &s.commit[..12]);
-    let title = format!("flotilla diff: {} → {} in `{shown_dir}`", short(&base), short(&head));
+    let title = format!(
+        "flotilla diff: {} → {} in `{shown_dir}`",
+        short(&base),
+        short(&head)
+    );
     match format {
         Format::Json => {
             let mut doc = flotilla_render::json::plan_json(&plan, Vec::new());
@@ -245,7 +280,10 @@ pub async fn diff(ui: &Ui, args: DiffArgs) -> u8 {
             doc["base"] = serde_json::json!({ "rev": base.rev, "commit": base.commit });
             doc["head"] = serde_json::json!({ "rev": head.rev, "commit": head.commit });
             doc["directory"] = serde_json::json!(shown_dir);
-            ui.out(&format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default()));
+            ui.out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            ));
         }
         Format::Markdown => {
             let opts = match markdown_options(
@@ -257,7 +295,11 @@ pub async fn diff(ui: &Ui, args: DiffArgs) -> u8 {
                 Err(code) => return code,
             };
             let opts = flotilla_render::markdown::MarkdownOptions {
-                title: if args.markdown.title == crate::DEFAULT_MARKDOWN_TITLE { title } else { args.markdown.title.clone() },
+                title: if args.markdown.title == crate::DEFAULT_MARKDOWN_TITLE {
+                    title
+                } else {
+                    args.markdown.title.clone()
+                },
                 ..opts
             };
             ui.out(&flotilla_render::markdown::plan_markdown(&plan, &opts));
@@ -273,7 +315,9 @@ pub async fn diff(ui: &Ui, args: DiffArgs) -> u8 {
 
 /// The diff as text: each changed instance with its attribute diff, then the counts.
 fn text(plan: &Plan, title: &str) -> String {
-    let mut out = format!("{title}\n(desired state only: no provider or state was consulted; values only infrastructure knows are unknown)\n\n");
+    let mut out = format!(
+        "{title}\n(desired state only: no provider or state was consulted; values only infrastructure knows are unknown)\n\n"
+    );
     if plan.changes.is_empty() {
         out.push_str("No differences in the desired state.\n");
         return out;
@@ -292,6 +336,8 @@ fn text(plan: &Plan, title: &str) -> String {
             moved += 1;
         }
     }
-    out.push_str(&format!("Diff: {added} added, {removed} removed, {changed} changed, {moved} moved.\n"));
+    out.push_str(&format!(
+        "Diff: {added} added, {removed} removed, {changed} changed, {moved} moved.\n"
+    ));
     out
 }

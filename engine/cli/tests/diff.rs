@@ -17,7 +17,12 @@ fn commit_all(repo: &git2::Repository, message: &str) -> String {
     index.update_all(["*"], None).unwrap();
     index.write().unwrap();
     let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::new("test", "test@example.invalid", &git2::Time::new(1_700_000_000, 0)).unwrap();
+    let sig = git2::Signature::new(
+        "test",
+        "test@example.invalid",
+        &git2::Time::new(1_700_000_000, 0),
+    )
+    .unwrap();
     let parents: Vec<git2::Commit<'_>> = repo
         .head()
         .ok()
@@ -73,14 +78,26 @@ fn head_files(w: &Work) {
 }
 
 fn check_text(out: &str) {
-    assert!(out.contains("module.old.builtin_data.x has moved to module.new.builtin_data.x"), "{out}");
+    assert!(
+        out.contains("module.old.builtin_data.x has moved to module.new.builtin_data.x"),
+        "{out}"
+    );
     assert!(out.contains("builtin_data.added will be created"), "{out}");
-    assert!(out.contains("builtin_data.app will be updated in place"), "{out}");
+    assert!(
+        out.contains("builtin_data.app will be updated in place"),
+        "{out}"
+    );
     assert!(out.contains(r#""nginx:1.25" -> "nginx:1.27""#), "{out}");
-    assert!(out.contains("Diff: 1 added, 0 removed, 1 changed, 1 moved."), "{out}");
+    assert!(
+        out.contains("Diff: 1 added, 0 removed, 1 changed, 1 moved."),
+        "{out}"
+    );
     // Unknown on both sides (only infrastructure knows `output`): not a change.
     assert!(!out.contains("builtin_data.follower"), "{out}");
-    assert!(!out.contains("module.old.builtin_data.x will be destroyed"), "{out}");
+    assert!(
+        !out.contains("module.old.builtin_data.x will be destroyed"),
+        "{out}"
+    );
     assert!(!out.contains(SECRET), "{out}");
 }
 
@@ -98,43 +115,84 @@ fn diff_between_revisions_reports_added_changed_and_moved() {
     let w = Work::new(&[]);
     let (_repo, base, head) = repo_with_history(&w);
 
-    let text = w.run(&["diff", "--base", &base, "--head", &head, "infra"]).expect(0);
+    let text = w
+        .run(&["diff", "--base", &base, "--head", &head, "infra"])
+        .expect(0);
     check_text(&text.stdout);
-    assert!(text.stdout.contains(&format!("({}) → ", &base[..12])), "{}", text.stdout);
+    assert!(
+        text.stdout.contains(&format!("({}) → ", &base[..12])),
+        "{}",
+        text.stdout
+    );
 
     // From inside the directory, with HEAD as the default head and a detailed exit code.
     let inside = w
-        .command(&["-chdir=infra", "diff", "--base", &base, "-detailed-exitcode"])
+        .command(&[
+            "-chdir=infra",
+            "diff",
+            "--base",
+            &base,
+            "-detailed-exitcode",
+        ])
         .output()
         .unwrap();
     assert_eq!(inside.status.code(), Some(2));
     check_text(&String::from_utf8_lossy(&inside.stdout));
 
-    let json = w.run(&["diff", "--base", &base, "-json", "infra"]).expect(0);
+    let json = w
+        .run(&["diff", "--base", &base, "-json", "infra"])
+        .expect(0);
     assert!(!json.stdout.contains(SECRET));
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(doc["kind"], "desired-state-diff");
     assert_eq!(doc["base"]["commit"], base.as_str());
     let changes = doc["resource_changes"].as_array().unwrap();
     let by_addr = |a: &str| changes.iter().find(|c| c["address"] == a).unwrap().clone();
-    assert_eq!(by_addr("builtin_data.added")["change"]["actions"], serde_json::json!(["create"]));
-    assert_eq!(by_addr("builtin_data.app")["change"]["actions"], serde_json::json!(["update"]));
-    assert_eq!(by_addr("builtin_data.app")["change"]["after_sensitive"]["input"]["token"], true);
-    assert_eq!(by_addr("builtin_data.app")["change"]["after"]["input"]["token"], serde_json::Value::Null);
+    assert_eq!(
+        by_addr("builtin_data.added")["change"]["actions"],
+        serde_json::json!(["create"])
+    );
+    assert_eq!(
+        by_addr("builtin_data.app")["change"]["actions"],
+        serde_json::json!(["update"])
+    );
+    assert_eq!(
+        by_addr("builtin_data.app")["change"]["after_sensitive"]["input"]["token"],
+        true
+    );
+    assert_eq!(
+        by_addr("builtin_data.app")["change"]["after"]["input"]["token"],
+        serde_json::Value::Null
+    );
     let moved = by_addr("module.new.builtin_data.x");
     assert_eq!(moved["previous_address"], "module.old.builtin_data.x");
     assert_eq!(moved["change"]["actions"], serde_json::json!(["no-op"]));
     assert_eq!(changes.len(), 3);
 
-    let md = w.run(&["diff", "--base", &base, "-format", "markdown", "infra"]).expect(0);
+    let md = w
+        .run(&["diff", "--base", &base, "-format", "markdown", "infra"])
+        .expect(0);
     assert!(!md.stdout.contains(SECRET));
-    assert!(md.stdout.contains("**Plan:** 1 to add, 1 to change, 0 to destroy, 1 to move."), "{}", md.stdout);
-    assert!(md.stdout.contains("moved from `module.old.builtin_data.x`"), "{}", md.stdout);
+    assert!(
+        md.stdout
+            .contains("**Plan:** 1 to add, 1 to change, 0 to destroy, 1 to move."),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout.contains("moved from `module.old.builtin_data.x`"),
+        "{}",
+        md.stdout
+    );
     assert!(md.stdout.contains("```mermaid"), "{}", md.stdout);
 
     // Same revision on both sides: nothing differs.
     let same = w.run(&["diff", "--base", &head, "infra"]).expect(0);
-    assert!(same.stdout.contains("No differences in the desired state."), "{}", same.stdout);
+    assert!(
+        same.stdout.contains("No differences in the desired state."),
+        "{}",
+        same.stdout
+    );
 }
 
 #[test]
@@ -144,12 +202,30 @@ fn without_a_moved_block_a_rename_is_destroy_and_create() {
     base_files(&w);
     let base = commit_all(&repo, "base");
     let main = std::fs::read_to_string(w.path("infra/main.hcl")).unwrap();
-    w.write("infra/main.hcl", &main.replace("module \"old\"", "module \"new\""));
+    w.write(
+        "infra/main.hcl",
+        &main.replace("module \"old\"", "module \"new\""),
+    );
     commit_all(&repo, "rename without moved");
     let out = w.run(&["diff", "--base", &base, "infra"]).expect(0);
-    assert!(out.stdout.contains("module.old.builtin_data.x will be destroyed"), "{}", out.stdout);
-    assert!(out.stdout.contains("module.new.builtin_data.x will be created"), "{}", out.stdout);
-    assert!(out.stdout.contains("Diff: 1 added, 1 removed, 0 changed, 0 moved."), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("module.old.builtin_data.x will be destroyed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("module.new.builtin_data.x will be created"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("Diff: 1 added, 1 removed, 0 changed, 0 moved."),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -168,7 +244,12 @@ fn works_in_a_bare_clone() {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     check_text(&String::from_utf8_lossy(&run.stdout));
 }
 
@@ -176,12 +257,26 @@ fn works_in_a_bare_clone() {
 fn bad_revisions_and_configurations_are_clear_errors() {
     let w = Work::new(&[]);
     let (repo, base, _) = repo_with_history(&w);
-    let out = w.run(&["diff", "--base", "no-such-branch", "infra"]).expect(1);
-    assert!(out.stderr.contains("cannot resolve revision `no-such-branch`"), "{}", out.stderr);
-    assert!(out.stderr.contains("fetch it first in CI"), "{}", out.stderr);
+    let out = w
+        .run(&["diff", "--base", "no-such-branch", "infra"])
+        .expect(1);
+    assert!(
+        out.stderr
+            .contains("cannot resolve revision `no-such-branch`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("fetch it first in CI"),
+        "{}",
+        out.stderr
+    );
 
     // A broken configuration at the head is reported with its revision, file and line.
-    w.write("infra/main.hcl", "resource \"builtin_data\" \"a\" {\n  input = [1,\n}\n");
+    w.write(
+        "infra/main.hcl",
+        "resource \"builtin_data\" \"a\" {\n  input = [1,\n}\n",
+    );
     commit_all(&repo, "broken");
     let out = w.run(&["diff", "--base", &base, "infra"]).expect(1);
     assert!(out.stderr.contains("syntax error"), "{}", out.stderr);
@@ -193,7 +288,10 @@ fn bad_revisions_and_configurations_are_clear_errors() {
         .args(["diff", "--base", "main"])
         .current_dir(outside.path())
         .env("NO_COLOR", "1")
-        .env("GIT_CEILING_DIRECTORIES", outside.path().parent().unwrap_or(Path::new("/")))
+        .env(
+            "GIT_CEILING_DIRECTORIES",
+            outside.path().parent().unwrap_or(Path::new("/")),
+        )
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(1));

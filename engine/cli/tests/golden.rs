@@ -197,3 +197,80 @@ fn markdown_preview_of_a_large_plan() {
         bad.stderr
     );
 }
+
+/// A secret marked sensitive appears in no output: plan text and JSON, the saved plan shown
+/// as text, JSON and markdown, and the coloured graph.
+#[test]
+fn no_sensitive_value_in_any_preview() {
+    const SECRET: &str = "s3cr3t-value-never-shown";
+    let config = |image: &str| {
+        format!(
+            r#"variable "token" {{
+  type      = string
+  default   = "{SECRET}"
+  sensitive = true
+}}
+
+resource "builtin_data" "app" {{
+  input = {{ image = "{image}", token = var.token, nested = [{{ deep = var.token }}] }}
+}}
+
+resource "builtin_file" "creds" {{
+  path              = "out/creds"
+  sensitive_content = "user=admin password=${{var.token}}"
+}}
+
+output "token" {{
+  value     = var.token
+  sensitive = true
+}}
+
+output "derived" {{
+  value     = "prefix-${{var.token}}"
+  sensitive = true
+}}
+"#
+        )
+    };
+    let work = Work::new(&[("main.hcl", &config("nginx:1.25"))]);
+    work.run(&["apply", "-auto-approve"]).expect(0);
+    work.write(
+        "main.hcl",
+        &config("nginx:1.27").replace("password=", "pw="),
+    );
+    let mut outputs = Vec::new();
+    for args in [
+        &["plan"][..],
+        &["plan", "-json"],
+        &["plan", "-out", "tfplan"],
+        &["show", "tfplan"],
+        &["show", "-json", "tfplan"],
+        &["show", "-format", "markdown", "tfplan"],
+        &[
+            "show",
+            "-format",
+            "markdown",
+            "-max-chars",
+            "1000",
+            "tfplan",
+        ],
+        &["graph", "-plan", "tfplan", "-format", "mermaid"],
+        &["show"],
+        &["show", "-json"],
+        &["output"],
+        &["output", "-json"],
+    ] {
+        let run = work.run(args);
+        assert!(
+            !run.stdout.contains(SECRET) && !run.stderr.contains(SECRET),
+            "`flotilla {}` printed the secret:\n{}{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
+        outputs.push(run.stdout);
+    }
+    // The changes are still there, redacted.
+    assert!(outputs[5].contains("(sensitive value)"), "{}", outputs[5]);
+    assert!(outputs[1].contains("\"after_sensitive\""), "{}", outputs[1]);
+}

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use flotilla_config::addr::{ModulePath, ProviderConfigAddr, ResourceInstanceAddr, ResourceMode, TargetAddr};
+use flotilla_config::addr::{
+    ModulePath, ProviderConfigAddr, ResourceInstanceAddr, ResourceMode, TargetAddr,
+};
 use flotilla_config::{Module, Resource};
 use flotilla_graph::Graph;
 use flotilla_lang::Value;
@@ -79,7 +81,10 @@ impl ResourceHandler for Collector {
                 } else {
                     match ctx.eval_instance(&inst, module, r, &key, &expansion, &schema) {
                         Ok(cfg) => {
-                            let v = crate::mark_schema_sensitive(with_unknown_computed(&schema, cfg), &schema);
+                            let v = crate::mark_schema_sensitive(
+                                with_unknown_computed(&schema, cfg),
+                                &schema,
+                            );
                             let addr = ResourceInstanceAddr {
                                 module: inst.clone(),
                                 resource: r.addr.clone(),
@@ -156,7 +161,11 @@ pub async fn desired_state(
 /// The changes from `base` to `head`, as plan changes: creates for added instances, deletes
 /// for removed ones, updates for changed arguments, and moves (`prev_addr`) where `head`'s
 /// root `moved` blocks say so. Unknown values count as equal to each other.
-pub fn diff_desired(base: &Desired, head: &Desired, head_config: &Module) -> (Vec<ResourceChange>, Vec<Diagnostic>) {
+pub fn diff_desired(
+    base: &Desired,
+    head: &Desired,
+    head_config: &Module,
+) -> (Vec<ResourceChange>, Vec<Diagnostic>) {
     let mut base: Desired = base.clone();
     let mut moved: BTreeMap<ResourceInstanceAddr, ResourceInstanceAddr> = BTreeMap::new();
     let mut diags = Vec::new();
@@ -182,7 +191,8 @@ pub fn diff_desired(base: &Desired, head: &Desired, head_config: &Module) -> (Ve
             }
         }
     }
-    let addrs: std::collections::BTreeSet<&ResourceInstanceAddr> = base.keys().chain(head.keys()).collect();
+    let addrs: std::collections::BTreeSet<&ResourceInstanceAddr> =
+        base.keys().chain(head.keys()).collect();
     let mut changes = Vec::new();
     for addr in addrs {
         let (b, h) = (base.get(addr), head.get(addr));
@@ -198,7 +208,9 @@ pub fn diff_desired(base: &Desired, head: &Desired, head_config: &Module) -> (Ve
             continue;
         }
         let reason = match action {
-            Action::Delete => Some("its resource block was removed from the configuration".to_string()),
+            Action::Delete => {
+                Some("its resource block was removed from the configuration".to_string())
+            }
             _ => None,
         };
         let either = h.or(b).expect("one side exists");

@@ -444,8 +444,8 @@ fn diff_lines(text: &str) -> String {
         } else {
             (" ", line.to_string())
         };
-        // Fences inside values would end the block early.
-        let _ = writeln!(out, "{mark}{}", rest.replace("```", "`​``"));
+        // A fence inside a value would end the block early: break it with a zero-width space.
+        let _ = writeln!(out, "{mark}{}", rest.replace("```", "`\u{200B}``"));
     }
     out
 }
@@ -487,4 +487,104 @@ fn mermaid(changes: &[&ResourceChange]) -> Option<String> {
     }
     out.push_str(flotilla_graph::export::MERMAID_CLASSES);
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_lang::Value;
+
+    fn update(i: usize) -> ResourceChange {
+        let obj = |v: &str| {
+            Value::Map(
+                [
+                    ("input".to_string(), Value::String(v.into())),
+                    ("output".to_string(), Value::String(v.into())),
+                ]
+                .into(),
+            )
+        };
+        ResourceChange {
+            addr: format!("builtin_data.r[{i}]").parse().unwrap(),
+            prev_addr: None,
+            provider: "provider.builtin".parse().unwrap(),
+            action: Action::Update,
+            before: Some(obj("old")),
+            after: Some(obj("new")),
+            replace_reasons: Vec::new(),
+            reason: None,
+            dependencies: vec!["builtin_data.base".into()],
+            create_before_destroy: false,
+            importing: None,
+        }
+    }
+
+    fn plan(n: usize) -> Plan {
+        Plan {
+            changes: (0..n).map(update).collect(),
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn each_level_is_shorter_and_the_longest_that_fits_is_chosen() {
+        let p = plan(400);
+        let opts = MarkdownOptions::default();
+        let len = |level| render(&p, &opts, level, 1).chars().count();
+        let (full, collapsed, addresses, counts) = (
+            len(Level::Full),
+            len(Level::Collapsed),
+            len(Level::Addresses),
+            len(Level::Counts),
+        );
+        assert!(full > collapsed && collapsed > addresses && addresses > counts);
+        let with_limit = |max_chars| {
+            plan_markdown(
+                &p,
+                &MarkdownOptions {
+                    max_chars,
+                    ..MarkdownOptions::default()
+                },
+            )
+        };
+        assert!(!with_limit(full).contains("[!NOTE]"));
+        assert!(with_limit(full - 1).contains("diffs are collapsed"));
+        assert!(with_limit(collapsed - 1).contains("only the addresses"));
+        assert!(with_limit(addresses - 1).contains("only counts are shown"));
+        let tiny = with_limit(300);
+        assert!(tiny.chars().count() <= 300, "{tiny}");
+        assert!(tiny.contains("cut to fit"), "{tiny}");
+    }
+
+    #[test]
+    fn collapsed_lists_changed_attributes_and_full_has_diffs_and_a_graph() {
+        let p = plan(2);
+        let full = plan_markdown(&p, &MarkdownOptions::default());
+        assert!(
+            full.contains("<details><summary><code>~ builtin_data.r[0]</code> update</summary>"),
+            "{full}"
+        );
+        assert!(
+            full.contains("!      input  = \"old\" -> \"new\""),
+            "{full}"
+        );
+        assert!(
+            full.contains("n0[\"builtin_data.base\"]:::unchanged"),
+            "{full}"
+        );
+        assert!(full.contains("n1[\"builtin_data.r\"]:::update"), "{full}");
+        assert!(full.contains("n0 --> n1"), "{full}");
+        let collapsed = render(&p, &MarkdownOptions::default(), Level::Collapsed, 9);
+        assert!(
+            collapsed.contains("- `~ builtin_data.r[1]` update: `input`, `output`"),
+            "{collapsed}"
+        );
+    }
+
+    #[test]
+    fn no_changes_says_so() {
+        let md = plan_markdown(&Plan::default(), &MarkdownOptions::default());
+        assert!(md.contains("**No changes.**"), "{md}");
+        assert!(!md.contains("| module |"), "{md}");
+    }
 }
