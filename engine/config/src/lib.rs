@@ -17,7 +17,6 @@ mod load;
 mod model;
 
 pub use load::{
-    is_config_file, is_identifier, literal_str, load_dir, load_dir_with, parse_files,
-    traversal_names,
+    is_config_file, is_identifier, literal_str, load_dir, load_dir_with, traversal_names,
 };
 pub use model::*;

@@ -173,31 +173,9 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Builds one module from already parsed files (used for disk and git sources alike).
-pub fn parse_files(
-    files: &[(FileId, Body)],
-    dir: &Path,
-    path: ModulePath,
-    sources: &SourceMap,
-    diags: &mut Diagnostics,
-) -> Module {
-    let mut b = Builder {
-        module: Module {
-            dir: dir.to_path_buf(),
-            path,
-            ..Module::default()
-        },
-        sources,
-        diags,
-    };
-    for (file, body) in files {
-        b.body(*file, body);
-    }
-    b.module
-}
-
 /// Parses and builds one file at a time, so only one file's syntax tree is alive at once
-/// (the model keeps what it needs); at 100,000 resources that halves peak memory.
+/// (the model keeps what it needs); at 100,000 resources that halves peak memory. Files come
+/// from disk or, for `flotilla diff`, from a git tree, through the loader's [`DirReader`].
 fn parse_each(
     ids: &[FileId],
     dir: &Path,

@@ -58,6 +58,7 @@ where
             let Some(n) = ready.pop_front() else { break };
             if poisoned.contains(&n) {
                 outcome.skipped.push(n);
+                // Skipped, not failed: its dependents are poisoned all the same.
                 finish(
                     graph,
                     n,
@@ -66,6 +67,7 @@ where
                     &mut pending,
                     &mut ready,
                     &mut poisoned,
+                    &mut WalkOutcome::default(),
                 );
                 continue;
             }
@@ -75,20 +77,16 @@ where
             // 100,000 nodes was most of a plan's time.
             let mut fut = Box::pin(visit(n));
             match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-                Poll::Ready(ok) => {
-                    if !ok {
-                        outcome.failed.push(n);
-                    }
-                    finish(
-                        graph,
-                        n,
-                        ok,
-                        &included,
-                        &mut pending,
-                        &mut ready,
-                        &mut poisoned,
-                    );
-                }
+                Poll::Ready(ok) => finish(
+                    graph,
+                    n,
+                    ok,
+                    &included,
+                    &mut pending,
+                    &mut ready,
+                    &mut poisoned,
+                    &mut outcome,
+                ),
                 // The spawned task polls it again at once, with a real waker.
                 Poll::Pending => {
                     running.spawn(async move { (n, fut.await) });
@@ -102,9 +100,6 @@ where
             break;
         };
         let (n, ok) = joined.expect("graph visits do not panic");
-        if !ok {
-            outcome.failed.push(n);
-        }
         finish(
             graph,
             n,
@@ -113,6 +108,7 @@ where
             &mut pending,
             &mut ready,
             &mut poisoned,
+            &mut outcome,
         );
     }
     if stop.load(Ordering::SeqCst) {
@@ -123,6 +119,8 @@ where
     outcome
 }
 
+/// Records a finished visit (a failure in `outcome`) and releases its dependents.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     graph: &Graph,
     n: NodeIndex,
@@ -131,7 +129,11 @@ fn finish(
     pending: &mut HashMap<NodeIndex, usize>,
     ready: &mut VecDeque<NodeIndex>,
     poisoned: &mut HashSet<NodeIndex>,
+    outcome: &mut WalkOutcome,
 ) {
+    if !ok {
+        outcome.failed.push(n);
+    }
     for d in graph.dependents(n) {
         if !included(d) {
             continue;
