@@ -5,7 +5,8 @@
 //!   with `NAME.out`, and no state may be written.
 //! - `testdata/plans/NAME/` holds `main.hcl` and optionally `before.hcl`, applied first; the
 //!   plan is compared with `plan.txt`, `plan.json` (which must also match
-//!   docs/schemas/plan.schema.json) and `plan.md` (the pull-request comment of the saved plan).
+//!   docs/schemas/plan.schema.json), `plan.md` (the pull-request comment of the saved plan) and
+//!   `graph.mmd` (`graph -plan`, resources coloured by action).
 //! - `testdata/previews/large.md`: the comment for a plan of thousands of changes, cut down to
 //!   the default size limit.
 
@@ -73,8 +74,15 @@ fn plan_text_and_json() {
         let work = Work::new(&[]);
         for entry in std::fs::read_dir(&case).unwrap().flatten() {
             let name = entry.file_name().into_string().unwrap();
-            if ["plan.txt", "plan.json", "plan.md", "main.hcl", "before.hcl"]
-                .contains(&name.as_str())
+            if [
+                "plan.txt",
+                "plan.json",
+                "plan.md",
+                "graph.mmd",
+                "main.hcl",
+                "before.hcl",
+            ]
+            .contains(&name.as_str())
             {
                 continue;
             }
@@ -120,6 +128,12 @@ fn plan_text_and_json() {
             .run(&["show", "-format", "markdown", "tfplan"])
             .expect(0);
         golden(&case.join("plan.md"), &normalize(&md.stdout, &work));
+        let graph = work
+            .run(&["graph", "-plan", "tfplan", "-format", "mermaid"])
+            .expect(0);
+        golden(&case.join("graph.mmd"), &graph.stdout);
+        let dot = work.run(&["graph", "-plan", "tfplan"]).expect(0);
+        assert!(dot.stdout.contains("fillcolor"), "{}", dot.stdout);
         let shown = work.run(&["show", "-json", "tfplan"]).expect(0);
         let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
         assert!(
