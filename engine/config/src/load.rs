@@ -192,12 +192,37 @@ fn parse_each(
         sources,
         diags,
     };
-    for &id in ids {
-        match parse_body(id, &sources.file(id).text) {
-            Ok(body) => b.body(id, &body),
-            Err(d) => b.diags.push(d),
+    if ids.len() < 2 {
+        for &id in ids {
+            match parse_body(id, &sources.file(id).text) {
+                Ok(body) => b.body(id, &body),
+                Err(d) => b.diags.push(d),
+            }
         }
+        return b.module;
     }
+    // Parsing and modelling take about as long as each other: a second thread parses the
+    // next files while this one models the last, in file order, a few files ahead at most.
+    let texts: Vec<(FileId, std::sync::Arc<str>)> = ids
+        .iter()
+        .map(|&id| (id, sources.file(id).text.clone()))
+        .collect();
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        scope.spawn(move || {
+            for (id, text) in texts {
+                if tx.send((id, parse_body(id, &text))).is_err() {
+                    break;
+                }
+            }
+        });
+        for (id, parsed) in rx {
+            match parsed {
+                Ok(body) => b.body(id, &body),
+                Err(d) => b.diags.push(d),
+            }
+        }
+    });
     b.module
 }
 
