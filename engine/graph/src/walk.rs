@@ -93,9 +93,6 @@ where
                 }
             }
         }
-        if running.is_empty() && !ready.is_empty() && !stop.load(Ordering::SeqCst) {
-            continue;
-        }
         let Some(joined) = running.join_next().await else {
             break;
         };
