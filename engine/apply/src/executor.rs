@@ -506,14 +506,24 @@ impl Applier {
         match &result {
             Ok(new) => {
                 let id = new.get_attr("id").and_then(|v| match v {
-                    Value::String(s) => Some(s),
+                    Value::String(s) => Some(s.clone()),
                     _ => None,
                 });
-                self.progress.event(ApplyEvent::Finished {
-                    addr,
-                    action: change.action,
-                    elapsed: start.elapsed(),
-                    id,
+                // "complete" is announced only once state records it durably: a crash right
+                // after the message cannot leave the object out of state.
+                let (progress, addr, action, elapsed) = (
+                    Arc::clone(&self.progress),
+                    addr.clone(),
+                    change.action,
+                    start.elapsed(),
+                );
+                self.journal.after_sync(move || {
+                    progress.event(ApplyEvent::Finished {
+                        addr: &addr,
+                        action,
+                        elapsed,
+                        id,
+                    })
                 });
                 self.count(change.action);
             }

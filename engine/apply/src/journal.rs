@@ -1,25 +1,46 @@
 //! A background writer that group-commits journal entries: each batch is one write + fsync.
+//!
+//! Work that must only be announced once it is durable ("Creation complete") is queued with
+//! [`JournalSink::after_sync`]: the writer runs it after the batch holding every entry queued
+//! before it has been synced, so a crash can never leave a reported object out of state.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use flotilla_state::{Journal, JournalEntry, StateError};
 
+/// What the writer receives.
+enum Message {
+    Entry(Box<JournalEntry>),
+    AfterSync(Box<dyn FnOnce() + Send>),
+}
+
 /// Sends entries to the writer thread.
 pub struct JournalSink {
-    tx: Option<mpsc::Sender<JournalEntry>>,
+    tx: Option<mpsc::Sender<Message>>,
     handle: Option<JoinHandle<Result<(), StateError>>>,
 }
 
 impl JournalSink {
     /// Starts the writer.
     pub fn start(mut journal: Journal) -> JournalSink {
-        let (tx, rx) = mpsc::channel::<JournalEntry>();
+        let (tx, rx) = mpsc::channel::<Message>();
         let handle = std::thread::spawn(move || {
             while let Ok(first) = rx.recv() {
-                let mut batch = vec![first];
-                batch.extend(rx.try_iter());
-                journal.append(&batch)?;
+                let mut entries = Vec::new();
+                let mut after = Vec::new();
+                for m in std::iter::once(first).chain(rx.try_iter()) {
+                    match m {
+                        Message::Entry(e) => entries.push(*e),
+                        Message::AfterSync(f) => after.push(f),
+                    }
+                }
+                if !entries.is_empty() {
+                    journal.append(&entries)?;
+                }
+                for f in after {
+                    f();
+                }
             }
             Ok(())
         });
@@ -31,9 +52,18 @@ impl JournalSink {
 
     /// Queues an entry; it is durable once the writer's next sync completes.
     pub fn record(&self, entry: JournalEntry) {
+        self.send(Message::Entry(Box::new(entry)));
+    }
+
+    /// Runs `f` on the writer once everything queued so far is durable.
+    pub fn after_sync(&self, f: impl FnOnce() + Send + 'static) {
+        self.send(Message::AfterSync(Box::new(f)));
+    }
+
+    fn send(&self, m: Message) {
         if let Some(tx) = &self.tx {
             // A send fails only if the writer stopped on an error, which `finish` reports.
-            let _ = tx.send(entry);
+            let _ = tx.send(m);
         }
     }
 
