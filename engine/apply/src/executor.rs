@@ -360,28 +360,35 @@ impl Applier {
                     set.spawn(async move {
                         let Some(provider) = ctx.provider_or_default(&c.provider) else {
                             ctx.report(Diagnostic::error("unknown provider in state").with_detail(format!("cannot delete `{}`: provider `{}` is not available", c.addr, c.provider)));
-                            return (c, false);
+                            return (c, None);
                         };
                         progress.event(ApplyEvent::Started { addr: &c.addr, action: Action::Delete });
                         let start = Instant::now();
                         let before = c.before.clone().unwrap_or(Value::Null);
                         match provider.apply_change(ApplyRequest { type_name: &c.addr.resource.type_, prior: Some(&before), planned: None }).await {
-                            Ok(_) => {
-                                progress.event(ApplyEvent::Finished { addr: &c.addr, action: Action::Delete, elapsed: start.elapsed(), id: None });
-                                (c, true)
-                            }
+                            Ok(_) => (c, Some(start.elapsed())),
                             Err(e) => {
                                 progress.event(ApplyEvent::Failed { addr: &c.addr, action: Action::Delete });
                                 ctx.report(Diagnostic::error("cannot delete resource").with_detail(format!("{}: {}", c.addr, e.describe())).with_help("fix the cause and run apply again; the object is still recorded in state"));
-                                (c, false)
+                                (c, None)
                             }
                         }
                     });
                 }
-                while let Some(Ok((c, ok))) = set.join_next().await {
-                    if ok {
+                while let Some(Ok((c, deleted))) = set.join_next().await {
+                    if let Some(elapsed) = deleted {
                         self.remove(&c.addr);
                         self.count(Action::Delete);
+                        // Announced once state no longer lists it, as for creates.
+                        let progress = Arc::clone(&self.progress);
+                        self.journal.after_sync(move || {
+                            progress.event(ApplyEvent::Finished {
+                                addr: &c.addr,
+                                action: Action::Delete,
+                                elapsed,
+                                id: None,
+                            })
+                        });
                     }
                 }
             }
