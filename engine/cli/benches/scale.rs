@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -116,7 +117,14 @@ fn measure_child(command: &[String], timeout: Duration) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let start = Instant::now();
-    let mut child = match Command::new(program).args(args).spawn() {
+    // The command's output goes to the wrapper's stderr (the step's log), never into the
+    // pipe that carries the wrapper's one-line report.
+    let log = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
+    let mut child = match Command::new(program).args(args).stdout(log).spawn() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cannot start {program}: {e}");
@@ -179,7 +187,6 @@ fn measure(
     log: &Path,
 ) -> Result<Sample, String> {
     let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new(me)
         .arg("--measure")
@@ -193,12 +200,11 @@ fn measure(
         .env("TF_IN_AUTOMATION", "1")
         .env("TF_CLI_CONFIG_FILE", "/dev/null")
         .stdin(Stdio::null())
-        .stderr(err)
+        .stderr(out)
         .stdout(Stdio::piped())
         .spawn()
         .and_then(|c| c.wait_with_output())
         .map_err(|e| format!("cannot run the wrapper: {e}"))?;
-    let _ = out;
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().last().unwrap_or_default();
     let parts: Vec<&str> = line.split(' ').collect();

@@ -17,7 +17,7 @@ use std::fmt::Write;
 use flotilla_config::addr::ResourceMode;
 use flotilla_plan::{Action, Plan, PlanMode, ResourceChange};
 
-use crate::plan::{changed_attributes, inline_value, render_change};
+use crate::plan::{changed_attributes, inline, render_change, replace_reasons};
 
 /// How summary rows are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,10 +140,7 @@ fn reasons(c: &ResourceChange) -> String {
     if let Some(r) = &c.reason {
         out.push(r.clone());
     }
-    for r in &c.replace_reasons {
-        if r.reason.is_empty() || c.reason.as_deref() == Some(r.reason.as_str()) {
-            continue;
-        }
+    for r in replace_reasons(c) {
         if r.path.0.is_empty() {
             out.push(r.reason.clone());
         } else {
@@ -384,7 +381,7 @@ fn render(plan: &Plan, opts: &MarkdownOptions, level: Level, full_len: usize) ->
             for o in outputs {
                 let shown = |v: &Option<flotilla_lang::Value>| match v {
                     _ if o.sensitive => "(sensitive value)".to_string(),
-                    Some(v) => inline_value(v),
+                    Some(v) => inline(v),
                     None => "null".into(),
                 };
                 if level == Level::Full {

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use flotilla_config::addr::ResourceMode;
 use flotilla_lang::{AttrPath, Value, number_to_string, values_equal};
 use flotilla_plan::{Action, OutputChange, Plan, PlanMode, ResourceChange};
+use flotilla_provider::ReplaceReason;
 
 /// Presentation options.
 #[derive(Debug, Clone, Copy, Default)]
@@ -202,12 +203,17 @@ pub fn render_change(c: &ResourceChange) -> String {
 
 /// The top-level attributes whose values differ between before and after (sorted).
 pub fn changed_attributes(c: &ResourceChange) -> Vec<String> {
+    fn fields<'a>(
+        v: &'a Option<Value>,
+        empty: &'a BTreeMap<String, Value>,
+    ) -> &'a BTreeMap<String, Value> {
+        match v {
+            Some(Value::Map(m)) => m,
+            _ => empty,
+        }
+    }
     let empty = BTreeMap::new();
-    let fields = |v: &Option<Value>| match v {
-        Some(Value::Map(m)) => m.clone(),
-        _ => empty.clone(),
-    };
-    let (b, a) = (fields(&c.before), fields(&c.after));
+    let (b, a) = (fields(&c.before, &empty), fields(&c.after, &empty));
     let mut names: Vec<String> = b
         .keys()
         .chain(a.keys())
@@ -252,10 +258,7 @@ fn header_lines(c: &ResourceChange) -> Vec<String> {
         lines.push(format!("# (because {reason})"));
     }
     if c.action.is_replace() {
-        for r in &c.replace_reasons {
-            if r.reason.is_empty() || c.reason.as_deref() == Some(r.reason.as_str()) {
-                continue;
-            }
+        for r in replace_reasons(c) {
             if r.path.0.is_empty() {
                 lines.push(format!("# ({})", r.reason));
             } else {
@@ -266,13 +269,15 @@ fn header_lines(c: &ResourceChange) -> Vec<String> {
     lines
 }
 
-/// A value on one line (sensitive values redacted).
-pub(crate) fn inline_value(v: &Value) -> String {
-    inline(v)
+/// The replace reasons worth showing: not empty, and not the change's own reason again.
+pub(crate) fn replace_reasons(c: &ResourceChange) -> impl Iterator<Item = &ReplaceReason> {
+    c.replace_reasons
+        .iter()
+        .filter(|r| !r.reason.is_empty() && c.reason.as_deref() != Some(r.reason.as_str()))
 }
 
-/// Renders a value on one line where possible.
-fn inline(v: &Value) -> String {
+/// Renders a value on one line where possible (sensitive values redacted).
+pub(crate) fn inline(v: &Value) -> String {
     match v {
         Value::Sensitive(_) => "(sensitive value)".into(),
         Value::Unknown => "(known after apply)".into(),
