@@ -545,7 +545,12 @@ impl Applier {
 
 #[async_trait::async_trait]
 impl ResourceHandler for Applier {
-    async fn visit_resource(&self, ctx: &Arc<WalkCtx>, path: &ModulePath, r: &Resource) -> bool {
+    async fn visit_resource(
+        self: Arc<Self>,
+        ctx: &Arc<WalkCtx>,
+        path: &ModulePath,
+        r: &Resource,
+    ) -> bool {
         let config = Arc::clone(&ctx.config);
         let module = config.descendant(path).expect("resource module exists");
         if self.mode == PlanMode::Destroy {
@@ -625,6 +630,7 @@ impl ResourceHandler for Applier {
                             module,
                             &r.lifecycle.postconditions,
                             "postcondition",
+                            Some(&addr),
                             &mut diags,
                         ) {
                             ok = false;

@@ -303,8 +303,6 @@ async fn make_plan(
 }
 
 async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op) -> u8 {
-    let ws = tri!(workspace::load(ui));
-    let mut sources = ws.sources.clone();
     let Some(timeout) = workspace::parse_duration(&args.lock_timeout) else {
         return error(
             ui,
@@ -318,13 +316,24 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
         Op::Apply => "apply",
         Op::Destroy => "destroy",
     };
-    let _lock = match ws.backend.lock(op_name, timeout) {
+    // The lock is taken and state read while the graph is built.
+    let (ws, (lock, loaded)) = tri!(workspace::load_alongside(ui, |backend| {
+        let lock = backend.lock(op_name, timeout);
+        let loaded = lock.is_ok().then(|| {
+            let _load = flotilla_syntax::timing::phase("load state");
+            backend.load()
+        });
+        (lock, loaded)
+    }));
+    let mut sources = ws.sources.clone();
+    let _lock = match lock {
         Ok(l) => l,
         Err(e) => {
             return error(ui, e.to_diagnostic("cannot lock state"));
         }
     };
-    let state = tri!(workspace::load_state(&ws, ui, true));
+    let loaded = loaded.expect("read once locked");
+    let state = tri!(workspace::finish_state_load(&ws, ui, loaded, true));
     let mode = if op == Op::Destroy || args.destroy {
         PlanMode::Destroy
     } else if args.refresh_only {

@@ -556,6 +556,95 @@ output "all" {
     w.run(&["plan", "-detailed-exitcode"]).expect(0);
 }
 
+/// Resources with many instances are planned in several tasks at once: every instance is
+/// planned once, references by key see the right instance, and a failing instance is
+/// reported once, by its address, among hundreds that succeed.
+#[test]
+fn many_instances_plan_together_and_failures_name_their_instance() {
+    let config = r#"
+variable "limit" {
+  default = 1000
+}
+
+locals {
+  items = { for i in range(400) : "k${i}" => i }
+}
+
+resource "builtin_data" "a" {
+  for_each = local.items
+  input    = each.value
+}
+
+resource "builtin_data" "b" {
+  for_each = local.items
+  input    = builtin_data.a[each.key].output * 2
+}
+
+resource "builtin_data" "c" {
+  count = 300
+  input = count.index
+  lifecycle {
+    precondition {
+      condition     = count.index < var.limit
+      error_message = "index over the limit."
+    }
+    postcondition {
+      condition     = self.output == count.index
+      error_message = "output differs from input."
+    }
+  }
+}
+
+output "b_k399" {
+  value = builtin_data.b["k399"].output
+}
+
+output "counts" {
+  value = [length(builtin_data.a), length(builtin_data.b), length(builtin_data.c)]
+}
+"#;
+    let w = Work::new(&[("main.hcl", config)]);
+    let applied = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(
+        applied
+            .stdout
+            .contains("Resources: 1100 added, 0 changed, 0 destroyed."),
+        "{}",
+        applied.stdout
+    );
+    assert!(
+        applied.stdout.contains("b_k399 = 798"),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(w.state_addresses().len(), 1100);
+    let clean = w.run(&["plan", "-detailed-exitcode"]).expect(0);
+    assert!(clean.stdout.contains("No changes."), "{}", clean.stdout);
+    let json = w.run(&["plan", "-json"]).expect(0);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let changes = plan["resource_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1100, "each instance planned once");
+    assert_eq!(
+        plan["output_changes"]["counts"]["after"],
+        serde_json::json!([400, 400, 300])
+    );
+
+    let failed = w.run(&["plan", "-var", "limit=299"]).expect(1);
+    assert_eq!(
+        failed.stderr.matches("precondition failed").count(),
+        1,
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed
+            .stderr
+            .contains("builtin_data.c[299]: index over the limit."),
+        "{}",
+        failed.stderr
+    );
+}
+
 #[test]
 fn prevent_destroy_and_targets() {
     let config = r#"

@@ -57,7 +57,12 @@ fn with_unknown_computed(schema: &BlockSchema, config: Value) -> Value {
 
 #[async_trait]
 impl ResourceHandler for Collector {
-    async fn visit_resource(&self, ctx: &Arc<WalkCtx>, path: &ModulePath, r: &Resource) -> bool {
+    async fn visit_resource(
+        self: Arc<Self>,
+        ctx: &Arc<WalkCtx>,
+        path: &ModulePath,
+        r: &Resource,
+    ) -> bool {
         let config = Arc::clone(&ctx.config);
         let module = config.descendant(path).expect("resource module exists");
         let Some((provider, _, schema)) = ctx.resource_type(path, r) else {

@@ -7,10 +7,10 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use flotilla_config::addr::{
-    InstanceKey, ModuleInstance, ModulePath, ProviderConfigAddr, ResourceAddr,
+    InstanceKey, ModuleInstance, ModulePath, ProviderConfigAddr, ResourceAddr, ResourceInstanceAddr,
 };
 use flotilla_config::{BlockBody, Expr, Module, Resource};
 use flotilla_graph::{Graph, Node, NodeId, NodeKind, WalkOutcome};
@@ -240,7 +240,7 @@ pub trait ResourceHandler: Send + Sync {
     /// Handles one resource node (all its instances in all module instances).
     /// Returns false if it failed (diagnostics recorded in the context).
     async fn visit_resource(
-        &self,
+        self: Arc<Self>,
         ctx: &Arc<WalkCtx>,
         module: &ModulePath,
         resource: &Resource,
@@ -260,7 +260,7 @@ pub struct WalkCtx {
     /// Root variable values supplied by the user.
     pub inputs: BTreeMap<String, InputValue>,
     /// Computed values.
-    pub values: Mutex<Values>,
+    pub values: RwLock<Values>,
     /// Configured provider instances.
     pub providers: Mutex<HashMap<ProviderConfigAddr, Arc<dyn Provider>>>,
     /// Provider configurations that depend on values known only after apply: their
@@ -305,7 +305,7 @@ impl WalkCtx {
             registry,
             paths,
             inputs,
-            values: Mutex::new(values),
+            values: RwLock::new(values),
             providers: Mutex::new(HashMap::new()),
             deferred: Mutex::new(HashSet::new()),
             diags: Mutex::new(Diagnostics::new()),
@@ -326,8 +326,13 @@ impl WalkCtx {
     }
 
     /// Locks the values.
-    pub fn values(&self) -> MutexGuard<'_, Values> {
-        lock(&self.values)
+    pub fn values(&self) -> RwLockReadGuard<'_, Values> {
+        self.values.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the values to change them.
+    pub fn values_mut(&self) -> RwLockWriteGuard<'_, Values> {
+        self.values.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The configured provider instance for an address.
@@ -421,7 +426,7 @@ impl WalkCtx {
                 eval(&mut ev, &inst)
             };
             match result {
-                Ok(v) => store(self.values().modules.entry(inst).or_default(), v),
+                Ok(v) => store(self.values_mut().modules.entry(inst).or_default(), v),
                 Err(d) => {
                     self.report(d);
                     ok = false;
@@ -469,7 +474,7 @@ impl WalkCtx {
                     if !self.check_validations(module, &inst, var, &v) {
                         ok = false;
                     }
-                    self.values()
+                    self.values_mut()
                         .modules
                         .entry(inst)
                         .or_default()
@@ -479,7 +484,7 @@ impl WalkCtx {
                 Err(d) => {
                     self.report(d);
                     ok = false;
-                    self.values()
+                    self.values_mut()
                         .modules
                         .entry(inst)
                         .or_default()
@@ -683,7 +688,7 @@ impl WalkCtx {
             let values = self.values();
             let mut scope = self.scope(&values, &inst, module);
             scope.self_value = self_value;
-            ok &= check_rules(&scope, module, rules, kind, &mut lock(&self.diags));
+            ok &= check_rules(&scope, module, rules, kind, None, &mut lock(&self.diags));
         }
         ok
     }
@@ -707,10 +712,10 @@ impl WalkCtx {
                 Ok(expansion) => {
                     for key in expansion.keys() {
                         let child = inst.child(name, key);
-                        self.values().modules.entry(child.clone()).or_default();
+                        self.values_mut().modules.entry(child.clone()).or_default();
                         child_instances.push(child);
                     }
-                    self.values()
+                    self.values_mut()
                         .modules
                         .entry(inst)
                         .or_default()
@@ -723,7 +728,7 @@ impl WalkCtx {
                 }
             }
         }
-        self.values()
+        self.values_mut()
             .instances
             .insert(module.path.child(name), child_instances);
         ok
@@ -873,7 +878,7 @@ impl WalkCtx {
 
     /// Stores the aggregate value of a resource in a module instance.
     pub fn set_resource(&self, inst: &ModuleInstance, addr: &ResourceAddr, value: Value) {
-        self.values()
+        self.values_mut()
             .modules
             .entry(inst.clone())
             .or_default()
@@ -901,12 +906,14 @@ pub fn set_instance_key(
     }
 }
 
-/// Evaluates conditions; reports false ones. Unknown conditions pass (checked again at apply).
+/// Evaluates conditions; reports false ones, naming `instance` when the rules are a resource
+/// instance's. Unknown conditions pass (checked again at apply).
 pub fn check_rules(
     scope: &InstanceScope<'_>,
     module: &Module,
     rules: &[flotilla_config::CheckRule],
     kind: &str,
+    instance: Option<&ResourceInstanceAddr>,
     diags: &mut Diagnostics,
 ) -> bool {
     let mut ok = true;
@@ -923,6 +930,10 @@ pub fn check_rules(
                         other => flotilla_lang::render_value(&other),
                     })
                     .unwrap_or_else(|d| d.to_string());
+                let msg = match instance {
+                    Some(addr) => format!("{addr}: {msg}"),
+                    None => msg,
+                };
                 diags.push(
                     Diagnostic::error(format!("{kind} failed"))
                         .with_span(rule.condition.span())
@@ -1113,7 +1124,12 @@ pub struct StateValues {
 
 #[async_trait::async_trait]
 impl ResourceHandler for StateValues {
-    async fn visit_resource(&self, ctx: &Arc<WalkCtx>, path: &ModulePath, r: &Resource) -> bool {
+    async fn visit_resource(
+        self: Arc<Self>,
+        ctx: &Arc<WalkCtx>,
+        path: &ModulePath,
+        r: &Resource,
+    ) -> bool {
         let config = Arc::clone(&ctx.config);
         let module = config.descendant(path).expect("resource module exists");
         for inst in ctx.module_instances(path) {

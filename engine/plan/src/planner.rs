@@ -708,266 +708,124 @@ impl Planner {
     }
 }
 
+/// What every instance of one resource shares while it is planned.
+struct ResourcePlan {
+    path: ModulePath,
+    addr: flotilla_config::addr::ResourceAddr,
+    provider_addr: flotilla_config::addr::ProviderConfigAddr,
+    provider: Arc<dyn Provider>,
+    schema: BlockSchema,
+    /// The provider's configuration is known only after apply.
+    deferred: bool,
+    /// A data source that reads during apply.
+    read_later: bool,
+    /// `-target` names this resource itself (not just something that needs it).
+    directly_targeted: bool,
+    dependencies: Vec<String>,
+}
+
+/// One module instance of a resource: its expansion and what state records for it.
+struct InstanceSet {
+    inst: ModuleInstance,
+    expansion: Expansion,
+}
+
+/// An instance to plan: the index of its [`InstanceSet`] and its key.
+type InstanceWork = (usize, InstanceKey);
+
+/// A planned instance: the value references see (none when it could not be refreshed).
+type InstanceOutcome = (usize, InstanceKey, Option<Value>);
+
+/// Below this many instances a resource is planned in its own task; above, in up to
+/// `parallelism` tasks of at least this many instances each, so both cores (and, for
+/// providers that wait on the network, several requests) work at once.
+const INSTANCES_PER_TASK: usize = 32;
+
 #[async_trait::async_trait]
 impl ResourceHandler for Planner {
-    async fn visit_resource(&self, ctx: &Arc<WalkCtx>, path: &ModulePath, r: &Resource) -> bool {
+    async fn visit_resource(
+        self: Arc<Self>,
+        ctx: &Arc<WalkCtx>,
+        path: &ModulePath,
+        r: &Resource,
+    ) -> bool {
         let config = Arc::clone(&ctx.config);
         let module = config.descendant(path).expect("resource module exists");
         let Some((provider_addr, provider, schema)) = ctx.resource_type(path, r) else {
             return false;
         };
-        let schema = &schema;
+        if self.options.mode == PlanMode::Destroy {
+            return self.plan_destroy(ctx, path, r, provider.as_ref()).await;
+        }
         let deferred = ctx.is_deferred(&provider_addr);
-        // A data source reads during apply when what it reads may change first (its
-        // dependencies are planned before it, so their changes are known here).
-        let read_later = r.addr.mode == ResourceMode::Data
-            && (deferred || self.dependencies_change(ctx, module, r));
         let node = flotilla_graph::Node {
             module: path.clone(),
             kind: NodeKind::Resource(r.addr.clone()),
         };
-        let directly_targeted = self.direct_targets.contains(&node);
+        let res = Arc::new(ResourcePlan {
+            path: path.clone(),
+            addr: r.addr.clone(),
+            // A data source reads during apply when what it reads may change first (its
+            // dependencies are planned before it, so their changes are known here).
+            read_later: r.addr.mode == ResourceMode::Data
+                && (deferred || self.dependencies_change(ctx, module, r)),
+            directly_targeted: self.direct_targets.contains(&node),
+            dependencies: resource_dependencies(ctx, module, r),
+            provider_addr,
+            provider,
+            schema,
+            deferred,
+        });
         let mut ok = true;
+        let mut sets = Vec::new();
         for inst in ctx.module_instances(path) {
-            let abs = AbsResourceAddr {
-                module: inst.clone(),
-                resource: r.addr.clone(),
-            };
-            let prior = self.prior_instances(&abs);
-            let mut values: BTreeMap<InstanceKey, Value> = BTreeMap::new();
-            let expansion = if self.options.mode == PlanMode::Destroy {
-                None
-            } else {
-                match ctx.expand_resource(&inst, module, r) {
-                    Ok(e) => Some(e),
-                    Err(d) => {
-                        ctx.report(d);
-                        ok = false;
-                        continue;
-                    }
-                }
-            };
-            let keys = expansion.as_ref().map(Expansion::keys).unwrap_or_default();
-            {
-                let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-                for key in &keys {
-                    seen.insert(abs.instance(key.clone()));
-                }
-            }
-            let prior_by_key: HashMap<InstanceKey, ResourceInstanceState> =
-                prior.into_iter().map(|(a, s)| (a.key, s)).collect();
-            for key in keys {
-                let addr = abs.instance(key.clone());
-                let included = self.options.targets.is_empty()
-                    || !directly_targeted
-                    || self.options.targets.iter().any(|t| t.contains(&addr));
-                let prior_state = prior_by_key.get(&key);
-                if !included {
-                    values.insert(key, prior_state.map(state_value).unwrap_or(Value::Unknown));
-                    continue;
-                }
-                let expansion = expansion.as_ref().expect("not destroy mode");
-                let cfg = match ctx.eval_instance(&inst, module, r, &key, expansion, schema) {
-                    Ok(v) => v,
-                    Err(ds) => {
-                        ctx.report_all(ds);
-                        ok = false;
-                        values.insert(key, Value::Unknown);
-                        continue;
-                    }
-                };
-                let invalid = provider.validate(&r.addr.type_, &cfg);
-                if !invalid.is_empty() {
-                    for e in &invalid {
-                        ctx.report(crate::validate::provider_error(r, &addr.to_string(), e));
-                    }
+            match ctx.expand_resource(&inst, module, r) {
+                Ok(expansion) => sets.push(InstanceSet { inst, expansion }),
+                Err(d) => {
+                    ctx.report(d);
                     ok = false;
-                    values.insert(key, Value::Unknown);
-                    continue;
-                }
-                {
-                    let values_guard = ctx.values();
-                    let mut scope = ctx.scope(&values_guard, &inst, module);
-                    set_instance_key(&mut scope, &key, Some(expansion));
-                    let mut diags = Diagnostics::new();
-                    if !check_rules(
-                        &scope,
-                        module,
-                        &r.lifecycle.preconditions,
-                        "precondition",
-                        &mut diags,
-                    ) {
-                        ok = false;
-                    }
-                    drop(values_guard);
-                    ctx.report_all(diags);
-                }
-                let importing = match (prior_state, self.imports.get(&addr)) {
-                    (None, Some((id, span))) => match provider
-                        .import(ImportRequest {
-                            type_name: &r.addr.type_,
-                            id,
-                        })
-                        .await
-                    {
-                        Ok(v) => Some((id.clone(), mark_schema_sensitive(v, schema))),
-                        Err(e) => {
-                            ctx.report(
-                                Diagnostic::error("cannot import")
-                                    .with_span(span.clone().unwrap_or_else(|| r.span.clone()))
-                                    .with_detail(format!("{addr} from {id:?}: {}", e.describe()))
-                                    .with_help("check the id (e.g. \"namespace/name\") and that the object exists where the provider points"),
-                            );
-                            ok = false;
-                            values.insert(key, Value::Unknown);
-                            continue;
-                        }
-                    },
-                    _ => None,
-                };
-                let refreshed = match prior_state {
-                    None => importing.as_ref().map(|(_, v)| v.clone()),
-                    Some(s) if deferred => Some(state_value(s)),
-                    Some(s) => match self.refresh(&addr, s, provider.as_ref(), ctx).await {
-                        Ok(v) => v,
-                        Err(()) => {
-                            ok = false;
-                            continue;
-                        }
-                    },
-                };
-                let value = match r.addr.mode {
-                    ResourceMode::Data => {
-                        self.plan_data(
-                            ctx,
-                            &addr,
-                            &provider_addr,
-                            provider.as_ref(),
-                            schema,
-                            cfg,
-                            read_later,
-                        )
-                        .await
-                    }
-                    ResourceMode::Managed
-                        if deferred && self.options.mode != PlanMode::RefreshOnly =>
-                    {
-                        Some(self.plan_deferred(
-                            ctx,
-                            module,
-                            r,
-                            &addr,
-                            &provider_addr,
-                            schema,
-                            refreshed,
-                            cfg,
-                        ))
-                    }
-                    ResourceMode::Managed if self.options.mode == PlanMode::RefreshOnly => {
-                        if let Some(v) = &refreshed {
-                            self.record(ResourceChange {
-                                addr: addr.clone(),
-                                prev_addr: self.moved.get(&addr).cloned(),
-                                provider: provider_addr.clone(),
-                                action: Action::NoOp,
-                                before: Some(v.clone()),
-                                after: Some(v.clone()),
-                                replace_reasons: Vec::new(),
-                                reason: None,
-                                dependencies: prior_state
-                                    .map(|s| s.dependencies.clone())
-                                    .unwrap_or_default(),
-                                create_before_destroy: r.lifecycle.create_before_destroy,
-                                importing: None,
-                            });
-                        }
-                        Some(refreshed.clone().unwrap_or(Value::Unknown))
-                    }
-                    ResourceMode::Managed => {
-                        let planned = self
-                            .plan_managed(
-                                ctx,
-                                &inst,
-                                module,
-                                r,
-                                &addr,
-                                &provider_addr,
-                                provider.as_ref(),
-                                schema,
-                                refreshed,
-                                cfg,
-                                expansion,
-                                &key,
-                                prior_state.is_some_and(|s| s.tainted),
-                            )
-                            .await;
-                        if let Some((id, _)) = importing {
-                            self.mark_import(&addr, id);
-                        }
-                        planned
-                    }
-                };
-                match value {
-                    Some(v) => {
-                        values.insert(key, v);
-                    }
-                    None => {
-                        ok = false;
-                        values.insert(key, Value::Unknown);
-                    }
                 }
             }
-            if self.options.mode == PlanMode::Destroy {
-                // What is recorded is what references see, so providers configured from
-                // these resources (a new cluster's kubeconfig) can reach what they manage.
-                let recorded =
-                    recorded_value(&self.prior.lock().unwrap_or_else(|e| e.into_inner()), &abs);
-                ctx.set_resource(&inst, &r.addr, recorded);
-                for (key, s) in prior_by_key {
-                    let addr = abs.instance(key);
-                    if !self.options.targets.is_empty()
-                        && !self.options.targets.iter().any(|t| t.contains(&addr))
-                    {
-                        continue;
-                    }
-                    if r.lifecycle.prevent_destroy {
+        }
+        let mut work: Vec<InstanceWork> = Vec::new();
+        {
+            let mut seen = lock(&self.seen);
+            for (i, set) in sets.iter().enumerate() {
+                let abs = AbsResourceAddr {
+                    module: set.inst.clone(),
+                    resource: r.addr.clone(),
+                };
+                for key in set.expansion.keys() {
+                    seen.insert(abs.instance(key.clone()));
+                    work.push((i, key));
+                }
+            }
+        }
+        let sets = Arc::new(sets);
+        let (outcomes, planned) = self.plan_instances(ctx, &res, &sets, work).await;
+        ok &= planned;
+        let mut values: Vec<BTreeMap<InstanceKey, Value>> =
+            sets.iter().map(|_| BTreeMap::new()).collect();
+        for (i, key, value) in outcomes {
+            if let Some(v) = value {
+                values[i].insert(key, v);
+            }
+        }
+        for (set, values) in sets.iter().zip(values) {
+            if r.lifecycle.prevent_destroy {
+                let abs = AbsResourceAddr {
+                    module: set.inst.clone(),
+                    resource: r.addr.clone(),
+                };
+                let keys = set.expansion.keys();
+                for (addr, _) in self.prior_instances(&abs) {
+                    if !keys.contains(&addr.key) {
                         ctx.report(prevent_destroy_error(r, &addr));
                         ok = false;
-                        continue;
-                    }
-                    self.seen
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(addr.clone());
-                    let Ok(Some(current)) = self.refresh(&addr, &s, provider.as_ref(), ctx).await
-                    else {
-                        continue;
-                    };
-                    self.record(ResourceChange {
-                        addr: addr.clone(),
-                        prev_addr: self.moved.get(&addr).cloned(),
-                        provider: s.provider.clone(),
-                        action: Action::Delete,
-                        before: Some(current),
-                        after: None,
-                        replace_reasons: Vec::new(),
-                        reason: Some("destroy requested".into()),
-                        dependencies: s.dependencies.clone(),
-                        create_before_destroy: s.create_before_destroy,
-                        importing: None,
-                    });
-                }
-            } else if let Some(e) = &expansion {
-                if r.lifecycle.prevent_destroy {
-                    for key in prior_by_key.keys() {
-                        if !e.keys().contains(key) {
-                            ctx.report(prevent_destroy_error(r, &abs.instance(key.clone())));
-                            ok = false;
-                        }
                     }
                 }
-                ctx.set_resource(&inst, &r.addr, e.aggregate(values));
             }
+            ctx.set_resource(&set.inst, &r.addr, set.expansion.aggregate(values));
         }
         ok
     }
@@ -978,6 +836,298 @@ fn prevent_destroy_error(r: &Resource, addr: &ResourceInstanceAddr) -> Diagnosti
         .with_span(r.span.clone())
         .with_detail(format!("`{addr}` has `lifecycle {{ prevent_destroy = true }}`, but the plan would destroy it"))
         .with_help("if destroying it is intended, set `prevent_destroy = false` first; otherwise change the configuration so it is kept")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Planner {
+    /// Plans instances, in this task when there are few and in several when there are
+    /// many. Returns each instance's value and whether all went well.
+    async fn plan_instances(
+        self: &Arc<Self>,
+        ctx: &Arc<WalkCtx>,
+        res: &Arc<ResourcePlan>,
+        sets: &Arc<Vec<InstanceSet>>,
+        work: Vec<InstanceWork>,
+    ) -> (Vec<InstanceOutcome>, bool) {
+        let tasks = (work.len() / INSTANCES_PER_TASK).min(self.options.parallelism);
+        if tasks < 2 {
+            return self.plan_chunk(ctx, res, sets, work).await;
+        }
+        let per_task = work.len().div_ceil(tasks);
+        let mut running = tokio::task::JoinSet::new();
+        let mut rest = work;
+        while !rest.is_empty() {
+            let tail = rest.split_off(per_task.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let (planner, ctx, res, sets) = (
+                Arc::clone(self),
+                Arc::clone(ctx),
+                Arc::clone(res),
+                Arc::clone(sets),
+            );
+            running.spawn(async move { planner.plan_chunk(&ctx, &res, &sets, chunk).await });
+        }
+        let mut outcomes = Vec::new();
+        let mut ok = true;
+        while let Some(joined) = running.join_next().await {
+            let (mut part, part_ok) = match joined {
+                Ok(r) => r,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            outcomes.append(&mut part);
+            ok &= part_ok;
+        }
+        (outcomes, ok)
+    }
+
+    /// Plans instances one after another.
+    async fn plan_chunk(
+        &self,
+        ctx: &WalkCtx,
+        res: &ResourcePlan,
+        sets: &[InstanceSet],
+        work: Vec<InstanceWork>,
+    ) -> (Vec<InstanceOutcome>, bool) {
+        let config = Arc::clone(&ctx.config);
+        let module = config
+            .descendant(&res.path)
+            .expect("resource module exists");
+        let r = &module.resources[&res.addr];
+        // The recorded states, copied under one lock.
+        let priors: Vec<Option<ResourceInstanceState>> = {
+            let prior = lock(&self.prior);
+            work.iter()
+                .map(|(i, key)| {
+                    let addr = ResourceInstanceAddr {
+                        module: sets[*i].inst.clone(),
+                        resource: res.addr.clone(),
+                        key: key.clone(),
+                    };
+                    prior.resources.get(&addr).cloned()
+                })
+                .collect()
+        };
+        let mut outcomes = Vec::with_capacity(work.len());
+        let mut ok = true;
+        for ((i, key), prior_state) in work.into_iter().zip(priors) {
+            let (value, instance_ok) = self
+                .plan_instance(ctx, res, module, r, &sets[i], &key, prior_state.as_ref())
+                .await;
+            ok &= instance_ok;
+            outcomes.push((i, key, value));
+        }
+        (outcomes, ok)
+    }
+
+    /// Plans one instance. Returns the value references see (none when it could not be
+    /// refreshed) and whether it went well.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_instance(
+        &self,
+        ctx: &WalkCtx,
+        res: &ResourcePlan,
+        module: &Module,
+        r: &Resource,
+        set: &InstanceSet,
+        key: &InstanceKey,
+        prior_state: Option<&ResourceInstanceState>,
+    ) -> (Option<Value>, bool) {
+        let inst = &set.inst;
+        let expansion = &set.expansion;
+        let provider = res.provider.as_ref();
+        let schema = &res.schema;
+        let addr = ResourceInstanceAddr {
+            module: inst.clone(),
+            resource: r.addr.clone(),
+            key: key.clone(),
+        };
+        let included = self.options.targets.is_empty()
+            || !res.directly_targeted
+            || self.options.targets.iter().any(|t| t.contains(&addr));
+        if !included {
+            return (
+                Some(prior_state.map(state_value).unwrap_or(Value::Unknown)),
+                true,
+            );
+        }
+        let cfg = match ctx.eval_instance(inst, module, r, key, expansion, schema) {
+            Ok(v) => v,
+            Err(ds) => {
+                ctx.report_all(ds);
+                return (Some(Value::Unknown), false);
+            }
+        };
+        let invalid = provider.validate(&r.addr.type_, &cfg);
+        if !invalid.is_empty() {
+            for e in &invalid {
+                ctx.report(crate::validate::provider_error(r, &addr.to_string(), e));
+            }
+            return (Some(Value::Unknown), false);
+        }
+        let mut ok = true;
+        if !r.lifecycle.preconditions.is_empty() {
+            let values_guard = ctx.values();
+            let mut scope = ctx.scope(&values_guard, inst, module);
+            set_instance_key(&mut scope, key, Some(expansion));
+            let mut diags = Diagnostics::new();
+            if !check_rules(
+                &scope,
+                module,
+                &r.lifecycle.preconditions,
+                "precondition",
+                Some(&addr),
+                &mut diags,
+            ) {
+                ok = false;
+            }
+            drop(values_guard);
+            ctx.report_all(diags);
+        }
+        let importing = match (prior_state, self.imports.get(&addr)) {
+            (None, Some((id, span))) => match provider
+                .import(ImportRequest {
+                    type_name: &r.addr.type_,
+                    id,
+                })
+                .await
+            {
+                Ok(v) => Some((id.clone(), mark_schema_sensitive(v, schema))),
+                Err(e) => {
+                    ctx.report(
+                        Diagnostic::error("cannot import")
+                            .with_span(span.clone().unwrap_or_else(|| r.span.clone()))
+                            .with_detail(format!("{addr} from {id:?}: {}", e.describe()))
+                            .with_help("check the id (e.g. \"namespace/name\") and that the object exists where the provider points"),
+                    );
+                    return (Some(Value::Unknown), false);
+                }
+            },
+            _ => None,
+        };
+        let refreshed = match prior_state {
+            None => importing.as_ref().map(|(_, v)| v.clone()),
+            Some(s) if res.deferred => Some(state_value(s)),
+            Some(s) => match self.refresh(&addr, s, provider, ctx).await {
+                Ok(v) => v,
+                Err(()) => return (None, false),
+            },
+        };
+        let value = match r.addr.mode {
+            ResourceMode::Data => {
+                self.plan_data(
+                    ctx,
+                    &addr,
+                    &res.provider_addr,
+                    provider,
+                    schema,
+                    cfg,
+                    res.read_later,
+                )
+                .await
+            }
+            ResourceMode::Managed if res.deferred && self.options.mode != PlanMode::RefreshOnly => {
+                Some(self.plan_deferred(r, &addr, res, refreshed, cfg))
+            }
+            ResourceMode::Managed if self.options.mode == PlanMode::RefreshOnly => {
+                if let Some(v) = &refreshed {
+                    self.record(ResourceChange {
+                        addr: addr.clone(),
+                        prev_addr: self.moved.get(&addr).cloned(),
+                        provider: res.provider_addr.clone(),
+                        action: Action::NoOp,
+                        before: Some(v.clone()),
+                        after: Some(v.clone()),
+                        replace_reasons: Vec::new(),
+                        reason: None,
+                        dependencies: prior_state
+                            .map(|s| s.dependencies.clone())
+                            .unwrap_or_default(),
+                        create_before_destroy: r.lifecycle.create_before_destroy,
+                        importing: None,
+                    });
+                }
+                Some(refreshed.unwrap_or(Value::Unknown))
+            }
+            ResourceMode::Managed => {
+                let planned = self
+                    .plan_managed(
+                        ctx,
+                        set,
+                        module,
+                        r,
+                        &addr,
+                        res,
+                        refreshed,
+                        cfg,
+                        key,
+                        prior_state.is_some_and(|s| s.tainted),
+                    )
+                    .await;
+                if let Some((id, _)) = importing {
+                    self.mark_import(&addr, id);
+                }
+                planned
+            }
+        };
+        match value {
+            Some(v) => (Some(v), ok),
+            None => (Some(Value::Unknown), false),
+        }
+    }
+
+    /// Plans the destruction of every recorded instance of a resource (`-destroy`).
+    async fn plan_destroy(
+        &self,
+        ctx: &WalkCtx,
+        path: &ModulePath,
+        r: &Resource,
+        provider: &dyn Provider,
+    ) -> bool {
+        let mut ok = true;
+        for inst in ctx.module_instances(path) {
+            let abs = AbsResourceAddr {
+                module: inst.clone(),
+                resource: r.addr.clone(),
+            };
+            // What is recorded is what references see, so providers configured from
+            // these resources (a new cluster's kubeconfig) can reach what they manage.
+            let recorded = recorded_value(&lock(&self.prior), &abs);
+            ctx.set_resource(&inst, &r.addr, recorded);
+            for (addr, s) in self.prior_instances(&abs) {
+                if !self.options.targets.is_empty()
+                    && !self.options.targets.iter().any(|t| t.contains(&addr))
+                {
+                    continue;
+                }
+                if r.lifecycle.prevent_destroy {
+                    ctx.report(prevent_destroy_error(r, &addr));
+                    ok = false;
+                    continue;
+                }
+                lock(&self.seen).insert(addr.clone());
+                let Ok(Some(current)) = self.refresh(&addr, &s, provider, ctx).await else {
+                    continue;
+                };
+                self.record(ResourceChange {
+                    addr: addr.clone(),
+                    prev_addr: self.moved.get(&addr).cloned(),
+                    provider: s.provider.clone(),
+                    action: Action::Delete,
+                    before: Some(current),
+                    after: None,
+                    replace_reasons: Vec::new(),
+                    reason: Some("destroy requested".into()),
+                    dependencies: s.dependencies.clone(),
+                    create_before_destroy: s.create_before_destroy,
+                    importing: None,
+                });
+            }
+        }
+        ok
+    }
 }
 
 impl Planner {
@@ -1032,18 +1182,15 @@ impl Planner {
     /// or asked of the provider, so a new instance is a create and an existing one an update,
     /// with every computed attribute known after apply. Apply plans it again, for real, once
     /// the provider is configured.
-    #[allow(clippy::too_many_arguments)]
     fn plan_deferred(
         &self,
-        ctx: &WalkCtx,
-        module: &Module,
         r: &Resource,
         addr: &ResourceInstanceAddr,
-        provider_addr: &flotilla_config::addr::ProviderConfigAddr,
-        schema: &BlockSchema,
+        res: &ResourcePlan,
         prior: Option<Value>,
         config: Value,
     ) -> Value {
+        let schema = &res.schema;
         let mut planned = mark_schema_sensitive(proposed_new(schema, None, &config), schema);
         if let Value::Map(m) = &mut planned {
             for (name, a) in &schema.attributes {
@@ -1055,7 +1202,7 @@ impl Planner {
         self.record(ResourceChange {
             addr: addr.clone(),
             prev_addr: self.moved.get(addr).cloned(),
-            provider: provider_addr.clone(),
+            provider: res.provider_addr.clone(),
             action: if prior.is_some() {
                 Action::Update
             } else {
@@ -1065,7 +1212,7 @@ impl Planner {
             after: Some(planned.clone()),
             replace_reasons: Vec::new(),
             reason: Some(DEFERRED.into()),
-            dependencies: resource_dependencies(ctx, module, r),
+            dependencies: res.dependencies.clone(),
             create_before_destroy: r.lifecycle.create_before_destroy,
             importing: None,
         });
@@ -1076,19 +1223,18 @@ impl Planner {
     async fn plan_managed(
         &self,
         ctx: &WalkCtx,
-        inst: &ModuleInstance,
+        set: &InstanceSet,
         module: &Module,
         r: &Resource,
         addr: &ResourceInstanceAddr,
-        provider_addr: &flotilla_config::addr::ProviderConfigAddr,
-        provider: &dyn Provider,
-        schema: &BlockSchema,
+        res: &ResourcePlan,
         prior: Option<Value>,
         config: Value,
-        expansion: &Expansion,
         key: &InstanceKey,
         tainted: bool,
     ) -> Option<Value> {
+        let (inst, expansion) = (&set.inst, &set.expansion);
+        let (provider, schema) = (res.provider.as_ref(), &res.schema);
         let type_name = r.addr.type_.as_str();
         let create_before_destroy = r.lifecycle.create_before_destroy
             || provider
@@ -1172,7 +1318,7 @@ impl Planner {
             Some(_) => Action::Update,
         };
         // Postconditions with `self` = the planned object (unknown parts are checked at apply).
-        {
+        if !r.lifecycle.postconditions.is_empty() {
             let values = ctx.values();
             let mut scope = ctx.scope(&values, inst, module);
             set_instance_key(&mut scope, key, Some(expansion));
@@ -1183,6 +1329,7 @@ impl Planner {
                 module,
                 &r.lifecycle.postconditions,
                 "postcondition",
+                Some(addr),
                 &mut diags,
             );
             drop(values);
@@ -1191,11 +1338,10 @@ impl Planner {
                 return None;
             }
         }
-        let dependencies = resource_dependencies(ctx, module, r);
         self.record(ResourceChange {
             addr: addr.clone(),
             prev_addr: self.moved.get(addr).cloned(),
-            provider: provider_addr.clone(),
+            provider: res.provider_addr.clone(),
             action,
             before: prior.clone(),
             after: Some(planned.clone()),
@@ -1205,7 +1351,7 @@ impl Planner {
                 Vec::new()
             },
             reason: if action.is_replace() { reason } else { None },
-            dependencies,
+            dependencies: res.dependencies.clone(),
             create_before_destroy,
             importing: None,
         });
