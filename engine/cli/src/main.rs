@@ -178,7 +178,8 @@ struct PlanArgs {
     /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
     #[arg(long)]
     detailed_exitcode: bool,
-    /// How many operations run at once.
+    /// How many resources are planned or applied at once; a resource with many instances
+    /// also plans up to this many of them at once.
     #[arg(long, default_value_t = 10)]
     parallelism: usize,
     /// How long to wait for the state lock (e.g. 30s, 2m).

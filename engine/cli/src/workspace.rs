@@ -50,7 +50,7 @@ pub fn registry() -> ProviderRegistry {
 
 /// Loads configuration and graph; prints diagnostics and returns `Err(exit code)` on errors.
 pub fn load(ui: &Ui) -> Result<Workspace, u8> {
-    load_alongside(ui, |_| ()).map(|(ws, ())| ws)
+    load_with(ui, |_| (), false).map(|(ws, ())| ws)
 }
 
 /// Loads configuration and graph like [`load`], running `alongside` with the configured
@@ -60,6 +60,14 @@ pub fn load(ui: &Ui) -> Result<Workspace, u8> {
 pub fn load_alongside<T: Send>(
     ui: &Ui,
     alongside: impl FnOnce(&LocalBackend) -> T + Send,
+) -> Result<(Workspace, T), u8> {
+    load_with(ui, alongside, true)
+}
+
+fn load_with<T: Send>(
+    ui: &Ui,
+    alongside: impl FnOnce(&LocalBackend) -> T + Send,
+    on_a_thread: bool,
 ) -> Result<(Workspace, T), u8> {
     let dir = PathBuf::from(".");
     let mut sources = SourceMap::new();
@@ -79,17 +87,22 @@ pub fn load_alongside<T: Send>(
         }
     };
     let usable = !diags.has_errors();
-    let (graph, graph_diags, beside) = std::thread::scope(|scope| {
-        let beside = usable.then(|| scope.spawn(|| alongside(&backend)));
-        let build = flotilla_syntax::timing::phase("build graph");
-        let (graph, graph_diags) = flotilla_graph::build(&module);
-        drop(build);
-        let beside = beside.map(|t| match t.join() {
-            Ok(v) => v,
-            Err(panic) => std::panic::resume_unwind(panic),
-        });
-        (graph, graph_diags, beside)
-    });
+    let build_graph = || {
+        let _build = flotilla_syntax::timing::phase("build graph");
+        flotilla_graph::build(&module)
+    };
+    let ((graph, graph_diags), beside) = if on_a_thread && usable {
+        std::thread::scope(|scope| {
+            let beside = scope.spawn(|| alongside(&backend));
+            let built = build_graph();
+            match beside.join() {
+                Ok(v) => (built, Some(v)),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    } else {
+        (build_graph(), usable.then(|| alongside(&backend)))
+    };
     diags.extend(graph_diags);
     let Some(beside) = beside.filter(|_| !diags.has_errors()) else {
         ui.diags(&diags.0, &sources);

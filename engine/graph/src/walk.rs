@@ -28,13 +28,16 @@ pub struct WalkOutcome {
 /// are released soon.
 const BATCH: usize = 64;
 
+/// With fewer ready nodes than this, the walking thread visits them itself.
+const INLINE_BELOW: usize = 4;
+
 /// Visits `nodes` (all nodes when `None`) in dependency order. When a visit fails,
 /// everything that needs that node is skipped while independent branches continue. When
 /// `stop` becomes true, nothing new starts and in-flight visits finish.
 ///
 /// Most visits (variables, locals, resources whose provider needs no I/O) finish the first
-/// time they are polled. Ready nodes are handed to the runtime in batches whose visits are
-/// polled one after another, so that work spreads over the cores without a task and a
+/// time they are polled. Ready nodes (when there are a few) are handed to the runtime in
+/// batches whose visits are polled one after another, so that work spreads over the cores without a task and a
 /// cross-thread wake-up per node (which at 100,000 nodes was most of a plan's time). A
 /// batch stops at the first visit that waits and hands it back to run as a task of its
 /// own. At most `parallelism` batches and waiting visits are in flight, so at most
@@ -56,8 +59,9 @@ where
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     loop {
         while running.len() < parallelism && !stop.load(Ordering::SeqCst) {
-            if running.is_empty() && walker.ready.len() <= 1 {
-                // One thing to do and nothing else running: do it here.
+            if walker.ready.len() < INLINE_BELOW {
+                // Too little to share out: do it here, on the walking thread (a resource
+                // with many instances shares its own work out).
                 let Some(n) = walker.next_ready() else { break };
                 let mut fut = Box::pin(visit(n));
                 match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
