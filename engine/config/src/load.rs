@@ -173,6 +173,11 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Below this many bytes of configuration, files are parsed on the calling thread: a second
+/// thread saves little there, and its freed syntax trees would stay resident, unused by
+/// the calling thread's allocations.
+const PARSE_THREAD_ABOVE: usize = 1 << 20;
+
 /// Parses and builds one file at a time, so only one file's syntax tree is alive at once
 /// (the model keeps what it needs); at 100,000 resources that halves peak memory. Files come
 /// from disk or, for `flotilla diff`, from a git tree, through the loader's [`DirReader`].
@@ -192,10 +197,11 @@ fn parse_each(
         sources,
         diags,
     };
-    if ids.len() < 2 {
+    let total: usize = ids.iter().map(|&id| sources.file(id).text.len()).sum();
+    if ids.len() < 2 || total < PARSE_THREAD_ABOVE {
         for &id in ids {
             match parse_body(id, &sources.file(id).text) {
-                Ok(body) => b.body(id, &body),
+                Ok(body) => b.body(id, body),
                 Err(d) => b.diags.push(d),
             }
         }
@@ -218,7 +224,7 @@ fn parse_each(
         });
         for (id, parsed) in rx {
             match parsed {
-                Ok(body) => b.body(id, &body),
+                Ok(body) => b.body(id, body),
                 Err(d) => b.diags.push(d),
             }
         }
@@ -238,11 +244,11 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn body(&mut self, file: FileId, body: &Body) {
-        for structure in body.iter() {
+    fn body(&mut self, file: FileId, body: Body) {
+        for structure in body {
             match structure {
                 Structure::Attribute(attr) => {
-                    let span = span_of(file, attr);
+                    let span = span_of(file, &attr);
                     self.diags.push(
                         Diagnostic::error("unexpected attribute")
                             .with_span(span)
@@ -253,7 +259,13 @@ impl Builder<'_> {
                             .with_help("top-level attributes belong in a `locals { ... }` block"),
                     );
                 }
-                Structure::Block(block) => self.block(file, block),
+                // `locals` values move into the model, so a large literal is not held twice.
+                Structure::Block(block)
+                    if block.ident.as_str() == "locals" && block.labels.is_empty() =>
+                {
+                    self.locals(file, block)
+                }
+                Structure::Block(block) => self.block(file, &block),
             }
         }
     }
@@ -270,7 +282,7 @@ impl Builder<'_> {
             }
             "locals" => {
                 if self.labels::<0>(&labels, kind, &[], &span).is_some() {
-                    self.locals(file, block);
+                    self.locals(file, block.clone());
                 }
             }
             "output" => {
@@ -541,23 +553,27 @@ impl Builder<'_> {
         );
     }
 
-    fn locals(&mut self, file: FileId, block: &Block) {
-        for s in block.body.iter() {
+    fn locals(&mut self, file: FileId, block: Block) {
+        for s in block.body {
             match s {
                 Structure::Attribute(a) => {
-                    let attr = attr_of(file, a);
+                    let name = a.key.as_str().to_string();
+                    let span = span_of(file, &a);
                     let local = Local {
-                        name: attr.name.clone(),
-                        expr: attr.expr,
-                        span: attr.span.clone(),
+                        name: name.clone(),
+                        expr: Expr {
+                            file,
+                            expr: a.value,
+                        },
+                        span: span.clone(),
                     };
-                    if let Some(prev) = self.module.locals.insert(attr.name.clone(), local) {
-                        self.duplicate("local value", &attr.name, attr.span, prev.span);
+                    if let Some(prev) = self.module.locals.insert(name.clone(), local) {
+                        self.duplicate("local value", &name, span, prev.span);
                     }
                 }
                 Structure::Block(b) => self.diags.push(
                     Diagnostic::error("unexpected block")
-                        .with_span(header_span(file, b))
+                        .with_span(header_span(file, &b))
                         .with_detail("`locals` holds only `name = value` assignments")
                         .with_help("write the value as an object expression instead of a block"),
                 ),
