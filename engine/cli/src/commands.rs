@@ -317,22 +317,18 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
         Op::Destroy => "destroy",
     };
     // The lock is taken and state read while the graph is built.
-    let (ws, (lock, loaded)) = tri!(workspace::load_alongside(ui, |backend| {
-        let lock = backend.lock(op_name, timeout);
-        let loaded = lock.is_ok().then(|| {
-            let _load = flotilla_syntax::timing::phase("load state");
-            backend.load()
-        });
-        (lock, loaded)
+    let (ws, locked) = tri!(workspace::load_alongside(ui, |backend| {
+        let lock = backend.lock(op_name, timeout)?;
+        let _load = flotilla_syntax::timing::phase("load state");
+        Ok::<_, flotilla_state::StateError>((lock, backend.load()))
     }));
     let mut sources = ws.sources.clone();
-    let _lock = match lock {
+    let (_lock, loaded) = match locked {
         Ok(l) => l,
         Err(e) => {
             return error(ui, e.to_diagnostic("cannot lock state"));
         }
     };
-    let loaded = loaded.expect("read once locked");
     let state = tri!(workspace::finish_state_load(&ws, ui, loaded, true));
     let mode = if op == Op::Destroy || args.destroy {
         PlanMode::Destroy

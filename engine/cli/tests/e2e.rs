@@ -645,6 +645,42 @@ output "counts" {
     );
 }
 
+/// Removing a key from a protected `for_each` names the instance that would go.
+#[test]
+fn prevent_destroy_names_a_removed_instance() {
+    let config = |keys: &str| {
+        format!(
+            r#"
+resource "builtin_data" "kept" {{
+  for_each = toset([{keys}])
+  input    = each.key
+  lifecycle {{
+    prevent_destroy = true
+  }}
+}}
+"#
+        )
+    };
+    let w = Work::new(&[("main.hcl", &config(r#""a", "b", "c""#))]);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    w.write("main.hcl", &config(r#""a", "c""#));
+    let refused = w.run(&["plan"]).expect(1);
+    assert!(
+        refused
+            .stderr
+            .contains(r#"`builtin_data.kept["b"]` has `lifecycle"#),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        refused
+            .stderr
+            .matches("instance cannot be destroyed")
+            .count(),
+        1
+    );
+}
+
 #[test]
 fn prevent_destroy_and_targets() {
     let config = r#"

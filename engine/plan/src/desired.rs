@@ -17,7 +17,7 @@ use flotilla_config::addr::{
 use flotilla_config::{Module, Resource};
 use flotilla_graph::Graph;
 use flotilla_lang::Value;
-use flotilla_provider::{BlockSchema, ProviderRegistry};
+use flotilla_provider::ProviderRegistry;
 use flotilla_syntax::{Diagnostic, Diagnostics};
 
 use crate::eval::{InputValue, Paths, ResourceHandler, WalkCtx};
@@ -39,20 +39,6 @@ pub type Desired = BTreeMap<ResourceInstanceAddr, DesiredInstance>;
 
 struct Collector {
     out: Mutex<Desired>,
-}
-
-/// Sets every computed attribute the configuration leaves unset to unknown: only
-/// infrastructure knows it.
-fn with_unknown_computed(schema: &BlockSchema, config: Value) -> Value {
-    let Value::Map(mut m) = config else {
-        return config;
-    };
-    for (name, a) in &schema.attributes {
-        if a.computed && m.get(name).is_none_or(|v| matches!(v, Value::Null)) {
-            m.insert(name.clone(), Value::Unknown);
-        }
-    }
-    Value::Map(m)
 }
 
 #[async_trait]
@@ -87,7 +73,7 @@ impl ResourceHandler for Collector {
                     match ctx.eval_instance(&inst, module, r, &key, &expansion, &schema) {
                         Ok(cfg) => {
                             let v = crate::mark_schema_sensitive(
-                                with_unknown_computed(&schema, cfg),
+                                crate::planner::with_unknown_computed(&schema, cfg),
                                 &schema,
                             );
                             let addr = ResourceInstanceAddr {

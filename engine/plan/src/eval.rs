@@ -50,6 +50,16 @@ impl Expansion {
         }
     }
 
+    /// Whether `key` is one of the instance keys.
+    pub fn contains(&self, key: &InstanceKey) -> bool {
+        match (self, key) {
+            (Expansion::Single, InstanceKey::None) => true,
+            (Expansion::Count(n), InstanceKey::Int(i)) => usize::try_from(*i).is_ok_and(|i| i < *n),
+            (Expansion::ForEach(m), InstanceKey::Str(s)) => m.contains_key(s),
+            _ => false,
+        }
+    }
+
     /// The aggregate value of all instances, as references see it.
     pub fn aggregate(&self, mut values: BTreeMap<InstanceKey, Value>) -> Value {
         match self {
@@ -1154,5 +1164,32 @@ impl ResourceHandler for StateValues {
             ctx.set_resource(&inst, &r.addr, expansion.aggregate(values));
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expansion_contains_exactly_its_keys() {
+        let keys = |e: &Expansion| e.keys();
+        let each = Expansion::ForEach(BTreeMap::from([
+            ("a".to_string(), Value::Null),
+            ("b".to_string(), Value::Null),
+        ]));
+        for e in [Expansion::Single, Expansion::Count(3), each] {
+            for key in keys(&e) {
+                assert!(e.contains(&key), "{key:?}");
+            }
+            for other in [
+                InstanceKey::None,
+                InstanceKey::Int(-1),
+                InstanceKey::Int(3),
+                InstanceKey::Str("c".into()),
+            ] {
+                assert_eq!(e.contains(&other), keys(&e).contains(&other), "{other:?}");
+            }
+        }
     }
 }

@@ -416,6 +416,20 @@ pub fn state_value(s: &ResourceInstanceState) -> Value {
     Value::from_json_parts(&s.attributes, &serde_json::Value::Bool(false), &s.sensitive)
 }
 
+/// Sets every computed attribute the configuration leaves unset to unknown: only the
+/// provider, after apply, knows it.
+pub(crate) fn with_unknown_computed(schema: &BlockSchema, config: Value) -> Value {
+    let Value::Map(mut m) = config else {
+        return config;
+    };
+    for (name, a) in &schema.attributes {
+        if a.computed && m.get(name).is_none_or(Value::is_null) {
+            m.insert(name.clone(), Value::Unknown);
+        }
+    }
+    Value::Map(m)
+}
+
 /// Marks the attributes a schema calls sensitive.
 pub fn mark_schema_sensitive(v: Value, schema: &BlockSchema) -> Value {
     match v {
@@ -512,22 +526,16 @@ impl Planner {
             c.action,
             Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete
         ) {
-            self.changed_resources
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(c.addr.without_key());
+            lock(&self.changed_resources).insert(c.addr.without_key());
         }
-        self.changes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(c);
+        lock(&self.changes).push(c);
     }
 
     fn prior_instances(
         &self,
         abs: &AbsResourceAddr,
     ) -> Vec<(ResourceInstanceAddr, ResourceInstanceState)> {
-        let prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
+        let prior = lock(&self.prior);
         prior
             .resources
             .range(abs.instance(InstanceKey::None)..)
@@ -573,23 +581,20 @@ impl Planner {
                     Some(_) => None,
                 };
                 if let Some((action, after, why)) = drifted {
-                    self.drift
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(ResourceChange {
-                            addr: addr.clone(),
-                            prev_addr: None,
-                            provider: state.provider.clone(),
-                            action,
-                            before: Some(current),
-                            after,
-                            replace_reasons: Vec::new(),
-                            reason: Some(why.into()),
-                            dependencies: state.dependencies.clone(),
-                            create_before_destroy: state.create_before_destroy,
-                            importing: None,
-                        });
-                    let mut prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
+                    lock(&self.drift).push(ResourceChange {
+                        addr: addr.clone(),
+                        prev_addr: None,
+                        provider: state.provider.clone(),
+                        action,
+                        before: Some(current),
+                        after,
+                        replace_reasons: Vec::new(),
+                        reason: Some(why.into()),
+                        dependencies: state.dependencies.clone(),
+                        create_before_destroy: state.create_before_destroy,
+                        importing: None,
+                    });
+                    let mut prior = lock(&self.prior);
                     match &refreshed {
                         Some(v) => {
                             if let Some(entry) = prior.resources.get_mut(addr) {
@@ -614,8 +619,8 @@ impl Planner {
 
     async fn plan_orphans(&self, ctx: &WalkCtx, targeting: bool) {
         let orphans: Vec<(ResourceInstanceAddr, ResourceInstanceState)> = {
-            let prior = self.prior.lock().unwrap_or_else(|e| e.into_inner());
-            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let prior = lock(&self.prior);
+            let seen = lock(&self.seen);
             prior
                 .resources
                 .iter()
@@ -724,14 +729,14 @@ struct ResourcePlan {
     dependencies: Vec<String>,
 }
 
-/// One module instance of a resource: its expansion and what state records for it.
+/// One module instance of a resource and its expansion.
 struct InstanceSet {
     inst: ModuleInstance,
     expansion: Expansion,
 }
 
-/// An instance to plan: the index of its [`InstanceSet`] and its key.
-type InstanceWork = (usize, InstanceKey);
+/// An instance to plan: the index of its [`InstanceSet`] and its address.
+type InstanceWork = (usize, ResourceInstanceAddr);
 
 /// A planned instance: the value references see (none when it could not be refreshed).
 type InstanceOutcome = (usize, InstanceKey, Option<Value>);
@@ -796,8 +801,9 @@ impl ResourceHandler for Planner {
                     resource: r.addr.clone(),
                 };
                 for key in set.expansion.keys() {
-                    seen.insert(abs.instance(key.clone()));
-                    work.push((i, key));
+                    let addr = abs.instance(key);
+                    seen.insert(addr.clone());
+                    work.push((i, addr));
                 }
             }
         }
@@ -817,9 +823,8 @@ impl ResourceHandler for Planner {
                     module: set.inst.clone(),
                     resource: r.addr.clone(),
                 };
-                let keys = set.expansion.keys();
                 for (addr, _) in self.prior_instances(&abs) {
-                    if !keys.contains(&addr.key) {
+                    if !set.expansion.contains(&addr.key) {
                         ctx.report(prevent_destroy_error(r, &addr));
                         ok = false;
                     }
@@ -900,24 +905,17 @@ impl Planner {
         let priors: Vec<Option<ResourceInstanceState>> = {
             let prior = lock(&self.prior);
             work.iter()
-                .map(|(i, key)| {
-                    let addr = ResourceInstanceAddr {
-                        module: sets[*i].inst.clone(),
-                        resource: res.addr.clone(),
-                        key: key.clone(),
-                    };
-                    prior.resources.get(&addr).cloned()
-                })
+                .map(|(_, addr)| prior.resources.get(addr).cloned())
                 .collect()
         };
         let mut outcomes = Vec::with_capacity(work.len());
         let mut ok = true;
-        for ((i, key), prior_state) in work.into_iter().zip(priors) {
+        for ((i, addr), prior_state) in work.into_iter().zip(priors) {
             let (value, instance_ok) = self
-                .plan_instance(ctx, res, module, r, &sets[i], &key, prior_state.as_ref())
+                .plan_instance(ctx, res, module, r, &sets[i], &addr, prior_state.as_ref())
                 .await;
             ok &= instance_ok;
-            outcomes.push((i, key, value));
+            outcomes.push((i, addr.key, value));
         }
         (outcomes, ok)
     }
@@ -932,21 +930,15 @@ impl Planner {
         module: &Module,
         r: &Resource,
         set: &InstanceSet,
-        key: &InstanceKey,
+        addr: &ResourceInstanceAddr,
         prior_state: Option<&ResourceInstanceState>,
     ) -> (Option<Value>, bool) {
-        let inst = &set.inst;
-        let expansion = &set.expansion;
+        let (inst, expansion, key) = (&set.inst, &set.expansion, &addr.key);
         let provider = res.provider.as_ref();
         let schema = &res.schema;
-        let addr = ResourceInstanceAddr {
-            module: inst.clone(),
-            resource: r.addr.clone(),
-            key: key.clone(),
-        };
         let included = self.options.targets.is_empty()
             || !res.directly_targeted
-            || self.options.targets.iter().any(|t| t.contains(&addr));
+            || self.options.targets.iter().any(|t| t.contains(addr));
         if !included {
             return (
                 Some(prior_state.map(state_value).unwrap_or(Value::Unknown)),
@@ -978,7 +970,7 @@ impl Planner {
                 module,
                 &r.lifecycle.preconditions,
                 "precondition",
-                Some(&addr),
+                Some(addr),
                 &mut diags,
             ) {
                 ok = false;
@@ -986,7 +978,7 @@ impl Planner {
             drop(values_guard);
             ctx.report_all(diags);
         }
-        let importing = match (prior_state, self.imports.get(&addr)) {
+        let importing = match (prior_state, self.imports.get(addr)) {
             (None, Some((id, span))) => match provider
                 .import(ImportRequest {
                     type_name: &r.addr.type_,
@@ -1010,7 +1002,7 @@ impl Planner {
         let refreshed = match prior_state {
             None => importing.as_ref().map(|(_, v)| v.clone()),
             Some(s) if res.deferred => Some(state_value(s)),
-            Some(s) => match self.refresh(&addr, s, provider, ctx).await {
+            Some(s) => match self.refresh(addr, s, provider, ctx).await {
                 Ok(v) => v,
                 Err(()) => return (None, false),
             },
@@ -1019,7 +1011,7 @@ impl Planner {
             ResourceMode::Data => {
                 self.plan_data(
                     ctx,
-                    &addr,
+                    addr,
                     &res.provider_addr,
                     provider,
                     schema,
@@ -1029,13 +1021,13 @@ impl Planner {
                 .await
             }
             ResourceMode::Managed if res.deferred && self.options.mode != PlanMode::RefreshOnly => {
-                Some(self.plan_deferred(r, &addr, res, refreshed, cfg))
+                Some(self.plan_deferred(r, addr, res, refreshed, cfg))
             }
             ResourceMode::Managed if self.options.mode == PlanMode::RefreshOnly => {
                 if let Some(v) = &refreshed {
                     self.record(ResourceChange {
                         addr: addr.clone(),
-                        prev_addr: self.moved.get(&addr).cloned(),
+                        prev_addr: self.moved.get(addr).cloned(),
                         provider: res.provider_addr.clone(),
                         action: Action::NoOp,
                         before: Some(v.clone()),
@@ -1052,24 +1044,19 @@ impl Planner {
                 Some(refreshed.unwrap_or(Value::Unknown))
             }
             ResourceMode::Managed => {
-                let planned = self
-                    .plan_managed(
-                        ctx,
-                        set,
-                        module,
-                        r,
-                        &addr,
-                        res,
-                        refreshed,
-                        cfg,
-                        key,
-                        prior_state.is_some_and(|s| s.tainted),
-                    )
-                    .await;
-                if let Some((id, _)) = importing {
-                    self.mark_import(&addr, id);
-                }
-                planned
+                self.plan_managed(
+                    ctx,
+                    set,
+                    module,
+                    r,
+                    addr,
+                    res,
+                    refreshed,
+                    cfg,
+                    prior_state.is_some_and(|s| s.tainted),
+                    importing.map(|(id, _)| id),
+                )
+                .await
             }
         };
         match value {
@@ -1131,14 +1118,6 @@ impl Planner {
 }
 
 impl Planner {
-    /// Marks the planned change of an instance as an import of `id`.
-    fn mark_import(&self, addr: &ResourceInstanceAddr, id: String) {
-        let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = changes.iter_mut().rev().find(|c| &c.addr == addr) {
-            c.importing = Some(id);
-        }
-    }
-
     /// Whether a resource this one depends on has a planned change (so a data source reads
     /// what the change leaves, during apply).
     fn dependencies_change(&self, ctx: &WalkCtx, module: &Module, r: &Resource) -> bool {
@@ -1146,7 +1125,7 @@ impl Planner {
         if deps.is_empty() {
             return false;
         }
-        let changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let changes = lock(&self.changes);
         changes.iter().any(|c| {
             c.mode() == ResourceMode::Managed
                 && c.action != Action::NoOp
@@ -1191,14 +1170,10 @@ impl Planner {
         config: Value,
     ) -> Value {
         let schema = &res.schema;
-        let mut planned = mark_schema_sensitive(proposed_new(schema, None, &config), schema);
-        if let Value::Map(m) = &mut planned {
-            for (name, a) in &schema.attributes {
-                if a.computed && m.get(name).is_none_or(Value::is_null) {
-                    m.insert(name.clone(), Value::Unknown);
-                }
-            }
-        }
+        let planned = with_unknown_computed(
+            schema,
+            mark_schema_sensitive(proposed_new(schema, None, &config), schema),
+        );
         self.record(ResourceChange {
             addr: addr.clone(),
             prev_addr: self.moved.get(addr).cloned(),
@@ -1230,10 +1205,10 @@ impl Planner {
         res: &ResourcePlan,
         prior: Option<Value>,
         config: Value,
-        key: &InstanceKey,
         tainted: bool,
+        importing: Option<String>,
     ) -> Option<Value> {
-        let (inst, expansion) = (&set.inst, &set.expansion);
+        let (inst, expansion, key) = (&set.inst, &set.expansion, &addr.key);
         let (provider, schema) = (res.provider.as_ref(), &res.schema);
         let type_name = r.addr.type_.as_str();
         let create_before_destroy = r.lifecycle.create_before_destroy
@@ -1353,7 +1328,7 @@ impl Planner {
             reason: if action.is_replace() { reason } else { None },
             dependencies: res.dependencies.clone(),
             create_before_destroy,
-            importing: None,
+            importing,
         });
         Some(if action == Action::NoOp {
             prior.unwrap_or(planned)
@@ -1374,14 +1349,7 @@ impl Planner {
         pending: bool,
     ) -> Option<Value> {
         if config.contains_unknown() || pending {
-            let mut after = config.clone();
-            if let Value::Map(m) = &mut after {
-                for (name, a) in &schema.attributes {
-                    if a.computed && m.get(name).is_none_or(Value::is_null) {
-                        m.insert(name.clone(), Value::Unknown);
-                    }
-                }
-            }
+            let after = with_unknown_computed(schema, config.clone());
             self.record(ResourceChange {
                 addr: addr.clone(),
                 prev_addr: None,
