@@ -569,19 +569,11 @@ impl ResourceHandler for Applier {
         let Some((_, provider, schema)) = ctx.resource_type(path, r) else {
             return false;
         };
-        let mut ok = true;
-        for inst in ctx.module_instances(path) {
+        let (sets, mut ok) = ctx.expand_instances(path, module, r);
+        for flotilla_plan::eval::InstanceSet { inst, expansion } in sets {
             let abs = AbsResourceAddr {
                 module: inst.clone(),
                 resource: r.addr.clone(),
-            };
-            let expansion = match ctx.expand_resource(&inst, module, r) {
-                Ok(e) => e,
-                Err(d) => {
-                    ctx.report(d);
-                    ok = false;
-                    continue;
-                }
             };
             let mut values = BTreeMap::new();
             for key in expansion.keys() {

@@ -55,16 +55,8 @@ impl ResourceHandler for Collector {
             return false;
         };
         let dependencies = crate::resource_dependencies(ctx, module, r);
-        let mut ok = true;
-        for inst in ctx.module_instances(path) {
-            let expansion = match ctx.expand_resource(&inst, module, r) {
-                Ok(e) => e,
-                Err(d) => {
-                    ctx.report(d);
-                    ok = false;
-                    continue;
-                }
-            };
+        let (sets, mut ok) = ctx.expand_instances(path, module, r);
+        for crate::eval::InstanceSet { inst, expansion } in sets {
             let mut values = BTreeMap::new();
             for key in expansion.keys() {
                 let value = if r.addr.mode == ResourceMode::Data {

@@ -40,6 +40,14 @@ pub enum Expansion {
     ForEach(BTreeMap<String, Value>),
 }
 
+/// One module instance of a resource and its expansion.
+pub struct InstanceSet {
+    /// The module instance.
+    pub inst: ModuleInstance,
+    /// Its instances of the resource.
+    pub expansion: Expansion,
+}
+
 impl Expansion {
     /// The instance keys, in order.
     pub fn keys(&self) -> Vec<InstanceKey> {
@@ -831,6 +839,28 @@ impl WalkCtx {
         let values = self.values();
         let scope = self.scope(&values, inst, module);
         expand(&scope, &module.dir, r.count.as_ref(), r.for_each.as_ref())
+    }
+
+    /// Expands a resource in every instance of its module. Instances whose `count` or
+    /// `for_each` cannot be evaluated are reported and left out (the flag is then false).
+    pub fn expand_instances(
+        &self,
+        path: &ModulePath,
+        module: &Module,
+        r: &Resource,
+    ) -> (Vec<InstanceSet>, bool) {
+        let mut ok = true;
+        let mut sets = Vec::new();
+        for inst in self.module_instances(path) {
+            match self.expand_resource(&inst, module, r) {
+                Ok(expansion) => sets.push(InstanceSet { inst, expansion }),
+                Err(d) => {
+                    self.report(d);
+                    ok = false;
+                }
+            }
+        }
+        (sets, ok)
     }
 
     /// Evaluates one resource instance's body against its schema.

@@ -19,7 +19,8 @@ use flotilla_state::{ResourceInstanceState, State};
 use flotilla_syntax::{Diagnostic, Diagnostics, Span};
 
 use crate::eval::{
-    Expansion, InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key,
+    Expansion, InputValue, InstanceSet, Paths, ResourceHandler, WalkCtx, check_rules,
+    set_instance_key,
 };
 use crate::model::{Action, OutputChange, Plan, PlanMode, ResourceChange};
 
@@ -729,12 +730,6 @@ struct ResourcePlan {
     dependencies: Vec<String>,
 }
 
-/// One module instance of a resource and its expansion.
-struct InstanceSet {
-    inst: ModuleInstance,
-    expansion: Expansion,
-}
-
 /// An instance to plan: the index of its [`InstanceSet`] and its address.
 type InstanceWork = (usize, ResourceInstanceAddr);
 
@@ -781,17 +776,7 @@ impl ResourceHandler for Planner {
             schema,
             deferred,
         });
-        let mut ok = true;
-        let mut sets = Vec::new();
-        for inst in ctx.module_instances(path) {
-            match ctx.expand_resource(&inst, module, r) {
-                Ok(expansion) => sets.push(InstanceSet { inst, expansion }),
-                Err(d) => {
-                    ctx.report(d);
-                    ok = false;
-                }
-            }
-        }
+        let (sets, mut ok) = ctx.expand_instances(path, module, r);
         let mut work: Vec<InstanceWork> = Vec::new();
         {
             let mut seen = lock(&self.seen);
