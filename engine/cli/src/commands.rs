@@ -11,6 +11,7 @@ use flotilla_lang::{EvalContext, Evaluator, Value, render_value};
 use flotilla_plan::eval::{Paths, StateValues, WalkCtx};
 use flotilla_plan::inputs::VarArg;
 use flotilla_plan::{Plan, PlanInput, PlanMode, PlanOptions};
+use flotilla_provider::{ProviderHost, ProviderRegistry};
 use flotilla_render::{Style, render_plan};
 use flotilla_state::State;
 use flotilla_syntax::{Diagnostic, SourceMap};
@@ -32,23 +33,23 @@ macro_rules! tri {
 }
 
 /// Runs one command.
-pub async fn run(command: Command, ui: &Ui) -> u8 {
+pub async fn run(command: Command, ui: &Ui, host: &Arc<ProviderHost>) -> u8 {
     match command {
         Command::Init => init(ui),
         Command::Validate(a) => validate(ui, a.json),
         Command::Fmt(a) => fmt(ui, a),
-        Command::Plan(a) => plan_apply(ui, a, None, Op::Plan).await,
+        Command::Plan(a) => plan_apply(ui, host, a, None, Op::Plan).await,
         Command::Apply(ApplyArgs { plan, plan_file }) => {
-            plan_apply(ui, plan, plan_file, Op::Apply).await
+            plan_apply(ui, host, plan, plan_file, Op::Apply).await
         }
-        Command::Destroy(a) => plan_apply(ui, a, None, Op::Destroy).await,
+        Command::Destroy(a) => plan_apply(ui, host, a, None, Op::Destroy).await,
         Command::Show(a) => show(ui, a),
         Command::Output(a) => output(ui, a),
         Command::State(c) => state(ui, c),
         Command::Graph(a) => graph(ui, a),
         Command::Diff(a) => crate::diff::diff(ui, a).await,
-        Command::Console(a) => console(ui, a).await,
-        Command::Import(a) => import(ui, a).await,
+        Command::Console(a) => console(ui, host, a).await,
+        Command::Import(a) => import(ui, host, a).await,
         Command::Sandbox(c) => crate::sandbox::run(ui, c).await,
         Command::Version => {
             ui.out(&format!("flotilla v{}\n", env!("CARGO_PKG_VERSION")));
@@ -64,7 +65,7 @@ pub(crate) fn error(ui: &Ui, d: Diagnostic) -> u8 {
 
 fn init(ui: &Ui) -> u8 {
     let ws = tri!(workspace::load(ui));
-    let registry = workspace::registry();
+    let registry = workspace::offline_registry();
     let diags = flotilla_plan::validate_static(&ws.config, &registry);
     ui.diags(&diags.0, &ws.sources);
     if diags.has_errors() {
@@ -107,7 +108,10 @@ fn validate(ui: &Ui, json: bool) -> u8 {
     if let Some(m) = &module {
         let (_, graph_diags) = flotilla_graph::build(m);
         diags.extend(graph_diags);
-        diags.extend(flotilla_plan::validate_static(m, &workspace::registry()));
+        diags.extend(flotilla_plan::validate_static(
+            m,
+            &workspace::offline_registry(),
+        ));
     }
     let ok = !diags.has_errors();
     if json {
@@ -251,15 +255,22 @@ fn parse_addrs<T: std::str::FromStr<Err = flotilla_config::addr::AddrError>>(
         .map_err(|e| error(ui, Diagnostic::error(format!("invalid {flag} address")).with_detail(e.to_string()).with_help("write addresses like `builtin_data.a`, `builtin_data.a[0]`, `module.net` or `data.builtin_file.f`")))
 }
 
+/// What kind of plan to make: its mode, and the objects to import with it.
+struct PlanKind {
+    mode: PlanMode,
+    imports: Vec<(ResourceInstanceAddr, String)>,
+}
+
 async fn make_plan(
     ui: &Ui,
     ws: &Workspace,
+    registry: &ProviderRegistry,
     sources: &mut SourceMap,
     args: &PlanArgs,
     state: State,
-    mode: PlanMode,
-    imports: Vec<(ResourceInstanceAddr, String)>,
+    kind: PlanKind,
 ) -> Result<(Plan, Vec<Diagnostic>), u8> {
+    let PlanKind { mode, imports } = kind;
     let (inputs, diags) = flotilla_plan::inputs::collect(
         &ws.config,
         &ws.dir,
@@ -282,7 +293,7 @@ async fn make_plan(
     let input = PlanInput {
         config: Arc::clone(&ws.config),
         graph: Arc::clone(&ws.graph),
-        registry: workspace::registry(),
+        registry: registry.clone(),
         paths: paths(),
         inputs,
         prior: state,
@@ -302,7 +313,14 @@ async fn make_plan(
     }
 }
 
-async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op) -> u8 {
+async fn plan_apply(
+    ui: &Ui,
+    host: &Arc<ProviderHost>,
+    args: PlanArgs,
+    plan_file: Option<PathBuf>,
+    op: Op,
+) -> u8 {
+    let registry = workspace::registry(host);
     let Some(timeout) = workspace::parse_duration(&args.lock_timeout) else {
         return error(
             ui,
@@ -340,7 +358,21 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
     let saved = plan_file.is_some();
     let (plan, warnings) = match plan_file {
         Some(file) => (tri!(read_saved_plan(ui, &ws, &state, &file)), Vec::new()),
-        None => tri!(make_plan(ui, &ws, &mut sources, &args, state, mode, Vec::new()).await),
+        None => tri!(
+            make_plan(
+                ui,
+                &ws,
+                &registry,
+                &mut sources,
+                &args,
+                state,
+                PlanKind {
+                    mode,
+                    imports: Vec::new()
+                }
+            )
+            .await
+        ),
     };
     let style = Style { color: ui.color };
     if op == Op::Plan {
@@ -392,7 +424,7 @@ async fn plan_apply(ui: &Ui, args: PlanArgs, plan_file: Option<PathBuf>, op: Op)
         return 1;
     }
     ui.out("\n");
-    let report = flotilla_apply::apply(apply_input(&ws, plan, args.parallelism)).await;
+    let report = flotilla_apply::apply(apply_input(&ws, registry, plan, args.parallelism)).await;
     ui.diags(&report.diags.0, &sources);
     if report.diags.has_errors() {
         ui.err(&format!("\nApply failed. Resources: {} added, {} changed, {} destroyed; the state records exactly what exists.", report.added, report.changed, report.destroyed));
@@ -430,12 +462,17 @@ fn exit_without_freeing<T>(big: T) {
 }
 
 /// What apply needs to carry out `plan` in this workspace, printing progress.
-fn apply_input(ws: &Workspace, plan: Plan, parallelism: usize) -> ApplyInput {
+fn apply_input(
+    ws: &Workspace,
+    registry: ProviderRegistry,
+    plan: Plan,
+    parallelism: usize,
+) -> ApplyInput {
     ApplyInput {
         plan,
         config: Arc::clone(&ws.config),
         graph: Arc::clone(&ws.graph),
-        registry: workspace::registry(),
+        registry,
         paths: paths(),
         backend: ws.backend.clone(),
         parallelism: parallelism.max(1),
@@ -446,7 +483,8 @@ fn apply_input(ws: &Workspace, plan: Plan, parallelism: usize) -> ApplyInput {
 
 /// `flotilla import ADDR ID`: plans the import alone (targeting the address) and records the
 /// object in state as it is, changing nothing real.
-async fn import(ui: &Ui, args: ImportArgs) -> u8 {
+async fn import(ui: &Ui, host: &Arc<ProviderHost>, args: ImportArgs) -> u8 {
+    let registry = workspace::registry(host);
     let addr = match args.addr.parse::<ResourceInstanceAddr>() {
         Ok(a) => a,
         Err(e) => {
@@ -500,11 +538,14 @@ async fn import(ui: &Ui, args: ImportArgs) -> u8 {
         make_plan(
             ui,
             &ws,
+            &registry,
             &mut sources,
             &plan_args,
             state,
-            PlanMode::Normal,
-            vec![(addr.clone(), args.id.clone())],
+            PlanKind {
+                mode: PlanMode::Normal,
+                imports: vec![(addr.clone(), args.id.clone())],
+            },
         )
         .await
     );
@@ -521,7 +562,7 @@ async fn import(ui: &Ui, args: ImportArgs) -> u8 {
         return error(ui, Diagnostic::error("nothing imported").with_detail(format!("`{addr}` was not planned; check that the address names an instance of a resource block")));
     }
     ui.out(&format!("{addr}: Importing from ID {:?}...\n", args.id));
-    let report = flotilla_apply::apply(apply_input(&ws, plan, 10)).await;
+    let report = flotilla_apply::apply(apply_input(&ws, registry, plan, 10)).await;
     ui.diags(&report.diags.0, &sources);
     if report.diags.has_errors() {
         return 1;
@@ -1008,7 +1049,7 @@ fn graph(ui: &Ui, args: GraphArgs) -> u8 {
     0
 }
 
-async fn console(ui: &Ui, args: VarArgs) -> u8 {
+async fn console(ui: &Ui, host: &Arc<ProviderHost>, args: VarArgs) -> u8 {
     let ws = tri!(workspace::load(ui));
     let state = tri!(workspace::load_state(&ws, ui, false));
     let mut sources = ws.sources.clone();
@@ -1026,7 +1067,7 @@ async fn console(ui: &Ui, args: VarArgs) -> u8 {
     let ctx = Arc::new(WalkCtx::new(
         Arc::clone(&ws.config),
         Arc::clone(&ws.graph),
-        workspace::registry(),
+        workspace::registry(host),
         paths(),
         inputs,
         Arc::new(AtomicBool::new(false)),

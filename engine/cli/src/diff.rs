@@ -187,7 +187,7 @@ async fn side(
     match flotilla_plan::desired::desired_state(
         Arc::clone(&config),
         Arc::new(graph),
-        crate::workspace::registry(),
+        crate::workspace::offline_registry(),
         paths,
         inputs,
     )

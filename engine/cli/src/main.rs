@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
 mod diff;
 mod fmt;
+mod host;
 mod output;
 mod sandbox;
 mod workspace;
@@ -368,13 +369,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Providers' notices (retries) go to stderr, where progress goes.
-    flotilla_provider::set_notice_sink(|message| eprintln!("  note: {message}"));
     let code = runtime.block_on(async {
         let _run = flotilla_syntax::timing::phase("command");
-        let code = commands::run(cli.command, &ui).await;
-        // Sandboxes that providers started in this process are saved and stopped.
-        flotilla_provider_kube::shutdown().await;
+        let host = host::for_command();
+        let code = commands::run(cli.command, &ui, &host).await;
+        // Sandboxes started for this command are saved and stopped.
+        host.shutdown().await;
         code
     });
     ExitCode::from(code)

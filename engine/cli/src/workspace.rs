@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use flotilla_config::Module;
 use flotilla_graph::Graph;
-use flotilla_provider::ProviderRegistry;
+use flotilla_provider::{ProviderHost, ProviderRegistry};
 use flotilla_state::{LocalBackend, State};
 use flotilla_syntax::{Diagnostic, Diagnostics, SourceMap};
 
@@ -30,9 +30,9 @@ pub struct Workspace {
     pub config_hash: String,
 }
 
-/// The providers linked into this binary.
-pub fn registry() -> ProviderRegistry {
-    let mut r = ProviderRegistry::new();
+/// The providers linked into this binary, served by `host`.
+pub fn registry(host: &Arc<ProviderHost>) -> ProviderRegistry {
+    let mut r = ProviderRegistry::with_host(Arc::clone(host));
     r.register(
         flotilla_provider_builtin::NAME,
         flotilla_provider_builtin::factory,
@@ -46,6 +46,12 @@ pub fn registry() -> ProviderRegistry {
         flotilla_provider_kube::factory,
     );
     r
+}
+
+/// The providers for a command that reaches no cluster (validate, diff): their schemas and
+/// offline checks only.
+pub fn offline_registry() -> ProviderRegistry {
+    registry(&Arc::new(ProviderHost::new()))
 }
 
 /// Loads configuration and graph; prints diagnostics and returns `Err(exit code)` on errors.

@@ -15,12 +15,15 @@
 //! **API boundary:** this crate is what provider crates depend on; it must stay free of
 //! planner and executor types.
 
+mod host;
 mod schema;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use flotilla_lang::{AttrPath, Type, Value};
+pub use flotilla_syntax::did_you_mean;
+pub use host::{ProviderHost, SandboxCluster, SandboxResolver, ShutdownHook};
 pub use schema::{
     AttributeSchema, BlockSchema, NestedBlockSchema, Nesting, ProviderSchema, ResourceSchema,
 };
@@ -248,38 +251,33 @@ mod tests {
     }
 }
 
-/// Where providers send progress notices ("retrying after 429 ..."); the CLI installs one.
-type NoticeSink = Box<dyn Fn(&str) + Send + Sync>;
+/// Creates a fresh, unconfigured provider instance served by the run's host.
+pub type ProviderFactory = fn(&Arc<ProviderHost>) -> Arc<dyn Provider>;
 
-static NOTICES: std::sync::RwLock<Option<NoticeSink>> = std::sync::RwLock::new(None);
-
-/// Installs the function that shows providers' progress notices (the CLI prints them to
-/// stderr). Without one, notices are dropped.
-pub fn set_notice_sink(sink: impl Fn(&str) + Send + Sync + 'static) {
-    *NOTICES.write().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(sink));
-}
-
-/// Reports progress that is not an error, such as a retry after a transient API failure.
-/// Never pass sensitive values.
-pub fn notice(message: &str) {
-    if let Some(sink) = NOTICES.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        sink(message);
-    }
-}
-
-/// Creates a fresh, unconfigured provider instance.
-pub type ProviderFactory = fn() -> Arc<dyn Provider>;
-
-/// The providers linked into this binary, by name.
+/// The providers linked into this binary, by name, and the host of the run they serve.
 #[derive(Clone, Default)]
 pub struct ProviderRegistry {
     factories: BTreeMap<String, ProviderFactory>,
+    host: Arc<ProviderHost>,
 }
 
 impl ProviderRegistry {
-    /// An empty registry.
+    /// An empty registry with a host that drops notices and has no sandbox.
     pub fn new() -> ProviderRegistry {
         ProviderRegistry::default()
+    }
+
+    /// An empty registry whose providers are served by `host`.
+    pub fn with_host(host: Arc<ProviderHost>) -> ProviderRegistry {
+        ProviderRegistry {
+            factories: BTreeMap::new(),
+            host,
+        }
+    }
+
+    /// The run's host.
+    pub fn host(&self) -> &Arc<ProviderHost> {
+        &self.host
     }
 
     /// Adds a provider under its name (the prefix of its resource types).
@@ -289,7 +287,7 @@ impl ProviderRegistry {
 
     /// A new instance of the named provider.
     pub fn instantiate(&self, name: &str) -> Option<Arc<dyn Provider>> {
-        self.factories.get(name).map(|f| f())
+        self.factories.get(name).map(|f| f(&self.host))
     }
 
     /// The registered names.

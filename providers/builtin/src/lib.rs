@@ -25,7 +25,7 @@ use flotilla_provider::{
 pub const NAME: &str = "builtin";
 
 /// A new instance, for the provider registry.
-pub fn factory() -> Arc<dyn Provider> {
+pub fn factory(_host: &Arc<flotilla_provider::ProviderHost>) -> Arc<dyn Provider> {
     Arc::new(Builtin)
 }
 

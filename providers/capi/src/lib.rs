@@ -13,12 +13,12 @@
 //! - what the controllers generate (Machines, MachineSets, the kubeconfig Secret) is never
 //!   managed; read it with `data "kube_object"`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use flotilla_provider::Provider;
+use flotilla_ecosystems::Ecosystem;
+use flotilla_provider::{Provider, ProviderHost};
 use flotilla_provider_kube::kinds::SPEC;
-use flotilla_provider_kube::{Catalog, Kind, KubeProvider, Readiness};
-use flotilla_sandbox::Ecosystem;
+use flotilla_provider_kube::{Catalog, Export, Kind, KubeProvider, Readiness};
 
 /// The provider's name.
 pub const NAME: &str = "capi";
@@ -44,9 +44,18 @@ const fn capi(
         rotate: false,
         readiness: Readiness::Accepted,
         ecosystem: Some(Ecosystem::Capi),
-        kubeconfig: false,
+        exports: &[],
     }
 }
+
+/// A cluster's kubeconfig, from the `<name>-kubeconfig` Secret its controller writes.
+const KUBECONFIG: Export = Export {
+    attr: "kubeconfig",
+    doc: "A kubeconfig for the new cluster, from its `<name>-kubeconfig` Secret once it is Available.",
+    secret_suffix: "-kubeconfig",
+    key: "value",
+    sensitive: true,
+};
 
 /// The Cluster API kinds.
 pub static KINDS: [Kind; 8] = [
@@ -62,7 +71,7 @@ pub static KINDS: [Kind; 8] = [
             "spec.infrastructureRef",
         ],
         readiness: Readiness::Condition("Available"),
-        kubeconfig: true,
+        exports: &[KUBECONFIG],
         ..capi(
             "capi_cluster",
             "A workload cluster; ready when Available, then `kubeconfig` is set.",
@@ -158,13 +167,17 @@ pub static CATALOG: Catalog = Catalog {
     kinds: &[
         &KINDS[0], &KINDS[1], &KINDS[2], &KINDS[3], &KINDS[4], &KINDS[5], &KINDS[6], &KINDS[7],
     ],
-    ecosystems: &[Ecosystem::Capi],
+    ecosystems: &[ECOSYSTEM],
     data_sources: false,
+    schema: OnceLock::new(),
 };
 
+/// The ecosystem whose CRDs define these kinds (what a sandbox cluster needs to serve them).
+pub const ECOSYSTEM: Ecosystem = Ecosystem::Capi;
+
 /// A new instance, for the provider registry.
-pub fn factory() -> Arc<dyn Provider> {
-    Arc::new(KubeProvider::new(&CATALOG))
+pub fn factory(host: &Arc<ProviderHost>) -> Arc<dyn Provider> {
+    Arc::new(KubeProvider::new(&CATALOG, host))
 }
 
 #[cfg(test)]
@@ -174,10 +187,10 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_schema_in_the_capi_crds() {
-        let p = factory();
+        let p = factory(&Arc::new(ProviderHost::new()));
         for kind in &KINDS {
             assert!(p.schema().resources.contains_key(kind.type_name));
-            let crds = Ecosystem::Capi.crds();
+            let crds = ECOSYSTEM.crds();
             assert!(
                 crds.iter().any(|c| c["spec"]["names"]["kind"] == kind.kind
                     && c["spec"]["names"]["plural"] == kind.plural),
@@ -193,7 +206,7 @@ mod tests {
 
     #[test]
     fn offline_validation_suggests_field_names() {
-        let p = factory();
+        let p = factory(&Arc::new(ProviderHost::new()));
         let config = Value::object([
             ("name", Value::string("beijing")),
             (

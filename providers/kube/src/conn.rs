@@ -2,19 +2,20 @@
 //! `context` or `sandbox`), and one client per cluster, shared by every provider block that
 //! names the same one.
 //!
-//! `sandbox = "NAME"` means a cluster of the sandbox under `.flotilla/sandbox/` (or
-//! `$FLOTILLA_SANDBOX_DIR`): flotilla starts that sandbox inside its own process, creating the
-//! cluster if needed, unless `flotilla sandbox up` already serves the directory, in which case
-//! it connects to that server. [`shutdown`] stops what this process started, saving it.
+//! `sandbox = "NAME"` means a cluster of the sandbox: the run's [`ProviderHost`] resolves the
+//! name to a kubeconfig (the CLI starts the sandbox under `.flotilla/sandbox/` in its own
+//! process, or connects to the one `flotilla sandbox up` serves). Clients live in the host,
+//! one per cluster and run ([`Clusters`]), with the cluster's discovery answers beside them.
 
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flotilla_provider::{ProviderError, Value};
-use flotilla_sandbox::{Ecosystem, Sandbox, SandboxError, SandboxOptions};
+use flotilla_ecosystems::Ecosystem;
+use flotilla_provider::{ProviderError, ProviderHost, Value};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
 
 /// Where a provider block's cluster is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,7 +65,10 @@ impl Settings {
     }
 }
 
-/// A connection to one cluster.
+/// A served kind's API resource and whether it is namespaced.
+pub(crate) type Discovered = (ApiResource, bool);
+
+/// A connection to one cluster, with what this run learned about it.
 pub struct Target {
     /// The client (retries are flotilla's own, see `ops`).
     pub client: Client,
@@ -74,86 +78,75 @@ pub struct Target {
     pub url: String,
     /// Whether it was named with `sandbox = "NAME"` (ecosystems' CRDs are installed on demand).
     pub sandbox: bool,
-    installed: Mutex<Vec<&'static str>>,
+    /// The kubeconfig it was made from (exported by `data "kube_connection"`).
+    pub kubeconfig: String,
+    host: Arc<ProviderHost>,
+    installed: Mutex<HashSet<Ecosystem>>,
+    discovered: Mutex<HashMap<(String, String), Discovered>>,
 }
 
 impl Target {
-    /// A connection named in messages as `label`.
-    pub fn new(client: Client, label: String, url: String, sandbox: bool) -> Target {
-        Target {
-            client,
-            label,
-            url,
-            sandbox,
-            installed: Mutex::new(Vec::new()),
-        }
-    }
-
     /// Describes the cluster for an error message.
     pub fn describe(&self) -> String {
         format!("{} at {}", self.label, self.url)
     }
+
+    /// Reports progress through the run's host.
+    pub fn notice(&self, message: &str) {
+        self.host.notice(message);
+    }
+
+    /// A discovery answer this run already has for `api_version` `kind` (one hash lookup).
+    pub(crate) fn discovered(&self, api_version: &str, kind: &str) -> Option<Discovered> {
+        lock(&self.discovered)
+            .get(&(api_version.to_string(), kind.to_string()))
+            .cloned()
+    }
+
+    /// Remembers a discovery answer (only kinds that are served: a kind missing now may be
+    /// created by a CRD later in the same run).
+    pub(crate) fn remember(&self, api_version: &str, kind: &str, found: Discovered) {
+        lock(&self.discovered).insert((api_version.to_string(), kind.to_string()), found);
+    }
 }
 
-type RuntimeId = tokio::runtime::Id;
-
-/// Clients by runtime and cluster identity (a client belongs to the runtime that made it).
-static TARGETS: Mutex<Vec<(RuntimeId, String, Arc<Target>)>> = Mutex::new(Vec::new());
-
-/// Sandboxes this process started, by runtime and directory.
-static SANDBOXES: Mutex<Vec<(RuntimeId, PathBuf, Arc<Sandbox>)>> = Mutex::new(Vec::new());
-
-/// Serialises starting sandboxes, so two provider blocks do not race for the lock.
-static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The run's clients, one per cluster identity, kept in the provider host. Each entry is
+/// made once even when many provider blocks name the same cluster at the same time.
+#[derive(Default)]
+pub struct Clusters {
+    by_identity: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Target>>>>>,
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The sandbox directory: `$FLOTILLA_SANDBOX_DIR`, else `.flotilla/sandbox`.
-pub fn sandbox_dir() -> PathBuf {
-    std::env::var_os("FLOTILLA_SANDBOX_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".flotilla/sandbox"))
-}
-
-/// Connects to the cluster the settings name (reusing a client made before), installing the
-/// ecosystems' CRDs first when it is a sandbox cluster.
+/// Connects to the cluster the settings name (reusing this run's client for it), installing
+/// the ecosystems' CRDs first when it is a sandbox cluster.
 pub async fn connect(
+    host: &Arc<ProviderHost>,
     settings: &Settings,
     ecosystems: &[Ecosystem],
 ) -> Result<Arc<Target>, ProviderError> {
-    let runtime = tokio::runtime::Handle::current().id();
-    let key = identity(settings);
-    let cached = lock(&TARGETS)
-        .iter()
-        .find(|(r, k, _)| *r == runtime && *k == key)
-        .map(|(_, _, t)| Arc::clone(t));
-    let target = match cached {
-        Some(t) => t,
-        None => {
-            let target = Arc::new(open(settings).await?);
-            let mut targets = lock(&TARGETS);
-            match targets.iter().find(|(r, k, _)| *r == runtime && *k == key) {
-                Some((_, _, t)) => Arc::clone(t),
-                None => {
-                    targets.push((runtime, key, Arc::clone(&target)));
-                    target
-                }
-            }
-        }
+    let cell = {
+        let clusters = host.shared::<Clusters>();
+        let mut all = lock(&clusters.by_identity);
+        Arc::clone(all.entry(identity(settings)).or_default())
     };
+    let target = cell
+        .get_or_try_init(|| async { open(host, settings).await.map(Arc::new) })
+        .await?;
     if target.sandbox {
         for eco in ecosystems {
-            install(&target, *eco).await?;
+            install(target, *eco).await?;
         }
     }
-    Ok(target)
+    Ok(Arc::clone(target))
 }
 
 fn identity(s: &Settings) -> String {
     let source = if let Some(name) = &s.sandbox {
-        format!("sandbox:{}:{name}", sandbox_dir().display())
+        format!("sandbox:{name}")
     } else if let Some(path) = &s.kubeconfig {
         format!("file:{path}")
     } else if let Some(raw) = &s.kubeconfig_raw {
@@ -164,23 +157,38 @@ fn identity(s: &Settings) -> String {
     format!("{source}|{}", s.context.as_deref().unwrap_or(""))
 }
 
-async fn open(settings: &Settings) -> Result<Target, ProviderError> {
+async fn open(host: &Arc<ProviderHost>, settings: &Settings) -> Result<Target, ProviderError> {
+    let target = |client, label, url, sandbox, kubeconfig| Target {
+        client,
+        label,
+        url,
+        sandbox,
+        kubeconfig,
+        host: Arc::clone(host),
+        installed: Mutex::new(HashSet::new()),
+        discovered: Mutex::new(HashMap::new()),
+    };
     if let Some(name) = &settings.sandbox {
-        let kubeconfig = sandbox_cluster(name).await?;
+        let resolver = host.sandbox().ok_or_else(|| {
+            ProviderError::new(format!("sandbox cluster \"{name}\" is not available here"))
+                .with_detail("this command runs without the sandbox; name a kubeconfig instead")
+        })?;
+        let text = resolver.cluster(name).await?.kubeconfig;
+        let kubeconfig = parse(&text, "the sandbox's kubeconfig")?;
         let (client, url) = client(kubeconfig, Some(name.clone())).await?;
-        return Ok(Target::new(
+        return Ok(target(
             client,
             format!("sandbox cluster \"{name}\""),
             url,
             true,
+            text,
         ));
     }
     let (kubeconfig, origin) = if let Some(raw) = &settings.kubeconfig_raw {
-        let kc = Kubeconfig::from_yaml(raw).map_err(|e| {
-            ProviderError::new("`kubeconfig_raw` is not a usable kubeconfig")
-                .with_detail(e.to_string())
-        })?;
-        (kc, "kubeconfig_raw".to_string())
+        (
+            parse(raw, "`kubeconfig_raw`")?,
+            "kubeconfig_raw".to_string(),
+        )
     } else if let Some(path) = &settings.kubeconfig {
         let kc = Kubeconfig::read_from(path).map_err(|e| {
             ProviderError::new(format!("cannot read kubeconfig {path}")).with_detail(e.to_string())
@@ -207,21 +215,29 @@ async fn open(settings: &Settings) -> Result<Target, ProviderError> {
             .collect();
         return Err(
             ProviderError::new(format!("{origin} has no context \"{c}\"")).with_detail(
-                match flotilla_syntax::did_you_mean(c, names.iter().copied()) {
+                match flotilla_provider::did_you_mean(c, names.iter().copied()) {
                     Some(s) => format!("did you mean \"{s}\"?"),
                     None => format!("its contexts: {}", names.join(", ")),
                 },
             ),
         );
     }
+    let text = serde_yaml::to_string(&kubeconfig).unwrap_or_default();
     let (client, url) = client(kubeconfig, context.clone()).await?;
     // Never a sandbox, even on loopback: a local kind cluster must not get CRDs installed.
-    Ok(Target::new(
+    Ok(target(
         client,
         format!("context \"{}\"", context.unwrap_or_default()),
         url,
         false,
+        text,
     ))
+}
+
+fn parse(text: &str, what: &str) -> Result<Kubeconfig, ProviderError> {
+    Kubeconfig::from_yaml(text).map_err(|e| {
+        ProviderError::new(format!("{what} is not a usable kubeconfig")).with_detail(e.to_string())
+    })
 }
 
 async fn client(
@@ -249,80 +265,9 @@ async fn client(
     Ok((client, url))
 }
 
-/// The kubeconfig of a sandbox cluster, starting the sandbox in this process if no
-/// `flotilla sandbox up` serves the directory.
-async fn sandbox_cluster(name: &str) -> Result<Kubeconfig, ProviderError> {
-    let dir = sandbox_dir();
-    let runtime = tokio::runtime::Handle::current().id();
-    let _starting = STARTING.lock().await;
-    let running = lock(&SANDBOXES)
-        .iter()
-        .find(|(r, d, _)| *r == runtime && *d == dir)
-        .map(|(_, _, s)| Arc::clone(s));
-    let sandbox = match running {
-        Some(s) => Some(s),
-        None => match Sandbox::start(SandboxOptions {
-            dir: Some(dir.clone()),
-            ..SandboxOptions::default()
-        })
-        .await
-        {
-            Ok(s) => {
-                let s = Arc::new(s);
-                lock(&SANDBOXES).push((runtime, dir.clone(), Arc::clone(&s)));
-                Some(s)
-            }
-            Err(SandboxError::Locked { .. }) => None,
-            Err(e) => {
-                return Err(ProviderError::new(format!(
-                    "cannot start the sandbox in {}",
-                    dir.display()
-                ))
-                .with_detail(format!("{e}; {}", e.help())));
-            }
-        },
-    };
-    let text = match sandbox {
-        Some(s) => {
-            let cluster = match s.cluster(name) {
-                Some(c) => c,
-                None => s.add_cluster(name).map_err(|e| {
-                    ProviderError::new(format!("cannot create sandbox cluster \"{name}\""))
-                        .with_detail(e.to_string())
-                })?,
-            };
-            cluster.kubeconfig()
-        }
-        None => {
-            let path = dir.join("kubeconfig");
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ProviderError::new(format!("cannot read {}", path.display()))
-                    .with_detail(e.to_string())
-            })?;
-            let kc = Kubeconfig::from_yaml(&text).map_err(|e| {
-                ProviderError::new(format!("{} is not a kubeconfig", path.display()))
-                    .with_detail(e.to_string())
-            })?;
-            if !kc.contexts.iter().any(|c| c.name == name) {
-                return Err(ProviderError::new(format!(
-                    "the sandbox running in {} has no cluster \"{name}\"",
-                    dir.display()
-                ))
-                .with_detail(format!(
-                    "another process serves it; add the cluster with `flotilla sandbox down` then `flotilla sandbox up --name {name}`, or let flotilla start the sandbox itself"
-                )));
-            }
-            text
-        }
-    };
-    Kubeconfig::from_yaml(&text).map_err(|e| {
-        ProviderError::new("the sandbox wrote an unusable kubeconfig").with_detail(e.to_string())
-    })
-}
-
 /// Installs an ecosystem's CRDs into a sandbox cluster when they are missing.
 async fn install(target: &Target, eco: Ecosystem) -> Result<(), ProviderError> {
-    if lock(&target.installed).contains(&eco.name()) {
+    if lock(&target.installed).contains(&eco) {
         return Ok(());
     }
     use kube::api::{Api, DynamicObject, PostParams};
@@ -353,7 +298,7 @@ async fn install(target: &Target, eco: Ecosystem) -> Result<(), ProviderError> {
         if present.contains(&name) {
             continue;
         }
-        let obj: DynamicObject = serde_json::from_value(crd).map_err(|e| {
+        let obj: DynamicObject = serde_json::from_value(crd.clone()).map_err(|e| {
             ProviderError::new(format!("the {} CRD {name} is malformed", eco.name()))
                 .with_detail(e.to_string())
         })?;
@@ -370,26 +315,6 @@ async fn install(target: &Target, eco: Ecosystem) -> Result<(), ProviderError> {
             }
         }
     }
-    lock(&target.installed).push(eco.name());
+    lock(&target.installed).insert(eco);
     Ok(())
-}
-
-/// Stops the sandboxes this process started on the current runtime (saving their clusters)
-/// and forgets the clients made on it. The CLI calls this before it exits.
-pub async fn shutdown() {
-    let runtime = tokio::runtime::Handle::current().id();
-    lock(&TARGETS).retain(|(r, _, _)| *r != runtime);
-    let mine: Vec<Arc<Sandbox>> = {
-        let mut all = lock(&SANDBOXES);
-        let (mine, rest) = std::mem::take(&mut *all)
-            .into_iter()
-            .partition::<Vec<_>, _>(|(r, _, _)| *r == runtime);
-        *all = rest;
-        mine.into_iter().map(|(_, _, s)| s).collect()
-    };
-    for s in mine {
-        if let Ok(s) = Arc::try_unwrap(s) {
-            let _ = s.stop().await;
-        }
-    }
 }

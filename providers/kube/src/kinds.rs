@@ -2,7 +2,7 @@
 //! which Kubernetes kind it manages, how its attributes map onto the object, which changes
 //! force a replacement and when the object counts as ready.
 
-use flotilla_sandbox::Ecosystem;
+use flotilla_ecosystems::Ecosystem;
 
 /// One resource type backed by one Kubernetes kind.
 #[derive(Debug)]
@@ -36,9 +36,25 @@ pub struct Kind {
     /// The ecosystem whose CRDs define the kind (installed into sandbox clusters; the source
     /// of the offline schema).
     pub ecosystem: Option<Ecosystem>,
-    /// Whether the resource exports `kubeconfig`, read from the `<name>-kubeconfig` Secret
-    /// (Cluster API clusters).
-    pub kubeconfig: bool,
+    /// Computed attributes read from other objects once the object is ready (a Cluster API
+    /// cluster's `kubeconfig`).
+    pub exports: &'static [Export],
+}
+
+/// A computed attribute read from a Secret beside the object once it is ready.
+#[derive(Debug)]
+pub struct Export {
+    /// The attribute's name.
+    pub attr: &'static str,
+    /// What it holds.
+    pub doc: &'static str,
+    /// The Secret's name is the object's name with this suffix (`-kubeconfig`), in the
+    /// object's namespace.
+    pub secret_suffix: &'static str,
+    /// The key of the Secret's data that holds the value.
+    pub key: &'static str,
+    /// Never shown.
+    pub sensitive: bool,
 }
 
 impl Kind {
@@ -98,10 +114,53 @@ pub enum Readiness {
     Accepted,
     /// When the condition of this type is `True` and observes the current generation.
     Condition(&'static str),
-    /// When `status.phase` is this value.
-    Phase(&'static str),
+    /// When a status field (dotted path, e.g. `status.state`) holds one of `ready`; one of
+    /// `failed` is a terminal failure.
+    Field {
+        /// The dotted path.
+        path: &'static str,
+        /// Values that mean ready.
+        ready: &'static [&'static str],
+        /// Values that mean it failed for good.
+        failed: &'static [&'static str],
+    },
+    /// Judged from the objects a controller made for it (a Karmada policy's bindings).
+    Related(&'static Related),
     /// Any kind (`kube_manifest`): a `Ready` condition when the object has one, else accepted.
     Auto,
+}
+
+impl Readiness {
+    /// `status.phase` equals `value`.
+    pub const fn phase(value: &'static [&'static str]) -> Readiness {
+        Readiness::Field {
+            path: "status.phase",
+            ready: value,
+            failed: &[],
+        }
+    }
+}
+
+/// Objects of another kind that tell whether an object is ready: those carrying the label
+/// `label` with the value the object itself carries under that label, in the object's
+/// namespace (or cluster-wide with `namespaced = false`). The object is ready when at least
+/// one exists and every one has each of `conditions` `True` (observing its generation).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Related {
+    /// `group/version`.
+    pub api_version: &'static str,
+    /// The kind.
+    pub kind: &'static str,
+    /// Its plural.
+    pub plural: &'static str,
+    /// Listed in the object's namespace (true) or cluster-wide.
+    pub namespaced: bool,
+    /// The label both carry.
+    pub label: &'static str,
+    /// Conditions each related object must have `True`.
+    pub conditions: &'static [&'static str],
+    /// What they are, for messages ("bindings").
+    pub noun: &'static str,
 }
 
 /// The `spec` attribute of a kind defined by a CRD.
@@ -135,18 +194,8 @@ pub static MANIFEST: Kind = Kind {
     rotate: false,
     readiness: Readiness::Auto,
     ecosystem: None,
-    kubeconfig: false,
+    exports: &[],
 };
-
-/// Kinds controllers generate: flotilla never manages them (read them with `data "kube_object"`).
-pub const GENERATED: &[(&str, &str)] = &[
-    ("work.karmada.io", "ResourceBinding"),
-    ("work.karmada.io", "ClusterResourceBinding"),
-    ("work.karmada.io", "Work"),
-    ("scheduling.volcano.sh", "PodGroup"),
-    ("cluster.x-k8s.io", "Machine"),
-    ("cluster.x-k8s.io", "MachineSet"),
-];
 
 impl Kind {
     /// Whether this is `kube_manifest`.
@@ -170,9 +219,9 @@ pub static KUBE_KINDS: &[Kind] = &[
         force_new: &[],
         immutable: &[],
         rotate: false,
-        readiness: Readiness::Phase("Active"),
+        readiness: Readiness::phase(&["Active"]),
         ecosystem: None,
-        kubeconfig: false,
+        exports: &[],
     },
     Kind {
         type_name: "kube_config_map",
@@ -194,7 +243,7 @@ pub static KUBE_KINDS: &[Kind] = &[
         rotate: false,
         readiness: Readiness::Accepted,
         ecosystem: None,
-        kubeconfig: false,
+        exports: &[],
     },
     Kind {
         type_name: "kube_secret",
@@ -226,7 +275,7 @@ pub static KUBE_KINDS: &[Kind] = &[
         rotate: false,
         readiness: Readiness::Accepted,
         ecosystem: None,
-        kubeconfig: false,
+        exports: &[],
     },
     Kind {
         type_name: "kube_crd",
@@ -241,6 +290,6 @@ pub static KUBE_KINDS: &[Kind] = &[
         rotate: false,
         readiness: Readiness::Condition("Established"),
         ecosystem: None,
-        kubeconfig: false,
+        exports: &[],
     },
 ];

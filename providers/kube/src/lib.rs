@@ -27,22 +27,23 @@ pub mod object;
 pub mod ops;
 pub mod validate;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use flotilla_ecosystems::Ecosystem;
 use flotilla_lang::{AttrPath, PathStep};
 use flotilla_provider::{
     ApplyRequest, ApplyResponse, AttributeSchema, BlockSchema, ImportRequest, NestedBlockSchema,
-    Nesting, PlanRequest, PlanResponse, Provider, ProviderError, ProviderResult, ProviderSchema,
-    ReadDataRequest, ReadRequest, ReadResponse, ReplaceReason, ResourceSchema, Type, Value,
+    Nesting, PlanRequest, PlanResponse, Provider, ProviderError, ProviderHost, ProviderResult,
+    ProviderSchema, ReadDataRequest, ReadRequest, ReadResponse, ReplaceReason, ResourceSchema,
+    Type, Value,
 };
-use flotilla_sandbox::Ecosystem;
 use kube::discovery::ApiResource;
 use serde_json::Value as Json;
 
-pub use conn::{Settings, Target, shutdown};
-pub use kinds::{Field, Kind, Readiness, Shape};
+pub use conn::{Settings, Target};
+pub use kinds::{Export, Field, Kind, Readiness, Related, Shape};
 
 use object::{attrs, string};
 
@@ -55,8 +56,11 @@ pub struct Catalog {
     pub kinds: &'static [&'static Kind],
     /// The ecosystems whose CRDs sandbox clusters get when this provider connects.
     pub ecosystems: &'static [Ecosystem],
-    /// Whether it offers the data sources `<name>_object` and `<name>_secret`.
+    /// Whether it offers the data sources `<name>_object`, `<name>_secret` and
+    /// `<name>_connection`.
     pub data_sources: bool,
+    /// Its schema, built on first use.
+    pub schema: OnceLock<ProviderSchema>,
 }
 
 /// The generic `kube` provider.
@@ -71,11 +75,12 @@ pub static KUBE: Catalog = Catalog {
     ],
     ecosystems: &[],
     data_sources: true,
+    schema: OnceLock::new(),
 };
 
 /// A new `kube` provider instance, for the registry.
-pub fn factory() -> Arc<dyn Provider> {
-    Arc::new(KubeProvider::new(&KUBE))
+pub fn factory(host: &Arc<ProviderHost>) -> Arc<dyn Provider> {
+    Arc::new(KubeProvider::new(&KUBE, host))
 }
 
 /// Default time to wait for an object to become ready after a create or an update.
@@ -88,16 +93,18 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct KubeProvider {
     catalog: &'static Catalog,
     schema: &'static ProviderSchema,
+    host: Arc<ProviderHost>,
     settings: OnceLock<Settings>,
     target: tokio::sync::OnceCell<Arc<Target>>,
 }
 
 impl KubeProvider {
-    /// An unconfigured instance.
-    pub fn new(catalog: &'static Catalog) -> KubeProvider {
+    /// An unconfigured instance served by `host`.
+    pub fn new(catalog: &'static Catalog, host: &Arc<ProviderHost>) -> KubeProvider {
         KubeProvider {
             catalog,
-            schema: schema(catalog),
+            schema: catalog.schema.get_or_init(|| build_schema(catalog)),
+            host: Arc::clone(host),
             settings: OnceLock::new(),
             target: tokio::sync::OnceCell::new(),
         }
@@ -117,22 +124,10 @@ impl KubeProvider {
         self.target
             .get_or_try_init(|| async {
                 let settings = self.settings.get().cloned().unwrap_or_default();
-                conn::connect(&settings, self.catalog.ecosystems).await
+                conn::connect(&self.host, &settings, self.catalog.ecosystems).await
             })
             .await
     }
-}
-
-/// The schema of a catalog, built once per catalog.
-fn schema(catalog: &'static Catalog) -> &'static ProviderSchema {
-    static SCHEMAS: Mutex<Vec<(&'static str, &'static ProviderSchema)>> = Mutex::new(Vec::new());
-    let mut all = SCHEMAS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, s)) = all.iter().find(|(n, _)| *n == catalog.name) {
-        return s;
-    }
-    let s: &'static ProviderSchema = Box::leak(Box::new(build_schema(catalog)));
-    all.push((catalog.name, s));
-    s
 }
 
 fn string_map() -> Type {
@@ -265,8 +260,9 @@ fn build_schema(catalog: &Catalog) -> ProviderSchema {
                 ),
             );
         }
-        if kind.kubeconfig {
-            b = b.attr("kubeconfig", AttributeSchema::computed(Type::String, "A kubeconfig for the new cluster, from its `<name>-kubeconfig` Secret once it is Available.").sensitive());
+        for e in kind.exports {
+            let a = AttributeSchema::computed(Type::String, e.doc);
+            b = b.attr(e.attr, if e.sensitive { a.sensitive() } else { a });
         }
         s.resources.insert(
             kind.type_name.to_string(),
@@ -355,27 +351,17 @@ fn resource_of(kind: &Kind) -> ApiResource {
     }
 }
 
-/// Discovered API resources for `kube_manifest`, by runtime-independent key.
-static DISCOVERED: Mutex<Vec<(String, String, ApiResource, bool)>> = Mutex::new(Vec::new());
-
 impl KubeProvider {
     /// The API resource of a kind and whether it is namespaced, by discovery (cached per
-    /// cluster); `None` when the cluster does not serve it.
+    /// cluster for the run); `None` when the cluster does not serve it.
     async fn discover(
         &self,
         api_version: &str,
         kind_name: &str,
     ) -> ProviderResult<Option<(ApiResource, bool)>> {
         let target = self.target().await?;
-        let key = format!("{}|{}", target.url, api_version);
-        let cached = DISCOVERED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|(k, kn, _, _)| *k == key && kn == kind_name)
-            .map(|(_, _, r, n)| (r.clone(), *n));
-        if cached.is_some() {
-            return Ok(cached);
+        if let Some(known) = target.discovered(api_version, kind_name) {
+            return Ok(Some(known));
         }
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let gvk = kube::core::GroupVersionKind::gvk(group, version, kind_name);
@@ -386,12 +372,7 @@ impl KubeProvider {
         {
             Ok((resource, caps)) => {
                 let namespaced = caps.scope == kube::discovery::Scope::Namespaced;
-                DISCOVERED.lock().unwrap_or_else(|e| e.into_inner()).push((
-                    key,
-                    kind_name.to_string(),
-                    resource.clone(),
-                    namespaced,
-                ));
+                target.remember(api_version, kind_name, (resource.clone(), namespaced));
                 Ok(Some((resource, namespaced)))
             }
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
@@ -618,11 +599,13 @@ impl KubeProvider {
                     .unwrap_or(Value::Unknown),
             );
         }
-        if kind.kubeconfig {
-            planned.insert(
-                "kubeconfig".into(),
-                known("kubeconfig").unwrap_or_else(|| Value::Unknown.sensitive()),
-            );
+        for e in kind.exports {
+            let unknown = if e.sensitive {
+                Value::Unknown.sensitive()
+            } else {
+                Value::Unknown
+            };
+            planned.insert(e.attr.into(), known(e.attr).unwrap_or(unknown));
         }
     }
 
@@ -756,23 +739,27 @@ impl KubeProvider {
         })
     }
 
-    /// Reads the new cluster's kubeconfig from its `<name>-kubeconfig` Secret.
-    async fn kubeconfig(&self, loc: &Location) -> ProviderResult<Option<String>> {
+    /// Reads an export from its Secret; `None` while the Secret or its key is missing.
+    async fn export(&self, e: &Export, loc: &Location) -> ProviderResult<Option<Value>> {
         let target = self.target().await?;
         let secret = ops::get(
             target,
             &secret_resource(),
             loc.namespace.as_deref(),
-            &format!("{}-kubeconfig", loc.name),
+            &format!("{}{}", loc.name, e.secret_suffix),
         )
         .await?;
-        Ok(secret.and_then(|s| {
-            let encoded = s["data"]["value"].as_str()?.to_string();
+        let text = secret.and_then(|s| {
+            let encoded = s["data"][e.key].as_str()?.to_string();
             use base64::Engine;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded)
                 .ok()?;
             String::from_utf8(bytes).ok()
+        });
+        Ok(text.map(|t| {
+            let v = Value::string(t);
+            if e.sensitive { v.sensitive() } else { v }
         }))
     }
 
@@ -849,8 +836,8 @@ impl KubeProvider {
             }
         };
         let mut state = self.written(kind, planned, &applied, &loc);
-        if kind.kubeconfig {
-            state.insert("kubeconfig".into(), Value::Null);
+        for e in kind.exports {
+            state.insert(e.attr.into(), Value::Null);
         }
         if !flag(planned, "wait", true) {
             return Ok(ApplyResponse::done(Some(Value::Map(state))));
@@ -907,18 +894,18 @@ impl KubeProvider {
             }
         };
         state.insert("uid".into(), uid_of(&ready));
-        if kind.kubeconfig {
+        for e in kind.exports {
             let mut pause = Duration::from_millis(50);
             loop {
-                if let Some(k) = self.kubeconfig(&loc).await? {
-                    state.insert("kubeconfig".into(), Value::string(k).sensitive());
+                if let Some(v) = self.export(e, &loc).await? {
+                    state.insert(e.attr.into(), v);
                     break;
                 }
                 if started.elapsed() >= limit {
-                    let e = not_ready(format!("no Secret {}-kubeconfig yet", loc.name));
+                    let why = format!("no Secret {}{} yet", loc.name, e.secret_suffix);
                     return Ok(ApplyResponse {
                         new_state: Some(Value::Map(state)),
-                        failed: Some(e),
+                        failed: Some(not_ready(why)),
                     });
                 }
                 tokio::time::sleep(pause).await;
@@ -941,10 +928,10 @@ impl KubeProvider {
         };
         let mut m = attrs(&object::refreshed(kind, req.current, &live));
         m.insert("uid".into(), uid_of(&live));
-        if kind.kubeconfig
-            && let Some(k) = self.kubeconfig(&loc).await?
-        {
-            m.insert("kubeconfig".into(), Value::string(k).sensitive());
+        for e in kind.exports {
+            if let Some(v) = self.export(e, &loc).await? {
+                m.insert(e.attr.into(), v);
+            }
         }
         // Sensitive attributes stay marked as recorded.
         let current = attrs(req.current);
@@ -1144,49 +1131,27 @@ fn check(kind: &Kind, config: &Value) -> Vec<ProviderError> {
             (manifest.get_attr("apiVersion"), manifest.get_attr("kind"))
         {
             let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-            if kinds::GENERATED
-                .iter()
-                .any(|(g, gk)| *g == group && *gk == k)
-            {
+            if flotilla_ecosystems::is_generated(group, &k) {
                 errors.push(ProviderError::new(format!("{k} objects are generated by their controller; flotilla does not manage them"))
                     .with_detail("read one with `data \"kube_object\"` instead")
                     .at(attr_path(kind, "kind")));
             }
-            if let Some(schema) = ecosystem_schema(&av, &k)
+            if let Some(schema) = flotilla_ecosystems::spec_schema(&av, &k)
                 && let Some(spec) = manifest.get_attr("spec")
             {
-                validate::check(&spec, &schema, &mut attr_path(kind, "spec"), &mut errors);
+                validate::check(&spec, schema, &mut attr_path(kind, "spec"), &mut errors);
             }
         }
         return errors;
     }
     if let Some(schema) = kind
         .ecosystem
-        .and_then(|_| ecosystem_schema(kind.api_version, kind.kind))
+        .and_then(|_| flotilla_ecosystems::spec_schema(kind.api_version, kind.kind))
         && let Some(spec) = m.get("spec")
     {
-        validate::check(spec, &schema, &mut AttrPath::attr("spec"), &mut errors);
+        validate::check(spec, schema, &mut AttrPath::attr("spec"), &mut errors);
     }
     errors
-}
-
-/// The `spec` schema of a kind some ecosystem defines, cached.
-fn ecosystem_schema(api_version: &str, kind: &str) -> Option<Json> {
-    type Cache = Mutex<HashMap<(String, String), Option<Json>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let key = (api_version.to_string(), kind.to_string());
-    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return hit.clone();
-    }
-    let found = Ecosystem::ALL
-        .iter()
-        .find_map(|eco| validate::spec_schema(*eco, api_version, kind));
-    cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, found.clone());
-    found
 }
 
 /// Why a name is not a valid DNS subdomain, if it is not.
@@ -1274,7 +1239,7 @@ mod tests {
 
     #[test]
     fn the_kube_schema_has_every_kind() {
-        let s = schema(&KUBE);
+        let s = KUBE.schema.get_or_init(|| build_schema(&KUBE));
         for t in [
             "kube_manifest",
             "kube_namespace",

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use flotilla_provider::{ProviderError, notice};
+use flotilla_provider::ProviderError;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, ValidationDirective};
 use kube::discovery::ApiResource;
 use serde_json::Value as Json;
 
 use crate::conn::Target;
-use crate::kinds::Readiness;
+use crate::kinds::{Readiness, Related};
 
 /// The field manager flotilla applies with.
 pub const FIELD_MANAGER: &str = "flotilla";
@@ -82,7 +82,7 @@ where
         match f().await {
             Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => {
                 let wait = backoff(attempt, &e);
-                notice(&format!(
+                target.notice(&format!(
                     "{what} on {}: {}; retrying in {:.1}s (attempt {} of {ATTEMPTS})",
                     target.label,
                     what_failed(&e),
@@ -251,7 +251,14 @@ pub async fn wait_ready(
             }
             Err(e) => return Err(NotReady::Error(e)),
         };
-        match check(&obj, readiness) {
+        let status = match readiness {
+            Readiness::Related(rel) => match list_related(target, &obj, rel).await {
+                Ok(related) => check_related(&obj, &related, rel),
+                Err(e) => return Err(NotReady::Error(e)),
+            },
+            r => check(&obj, r),
+        };
+        match status {
             Status::Ready => return Ok(obj),
             Status::Failed(why) => return Err(NotReady::Failed(why)),
             Status::Waiting(why) if start.elapsed() >= timeout => {
@@ -262,6 +269,64 @@ pub async fn wait_ready(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(500));
     }
+}
+
+/// The objects that tell whether `obj` is ready by `rel`: those with the same value of the
+/// shared label.
+pub async fn list_related(
+    target: &Target,
+    obj: &Json,
+    rel: &Related,
+) -> Result<Vec<Json>, ProviderError> {
+    let Some(value) = obj["metadata"]["labels"][rel.label].as_str() else {
+        return Ok(Vec::new());
+    };
+    let (group, version) = rel
+        .api_version
+        .rsplit_once('/')
+        .unwrap_or(("", rel.api_version));
+    let resource = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: rel.api_version.into(),
+        kind: rel.kind.into(),
+        plural: rel.plural.into(),
+    };
+    let namespace = obj["metadata"]["namespace"]
+        .as_str()
+        .filter(|_| rel.namespaced);
+    let api = api(target, &resource, namespace);
+    let params = kube::api::ListParams::default().labels(&format!("{}={value}", rel.label));
+    let what = format!("list {} {}", rel.kind, rel.noun);
+    match call(target, &what, || api.list(&params)).await {
+        Ok(list) => Ok(list.items.into_iter().map(to_json).collect()),
+        Err(e) => Err(api_error(target, &format!("cannot {what}"), &e)),
+    }
+}
+
+/// Judges readiness from the related objects: at least one, each with every condition
+/// `True` at its current generation. A condition `False` with a reason stays "waiting" (the
+/// controller may still get there), with its message as the reason.
+pub fn check_related(obj: &Json, related: &[Json], rel: &Related) -> Status {
+    if obj["metadata"]["labels"][rel.label].is_null() {
+        return Status::Waiting(format!("no {} label yet", rel.label));
+    }
+    if related.is_empty() {
+        return Status::Waiting(format!(
+            "no {} yet: nothing it selects has been scheduled",
+            rel.noun
+        ));
+    }
+    for r in related {
+        for want in rel.conditions {
+            if let Status::Waiting(why) | Status::Failed(why) = check(r, Readiness::Condition(want))
+            {
+                let name = r["metadata"]["name"].as_str().unwrap_or("?");
+                return Status::Waiting(format!("{} {name}: {why}", rel.kind));
+            }
+        }
+    }
+    Status::Ready
 }
 
 /// Where an object stands by its kind's readiness rule.
@@ -321,12 +386,22 @@ pub fn check(obj: &Json, readiness: Readiness) -> Status {
         r => r,
     };
     match readiness {
-        Readiness::Accepted | Readiness::Auto => Status::Ready,
-        Readiness::Phase(want) => match status["phase"].as_str() {
-            Some(p) if p == want => Status::Ready,
-            Some(p) => Status::Waiting(format!("its phase is {p}, waiting for {want}")),
-            None => Status::Waiting(format!("no phase yet, waiting for {want}")),
-        },
+        // Related objects are judged by `check_related`; the object itself is accepted.
+        Readiness::Accepted | Readiness::Auto | Readiness::Related(_) => Status::Ready,
+        Readiness::Field {
+            path,
+            ready,
+            failed,
+        } => {
+            let field = path.rsplit('.').next().unwrap_or(path);
+            let want = ready.join(" or ");
+            match crate::object::at(obj, path).and_then(Json::as_str) {
+                Some(v) if ready.contains(&v) => Status::Ready,
+                Some(v) if failed.contains(&v) => Status::Failed(format!("its {path} is {v}")),
+                Some(v) => Status::Waiting(format!("its {field} is {v}, waiting for {want}")),
+                None => Status::Waiting(format!("no {field} yet, waiting for {want}")),
+            }
+        }
         Readiness::Condition(kind) => {
             let c = conditions.iter().find(|c| c["type"] == kind);
             match c {
@@ -398,14 +473,62 @@ mod tests {
     #[test]
     fn phases_and_durations() {
         let ns = json!({"status": {"phase": "Active"}});
-        assert_eq!(check(&ns, Readiness::Phase("Active")), Status::Ready);
-        assert!(matches!(
-            check(&json!({}), Readiness::Phase("Active")),
-            Status::Waiting(_)
-        ));
+        assert_eq!(check(&ns, Readiness::phase(&["Active"])), Status::Ready);
+        assert_eq!(
+            check(&json!({}), Readiness::phase(&["Active"])),
+            Status::Waiting("no phase yet, waiting for Active".into())
+        );
+        let job = Readiness::Field {
+            path: "status.state.phase",
+            ready: &["Running", "Completed"],
+            failed: &["Failed", "Aborted"],
+        };
+        let phase = |p: &str| json!({"status": {"state": {"phase": p}}});
+        assert_eq!(check(&phase("Completed"), job), Status::Ready);
+        assert_eq!(
+            check(&phase("Pending"), job),
+            Status::Waiting("its phase is Pending, waiting for Running or Completed".into())
+        );
+        assert_eq!(
+            check(&phase("Aborted"), job),
+            Status::Failed("its status.state.phase is Aborted".into())
+        );
         assert_eq!(human(Duration::from_secs(90)), "1m30s");
         assert_eq!(human(Duration::from_secs(600)), "10m");
         assert_eq!(human(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn related_objects_decide() {
+        static BINDINGS: Related = Related {
+            api_version: "work.karmada.io/v1alpha2",
+            kind: "ResourceBinding",
+            plural: "resourcebindings",
+            namespaced: true,
+            label: "id",
+            conditions: &["Scheduled", "FullyApplied"],
+            noun: "bindings",
+        };
+        let policy = json!({"metadata": {"labels": {"id": "7"}}});
+        let binding = |applied: &str| {
+            json!({"metadata": {"name": "web-deployment", "generation": 1}, "status": {"conditions": [
+                {"type": "Scheduled", "status": "True", "observedGeneration": 1},
+                {"type": "FullyApplied", "status": applied, "message": "member down", "observedGeneration": 1}]}})
+        };
+        assert_eq!(
+            check_related(&policy, &[binding("True")], &BINDINGS),
+            Status::Ready
+        );
+        assert_eq!(
+            check_related(&policy, &[binding("True"), binding("False")], &BINDINGS),
+            Status::Waiting(
+                "ResourceBinding web-deployment: FullyApplied is False: member down".into()
+            )
+        );
+        assert!(matches!(
+            check_related(&policy, &[], &BINDINGS),
+            Status::Waiting(m) if m.contains("no bindings yet")
+        ));
     }
 
     #[test]

@@ -5,24 +5,7 @@
 
 use flotilla_lang::{AttrPath, PathStep};
 use flotilla_provider::{ProviderError, Value};
-use flotilla_sandbox::Ecosystem;
 use serde_json::Value as Json;
-
-/// The OpenAPI schema of `spec` for a kind of an ecosystem, if the ecosystem defines it.
-pub fn spec_schema(eco: Ecosystem, api_version: &str, kind: &str) -> Option<Json> {
-    let (group, version) = api_version.rsplit_once('/')?;
-    eco.crds().into_iter().find_map(|crd| {
-        let spec = &crd["spec"];
-        if spec["group"] != group || spec["names"]["kind"] != kind {
-            return None;
-        }
-        spec["versions"]
-            .as_array()?
-            .iter()
-            .find(|v| v["name"] == version)
-            .map(|v| v["schema"]["openAPIV3Schema"]["properties"]["spec"].clone())
-    })
-}
 
 /// Checks `value` (at `path`) against `schema`, adding one error per problem.
 pub fn check(value: &Value, schema: &Json, path: &mut AttrPath, errors: &mut Vec<ProviderError>) {
@@ -48,7 +31,7 @@ pub fn check(value: &Value, schema: &Json, path: &mut AttrPath, errors: &mut Vec
                         }
                         None if schema["x-kubernetes-preserve-unknown-fields"] == true => {}
                         None => {
-                            let hint = match flotilla_syntax::did_you_mean(
+                            let hint = match flotilla_provider::did_you_mean(
                                 k,
                                 props.keys().map(String::as_str),
                             ) {
@@ -142,9 +125,10 @@ mod tests {
     use super::*;
 
     fn errors(spec: Value) -> Vec<String> {
-        let schema = spec_schema(Ecosystem::Capi, "cluster.x-k8s.io/v1beta2", "Cluster").unwrap();
+        let schema =
+            flotilla_ecosystems::spec_schema("cluster.x-k8s.io/v1beta2", "Cluster").unwrap();
         let mut out = Vec::new();
-        check(&spec, &schema, &mut AttrPath::attr("spec"), &mut out);
+        check(&spec, schema, &mut AttrPath::attr("spec"), &mut out);
         out.into_iter().map(|e| e.message).collect()
     }
 

@@ -460,6 +460,12 @@ impl Store {
 
     /// The stored object of `group`/`kind` at `namespace`/`name`, if there is one.
     pub fn find(&self, group: &str, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
+        admission::Lookup::find(self, group, kind, namespace, name)
+    }
+}
+
+impl admission::Lookup for Store {
+    fn find(&self, group: &str, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
         let rt = self
             .types
             .iter()
@@ -471,7 +477,9 @@ impl Store {
             name: name.to_string(),
         })
     }
+}
 
+impl Store {
     /// Objects of one resource, in key order, optionally within one namespace.
     pub fn list_objects<'s>(
         &'s self,

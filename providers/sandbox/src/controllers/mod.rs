@@ -4,7 +4,7 @@
 //! objects (kubeconfig Secrets, ResourceBindings, PodGroups), copies of propagated objects
 //! in member clusters, and new sandbox clusters for Cluster API Clusters.
 //!
-//! Controllers are level-triggered and idempotent: a pass that finds nothing to do writes
+//! Controllers are registered per ecosystem ([`controllers`]). They are level-triggered and idempotent: a pass that finds nothing to do writes
 //! nothing, and a pass that writes wakes the next one, so multi-step progress (Pending, then
 //! Running) takes one delay per step.
 
@@ -14,6 +14,7 @@ mod simple;
 
 use crate::local::Local;
 use crate::{Cluster, Shared};
+use flotilla_ecosystems::Ecosystem;
 use serde_json::{Value, json};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -61,12 +62,32 @@ pub(crate) async fn run(shared: Weak<Shared>, cluster: Arc<Cluster>) {
     }
 }
 
-/// One pass of every controller over one cluster.
+/// A controller's pass over one cluster (it returns at once when the cluster does not serve
+/// its kinds).
+type Controller = fn(&Shared, &Local<'_>);
+
+/// The controllers registered for an ecosystem.
+fn controllers(eco: Ecosystem) -> &'static [Controller] {
+    match eco {
+        Ecosystem::Capi => &[capi::reconcile],
+        Ecosystem::Karmada => &[karmada::reconcile],
+        Ecosystem::KubeEdge => &[|_, l| simple::kubeedge(l)],
+        Ecosystem::Volcano => &[|_, l| simple::volcano(l)],
+        Ecosystem::Kyverno => &[|_, l| simple::ready_policies(l)],
+        Ecosystem::Flagger => &[|_, l| simple::flagger(l)],
+        Ecosystem::Flux => &[|_, l| simple::flux(l)],
+        Ecosystem::Istio => &[],
+    }
+}
+
+/// One pass of every ecosystem's controllers over one cluster.
 fn pass(shared: &Shared, cluster: &Arc<Cluster>) {
     let local = Local::new(cluster, MANAGER);
-    capi::reconcile(shared, &local);
-    karmada::reconcile(shared, &local);
-    simple::reconcile(&local);
+    for eco in Ecosystem::ALL {
+        for controller in controllers(eco) {
+            controller(shared, &local);
+        }
+    }
 }
 
 /// A condition list with `wanted` (type, status, reason, message) in order, keeping each

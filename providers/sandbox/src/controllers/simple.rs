@@ -8,21 +8,13 @@ use crate::local::Local;
 use crate::query::LabelSelector;
 use serde_json::{Value, json};
 
-pub(super) fn reconcile(local: &Local<'_>) {
-    kubeedge(local);
-    volcano(local);
-    ready_policies(local);
-    flagger(local);
-    flux(local);
-}
-
 fn set(local: &Local<'_>, obj: &Value, status: Value) {
     if let Err(e) = local.set_status(obj, status) {
         report(local.cluster(), &format!("status of {}", name(obj)), &e);
     }
 }
 
-fn kubeedge(local: &Local<'_>) {
+pub(super) fn kubeedge(local: &Local<'_>) {
     let groups = local.list("apps.kubeedge.io", "NodeGroup");
     if !groups.is_empty() {
         let nodes = local.list("", "Node");
@@ -77,7 +69,7 @@ fn kubeedge(local: &Local<'_>) {
     }
 }
 
-fn volcano(local: &Local<'_>) {
+pub(super) fn volcano(local: &Local<'_>) {
     // Commands open and close queues, then go away.
     for cmd in local.list("bus.volcano.sh", "Command") {
         let target = cmd["target"]["name"].as_str().unwrap_or_default();
@@ -186,7 +178,7 @@ fn volcano(local: &Local<'_>) {
     }
 }
 
-fn ready_policies(local: &Local<'_>) {
+pub(super) fn ready_policies(local: &Local<'_>) {
     for kind in ["ClusterPolicy", "Policy"] {
         for p in local.list("kyverno.io", kind) {
             let rules = p["spec"]["rules"].as_array().map_or(&[][..], Vec::as_slice);
@@ -203,7 +195,7 @@ fn ready_policies(local: &Local<'_>) {
     }
 }
 
-fn flagger(local: &Local<'_>) {
+pub(super) fn flagger(local: &Local<'_>) {
     for canary in local.list("flagger.app", "Canary") {
         let target = &canary["spec"]["targetRef"];
         let target_name = target["name"].as_str().unwrap_or_default();
@@ -245,7 +237,7 @@ fn flagger(local: &Local<'_>) {
     }
 }
 
-fn flux(local: &Local<'_>) {
+pub(super) fn flux(local: &Local<'_>) {
     let kinds = [
         ("helm.toolkit.fluxcd.io", "HelmRelease", "InstallSucceeded"),
         ("source.toolkit.fluxcd.io", "HelmRepository", "Succeeded"),

@@ -1,0 +1,122 @@
+//! The provider host of one command (`flotilla_provider::ProviderHost`): notices go to
+//! stderr, and `sandbox = "NAME"` resolves through [`LocalSandboxes`], which starts the
+//! sandbox under `.flotilla/sandbox/` (or `$FLOTILLA_SANDBOX_DIR`) in this process, or reads
+//! the kubeconfig of the `flotilla sandbox up` server that already holds the directory. Only
+//! the CLI links the sandbox server; providers see a kubeconfig.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use flotilla_provider::{ProviderError, ProviderHost, SandboxCluster, SandboxResolver};
+use flotilla_sandbox::{Sandbox, SandboxError, SandboxOptions};
+
+/// The host for a command that may reach clusters.
+pub fn for_command() -> Arc<ProviderHost> {
+    Arc::new(
+        ProviderHost::new()
+            .with_notices(|message| eprintln!("  note: {message}"))
+            .with_sandbox(Arc::new(LocalSandboxes::new(sandbox_dir()))),
+    )
+}
+
+/// The sandbox directory: `$FLOTILLA_SANDBOX_DIR`, else `.flotilla/sandbox`.
+pub fn sandbox_dir() -> PathBuf {
+    std::env::var_os("FLOTILLA_SANDBOX_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(crate::sandbox::DEFAULT_DIR))
+}
+
+/// Where this run's sandbox clusters come from, found on first use.
+enum Source {
+    /// Started in this process (stopped and saved at shutdown).
+    Started(Sandbox),
+    /// Served by another process (`flotilla sandbox up`): its kubeconfig file.
+    Running(PathBuf),
+}
+
+/// Sandboxes in one directory.
+pub struct LocalSandboxes {
+    dir: PathBuf,
+    source: tokio::sync::Mutex<Option<Source>>,
+}
+
+impl LocalSandboxes {
+    /// Sandboxes under `dir`, started on first use.
+    pub fn new(dir: PathBuf) -> LocalSandboxes {
+        LocalSandboxes {
+            dir,
+            source: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn find(&self) -> Result<Source, ProviderError> {
+        match Sandbox::start(SandboxOptions {
+            dir: Some(self.dir.clone()),
+            ..SandboxOptions::default()
+        })
+        .await
+        {
+            Ok(s) => Ok(Source::Started(s)),
+            Err(SandboxError::Locked { .. }) => Ok(Source::Running(self.dir.join("kubeconfig"))),
+            Err(e) => Err(ProviderError::new(format!(
+                "cannot start the sandbox in {}",
+                self.dir.display()
+            ))
+            .with_detail(format!("{e}; {}", e.help()))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SandboxResolver for LocalSandboxes {
+    async fn cluster(&self, name: &str) -> Result<SandboxCluster, ProviderError> {
+        let mut source = self.source.lock().await;
+        if source.is_none() {
+            *source = Some(self.find().await?);
+        }
+        let kubeconfig = match source.as_ref() {
+            Some(Source::Started(s)) => {
+                let cluster = match s.cluster(name) {
+                    Some(c) => c,
+                    None => s.add_cluster(name).map_err(|e| {
+                        ProviderError::new(format!("cannot create sandbox cluster \"{name}\""))
+                            .with_detail(e.to_string())
+                    })?,
+                };
+                cluster.kubeconfig()
+            }
+            Some(Source::Running(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ProviderError::new(format!("cannot read {}", path.display()))
+                        .with_detail(e.to_string())
+                })?;
+                let has_context = serde_yaml::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|kc| {
+                        kc["contexts"]
+                            .as_array()
+                            .map(|cs| cs.iter().any(|c| c["name"] == name))
+                    })
+                    .unwrap_or(false);
+                if !has_context {
+                    return Err(ProviderError::new(format!(
+                        "the sandbox running in {} has no cluster \"{name}\"",
+                        self.dir.display()
+                    ))
+                    .with_detail(format!(
+                        "another process serves it; add the cluster with `flotilla sandbox down` then `flotilla sandbox up --name {name}`, or let flotilla start the sandbox itself"
+                    )));
+                }
+                text
+            }
+            None => unreachable!("set above"),
+        };
+        Ok(SandboxCluster { kubeconfig })
+    }
+
+    async fn shutdown(&self) {
+        if let Some(Source::Started(s)) = self.source.lock().await.take() {
+            let _ = s.stop().await;
+        }
+    }
+}
