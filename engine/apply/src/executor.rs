@@ -451,6 +451,7 @@ impl Applier {
                 type_name,
                 prior: prior.as_ref(),
                 proposed: &proposed,
+                dependencies_pending: false,
             })
             .await
             .map_err(|e| fail("plan", e))?;

@@ -45,6 +45,14 @@ pub fn registry(host: &Arc<ProviderHost>) -> ProviderRegistry {
         flotilla_provider_kube::KUBE.name,
         flotilla_provider_kube::factory,
     );
+    r.register(
+        flotilla_provider_karmada::NAME,
+        flotilla_provider_karmada::factory,
+    );
+    r.register(
+        flotilla_provider_volcano::NAME,
+        flotilla_provider_volcano::factory,
+    );
     r
 }
 

@@ -4,61 +4,10 @@
 
 mod support;
 
-use std::path::Path;
-
-use flotilla_sandbox::{Sandbox, SandboxOptions};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use support::Work;
-
-/// A scratch directory holding a copy of an example.
-fn example(name: &str) -> (Work, String) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name);
-    let w = Work::new(&[]);
-    for entry in std::fs::read_dir(&dir).expect("example exists") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "hcl" || e == "md") {
-            let text = std::fs::read_to_string(&path).expect("read");
-            w.write(
-                path.file_name().and_then(|n| n.to_str()).expect("name"),
-                &text,
-            );
-        }
-    }
-    let readme = std::fs::read_to_string(dir.join("README.md")).expect("README");
-    (w, readme)
-}
-
-/// Runs `f` against one cluster of the scratch directory's sandbox, started in this process
-/// while no flotilla runs.
-fn with_cluster<T>(w: &Work, cluster: &str, f: impl AsyncFnOnce(kube::Client) -> T) -> T {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let sandbox = Sandbox::start(SandboxOptions {
-            dir: Some(w.path(".flotilla/sandbox")),
-            ..SandboxOptions::default()
-        })
-        .await
-        .expect("sandbox starts");
-        let kc = Kubeconfig::from_yaml(&sandbox.kubeconfig()).expect("kubeconfig");
-        let options = KubeConfigOptions {
-            context: Some(cluster.to_string()),
-            ..KubeConfigOptions::default()
-        };
-        let config = kube::Config::from_custom_kubeconfig(kc, &options)
-            .await
-            .expect("config");
-        let out = f(kube::Client::try_from(config).expect("client")).await;
-        sandbox.stop().await.expect("sandbox stops");
-        out
-    })
-}
+use support::clusters::{example, with_cluster};
 
 fn config_maps(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     let resource = ApiResource {

@@ -112,6 +112,7 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         moved,
         imports,
         changes: Mutex::new(Vec::new()),
+        pending_resources: Mutex::new(HashSet::new()),
         drift: Mutex::new(Vec::new()),
         seen: Mutex::new(HashSet::new()),
         changed_resources: Mutex::new(HashSet::new()),
@@ -405,6 +406,8 @@ struct Planner {
     /// Objects to adopt, by address: their id and the `import` block, if one asked.
     imports: HashMap<ResourceInstanceAddr, (String, Option<Span>)>,
     changes: Mutex<Vec<ResourceChange>>,
+    /// The configuration addresses of managed resources with a planned change.
+    pending_resources: Mutex<HashSet<String>>,
     drift: Mutex<Vec<ResourceChange>>,
     seen: Mutex<HashSet<ResourceInstanceAddr>>,
     changed_resources: Mutex<HashSet<AbsResourceAddr>>,
@@ -528,6 +531,9 @@ impl Planner {
             Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete
         ) {
             lock(&self.changed_resources).insert(c.addr.without_key());
+        }
+        if c.mode() == ResourceMode::Managed && c.action != Action::NoOp {
+            lock(&self.pending_resources).insert(c.addr.config_addr());
         }
         lock(&self.changes).push(c);
     }
@@ -1110,12 +1116,8 @@ impl Planner {
         if deps.is_empty() {
             return false;
         }
-        let changes = lock(&self.changes);
-        changes.iter().any(|c| {
-            c.mode() == ResourceMode::Managed
-                && c.action != Action::NoOp
-                && deps.contains(&c.addr.config_addr())
-        })
+        let pending = lock(&self.pending_resources);
+        deps.iter().any(|d| pending.contains(d))
     }
 }
 
@@ -1219,6 +1221,7 @@ impl Planner {
                 type_name,
                 prior: prior.as_ref(),
                 proposed: &proposed,
+                dependencies_pending: self.dependencies_change(ctx, module, r),
             })
             .await
         {
@@ -1259,6 +1262,7 @@ impl Planner {
                         type_name,
                         prior: None,
                         proposed: &config,
+                        dependencies_pending: true,
                     })
                     .await
                 {

@@ -89,6 +89,10 @@ pub struct PlanRequest<'a> {
     pub prior: Option<&'a Value>,
     /// The configuration merged with prior computed values (the "proposed new state").
     pub proposed: &'a Value,
+    /// Whether a resource this one depends on is created, updated or replaced by the same
+    /// plan: a server's refusal that may be about it (a parent object not there yet) is
+    /// judged again at apply, when the dependency exists.
+    pub dependencies_pending: bool,
 }
 
 /// The provider's plan for one object.

@@ -473,6 +473,7 @@ mod tests {
                     type_name: "builtin_data",
                     prior: None,
                     proposed: &proposed,
+                    dependencies_pending: false,
                 })
                 .await
                 .unwrap();
@@ -498,6 +499,7 @@ mod tests {
                     type_name: "builtin_data",
                     prior: Some(&state),
                     proposed: &changed,
+                    dependencies_pending: false,
                 })
                 .await
                 .unwrap();
@@ -524,6 +526,7 @@ mod tests {
                     type_name: "builtin_file",
                     prior: None,
                     proposed: &proposed,
+                    dependencies_pending: false,
                 })
                 .await
                 .unwrap();
@@ -572,6 +575,7 @@ mod tests {
                     type_name: "builtin_random",
                     prior: None,
                     proposed: &proposed,
+                    dependencies_pending: false,
                 })
                 .await
                 .unwrap();
@@ -594,6 +598,7 @@ mod tests {
                     type_name: "builtin_random",
                     prior: Some(&state),
                     proposed: &proposed,
+                    dependencies_pending: false,
                 })
                 .await
                 .unwrap();
@@ -611,6 +616,7 @@ mod tests {
                     type_name: "builtin_sleep",
                     prior: None,
                     proposed: &proposed,
+                    dependencies_pending: false,
                 })
                 .await
                 .unwrap();

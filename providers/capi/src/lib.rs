@@ -45,6 +45,8 @@ const fn capi(
         readiness: Readiness::Accepted,
         ecosystem: Some(Ecosystem::Capi),
         exports: &[],
+        credentials: None,
+        max_name: 253,
     }
 }
 
@@ -169,6 +171,7 @@ pub static CATALOG: Catalog = Catalog {
     ],
     ecosystems: &[ECOSYSTEM],
     data_sources: false,
+    check: None,
     schema: OnceLock::new(),
 };
 

@@ -175,6 +175,7 @@ async fn open(host: &Arc<ProviderHost>, settings: &Settings) -> Result<Target, P
         })?;
         let text = resolver.cluster(name).await?.kubeconfig;
         let kubeconfig = parse(&text, "the sandbox's kubeconfig")?;
+        let text = minimal(&kubeconfig, name);
         let (client, url) = client(kubeconfig, Some(name.clone())).await?;
         return Ok(target(
             client,
@@ -222,7 +223,7 @@ async fn open(host: &Arc<ProviderHost>, settings: &Settings) -> Result<Target, P
             ),
         );
     }
-    let text = serde_yaml::to_string(&kubeconfig).unwrap_or_default();
+    let text = minimal(&kubeconfig, context.as_deref().unwrap_or_default());
     let (client, url) = client(kubeconfig, context.clone()).await?;
     // Never a sandbox, even on loopback: a local kind cluster must not get CRDs installed.
     Ok(target(
@@ -232,6 +233,20 @@ async fn open(host: &Arc<ProviderHost>, settings: &Settings) -> Result<Target, P
         false,
         text,
     ))
+}
+
+/// A kubeconfig with only `context` (its cluster and user), which is also its current one:
+/// what `data "kube_connection"` hands to another provider.
+fn minimal(kc: &Kubeconfig, context: &str) -> String {
+    let mut k = kc.clone();
+    k.contexts.retain(|c| c.name == context);
+    if let Some(ctx) = k.contexts.first().and_then(|c| c.context.clone()) {
+        k.clusters.retain(|c| c.name == ctx.cluster);
+        k.auth_infos
+            .retain(|a| ctx.user.as_deref() == Some(a.name.as_str()));
+    }
+    k.current_context = Some(context.to_string());
+    serde_yaml::to_string(&k).unwrap_or_default()
 }
 
 fn parse(text: &str, what: &str) -> Result<Kubeconfig, ProviderError> {

@@ -39,6 +39,31 @@ pub struct Kind {
     /// Computed attributes read from other objects once the object is ready (a Cluster API
     /// cluster's `kubeconfig`).
     pub exports: &'static [Export],
+    /// A kubeconfig attribute that becomes an access Secret and fields of the object (a
+    /// Karmada member's join).
+    pub credentials: Option<&'static Credentials>,
+    /// The longest object name the server accepts.
+    pub max_name: usize,
+}
+
+/// How a kind takes another cluster's credentials: the `attr` attribute holds a kubeconfig
+/// (sensitive); flotilla writes its bearer token and CA to a Secret named like the object in
+/// `secret_namespace` (creating the namespace if needed), points the object at it, and
+/// removes the Secret after the object is gone.
+#[derive(Debug)]
+pub struct Credentials {
+    /// The attribute holding the kubeconfig.
+    pub attr: &'static str,
+    /// What it is, for the schema.
+    pub doc: &'static str,
+    /// Where the Secret goes.
+    pub secret_namespace: &'static str,
+    /// The object's field (dotted) that gets the kubeconfig's server URL.
+    pub endpoint: &'static str,
+    /// The object's field (dotted) that gets `{namespace, name}` of the Secret.
+    pub secret_ref: &'static str,
+    /// Fields (dotted) set to a value when the configuration leaves them out.
+    pub defaults: &'static [(&'static str, &'static str)],
 }
 
 /// A computed attribute read from a Secret beside the object once it is ready.
@@ -195,6 +220,8 @@ pub static MANIFEST: Kind = Kind {
     readiness: Readiness::Auto,
     ecosystem: None,
     exports: &[],
+    credentials: None,
+    max_name: 253,
 };
 
 impl Kind {
@@ -222,6 +249,8 @@ pub static KUBE_KINDS: &[Kind] = &[
         readiness: Readiness::phase(&["Active"]),
         ecosystem: None,
         exports: &[],
+        credentials: None,
+        max_name: 253,
     },
     Kind {
         type_name: "kube_config_map",
@@ -244,6 +273,8 @@ pub static KUBE_KINDS: &[Kind] = &[
         readiness: Readiness::Accepted,
         ecosystem: None,
         exports: &[],
+        credentials: None,
+        max_name: 253,
     },
     Kind {
         type_name: "kube_secret",
@@ -276,6 +307,8 @@ pub static KUBE_KINDS: &[Kind] = &[
         readiness: Readiness::Accepted,
         ecosystem: None,
         exports: &[],
+        credentials: None,
+        max_name: 253,
     },
     Kind {
         type_name: "kube_crd",
@@ -291,5 +324,7 @@ pub static KUBE_KINDS: &[Kind] = &[
         readiness: Readiness::Condition("Established"),
         ecosystem: None,
         exports: &[],
+        credentials: None,
+        max_name: 253,
     },
 ];

@@ -22,6 +22,7 @@
 //! - **offline validation** ([`validate`]): `spec` against the kind's CRD schema.
 
 pub mod conn;
+pub mod join;
 pub mod kinds;
 pub mod object;
 pub mod ops;
@@ -43,7 +44,7 @@ use kube::discovery::ApiResource;
 use serde_json::Value as Json;
 
 pub use conn::{Settings, Target};
-pub use kinds::{Export, Field, Kind, Readiness, Related, Shape};
+pub use kinds::{Credentials, Export, Field, Kind, Readiness, Related, Shape};
 
 use object::{attrs, string};
 
@@ -59,6 +60,8 @@ pub struct Catalog {
     /// Whether it offers the data sources `<name>_object`, `<name>_secret` and
     /// `<name>_connection`.
     pub data_sources: bool,
+    /// Offline checks beyond the schemas (rules upstream webhooks enforce).
+    pub check: Option<fn(&Kind, &Value) -> Vec<ProviderError>>,
     /// Its schema, built on first use.
     pub schema: OnceLock<ProviderSchema>,
 }
@@ -75,6 +78,7 @@ pub static KUBE: Catalog = Catalog {
     ],
     ecosystems: &[],
     data_sources: true,
+    check: None,
     schema: OnceLock::new(),
 };
 
@@ -260,6 +264,12 @@ fn build_schema(catalog: &Catalog) -> ProviderSchema {
                 ),
             );
         }
+        if let Some(c) = kind.credentials {
+            b = b.attr(
+                c.attr,
+                AttributeSchema::required(Type::String, c.doc).sensitive(),
+            );
+        }
         for e in kind.exports {
             let a = AttributeSchema::computed(Type::String, e.doc);
             b = b.attr(e.attr, if e.sensitive { a.sensitive() } else { a });
@@ -296,6 +306,26 @@ fn build_schema(catalog: &Catalog) -> ProviderSchema {
                     .attr(
                         "object",
                         AttributeSchema::computed(Type::Any, "The object, without managedFields."),
+                    ),
+                create_before_destroy: false,
+            },
+        );
+        s.data_sources.insert(
+            format!("{}_connection", catalog.name),
+            ResourceSchema {
+                description: "The connection this provider block uses, to hand to another cluster (e.g. a Karmada member's `kubeconfig`).".into(),
+                block: BlockSchema::default()
+                    .attr(
+                        "kubeconfig",
+                        AttributeSchema::computed(
+                            Type::String,
+                            "A kubeconfig with only this cluster's context.",
+                        )
+                        .sensitive(),
+                    )
+                    .attr(
+                        "server",
+                        AttributeSchema::computed(Type::String, "The API server's URL."),
                     ),
                 create_before_destroy: false,
             },
@@ -553,6 +583,11 @@ fn immutability_refusal(kind: &Kind, status: &kube::core::Status) -> Option<Stri
     Some(hit)
 }
 
+/// Whether a refusal came from an admission webhook (ordering rules live there).
+fn webhook_denial(status: &kube::core::Status) -> bool {
+    status.code == 403 && status.message.contains("admission webhook")
+}
+
 /// The plan-time error for a conflict with another field manager.
 fn conflict_error(target: &Target, loc: &Location, status: &kube::core::Status) -> ProviderError {
     ProviderError::new(format!(
@@ -700,6 +735,12 @@ impl KubeProvider {
             Err(kube::Error::Api(status)) if status.code == 404 => {
                 // Its namespace is created by this apply: the server can check it only then.
             }
+            Err(kube::Error::Api(status))
+                if prior.is_none() && req.dependencies_pending && webhook_denial(&status) =>
+            {
+                // A webhook refused the new object, perhaps for something this plan creates
+                // first (a Volcano queue that is not Open yet): apply asks the server again.
+            }
             Err(kube::Error::Api(status)) => match (prior, immutability_refusal(kind, &status)) {
                 (Some(_), Some(field)) => {
                     reasons.retain(|r| !r.path.to_string().starts_with(&field));
@@ -737,6 +778,30 @@ impl KubeProvider {
             planned: Value::Map(planned),
             requires_replace: reasons,
         })
+    }
+
+    /// Writes the namespace and access Secret that credentials become.
+    async fn hand_over(&self, c: &Credentials, name: &str, kubeconfig: &str) -> ProviderResult<()> {
+        let target = self.target().await?;
+        for obj in join::objects(c, name, kubeconfig)? {
+            let kind_name = obj["kind"].as_str().unwrap_or_default();
+            let (resource, namespace) = if kind_name == "Secret" {
+                (secret_resource(), Some(c.secret_namespace))
+            } else {
+                (resource_of(&kinds::KUBE_KINDS[0]), None)
+            };
+            let obj_name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            ops::apply(target, &resource, namespace, obj_name, &obj, false, true)
+                .await
+                .map_err(|e| {
+                    ops::api_error(
+                        target,
+                        &format!("cannot write {kind_name} {obj_name} for {name}'s credentials"),
+                        &e,
+                    )
+                })?;
+        }
+        Ok(())
     }
 
     /// Reads an export from its Secret; `None` while the Secret or its key is missing.
@@ -798,6 +863,16 @@ impl KubeProvider {
                 timeout(prior, "delete", DELETE_TIMEOUT),
             )
             .await?;
+            if let Some(c) = kind.credentials {
+                ops::delete(
+                    target,
+                    &secret_resource(),
+                    Some(c.secret_namespace),
+                    &loc.name,
+                    timeout(prior, "delete", DELETE_TIMEOUT),
+                )
+                .await?;
+            }
             return Ok(ApplyResponse::done(None));
         };
         let loc = self.locate(kind, planned).await?.ok_or_else(|| {
@@ -812,6 +887,9 @@ impl KubeProvider {
         })?;
         let desired = object::build(kind, planned)?;
         let force = flag(planned, "force_conflicts", false);
+        if let (Some(c), Some(kubeconfig)) = (kind.credentials, join::kubeconfig(kind, planned)) {
+            self.hand_over(c, &loc.name, &kubeconfig).await?;
+        }
         let applied = match ops::apply(
             target,
             &loc.resource,
@@ -935,9 +1013,15 @@ impl KubeProvider {
         }
         // Sensitive attributes stay marked as recorded.
         let current = attrs(req.current);
-        for f in kind.fields.iter().filter(|f| f.sensitive) {
-            if let Some(v) = m.get_mut(f.attr)
-                && current.get(f.attr).is_some_and(Value::is_sensitive)
+        let sensitive = kind
+            .fields
+            .iter()
+            .filter(|f| f.sensitive)
+            .map(|f| f.attr)
+            .chain(kind.credentials.map(|c| c.attr));
+        for attr in sensitive {
+            if let Some(v) = m.get_mut(attr)
+                && current.get(attr).is_some_and(Value::is_sensitive)
             {
                 *v = v.clone().sensitive();
             }
@@ -1008,6 +1092,16 @@ impl KubeProvider {
 
     async fn data(&self, req: ReadDataRequest<'_>) -> ProviderResult<Value> {
         let m = attrs(req.config);
+        if req.type_name.ends_with("_connection") {
+            let target = self.target().await?;
+            let mut out = m;
+            out.insert(
+                "kubeconfig".into(),
+                Value::string(&target.kubeconfig).sensitive(),
+            );
+            out.insert("server".into(), Value::string(&target.url));
+            return Ok(Value::Map(out));
+        }
         let secret = req.type_name.ends_with("_secret");
         let (resource, namespaced) = if secret {
             (secret_resource(), true)
@@ -1087,7 +1181,7 @@ fn check(kind: &Kind, config: &Value) -> Vec<ProviderError> {
                 Value::String(s) => Some(s),
                 _ => None,
             })
-    }) && let Some(problem) = bad_name(&name, if kind.rotate { 54 } else { 253 })
+    }) && let Some(problem) = bad_name(&name, if kind.rotate { 54 } else { kind.max_name })
     {
         let path = if kind.is_manifest() {
             attr_path(kind, "metadata.name")
@@ -1149,9 +1243,28 @@ fn check(kind: &Kind, config: &Value) -> Vec<ProviderError> {
         .and_then(|_| flotilla_ecosystems::spec_schema(kind.api_version, kind.kind))
         && let Some(spec) = m.get("spec")
     {
-        validate::check(spec, schema, &mut AttrPath::attr("spec"), &mut errors);
+        let spec = with_defaults(kind, spec);
+        validate::check(&spec, schema, &mut AttrPath::attr("spec"), &mut errors);
     }
     errors
+}
+
+/// `spec` with the values flotilla fills in when the configuration leaves them out (a
+/// member's `syncMode`), so validation judges what is applied.
+fn with_defaults(kind: &Kind, spec: &Value) -> Value {
+    let Some(c) = kind.credentials else {
+        return spec.clone();
+    };
+    let Value::Map(mut m) = spec.clone() else {
+        return spec.clone();
+    };
+    for (path, value) in c.defaults {
+        if let Some(key) = path.strip_prefix("spec.").filter(|k| !k.contains('.')) {
+            m.entry(key.to_string())
+                .or_insert_with(|| Value::string(*value));
+        }
+    }
+    Value::Map(m)
 }
 
 /// Why a name is not a valid DNS subdomain, if it is not.
@@ -1189,7 +1302,13 @@ impl Provider for KubeProvider {
 
     fn validate(&self, type_name: &str, config: &Value) -> Vec<ProviderError> {
         match self.kind(type_name) {
-            Ok(kind) => check(kind, config),
+            Ok(kind) => {
+                let mut errors = check(kind, config);
+                if let Some(extra) = self.catalog.check {
+                    errors.extend(extra(kind, config));
+                }
+                errors
+            }
             Err(_) => Vec::new(),
         }
     }

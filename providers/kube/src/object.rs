@@ -100,7 +100,11 @@ pub fn build(kind: &Kind, v: &Value) -> Result<Json, ProviderError> {
         };
         obj.insert(f.key.into(), json);
     }
-    Ok(Json::Object(obj))
+    let mut obj = Json::Object(obj);
+    if let (Some(c), Some(kubeconfig)) = (kind.credentials, crate::join::kubeconfig(kind, v)) {
+        crate::join::fill(c, &mut obj, &name, &kubeconfig)?;
+    }
+    Ok(obj)
 }
 
 /// The attribute-space view of a live object: labels, annotations and each field, decoded.
@@ -191,7 +195,8 @@ pub fn union(a: &Json, b: &Json) -> Json {
     }
 }
 
-/// The managed attributes (labels, annotations, fields) of a resource value as JSON.
+/// The managed attributes (labels, annotations, fields, credentials) of a resource value as
+/// JSON.
 pub fn managed(kind: &Kind, v: &Value) -> BTreeMap<String, Json> {
     let m = attrs(v);
     let metadata: &[&str] = if kind.is_manifest() {
@@ -203,6 +208,7 @@ pub fn managed(kind: &Kind, v: &Value) -> BTreeMap<String, Json> {
         .iter()
         .copied()
         .chain(kind.fields.iter().map(|f| f.attr))
+        .chain(kind.credentials.map(|c| c.attr))
         .map(|k| {
             (
                 k.to_string(),
@@ -217,6 +223,10 @@ pub fn refreshed(kind: &Kind, value: &Value, live: &Json) -> Value {
     let mut m = attrs(value);
     let live = live_attrs(kind, live);
     for (key, shape) in managed(kind, value) {
+        if kind.credentials.is_some_and(|c| c.attr == key) {
+            // Handed over, never read back: the recorded kubeconfig stays.
+            continue;
+        }
         let projected = project(&shape, live.get(&key).unwrap_or(&Json::Null));
         m.insert(key, Value::from_json(&projected));
     }
@@ -231,6 +241,9 @@ pub fn unchanged(kind: &Kind, prior: &Value, desired: &Value, live: &Json, merge
     let live = live_attrs(kind, live);
     let merged = live_attrs(kind, merged);
     shapes_desired.iter().all(|(key, shape)| {
+        if kind.credentials.is_some_and(|c| c.attr == key) {
+            return shapes_prior.get(key) == Some(shape);
+        }
         let shape = union(shape, shapes_prior.get(key).unwrap_or(&Json::Null));
         let null = Json::Null;
         project(&shape, live.get(key).unwrap_or(&null))

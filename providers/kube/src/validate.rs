@@ -96,7 +96,19 @@ pub fn check(value: &Value, schema: &Json, path: &mut AttrPath, errors: &mut Vec
         ("integer", Value::Number(n)) if n.fract() != 0.0 => {
             fail(format!("{} must be a whole number, not {n}", show(path)));
         }
-        ("integer" | "number", Value::Number(_)) | ("boolean", Value::Bool(_)) => {}
+        ("integer" | "number", Value::Number(n)) => {
+            let (lo, hi) = (schema["minimum"].as_f64(), schema["maximum"].as_f64());
+            if lo.is_some_and(|lo| *n < lo) || hi.is_some_and(|hi| *n > hi) {
+                let bound = |b: Option<f64>| b.map(|b| b.to_string()).unwrap_or_default();
+                fail(format!(
+                    "{} must be between {} and {}, not {n}",
+                    show(path),
+                    bound(lo),
+                    bound(hi)
+                ));
+            }
+        }
+        ("boolean", Value::Bool(_)) => {}
         (_, Value::Number(_) | Value::String(_)) if int_or_string => {}
         ("", _) => {}
         (ty, v) => fail(format!(

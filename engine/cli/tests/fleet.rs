@@ -1,0 +1,335 @@
+//! End-to-end: the real `flotilla` binary applying the `karmada` and `volcano` providers to
+//! sandbox clusters, with what the members hold checked through kube-rs, and the faults a
+//! user meets first: a misspelled policy field, a job for a queue nobody made, a member whose
+//! credentials the control plane refuses.
+
+mod support;
+
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
+use support::Work;
+use support::clusters::{example, with_cluster};
+
+fn api(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    plural: &str,
+    ns: Option<&str>,
+) -> Api<DynamicObject> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// An object of a sandbox cluster as JSON, if it exists.
+fn get(
+    w: &Work,
+    cluster: &str,
+    api_version: &str,
+    kind: &str,
+    plural: &str,
+    ns: Option<&str>,
+    name: &str,
+) -> Option<serde_json::Value> {
+    with_cluster(w, cluster, async |client| {
+        api(&client, api_version, kind, plural, ns)
+            .get_opt(name)
+            .await
+            .expect("get")
+            .map(|o| serde_json::to_value(o).expect("json"))
+    })
+}
+
+fn applied(name: &str) -> Work {
+    let (w, readme) = example(name);
+    assert!(
+        readme.contains(&format!(
+            "cargo run -q -p flotilla-cli -- -chdir=examples/{name} apply -auto-approve"
+        )),
+        "{name}/README.md gives the command"
+    );
+    let out = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(out.stdout.contains("Apply complete!"), "{}", out.stdout);
+    let clean = w.run(&["plan", "-detailed-exitcode"]).expect(0);
+    assert!(
+        clean.stdout.contains("No changes."),
+        "{name}: {}",
+        clean.stdout
+    );
+    w
+}
+
+#[test]
+fn karmada_fleet_propagates_to_both_members() {
+    let w = applied("karmada-fleet");
+    for (member, replicas) in [("beijing", 2), ("shanghai", 1)] {
+        let web = get(
+            &w,
+            member,
+            "apps/v1",
+            "Deployment",
+            "deployments",
+            Some("apps"),
+            "web",
+        )
+        .unwrap_or_else(|| panic!("{member} holds apps/web"));
+        assert_eq!(web["spec"]["replicas"], replicas, "{member}");
+        assert_eq!(web["metadata"]["labels"]["region"], member, "{member}");
+        assert_eq!(
+            web["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.27"
+        );
+        let cluster = get(
+            &w,
+            "karmada",
+            "cluster.karmada.io/v1alpha1",
+            "Cluster",
+            "clusters",
+            None,
+            member,
+        )
+        .expect("the member is joined");
+        assert_eq!(cluster["spec"]["syncMode"], "Push");
+        assert_eq!(cluster["spec"]["secretRef"]["namespace"], "karmada-cluster");
+        let secret = get(
+            &w,
+            "karmada",
+            "v1",
+            "Secret",
+            "secrets",
+            Some("karmada-cluster"),
+            member,
+        )
+        .expect("the access Secret");
+        assert!(secret["data"]["token"].is_string());
+    }
+    // The member's kubeconfig is sensitive: never shown, and kept in state as recorded.
+    let show = w.run(&["show"]).expect(0);
+    assert!(!show.stdout.contains("token:"), "{}", show.stdout);
+    let destroyed = w.run(&["destroy", "-auto-approve"]).expect(0);
+    assert!(
+        destroyed
+            .stdout
+            .contains("Destroy complete! Resources: 6 destroyed."),
+        "{}",
+        destroyed.stdout
+    );
+    assert!(
+        get(
+            &w,
+            "karmada",
+            "cluster.karmada.io/v1alpha1",
+            "Cluster",
+            "clusters",
+            None,
+            "beijing"
+        )
+        .is_none()
+    );
+    assert!(
+        get(
+            &w,
+            "karmada",
+            "v1",
+            "Secret",
+            "secrets",
+            Some("karmada-cluster"),
+            "beijing"
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn volcano_training_runs_its_job_in_the_new_queue() {
+    let w = applied("volcano-training");
+    let queue = get(
+        &w,
+        "gpu",
+        "scheduling.volcano.sh/v1beta1",
+        "Queue",
+        "queues",
+        None,
+        "training",
+    )
+    .expect("queue");
+    assert_eq!(queue["status"]["state"], "Open");
+    assert_eq!(queue["spec"]["weight"], 2);
+    let job = get(
+        &w,
+        "gpu",
+        "batch.volcano.sh/v1alpha1",
+        "Job",
+        "jobs",
+        Some("ml"),
+        "train",
+    )
+    .expect("job");
+    assert_eq!(job["status"]["state"]["phase"], "Running");
+    assert_eq!(job["spec"]["queue"], "training");
+
+    // A change the webhook refuses in place is a replacement with its message; one it allows
+    // is an update.
+    let text = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &text.replace("minAvailable = 1", "minAvailable = 2"),
+    );
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("# volcano_job.train will be updated in place"),
+        "{}",
+        plan.stdout
+    );
+    w.write("main.hcl", &text.replace("train.py", "eval.py"));
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(
+        plan.stdout.contains("# volcano_job.train must be replaced"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("job updates may not change fields"),
+        "{}",
+        plan.stdout
+    );
+}
+
+const POLICY_TYPO: &str = r#"provider "karmada" {
+  sandbox = "karmada"
+}
+
+resource "karmada_propagation_policy" "web" {
+  name      = "web"
+  namespace = "default"
+  spec = {
+    resourceSelectors = [{ apiVersion = "apps/v1", kind = "Deployment", name = "web" }]
+    placment          = { clusterAffinity = { clusterNames = ["beijing"] } }
+  }
+}
+"#;
+
+#[test]
+fn a_misspelled_policy_field_is_caught_offline() {
+    let w = Work::new(&[("main.hcl", POLICY_TYPO)]);
+    let out = w.run(&["validate"]).expect(1);
+    assert!(
+        out.stderr.contains("unknown field `placment`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `placement`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("main.hcl:10:5"), "{}", out.stderr);
+    assert!(
+        !w.path(".flotilla/sandbox").exists(),
+        "validate reaches no cluster"
+    );
+}
+
+const MISSING_QUEUE: &str = r#"provider "volcano" {
+  sandbox = "gpu"
+}
+
+resource "volcano_job" "train" {
+  name = "train"
+  spec = {
+    queue = "nightly"
+    tasks = [{ name = "worker", replicas = 1, template = { spec = { containers = [{ name = "w", image = "busybox" }] } } }]
+  }
+}
+"#;
+
+#[test]
+fn a_job_for_a_queue_nobody_made_is_refused_at_plan() {
+    let w = Work::new(&[("main.hcl", MISSING_QUEUE)]);
+    let out = w.run(&["apply", "-auto-approve"]).expect(1);
+    assert!(
+        out.stderr.contains(
+            "unable to find job queue: queues.scheduling.volcano.sh \"nightly\" not found"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("main.hcl"), "{}", out.stderr);
+    assert!(!w.has_state() || w.state_addresses().is_empty());
+    assert!(
+        get(
+            &w,
+            "gpu",
+            "batch.volcano.sh/v1alpha1",
+            "Job",
+            "jobs",
+            Some("default"),
+            "train"
+        )
+        .is_none()
+    );
+}
+
+const BAD_TOKEN: &str = r#"provider "karmada" {
+  sandbox = "karmada"
+}
+
+provider "kube" {
+  alias   = "beijing"
+  sandbox = "beijing"
+}
+
+data "kube_connection" "beijing" {
+  provider = kube.beijing
+}
+
+resource "karmada_cluster" "beijing" {
+  name       = "beijing"
+  kubeconfig = yamlencode({
+    apiVersion        = "v1"
+    kind              = "Config"
+    current-context   = "beijing"
+    contexts          = [{ name = "beijing", context = { cluster = "beijing", user = "beijing" } }]
+    clusters          = [{ name = "beijing", cluster = { server = data.kube_connection.beijing.server, insecure-skip-tls-verify = true } }]
+    users             = [{ name = "beijing", user = { token = "not-the-token" } }]
+  })
+  timeouts {
+    create = "2s"
+  }
+}
+"#;
+
+#[test]
+fn a_member_whose_token_is_refused_fails_the_join_and_is_recorded_tainted() {
+    let w = Work::new(&[("main.hcl", BAD_TOKEN)]);
+    let out = w.run(&["apply", "-auto-approve"]).expect(1);
+    assert!(
+        out.stderr.contains("did not become ready within 2s"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("is not accepted by the cluster (Unauthorized)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("not-the-token"), "{}", out.stderr);
+    assert_eq!(
+        w.state()["resources"]["karmada_cluster.beijing"]["tainted"],
+        true
+    );
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(plan.stdout.contains("tainted"), "{}", plan.stdout);
+}

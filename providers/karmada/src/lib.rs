@@ -1,0 +1,350 @@
+//! The Karmada provider (`karmada`), on a Karmada control plane: members joined in Push mode,
+//! propagation and override policies, federated autoscalers and multi-cluster services.
+//!
+//! Every kind is a row of [`KINDS`], run by the shared Kubernetes runtime; the facts per kind
+//! come from the upstream API types and webhooks (see docs/providers/karmada.md):
+//!
+//! - `karmada_cluster` joins a member from its kubeconfig: flotilla writes the access Secret
+//!   (`karmada-cluster/<name>`, token and CA), points the Cluster at it, waits for `Ready`,
+//!   and on destroy removes the Cluster and then the Secret;
+//! - a `karmada_propagation_policy` is ready when the bindings it made are `Scheduled` and
+//!   `FullyApplied`;
+//! - `spec.schedulerName` of a policy and `spec.types` of a MultiClusterService never change
+//!   in place; a Cluster's `syncMode` or endpoint is a new registration;
+//! - ResourceBindings and Works are the controllers': read them with `data "kube_object"`.
+
+use std::sync::{Arc, OnceLock};
+
+use flotilla_ecosystems::Ecosystem;
+use flotilla_lang::{AttrPath, PathStep};
+use flotilla_provider::{Provider, ProviderError, ProviderHost, Value};
+use flotilla_provider_kube::kinds::SPEC;
+use flotilla_provider_kube::{Catalog, Credentials, Field, Kind, KubeProvider, Readiness, Related};
+
+/// The provider's name.
+pub const NAME: &str = "karmada";
+
+/// The ecosystem whose CRDs define these kinds.
+pub const ECOSYSTEM: Ecosystem = Ecosystem::Karmada;
+
+/// A kind of Karmada with the defaults every row shares.
+const fn karmada(
+    type_name: &'static str,
+    description: &'static str,
+    api_version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+) -> Kind {
+    Kind {
+        type_name,
+        description,
+        api_version,
+        kind,
+        plural,
+        namespaced: true,
+        fields: &[SPEC],
+        force_new: &[],
+        immutable: &[],
+        rotate: false,
+        readiness: Readiness::Accepted,
+        ecosystem: Some(ECOSYSTEM),
+        exports: &[],
+        credentials: None,
+        max_name: 253,
+    }
+}
+
+/// A member's join: its kubeconfig becomes the access Secret Karmada's Push mode reads.
+static JOIN: Credentials = Credentials {
+    attr: "kubeconfig",
+    doc: "The member's kubeconfig (e.g. `capi_cluster.x.kubeconfig` or `data.kube_connection.x.kubeconfig`); its bearer token and CA go into the Secret `karmada-cluster/NAME`.",
+    secret_namespace: "karmada-cluster",
+    endpoint: "spec.apiEndpoint",
+    secret_ref: "spec.secretRef",
+    defaults: &[("spec.syncMode", "Push")],
+};
+
+/// A policy's bindings: the ResourceBindings carrying its permanent id.
+static BINDINGS: Related = Related {
+    api_version: "work.karmada.io/v1alpha2",
+    kind: "ResourceBinding",
+    plural: "resourcebindings",
+    namespaced: true,
+    label: PERMANENT_ID,
+    conditions: &["Scheduled", "FullyApplied"],
+    noun: "bindings",
+};
+
+/// The label Karmada's webhook gives each policy and its controllers copy to its bindings.
+const PERMANENT_ID: &str = "propagationpolicy.karmada.io/permanent-id";
+
+/// The Karmada kinds.
+pub static KINDS: [Kind; 7] = [
+    Kind {
+        namespaced: false,
+        fields: &[Field {
+            required: false,
+            doc: "The Cluster's `spec` in upstream field names (`syncMode` default Push, `region`, `zone`, `provider`, `taints`); `apiEndpoint` and `secretRef` come from `kubeconfig`.",
+            ..SPEC
+        }],
+        force_new: &["spec.syncMode", "spec.apiEndpoint"],
+        readiness: Readiness::Condition("Ready"),
+        credentials: Some(&JOIN),
+        max_name: 48,
+        ..karmada(
+            "karmada_cluster",
+            "A member cluster joined in Push mode; ready when Karmada reports it Ready.",
+            "cluster.karmada.io/v1alpha1",
+            "Cluster",
+            "clusters",
+        )
+    },
+    Kind {
+        force_new: &["spec.schedulerName"],
+        immutable: &["spec.schedulerName"],
+        readiness: Readiness::Related(&BINDINGS),
+        ..karmada(
+            "karmada_propagation_policy",
+            "Which members the resource templates it selects go to; ready when their bindings are Scheduled and FullyApplied.",
+            "policy.karmada.io/v1alpha1",
+            "PropagationPolicy",
+            "propagationpolicies",
+        )
+    },
+    Kind {
+        namespaced: false,
+        force_new: &["spec.schedulerName"],
+        immutable: &["spec.schedulerName"],
+        ..karmada(
+            "karmada_cluster_propagation_policy",
+            "A PropagationPolicy for templates in every namespace and cluster-scoped ones.",
+            "policy.karmada.io/v1alpha1",
+            "ClusterPropagationPolicy",
+            "clusterpropagationpolicies",
+        )
+    },
+    karmada(
+        "karmada_override_policy",
+        "Changes to the copies of selected templates, per member.",
+        "policy.karmada.io/v1alpha1",
+        "OverridePolicy",
+        "overridepolicies",
+    ),
+    Kind {
+        namespaced: false,
+        ..karmada(
+            "karmada_cluster_override_policy",
+            "An OverridePolicy for templates in every namespace.",
+            "policy.karmada.io/v1alpha1",
+            "ClusterOverridePolicy",
+            "clusteroverridepolicies",
+        )
+    },
+    karmada(
+        "karmada_federated_hpa",
+        "Autoscaling of a template's replicas across members (it owns the template's `replicas`).",
+        "autoscaling.karmada.io/v1alpha1",
+        "FederatedHPA",
+        "federatedhpas",
+    ),
+    Kind {
+        force_new: &["spec.types"],
+        immutable: &["spec.types"],
+        ..karmada(
+            "karmada_multi_cluster_service",
+            "A Service reachable across members; `spec.types` never changes in place.",
+            "networking.karmada.io/v1alpha1",
+            "MultiClusterService",
+            "multiclusterservices",
+        )
+    },
+];
+
+/// The provider's table.
+pub static CATALOG: Catalog = Catalog {
+    name: NAME,
+    kinds: &[
+        &KINDS[0], &KINDS[1], &KINDS[2], &KINDS[3], &KINDS[4], &KINDS[5], &KINDS[6],
+    ],
+    ecosystems: &[ECOSYSTEM],
+    data_sources: false,
+    check: Some(check),
+    schema: OnceLock::new(),
+};
+
+/// A new instance, for the provider registry.
+pub fn factory(host: &Arc<ProviderHost>) -> Arc<dyn Provider> {
+    Arc::new(KubeProvider::new(&CATALOG, host))
+}
+
+/// The rules Karmada's policy webhook enforces that a schema cannot say.
+fn check(kind: &Kind, config: &Value) -> Vec<ProviderError> {
+    let mut errors = Vec::new();
+    if !kind.kind.ends_with("PropagationPolicy") {
+        return errors;
+    }
+    let at = |path: &[&str]| {
+        AttrPath(
+            std::iter::once("spec")
+                .chain(path.iter().copied())
+                .map(|s| PathStep::Key(s.to_string()))
+                .collect(),
+        )
+    };
+    let get = |path: &[&str]| -> Option<Value> {
+        path.iter()
+            .try_fold(config.get_attr("spec")?, |v, k| v.get_attr(k))
+            .filter(|v| !v.is_null() && !v.is_unknown())
+    };
+    let text = |path: &[&str]| match get(path).map(|v| v.unmark().0) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    let scheduling = ["placement", "replicaScheduling"];
+    let ty = text(&["placement", "replicaScheduling", "replicaSchedulingType"]);
+    let preference = text(&[
+        "placement",
+        "replicaScheduling",
+        "replicaDivisionPreference",
+    ]);
+    if ty.as_deref() == Some("Duplicated") && preference.is_some() {
+        errors.push(
+            ProviderError::new(
+                "replicaDivisionPreference applies only to replicaSchedulingType = \"Divided\"",
+            )
+            .with_detail("Duplicated gives every member the template's replicas; drop replicaDivisionPreference or divide the replicas")
+            .at(at(&[scheduling[0], scheduling[1], "replicaDivisionPreference"])),
+        );
+    }
+    let weights = get(&["placement", "replicaScheduling", "weightPreference"]);
+    if weights.is_some() && preference.as_deref() == Some("Aggregated") {
+        errors.push(
+            ProviderError::new(
+                "weightPreference applies only to replicaDivisionPreference = \"Weighted\"",
+            )
+            .with_detail("Aggregated puts the replicas on as few members as fit; drop weightPreference or weigh the members")
+            .at(at(&[scheduling[0], scheduling[1], "weightPreference"])),
+        );
+    }
+    if get(&["placement", "clusterAffinity"]).is_some()
+        && get(&["placement", "clusterAffinities"]).is_some()
+    {
+        errors.push(
+            ProviderError::new("clusterAffinity and clusterAffinities cannot both be set")
+                .with_detail("use clusterAffinities for ordered groups of members, or clusterAffinity for one")
+                .at(at(&["placement", "clusterAffinities"])),
+        );
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> Arc<dyn Provider> {
+        factory(&Arc::new(ProviderHost::new()))
+    }
+
+    #[test]
+    fn every_kind_has_a_schema_in_the_karmada_crds() {
+        let p = provider();
+        for kind in &KINDS {
+            assert!(p.schema().resources.contains_key(kind.type_name));
+            assert!(
+                ECOSYSTEM
+                    .crds()
+                    .iter()
+                    .any(|c| c["spec"]["names"]["kind"] == kind.kind
+                        && c["spec"]["names"]["plural"] == kind.plural
+                        && (c["spec"]["scope"] == "Namespaced") == kind.namespaced),
+                "{} {}",
+                kind.kind,
+                kind.plural
+            );
+        }
+        let cluster = &p.schema().resources["karmada_cluster"];
+        assert!(cluster.block.attributes["kubeconfig"].sensitive);
+        assert!(!cluster.block.attributes["spec"].required);
+    }
+
+    fn policy(spec: Value) -> Vec<String> {
+        let config = Value::object([("name", Value::string("web")), ("spec", spec)]);
+        provider()
+            .validate("karmada_propagation_policy", &config)
+            .into_iter()
+            .map(|e| e.message)
+            .collect()
+    }
+
+    fn selectors() -> (&'static str, Value) {
+        (
+            "resourceSelectors",
+            Value::List(vec![Value::object([
+                ("apiVersion", Value::string("apps/v1")),
+                ("kind", Value::string("Deployment")),
+            ])]),
+        )
+    }
+
+    #[test]
+    fn placement_rules_upstream_refuses_are_caught_offline() {
+        let scheduling = |ty: &str, pref: &str| {
+            Value::object([
+                selectors(),
+                (
+                    "placement",
+                    Value::object([(
+                        "replicaScheduling",
+                        Value::object([
+                            ("replicaSchedulingType", Value::string(ty)),
+                            ("replicaDivisionPreference", Value::string(pref)),
+                            (
+                                "weightPreference",
+                                Value::object([(
+                                    "dynamicWeight",
+                                    Value::string("AvailableReplicas"),
+                                )]),
+                            ),
+                        ]),
+                    )]),
+                ),
+            ])
+        };
+        let e = policy(scheduling("Duplicated", "Aggregated"));
+        assert!(
+            e.iter()
+                .any(|m| m.contains("only to replicaSchedulingType")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("only to replicaDivisionPreference")),
+            "{e:?}"
+        );
+        assert!(policy(scheduling("Divided", "Weighted")).is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_get_a_suggestion_and_long_member_names_are_refused() {
+        let e = policy(Value::object([
+            selectors(),
+            ("placment", Value::Map(Default::default())),
+        ]));
+        assert!(
+            e.iter().any(|m| m.contains("unknown field `placment`")
+                && m.contains("did you mean `placement`?")),
+            "{e:?}"
+        );
+        let long = Value::object([
+            ("name", Value::string("m".repeat(49))),
+            ("kubeconfig", Value::string("x")),
+        ]);
+        let e: Vec<String> = provider()
+            .validate("karmada_cluster", &long)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert!(e.iter().any(|m| m.contains("the most is 48")), "{e:?}");
+    }
+}
