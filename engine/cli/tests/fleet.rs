@@ -50,7 +50,9 @@ fn get(
     })
 }
 
-fn applied(name: &str) -> Work {
+/// The example applied (its README gives the command) and planned again with no changes;
+/// the work directory and what apply printed.
+fn applied(name: &str) -> (Work, String) {
     let (w, readme) = example(name);
     assert!(
         readme.contains(&format!(
@@ -60,18 +62,27 @@ fn applied(name: &str) -> Work {
     );
     let out = w.run(&["apply", "-auto-approve"]).expect(0);
     assert!(out.stdout.contains("Apply complete!"), "{}", out.stdout);
+    assert!(
+        !out.stderr.contains('⚠'),
+        "{name} plans without warnings: {}",
+        out.stderr
+    );
     let clean = w.run(&["plan", "-detailed-exitcode"]).expect(0);
     assert!(
         clean.stdout.contains("No changes."),
         "{name}: {}",
         clean.stdout
     );
-    w
+    (w, out.stdout)
 }
 
 #[test]
 fn karmada_fleet_propagates_to_both_members() {
-    let w = applied("karmada-fleet");
+    let (w, apply) = applied("karmada-fleet");
+    assert!(
+        apply.contains("# (places Deployment apps/web on beijing and shanghai, replicas divided 2 (beijing) : 1 (shanghai))"),
+        "{apply}"
+    );
     for (member, replicas) in [("beijing", 2), ("shanghai", 1)] {
         let web = get(
             &w,
@@ -152,7 +163,7 @@ fn karmada_fleet_propagates_to_both_members() {
 
 #[test]
 fn volcano_training_runs_its_job_in_the_new_queue() {
-    let w = applied("volcano-training");
+    let (w, _) = applied("volcano-training");
     let queue = get(
         &w,
         "gpu",
@@ -206,6 +217,52 @@ fn volcano_training_runs_its_job_in_the_new_queue() {
     );
 }
 
+#[test]
+fn a_queue_with_someone_elses_running_job_is_not_destroyed() {
+    let (w, _) = applied("volcano-training");
+    // Someone submits a job to the queue with kubectl; it runs.
+    with_cluster(&w, "gpu", async |client| {
+        let jobs = api(
+            &client,
+            "batch.volcano.sh/v1alpha1",
+            "Job",
+            "jobs",
+            Some("default"),
+        );
+        let job: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "batch.volcano.sh/v1alpha1", "kind": "Job",
+            "metadata": {"name": "adhoc", "namespace": "default"},
+            "spec": {"queue": "training", "tasks": [{"name": "t", "replicas": 1,
+                "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}]}}))
+        .unwrap();
+        jobs.create(&Default::default(), &job)
+            .await
+            .expect("create");
+        for _ in 0..100 {
+            let now = jobs.get("adhoc").await.expect("get");
+            if serde_json::to_value(&now).unwrap()["status"]["state"]["phase"] == "Running" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the job never ran");
+    });
+    let out = w.run(&["destroy", "-auto-approve"]).expect(1);
+    assert!(
+        out.stderr.contains("cannot delete Queue training"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("jobs default/adhoc are running in it; delete or finish them first"),
+        "{}",
+        out.stderr
+    );
+    // flotilla's own job went first; the queue stays recorded because it is still there.
+    assert_eq!(w.state_addresses(), ["volcano_queue.training"]);
+}
+
 const POLICY_TYPO: &str = r#"provider "karmada" {
   sandbox = "karmada"
 }
@@ -239,6 +296,101 @@ fn a_misspelled_policy_field_is_caught_offline() {
         !w.path(".flotilla/sandbox").exists(),
         "validate reaches no cluster"
     );
+}
+
+const UNJOINED: &str = r#"provider "karmada" {
+  sandbox = "karmada"
+}
+
+provider "kube" {
+  alias   = "karmada"
+  sandbox = "karmada"
+}
+
+provider "kube" {
+  alias   = "beijing"
+  sandbox = "beijing"
+}
+
+data "kube_connection" "beijing" {
+  provider = kube.beijing
+}
+
+resource "karmada_cluster" "beijing" {
+  name       = "beijing"
+  kubeconfig = data.kube_connection.beijing.kubeconfig
+}
+
+resource "karmada_propagation_policy" "web" {
+  name = "web"
+  spec = {
+    resourceSelectors = [{ apiVersion = "apps/v1", kind = "Deployment", name = "web" }]
+    placement = {
+      replicaScheduling = {
+        replicaSchedulingType     = "Divided"
+        replicaDivisionPreference = "Weighted"
+        weightPreference = {
+          staticWeightList = [{ targetCluster = { clusterNames = ["beijng"] }, weight = 1 }]
+        }
+      }
+    }
+  }
+}
+
+resource "kube_manifest" "api" {
+  provider = kube.karmada
+  manifest = {
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = { name = "api", namespace = "default" }
+    data       = { port = "8080" }
+  }
+}
+"#;
+
+#[test]
+fn a_weight_for_a_member_nobody_joins_is_an_error_and_an_unselected_template_a_warning() {
+    let w = Work::new(&[("main.hcl", UNJOINED)]);
+    let out = w.run(&["validate"]).expect(1);
+    assert!(
+        out.stderr.contains(
+            "names member \"beijng\", which no karmada_cluster in this configuration joins"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean \"beijing\"?"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("main.hcl:33:11"), "{}", out.stderr);
+    // With the name fixed, the ConfigMap on the control plane is still selected by nothing.
+    let text = UNJOINED.replace("beijng", "beijing");
+    w.write("main.hcl", &text);
+    let out = w.run(&["validate"]).expect(0);
+    assert!(
+        out.stderr.contains("ConfigMap default/api is a resource template on a Karmada control plane, and no propagation policy in this configuration selects it"),
+        "{}",
+        out.stderr
+    );
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(
+        plan.stderr
+            .contains("no propagation policy in this configuration selects it"),
+        "{}",
+        plan.stderr
+    );
+    // Selecting it ends the warning.
+    w.write(
+        "main.hcl",
+        &text.replace(
+            r#"kind = "Deployment", name = "web" }]"#,
+            r#"kind = "Deployment", name = "web" }, { apiVersion = "v1", kind = "ConfigMap", name = "api" }]"#,
+        ),
+    );
+    let out = w.run(&["validate"]).expect(0);
+    assert!(!out.stderr.contains("selects it"), "{}", out.stderr);
 }
 
 const MISSING_QUEUE: &str = r#"provider "volcano" {

@@ -214,6 +214,7 @@ pub fn diff_desired(
             dependencies: either.dependencies.clone(),
             create_before_destroy: false,
             importing: None,
+            notes: Vec::new(),
         });
     }
     changes.sort_by(|a, b| a.addr.cmp(&b.addr));

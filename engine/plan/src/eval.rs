@@ -281,6 +281,9 @@ pub struct WalkCtx {
     pub values: RwLock<Values>,
     /// Configured provider instances.
     pub providers: Mutex<HashMap<ProviderConfigAddr, Arc<dyn Provider>>>,
+    /// Each provider block's evaluated arguments (unknowns included), for providers'
+    /// cross-resource review of the plan.
+    pub provider_configs: Mutex<Vec<(ProviderConfigAddr, Value)>>,
     /// Provider configurations that depend on values known only after apply: their
     /// instances exist but are not configured, and their resources are planned again during
     /// apply, once the configuration is known.
@@ -325,6 +328,7 @@ impl WalkCtx {
             inputs,
             values: RwLock::new(values),
             providers: Mutex::new(HashMap::new()),
+            provider_configs: Mutex::new(Vec::new()),
             deferred: Mutex::new(HashSet::new()),
             diags: Mutex::new(Diagnostics::new()),
             root_outputs: Mutex::new(BTreeMap::new()),
@@ -811,6 +815,7 @@ impl WalkCtx {
             }
             None => Value::Map(BTreeMap::new()),
         };
+        lock(&self.provider_configs).push((addr.clone(), config_value.clone()));
         if config_value.contains_unknown() || self.offline {
             lock(&self.deferred).insert(addr.clone());
         } else if let Err(e) = provider.configure(&config_value).await {

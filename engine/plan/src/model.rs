@@ -100,6 +100,8 @@ pub struct ResourceChange {
     /// For an import: the id the existing object is adopted by (`import` blocks,
     /// `flotilla import`).
     pub importing: Option<String>,
+    /// What the provider says the change will do beyond the object (`PlanResponse::notes`).
+    pub notes: Vec<String>,
 }
 
 impl ResourceChange {

@@ -70,6 +70,7 @@ fn change_json(c: &ResourceChange) -> serde_json::Value {
         "dependencies": c.dependencies,
         "create_before_destroy": c.create_before_destroy,
         "importing": c.importing,
+        "notes": c.notes,
     })
 }
 
@@ -90,6 +91,7 @@ fn change_from(j: &serde_json::Value) -> Result<ResourceChange, String> {
         dependencies: serde_json::from_value(get("dependencies")).map_err(|e| e.to_string())?,
         create_before_destroy: get("create_before_destroy").as_bool().unwrap_or(false),
         importing: get("importing").as_str().map(str::to_string),
+        notes: serde_json::from_value(get("notes")).unwrap_or_default(),
     })
 }
 

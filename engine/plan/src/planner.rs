@@ -164,6 +164,13 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
     drift.sort_unstable_by(|a, b| a.addr.cmp(&b.addr));
+    let findings = review(&ctx, &input.config, &changes);
+    let failed = findings.has_errors();
+    diags.extend(findings);
+    diags.sort();
+    if failed {
+        return Err(diags);
+    }
     let root_outputs = ctx
         .root_outputs
         .lock()
@@ -199,6 +206,52 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
             .collect(),
     };
     Ok((plan, diags))
+}
+
+/// The providers' review of the planned values (what each resource will be, deletes left
+/// out) and the provider configurations.
+fn review(ctx: &WalkCtx, config: &Module, changes: &[ResourceChange]) -> Diagnostics {
+    let reviewing = lock(&ctx.provider_configs).iter().any(|(addr, _)| {
+        ctx.registry
+            .instantiate(&addr.name)
+            .is_some_and(|p| p.reviews())
+    });
+    if !reviewing {
+        return Diagnostics::new();
+    }
+    let mut resources = Vec::new();
+    let mut reviewed = Vec::new();
+    for c in changes {
+        let (Some(after), ResourceMode::Managed) = (&c.after, c.mode()) else {
+            continue;
+        };
+        let Some(r) = config
+            .descendant(&c.addr.module.path())
+            .and_then(|m| m.resources.get(&c.addr.resource))
+        else {
+            continue;
+        };
+        resources.push(r);
+        reviewed.push(flotilla_provider::ReviewedResource {
+            address: c.addr.to_string(),
+            type_name: &c.addr.resource.type_,
+            provider: c.provider.to_string(),
+            value: after,
+        });
+    }
+    let providers = lock(&ctx.provider_configs)
+        .iter()
+        .map(|(addr, config)| flotilla_provider::ReviewedProvider {
+            address: addr.to_string(),
+            name: addr.name.clone(),
+            config: config.clone(),
+        })
+        .collect();
+    let review = flotilla_provider::Review {
+        resources: reviewed,
+        providers,
+    };
+    crate::validate::review_findings(&ctx.registry, &review, &resources)
 }
 
 fn target_matches_node(
@@ -600,6 +653,7 @@ impl Planner {
                         dependencies: state.dependencies.clone(),
                         create_before_destroy: state.create_before_destroy,
                         importing: None,
+                        notes: Vec::new(),
                     });
                     let mut prior = lock(&self.prior);
                     match &refreshed {
@@ -688,6 +742,7 @@ impl Planner {
                 dependencies: state.dependencies.clone(),
                 create_before_destroy: state.create_before_destroy,
                 importing: None,
+                notes: Vec::new(),
             });
         }
     }
@@ -1030,6 +1085,7 @@ impl Planner {
                             .unwrap_or_default(),
                         create_before_destroy: r.lifecycle.create_before_destroy,
                         importing: None,
+                        notes: Vec::new(),
                     });
                 }
                 Some(refreshed.unwrap_or(Value::Unknown))
@@ -1101,6 +1157,7 @@ impl Planner {
                     dependencies: s.dependencies.clone(),
                     create_before_destroy: s.create_before_destroy,
                     importing: None,
+                    notes: Vec::new(),
                 });
             }
         }
@@ -1177,6 +1234,7 @@ impl Planner {
             dependencies: res.dependencies.clone(),
             create_before_destroy: r.lifecycle.create_before_destroy,
             importing: None,
+            notes: Vec::new(),
         });
         planned
     }
@@ -1232,6 +1290,7 @@ impl Planner {
             }
         };
         let mut reasons = resp.requires_replace;
+        let mut notes = resp.notes;
         let mut reason = None;
         if prior.is_some() && self.options.replace.contains(addr) {
             reason = Some("requested with -replace".to_string());
@@ -1266,7 +1325,10 @@ impl Planner {
                     })
                     .await
                 {
-                    Ok(created) => planned = mark_schema_sensitive(created.planned, schema),
+                    Ok(created) => {
+                        planned = mark_schema_sensitive(created.planned, schema);
+                        notes = created.notes;
+                    }
                     Err(e) => {
                         fail(e);
                         return None;
@@ -1318,6 +1380,7 @@ impl Planner {
             dependencies: res.dependencies.clone(),
             create_before_destroy,
             importing,
+            notes,
         });
         Some(if action == Action::NoOp {
             prior.unwrap_or(planned)
@@ -1356,6 +1419,7 @@ impl Planner {
                 dependencies: Vec::new(),
                 create_before_destroy: false,
                 importing: None,
+                notes: Vec::new(),
             });
             return Some(after);
         }
@@ -1380,6 +1444,7 @@ impl Planner {
                     dependencies: Vec::new(),
                     create_before_destroy: false,
                     importing: None,
+                    notes: Vec::new(),
                 });
                 Some(v)
             }

@@ -2,14 +2,45 @@
 
 use flotilla_config::addr::ResourceMode;
 use flotilla_config::{BlockBody, Module};
-use flotilla_provider::{BlockSchema, ProviderRegistry};
+use flotilla_provider::{
+    BlockSchema, ProviderRegistry, Review, ReviewedProvider, ReviewedResource,
+};
 use flotilla_syntax::{Diagnostic, Diagnostics, Span, did_you_mean};
 
 /// Checks every resource's provider, type, argument names, nested blocks and required
 /// arguments against the provider schemas, and every variable's type constraint.
 pub fn validate_static(root: &Module, registry: &ProviderRegistry) -> Diagnostics {
     let mut diags = Diagnostics::new();
+    // What the providers' cross-resource review sees: every resource with its value (all
+    // references unknown) and every provider block's arguments.
+    let mut reviewed: Vec<(&flotilla_config::Resource, String, flotilla_lang::Value)> = Vec::new();
+    let mut providers = Vec::new();
     for m in root.all_modules() {
+        for ((name, alias), block) in &m.providers {
+            let Some(provider) = registry.instantiate(name) else {
+                continue;
+            };
+            let mut ignored = Diagnostics::new();
+            let config = crate::eval::eval_body(
+                &UnknownScope,
+                m,
+                &block.body,
+                &provider.schema().provider,
+                &block.span,
+                name,
+                &mut ignored,
+            );
+            let address = flotilla_config::addr::ProviderConfigAddr {
+                module: m.path.clone(),
+                name: name.clone(),
+                alias: alias.clone(),
+            };
+            providers.push(ReviewedProvider {
+                address: address.to_string(),
+                name: name.clone(),
+                config,
+            });
+        }
         for v in m.variables.values() {
             if let Some(t) = &v.type_expr
                 && let Err(d) = flotilla_lang::parse_type(t.file, &t.expr)
@@ -71,7 +102,65 @@ pub fn validate_static(root: &Module, registry: &ProviderRegistry) -> Diagnostic
                 for e in provider.validate(&r.addr.type_, &value) {
                     diags.push(provider_error(r, &r.addr.to_string(), &e));
                 }
+                if r.addr.mode == ResourceMode::Managed
+                    && let Ok(p) = flotilla_graph::resolve_provider(root, &m.path, r)
+                {
+                    reviewed.push((r, p.to_string(), value));
+                }
             }
+        }
+    }
+    if !diags.has_errors() {
+        let review = Review {
+            resources: reviewed
+                .iter()
+                .map(|(r, provider, value)| ReviewedResource {
+                    address: r.addr.to_string(),
+                    type_name: &r.addr.type_,
+                    provider: provider.clone(),
+                    value,
+                })
+                .collect(),
+            providers,
+        };
+        let resources: Vec<&flotilla_config::Resource> =
+            reviewed.iter().map(|(r, _, _)| *r).collect();
+        diags.extend(review_findings(registry, &review, &resources));
+    }
+    diags
+}
+
+/// Asks each provider the configuration uses to review it, as diagnostics on the resources
+/// the findings are about.
+pub(crate) fn review_findings(
+    registry: &ProviderRegistry,
+    review: &Review<'_>,
+    resources: &[&flotilla_config::Resource],
+) -> Diagnostics {
+    let mut diags = Diagnostics::new();
+    let mut names: Vec<&str> = review.providers.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let Some(provider) = registry.instantiate(name).filter(|p| p.reviews()) else {
+            continue;
+        };
+        for f in provider.review(review) {
+            let (Some(r), Some(seen)) =
+                (resources.get(f.resource), review.resources.get(f.resource))
+            else {
+                continue;
+            };
+            diags.push(if f.warning {
+                about(
+                    Diagnostic::warning("the plan may not do what you expect"),
+                    r,
+                    &seen.address,
+                    &f.error,
+                )
+            } else {
+                provider_error(r, &seen.address, &f.error)
+            });
         }
     }
     diags
@@ -97,12 +186,27 @@ pub fn provider_error(
     what: &str,
     e: &flotilla_provider::ProviderError,
 ) -> Diagnostic {
+    about(
+        Diagnostic::error("invalid resource configuration"),
+        r,
+        what,
+        e,
+    )
+}
+
+/// `d` about a provider's complaint: the span of the value at fault, the message, the fix.
+fn about(
+    d: Diagnostic,
+    r: &flotilla_config::Resource,
+    what: &str,
+    e: &flotilla_provider::ProviderError,
+) -> Diagnostic {
     let span = e
         .attribute
         .as_ref()
         .and_then(|p| span_of(&r.body, p))
         .unwrap_or_else(|| r.span.clone());
-    let mut d = Diagnostic::error("invalid resource configuration")
+    let mut d = d
         .with_span(span)
         .with_detail(format!("{what}: {}", e.message));
     d = match &e.detail {

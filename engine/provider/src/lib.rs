@@ -16,6 +16,7 @@
 //! planner and executor types.
 
 mod host;
+mod review;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 pub use flotilla_lang::{AttrPath, Type, Value};
 pub use flotilla_syntax::did_you_mean;
 pub use host::{ProviderHost, SandboxCluster, SandboxResolver, ShutdownHook};
+pub use review::{Finding, Review, ReviewedProvider, ReviewedResource};
 pub use schema::{
     AttributeSchema, BlockSchema, NestedBlockSchema, Nesting, ProviderSchema, ResourceSchema,
 };
@@ -102,6 +104,9 @@ pub struct PlanResponse {
     pub planned: Value,
     /// Attributes whose change cannot be applied in place.
     pub requires_replace: Vec<ReplaceReason>,
+    /// What the change will do beyond the object itself, for the plan text (where a Karmada
+    /// policy places its templates). Never sensitive.
+    pub notes: Vec<String>,
 }
 
 /// Make the real object match `planned` (or delete it when `planned` is `None`).
@@ -181,6 +186,17 @@ pub trait Provider: Send + Sync {
 
     /// Checks a resource's configuration offline, beyond what the schema expresses.
     fn validate(&self, _type_name: &str, _config: &Value) -> Vec<ProviderError> {
+        Vec::new()
+    }
+
+    /// Whether [`Provider::review`] checks anything (so the engine builds a review only
+    /// for providers that read it).
+    fn reviews(&self) -> bool {
+        false
+    }
+
+    /// Checks across resources (see [`Review`]); called once per provider, not per block.
+    fn review(&self, _review: &Review<'_>) -> Vec<Finding> {
         Vec::new()
     }
 

@@ -63,6 +63,7 @@ fn change(c: &ResourceChange) -> Json {
             "replace_paths": c.replace_reasons.iter().map(|r| r.path.to_string()).collect::<Vec<_>>(),
         },
         "action_reason": c.reason,
+        "notes": c.notes,
         "importing": c.importing.as_ref().map(|id| json!({ "id": id })),
         "replace_reasons": c.replace_reasons.iter().map(|r| json!({ "path": r.path.to_string(), "reason": r.reason })).collect::<Vec<_>>(),
     })

@@ -513,6 +513,7 @@ mod tests {
             dependencies: vec!["builtin_data.base".into()],
             create_before_destroy: false,
             importing: None,
+            notes: Vec::new(),
         }
     }
 

@@ -257,6 +257,11 @@ fn header_lines(c: &ResourceChange) -> Vec<String> {
     {
         lines.push(format!("# (because {reason})"));
     }
+    if c.action != Action::NoOp {
+        for note in &c.notes {
+            lines.push(format!("# ({note})"));
+        }
+    }
     if c.action.is_replace() {
         for r in replace_reasons(c) {
             if r.path.0.is_empty() {

@@ -321,6 +321,7 @@ impl Provider for Builtin {
         Ok(PlanResponse {
             planned: Value::Map(m),
             requires_replace,
+            notes: Vec::new(),
         })
     }
 

@@ -172,6 +172,8 @@ pub static CATALOG: Catalog = Catalog {
     ecosystems: &[ECOSYSTEM],
     data_sources: false,
     check: None,
+    notes: None,
+    review: None,
     schema: OnceLock::new(),
 };
 

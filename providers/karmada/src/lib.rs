@@ -17,7 +17,9 @@ use std::sync::{Arc, OnceLock};
 
 use flotilla_ecosystems::Ecosystem;
 use flotilla_lang::{AttrPath, PathStep};
-use flotilla_provider::{Provider, ProviderError, ProviderHost, Value};
+use flotilla_provider::{
+    Finding, Provider, ProviderError, ProviderHost, Review, ReviewedResource, Value,
+};
 use flotilla_provider_kube::kinds::SPEC;
 use flotilla_provider_kube::{Catalog, Credentials, Field, Kind, KubeProvider, Readiness, Related};
 
@@ -169,6 +171,8 @@ pub static CATALOG: Catalog = Catalog {
     ecosystems: &[ECOSYSTEM],
     data_sources: false,
     check: Some(check),
+    notes: Some(placement),
+    review: Some(review),
     schema: OnceLock::new(),
 };
 
@@ -238,6 +242,267 @@ fn check(kind: &Kind, config: &Value) -> Vec<ProviderError> {
     errors
 }
 
+/// Checks across the configuration: members a policy names that no `karmada_cluster` joins
+/// (an error), and resource templates on a Karmada control plane that no policy in the
+/// configuration selects (a warning: Karmada runs them nowhere).
+fn review(review: &Review<'_>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let text = |v: &Value, path: &[&str]| -> Option<String> {
+        let v = path.iter().try_fold(v.clone(), |v, k| v.get_attr(k))?;
+        match v.unmark().0 {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    };
+    let members: Vec<String> = review
+        .resources
+        .iter()
+        .filter(|r| r.type_name == "karmada_cluster")
+        .filter_map(|r| text(r.value, &["name"]))
+        .collect();
+    let joins_unknown = review
+        .resources
+        .iter()
+        .any(|r| r.type_name == "karmada_cluster" && text(r.value, &["name"]).is_none());
+    let policies: Vec<(usize, &ReviewedResource<'_>)> = review
+        .resources
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.type_name.ends_with("propagation_policy"))
+        .collect();
+    if !members.is_empty() && !joins_unknown {
+        for (i, p) in &policies {
+            let spec = p.value.get_attr("spec").unwrap_or(Value::Null).to_json();
+            let placement = &spec["placement"];
+            let lists = std::iter::once((
+                vec!["placement", "clusterAffinity", "clusterNames"],
+                &placement["clusterAffinity"]["clusterNames"],
+            ))
+            .chain(
+                placement["replicaScheduling"]["weightPreference"]["staticWeightList"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|w| {
+                        (
+                            vec![
+                                "placement",
+                                "replicaScheduling",
+                                "weightPreference",
+                                "staticWeightList",
+                            ],
+                            &w["targetCluster"]["clusterNames"],
+                        )
+                    }),
+            );
+            for (path, names) in lists {
+                for name in names
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.as_str())
+                {
+                    if members.iter().any(|m| m == name) {
+                        continue;
+                    }
+                    let hint = match flotilla_provider::did_you_mean(
+                        name,
+                        members.iter().map(String::as_str),
+                    ) {
+                        Some(s) => format!("did you mean \"{s}\"?"),
+                        None => format!("this configuration joins {}.", list(&members)),
+                    };
+                    findings.push(Finding {
+                        resource: *i,
+                        error: ProviderError::new(format!(
+                            "the policy names member \"{name}\", which no karmada_cluster in this configuration joins"
+                        ))
+                        .with_detail(format!(
+                            "{hint} Karmada places nothing on a member it does not know."
+                        ))
+                        .at(AttrPath(
+                            std::iter::once("spec")
+                                .chain(path.iter().copied())
+                                .map(|s| PathStep::Key(s.to_string()))
+                                .collect(),
+                        )),
+                        warning: false,
+                    });
+                }
+            }
+        }
+    }
+    // The kube provider blocks that reach a Karmada control plane: the same connection as
+    // a `karmada` provider block.
+    let connection = |config: &Value| {
+        (!config.contains_unknown())
+            .then(|| flotilla_provider_kube::Settings::from_config(config).ok())
+            .flatten()
+    };
+    let planes: Vec<flotilla_provider_kube::Settings> = review
+        .providers
+        .iter()
+        .filter(|p| p.name == NAME)
+        .filter_map(|p| connection(&p.config))
+        .collect();
+    let on_plane: Vec<&str> = review
+        .providers
+        .iter()
+        .filter(|p| p.name == "kube" && connection(&p.config).is_some_and(|c| planes.contains(&c)))
+        .map(|p| p.address.as_str())
+        .collect();
+    for (i, r) in review.resources.iter().enumerate() {
+        if r.type_name != "kube_manifest" || !on_plane.contains(&r.provider.as_str()) {
+            continue;
+        }
+        let manifest = r.value.get_attr("manifest").unwrap_or(Value::Null);
+        if manifest.contains_unknown() {
+            continue;
+        }
+        let m = manifest.to_json();
+        let (api_version, kind) = (
+            m["apiVersion"].as_str().unwrap_or(""),
+            m["kind"].as_str().unwrap_or(""),
+        );
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if kind == "Namespace"
+            || group == "apiextensions.k8s.io"
+            || Ecosystem::of_group(group).is_some()
+        {
+            continue;
+        }
+        let selected = policies.iter().any(|(_, p)| selects(p.value, &m));
+        if !selected {
+            let name = m["metadata"]["name"].as_str().unwrap_or("?");
+            let ns = m["metadata"]["namespace"].as_str().unwrap_or("default");
+            findings.push(Finding {
+                resource: i,
+                error: ProviderError::new(format!(
+                    "{kind} {ns}/{name} is a resource template on a Karmada control plane, and no propagation policy in this configuration selects it: Karmada will not place it on any member"
+                ))
+                .with_detail("add a karmada_propagation_policy whose resourceSelectors name it, or create it in a member cluster instead")
+                .at(AttrPath(vec![PathStep::Key("manifest".into())])),
+                warning: true,
+            });
+        }
+    }
+    findings
+}
+
+/// Whether a (Cluster)PropagationPolicy's selectors pick an object (unknown parts count as
+/// picking it).
+fn selects(policy: &Value, obj: &serde_json::Value) -> bool {
+    let spec = policy.get_attr("spec").unwrap_or(Value::Null);
+    let namespace = policy.get_attr("namespace").unwrap_or(Value::Null);
+    if spec.contains_unknown() || namespace.contains_unknown() {
+        return true;
+    }
+    let p = policy.to_json();
+    let scoped = p.get("namespace").and_then(|n| n.as_str());
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default");
+    p["spec"]["resourceSelectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|sel| {
+            let same = |k: &str| sel[k] == obj[k];
+            let in_ns = match sel["namespace"].as_str().or(scoped) {
+                Some(want) => want == ns,
+                None => true,
+            };
+            let named = match sel["name"].as_str() {
+                Some(n) => Some(n) == obj["metadata"]["name"].as_str(),
+                None => sel["labelSelector"]["matchLabels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .all(|(k, v)| obj["metadata"]["labels"][k] == *v),
+            };
+            same("apiVersion") && same("kind") && in_ns && named
+        })
+}
+
+/// Where a propagation policy places what it selects, when its configuration names the
+/// members: "places Deployment apps/web on beijing and shanghai, replicas divided 2:1".
+fn placement(kind: &Kind, planned: &Value) -> Vec<String> {
+    if !kind.kind.ends_with("PropagationPolicy") || planned.contains_sensitive() {
+        return Vec::new();
+    }
+    let json = planned.to_json();
+    let spec = &json["spec"];
+    let namespace = json["namespace"].as_str();
+    let templates: Vec<String> = spec["resourceSelectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|sel| {
+            let kind = sel["kind"].as_str()?;
+            let ns = sel["namespace"].as_str().or(namespace);
+            Some(match (sel["name"].as_str(), ns) {
+                (Some(name), Some(ns)) => format!("{kind} {ns}/{name}"),
+                (Some(name), None) => format!("{kind} {name}"),
+                (None, _) if !sel["labelSelector"].is_null() => {
+                    format!("the {kind}s it selects by label")
+                }
+                (None, Some(ns)) => format!("every {kind} in {ns}"),
+                (None, None) => format!("every {kind}"),
+            })
+        })
+        .collect();
+    let placement = &spec["placement"];
+    let weights: Vec<(Vec<String>, i64)> =
+        placement["replicaScheduling"]["weightPreference"]["staticWeightList"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| {
+                let names = names(&w["targetCluster"]["clusterNames"])?;
+                Some((names, w["weight"].as_i64()?))
+            })
+            .collect();
+    let members = names(&placement["clusterAffinity"]["clusterNames"]).or_else(|| {
+        (!weights.is_empty()).then(|| weights.iter().flat_map(|(n, _)| n.clone()).collect())
+    });
+    let (Some(members), false) = (members, templates.is_empty()) else {
+        return Vec::new();
+    };
+    let scheduling = &placement["replicaScheduling"];
+    let how = match scheduling["replicaSchedulingType"].as_str() {
+        Some("Divided") if !weights.is_empty() => format!(
+            ", replicas divided {}",
+            weights
+                .iter()
+                .map(|(n, w)| format!("{w} ({})", n.join(", ")))
+                .collect::<Vec<_>>()
+                .join(" : ")
+        ),
+        Some("Divided") => ", replicas divided between them".to_string(),
+        _ => ", each with all replicas".to_string(),
+    };
+    vec![format!(
+        "places {} on {}{how}",
+        list(&templates),
+        list(&members)
+    )]
+}
+
+/// The cluster names of a list, when every one is known.
+fn names(v: &serde_json::Value) -> Option<Vec<String>> {
+    let list = v.as_array().filter(|l| !l.is_empty())?;
+    list.iter()
+        .map(|n| n.as_str().map(str::to_string))
+        .collect()
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +550,36 @@ mod tests {
                 ("kind", Value::string("Deployment")),
             ])]),
         )
+    }
+
+    #[test]
+    fn the_plan_says_where_templates_land() {
+        let planned = Value::from_json(&serde_json::json!({
+            "name": "web", "namespace": "apps",
+            "spec": {
+                "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+                "placement": {
+                    "clusterAffinity": {"clusterNames": ["beijing", "shanghai"]},
+                    "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted",
+                        "weightPreference": {"staticWeightList": [
+                            {"targetCluster": {"clusterNames": ["beijing"]}, "weight": 2},
+                            {"targetCluster": {"clusterNames": ["shanghai"]}, "weight": 1}]}}}}}));
+        assert_eq!(
+            placement(&KINDS[1], &planned),
+            [
+                "places Deployment apps/web on beijing and shanghai, replicas divided 2 (beijing) : 1 (shanghai)"
+            ]
+        );
+        let duplicated = Value::from_json(&serde_json::json!({
+            "name": "cm", "spec": {"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap"}],
+                "placement": {"clusterAffinity": {"clusterNames": ["a", "b", "c"]}}}}));
+        assert_eq!(
+            placement(&KINDS[2], &duplicated),
+            ["places every ConfigMap on a, b and c, each with all replicas"]
+        );
+        let unknown = Value::object([("name", Value::string("x")), ("spec", Value::Unknown)]);
+        assert!(placement(&KINDS[1], &unknown).is_empty());
+        assert!(placement(&KINDS[3], &planned).is_empty());
     }
 
     #[test]

@@ -35,10 +35,10 @@ use std::time::Duration;
 use flotilla_ecosystems::Ecosystem;
 use flotilla_lang::{AttrPath, PathStep};
 use flotilla_provider::{
-    ApplyRequest, ApplyResponse, AttributeSchema, BlockSchema, ImportRequest, NestedBlockSchema,
-    Nesting, PlanRequest, PlanResponse, Provider, ProviderError, ProviderHost, ProviderResult,
-    ProviderSchema, ReadDataRequest, ReadRequest, ReadResponse, ReplaceReason, ResourceSchema,
-    Type, Value,
+    ApplyRequest, ApplyResponse, AttributeSchema, BlockSchema, Finding, ImportRequest,
+    NestedBlockSchema, Nesting, PlanRequest, PlanResponse, Provider, ProviderError, ProviderHost,
+    ProviderResult, ProviderSchema, ReadDataRequest, ReadRequest, ReadResponse, ReplaceReason,
+    ResourceSchema, Review, Type, Value,
 };
 use kube::discovery::ApiResource;
 use serde_json::Value as Json;
@@ -62,6 +62,10 @@ pub struct Catalog {
     pub data_sources: bool,
     /// Offline checks beyond the schemas (rules upstream webhooks enforce).
     pub check: Option<fn(&Kind, &Value) -> Vec<ProviderError>>,
+    /// Notes for the plan text from a planned value (where a policy places what it selects).
+    pub notes: Option<fn(&Kind, &Value) -> Vec<String>>,
+    /// Checks across the configuration's resources (see [`flotilla_provider::Review`]).
+    pub review: Option<fn(&Review<'_>) -> Vec<Finding>>,
     /// Its schema, built on first use.
     pub schema: OnceLock<ProviderSchema>,
 }
@@ -79,6 +83,8 @@ pub static KUBE: Catalog = Catalog {
     ecosystems: &[],
     data_sources: true,
     check: None,
+    notes: None,
+    review: None,
     schema: OnceLock::new(),
 };
 
@@ -646,6 +652,18 @@ impl KubeProvider {
 
     async fn plan(&self, req: PlanRequest<'_>) -> ProviderResult<PlanResponse> {
         let kind = self.kind(req.type_name)?;
+        let mut resp = self.plan_object(kind, req).await?;
+        if let Some(notes) = self.catalog.notes {
+            resp.notes = notes(kind, &resp.planned);
+        }
+        Ok(resp)
+    }
+
+    async fn plan_object(
+        &self,
+        kind: &'static Kind,
+        req: PlanRequest<'_>,
+    ) -> ProviderResult<PlanResponse> {
         let mut planned = attrs(req.proposed);
         let config_known = object::managed(kind, req.proposed)
             .keys()
@@ -671,6 +689,7 @@ impl KubeProvider {
             return Ok(PlanResponse {
                 planned: Value::Map(planned),
                 requires_replace: reasons,
+                notes: Vec::new(),
             });
         }
         let target = self.target().await?;
@@ -680,6 +699,7 @@ impl KubeProvider {
             return Ok(PlanResponse {
                 planned: Value::Map(planned),
                 requires_replace: reasons,
+                notes: Vec::new(),
             });
         };
         let live = ops::get(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?;
@@ -693,6 +713,7 @@ impl KubeProvider {
             return Ok(PlanResponse {
                 planned: Value::Map(planned),
                 requires_replace: reasons,
+                notes: Vec::new(),
             });
         }
         if req.prior.is_none() && live.is_some() {
@@ -702,6 +723,7 @@ impl KubeProvider {
             return Ok(PlanResponse {
                 planned: Value::Map(planned),
                 requires_replace: reasons,
+                notes: Vec::new(),
             });
         }
         let desired = object::build(kind, req.proposed)?;
@@ -777,6 +799,7 @@ impl KubeProvider {
         Ok(PlanResponse {
             planned: Value::Map(planned),
             requires_replace: reasons,
+            notes: Vec::new(),
         })
     }
 
@@ -1298,6 +1321,14 @@ fn bad_name(name: &str, max: usize) -> Option<String> {
 impl Provider for KubeProvider {
     fn schema(&self) -> &ProviderSchema {
         self.schema
+    }
+
+    fn reviews(&self) -> bool {
+        self.catalog.review.is_some()
+    }
+
+    fn review(&self, review: &Review<'_>) -> Vec<Finding> {
+        self.catalog.review.map(|r| r(review)).unwrap_or_default()
     }
 
     fn validate(&self, type_name: &str, config: &Value) -> Vec<ProviderError> {

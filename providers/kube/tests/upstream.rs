@@ -36,19 +36,19 @@ fn errors(obj: &Json) -> Vec<String> {
 #[test]
 fn every_upstream_field_is_accepted() {
     let mut kinds = 0;
-    for file in ["karmada.yaml", "volcano.yaml"] {
+    for file in ["capi.yaml", "karmada.yaml", "volcano.yaml"] {
         for obj in samples(file) {
             let e = errors(&obj);
             assert!(e.is_empty(), "{file} {}: {e:?}", obj["kind"]);
             kinds += 1;
         }
     }
-    assert_eq!(kinds, 9);
+    assert_eq!(kinds, 17);
 }
 
 #[test]
 fn a_misspelled_field_in_any_sample_is_caught() {
-    for file in ["karmada.yaml", "volcano.yaml"] {
+    for file in ["capi.yaml", "karmada.yaml", "volcano.yaml"] {
         for mut obj in samples(file) {
             let spec = obj["spec"].as_object_mut().unwrap();
             let (first, v) = spec

@@ -477,6 +477,17 @@ impl admission::Lookup for Store {
             name: name.to_string(),
         })
     }
+
+    fn list(&self, group: &str, kind: &str) -> Vec<&Value> {
+        match self
+            .types
+            .iter()
+            .find(|t| t.group == group && t.kind == kind)
+        {
+            Some(rt) => self.list_objects(rt, None).map(|(_, v)| v).collect(),
+            None => Vec::new(),
+        }
+    }
 }
 
 impl Store {
@@ -1268,7 +1279,7 @@ impl Store {
                 ),
             ));
         }
-        admission::validate_delete(target.rt, &old)?;
+        admission::validate_delete(self, target.rt, &old)?;
         let mut obj = old.clone();
         let mut list = finalizers(&obj);
         match opts.propagation {

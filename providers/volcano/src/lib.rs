@@ -82,6 +82,8 @@ pub static CATALOG: Catalog = Catalog {
     ecosystems: &[ECOSYSTEM],
     data_sources: false,
     check: None,
+    notes: None,
+    review: None,
     schema: OnceLock::new(),
 };
 

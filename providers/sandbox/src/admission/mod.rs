@@ -26,6 +26,9 @@ pub(crate) const IMMUTABLE: &str = "field is immutable";
 pub trait Lookup {
     /// The object, if it exists.
     fn find(&self, group: &str, kind: &str, namespace: &str, name: &str) -> Option<&Value>;
+
+    /// Every object of a kind, in every namespace.
+    fn list(&self, group: &str, kind: &str) -> Vec<&Value>;
 }
 
 /// A validating webhook: the cluster's objects, the kind, the new object and the old one.
@@ -39,7 +42,7 @@ pub(crate) struct Rules {
     /// Validation of a create or update.
     pub validate: Validate,
     /// Validation of a delete.
-    pub validate_delete: fn(&ResourceType, &Value) -> Result<(), ApiError>,
+    pub validate_delete: fn(&dyn Lookup, &ResourceType, &Value) -> Result<(), ApiError>,
 }
 
 /// The webhooks of an ecosystem, if it has any.
@@ -79,9 +82,13 @@ pub fn validate(
 }
 
 /// Deletes the owning ecosystem's webhooks refuse.
-pub fn validate_delete(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+pub fn validate_delete(
+    lookup: &dyn Lookup,
+    rt: &ResourceType,
+    obj: &Value,
+) -> Result<(), ApiError> {
     match rules_of(rt) {
-        Some(r) => (r.validate_delete)(rt, obj),
+        Some(r) => (r.validate_delete)(lookup, rt, obj),
         None => Ok(()),
     }
 }
@@ -90,7 +97,7 @@ pub fn validate_delete(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
 pub(crate) fn no_mutation(_: &ResourceType, _: &mut Value, _: Option<&Value>) {}
 
 /// Rules that allow every delete.
-pub(crate) fn any_delete(_: &ResourceType, _: &Value) -> Result<(), ApiError> {
+pub(crate) fn any_delete(_: &dyn Lookup, _: &ResourceType, _: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 

@@ -79,15 +79,53 @@ fn validate(
 }
 
 /// Deletes the webhooks refuse.
-fn validate_delete(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
-    if (rt.group.as_str(), rt.kind.as_str()) == ("scheduling.volcano.sh", "Queue") {
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-        if name == "default" || name == "root" {
-            return Err(denied(
-                "validatequeue.volcano.sh",
-                format!("`{name}` queue can not be deleted"),
-            ));
-        }
+/// Queues the webhook refuses to delete: `default` and `root`, a queue that is the parent
+/// of other queues, and a queue with jobs whose pods hold resources (Running ones), as
+/// current Volcano does with its allocated-pods check enabled.
+fn validate_delete(store: &dyn Lookup, rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    if (rt.group.as_str(), rt.kind.as_str()) != ("scheduling.volcano.sh", "Queue") {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let webhook = "validatequeue.volcano.sh";
+    if name == "default" || name == "root" {
+        return Err(denied(
+            webhook,
+            format!("`{name}` queue can not be deleted"),
+        ));
+    }
+    let children: Vec<&str> = store
+        .list("scheduling.volcano.sh", "Queue")
+        .into_iter()
+        .filter(|q| q["spec"]["parent"] == name)
+        .filter_map(|q| q["metadata"]["name"].as_str())
+        .collect();
+    if let Some(child) = children.first() {
+        return Err(denied(
+            webhook,
+            format!("queue {name} has child queues ({child}), delete them first"),
+        ));
+    }
+    let running: Vec<String> = store
+        .list("batch.volcano.sh", "Job")
+        .into_iter()
+        .filter(|j| j["spec"]["queue"] == name && j["status"]["state"]["phase"] == "Running")
+        .map(|j| {
+            format!(
+                "{}/{}",
+                j["metadata"]["namespace"].as_str().unwrap_or_default(),
+                j["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    if !running.is_empty() {
+        return Err(denied(
+            webhook,
+            format!(
+                "queue {name} can not be deleted while it has allocated pods: jobs {} are running in it; delete or finish them first",
+                running.join(", ")
+            ),
+        ));
     }
     Ok(())
 }
