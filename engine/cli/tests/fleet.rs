@@ -50,6 +50,14 @@ fn get(
     })
 }
 
+/// Diagnostics as one line: miette wraps long messages and prefixes continuation lines.
+fn flat(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|w| *w != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The example applied (its README gives the command) and planned again with no changes;
 /// the work directory and what apply printed.
 fn applied(name: &str) -> (Work, String) {
@@ -254,8 +262,13 @@ fn a_queue_with_someone_elses_running_job_is_not_destroyed() {
         out.stderr
     );
     assert!(
+        flat(&out.stderr).contains("remove or finish what it names"),
+        "{}",
         out.stderr
-            .contains("jobs default/adhoc are running in it; delete or finish them first"),
+    );
+    assert!(
+        flat(&out.stderr)
+            .contains("queue training cannot be deleted because it has allocated Pods: 1"),
         "{}",
         out.stderr
     );
@@ -391,6 +404,120 @@ fn a_weight_for_a_member_nobody_joins_is_an_error_and_an_unselected_template_a_w
     );
     let out = w.run(&["validate"]).expect(0);
     assert!(!out.stderr.contains("selects it"), "{}", out.stderr);
+}
+
+const TWO_MEMBERS: &str = r#"provider "karmada" {
+  sandbox = "karmada"
+}
+
+provider "kube" {
+  alias   = "karmada"
+  sandbox = "karmada"
+}
+
+provider "kube" {
+  alias   = "beijing"
+  sandbox = "beijing"
+}
+
+provider "kube" {
+  alias   = "shanghai"
+  sandbox = "shanghai"
+}
+
+data "kube_connection" "beijing" {
+  provider = kube.beijing
+}
+
+data "kube_connection" "shanghai" {
+  provider = kube.shanghai
+}
+
+resource "karmada_cluster" "beijing" {
+  name       = "beijing"
+  kubeconfig = data.kube_connection.beijing.kubeconfig
+}
+
+resource "karmada_cluster" "shanghai" {
+  name       = "shanghai"
+  kubeconfig = data.kube_connection.shanghai.kubeconfig
+}
+
+resource "kube_manifest" "web" {
+  provider = kube.karmada
+  manifest = {
+    apiVersion = "apps/v1"
+    kind       = "Deployment"
+    metadata   = { name = "web", namespace = "default" }
+    spec = {
+      replicas = 2
+      selector = { matchLabels = { app = "web" } }
+      template = {
+        metadata = { labels = { app = "web" } }
+        spec     = { containers = [{ name = "web", image = "nginx:1.27" }] }
+      }
+    }
+  }
+}
+
+resource "karmada_propagation_policy" "web" {
+  name = "web"
+  spec = {
+    resourceSelectors = [{ apiVersion = "apps/v1", kind = "Deployment", name = kube_manifest.web.manifest.metadata.name }]
+    placement         = { clusterAffinity = { clusterNames = [karmada_cluster.beijing.name, karmada_cluster.shanghai.name] } }
+  }
+  timeouts {
+    create = "2s"
+  }
+}
+"#;
+
+#[test]
+fn a_member_unreachable_while_propagating_fails_the_policy_with_karmadas_message() {
+    let w = Work::new(&[("main.hcl", TWO_MEMBERS)]);
+    w.run(&[
+        "apply",
+        "-auto-approve",
+        "-target=karmada_cluster.beijing",
+        "-target=karmada_cluster.shanghai",
+    ])
+    .expect(0);
+    // shanghai drops every connection from now on.
+    w.write(
+        ".flotilla/sandbox/faults.json",
+        r#"{"shanghai": {"unreachable": true}}"#,
+    );
+    let out = w.run(&["apply", "-auto-approve"]).expect(1);
+    assert!(
+        out.stderr.contains("did not become ready within 2s"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "Cluster shanghai: Ready is False: cluster is not reachable at https://127.0.0.1:"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        w.state()["resources"]["karmada_propagation_policy.web"]["tainted"],
+        true
+    );
+    // What could be placed was: the reachable member holds its copy.
+    std::fs::remove_file(w.path(".flotilla/sandbox/faults.json")).unwrap();
+    assert!(
+        get(
+            &w,
+            "beijing",
+            "apps/v1",
+            "Deployment",
+            "deployments",
+            Some("default"),
+            "web"
+        )
+        .is_some()
+    );
 }
 
 const MISSING_QUEUE: &str = r#"provider "volcano" {

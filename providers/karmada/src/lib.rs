@@ -21,7 +21,9 @@ use flotilla_provider::{
     Finding, Provider, ProviderError, ProviderHost, Review, ReviewedResource, Value,
 };
 use flotilla_provider_kube::kinds::SPEC;
-use flotilla_provider_kube::{Catalog, Credentials, Field, Kind, KubeProvider, Readiness, Related};
+use flotilla_provider_kube::{
+    Catalog, Credentials, Field, Kind, KubeProvider, Named, Readiness, Related,
+};
 
 /// The provider's name.
 pub const NAME: &str = "karmada";
@@ -75,6 +77,19 @@ static BINDINGS: Related = Related {
     label: PERMANENT_ID,
     conditions: &["Scheduled", "FullyApplied"],
     noun: "bindings",
+    named: Some(&MEMBERS),
+};
+
+/// The members a policy names: each must be Ready for the policy to be done.
+static MEMBERS: Named = Named {
+    paths: &[
+        "spec.placement.clusterAffinity.clusterNames",
+        "spec.placement.replicaScheduling.weightPreference.staticWeightList[].targetCluster.clusterNames",
+    ],
+    api_version: "cluster.karmada.io/v1alpha1",
+    kind: "Cluster",
+    plural: "clusters",
+    condition: "Ready",
 };
 
 /// The label Karmada's webhook gives each policy and its controllers copy to its bindings.

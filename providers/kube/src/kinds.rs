@@ -186,6 +186,62 @@ pub struct Related {
     pub conditions: &'static [&'static str],
     /// What they are, for messages ("bindings").
     pub noun: &'static str,
+    /// Objects the object names that must be ready too (the members a policy places on).
+    pub named: Option<&'static Named>,
+}
+
+/// Cluster-scoped objects an object names, each of which must have `condition` `True`: a
+/// Karmada policy is not done while a member it names is not Ready.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Named {
+    /// Dotted paths in the object to lists of names; `[]` steps into every element of a
+    /// list (`spec.placement.replicaScheduling.weightPreference.staticWeightList[].targetCluster.clusterNames`).
+    pub paths: &'static [&'static str],
+    /// `group/version`.
+    pub api_version: &'static str,
+    /// The kind.
+    pub kind: &'static str,
+    /// Its plural.
+    pub plural: &'static str,
+    /// The condition each must have `True`.
+    pub condition: &'static str,
+}
+
+impl Named {
+    /// The names an object gives at the paths, in order, without repeats.
+    pub fn names(&self, obj: &serde_json::Value) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for path in self.paths {
+            let mut at = vec![obj];
+            for step in path.split('.') {
+                let (key, each) = match step.strip_suffix("[]") {
+                    Some(k) => (k, true),
+                    None => (step, false),
+                };
+                at = at
+                    .into_iter()
+                    .map(|v| &v[key])
+                    .flat_map(|v| match (each, v.as_array()) {
+                        (true, Some(items)) => items.iter().collect::<Vec<_>>(),
+                        _ => vec![v],
+                    })
+                    .collect();
+            }
+            for v in at {
+                for name in v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.as_str())
+                {
+                    if !out.iter().any(|o| o == name) {
+                        out.push(name.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The `spec` attribute of a kind defined by a CRD.

@@ -44,7 +44,7 @@ use kube::discovery::ApiResource;
 use serde_json::Value as Json;
 
 pub use conn::{Settings, Target};
-pub use kinds::{Credentials, Export, Field, Kind, Readiness, Related, Shape};
+pub use kinds::{Credentials, Export, Field, Kind, Named, Readiness, Related, Shape};
 
 use object::{attrs, string};
 

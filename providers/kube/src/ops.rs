@@ -11,7 +11,7 @@ use kube::discovery::ApiResource;
 use serde_json::Value as Json;
 
 use crate::conn::Target;
-use crate::kinds::{Readiness, Related};
+use crate::kinds::{Named, Readiness, Related};
 
 /// The field manager flotilla applies with.
 pub const FIELD_MANAGER: &str = "flotilla";
@@ -195,6 +195,13 @@ pub async fn delete(
     match call(target, &what, || api.delete(name, &params)).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("admission webhook") => {
+            return Err(ProviderError::new(format!("cannot {what}: {}", s.message))
+                .with_detail(format!(
+                    "an admission webhook of {} refused the delete; remove or finish what it names (objects created outside flotilla, for example), then run the command again; flotilla keeps the object in state until it is gone",
+                    target.describe()
+                )));
+        }
         Err(e) => return Err(api_error(target, &format!("cannot {what}"), &e)),
     }
     let start = Instant::now();
@@ -252,10 +259,17 @@ pub async fn wait_ready(
             Err(e) => return Err(NotReady::Error(e)),
         };
         let status = match readiness {
-            Readiness::Related(rel) => match list_related(target, &obj, rel).await {
-                Ok(related) => check_related(&obj, &related, rel),
-                Err(e) => return Err(NotReady::Error(e)),
-            },
+            Readiness::Related(rel) => {
+                let named = match rel.named {
+                    Some(n) => check_named(target, &obj, n).await,
+                    None => Ok(Status::Ready),
+                };
+                match (named, list_related(target, &obj, rel).await) {
+                    (Err(e), _) | (_, Err(e)) => return Err(NotReady::Error(e)),
+                    (Ok(Status::Ready), Ok(related)) => check_related(&obj, &related, rel),
+                    (Ok(waiting), Ok(_)) => waiting,
+                }
+            }
             r => check(&obj, r),
         };
         match status {
@@ -302,6 +316,32 @@ pub async fn list_related(
         Ok(list) => Ok(list.items.into_iter().map(to_json).collect()),
         Err(e) => Err(api_error(target, &format!("cannot {what}"), &e)),
     }
+}
+
+/// Whether every object `obj` names by `named` exists with its condition `True`; the first
+/// that does not is the reason to wait (its own message).
+async fn check_named(target: &Target, obj: &Json, named: &Named) -> Result<Status, ProviderError> {
+    let (group, version) = named
+        .api_version
+        .rsplit_once('/')
+        .unwrap_or(("", named.api_version));
+    let resource = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: named.api_version.into(),
+        kind: named.kind.into(),
+        plural: named.plural.into(),
+    };
+    for name in named.names(obj) {
+        let status = match get(target, &resource, None, &name).await? {
+            None => Status::Waiting(format!("{} {name} does not exist", named.kind)),
+            Some(o) => check(&o, Readiness::Condition(named.condition)),
+        };
+        if let Status::Waiting(why) | Status::Failed(why) = status {
+            return Ok(Status::Waiting(format!("{} {name}: {why}", named.kind)));
+        }
+    }
+    Ok(Status::Ready)
 }
 
 /// Judges readiness from the related objects: at least one, each with every condition
@@ -508,6 +548,7 @@ mod tests {
             label: "id",
             conditions: &["Scheduled", "FullyApplied"],
             noun: "bindings",
+            named: None,
         };
         let policy = json!({"metadata": {"labels": {"id": "7"}}});
         let binding = |applied: &str| {
@@ -529,6 +570,21 @@ mod tests {
             check_related(&policy, &[], &BINDINGS),
             Status::Waiting(m) if m.contains("no bindings yet")
         ));
+    }
+
+    #[test]
+    fn named_objects_are_found_at_their_paths() {
+        let n = Named {
+            paths: &["spec.a.names", "spec.list[].target.names"],
+            api_version: "x/v1",
+            kind: "Cluster",
+            plural: "clusters",
+            condition: "Ready",
+        };
+        let obj = json!({"spec": {"a": {"names": ["b", "s"]},
+            "list": [{"target": {"names": ["s", "g"]}}, {"target": {}}]}});
+        assert_eq!(n.names(&obj), ["b", "s", "g"]);
+        assert!(n.names(&json!({})).is_empty());
     }
 
     #[test]

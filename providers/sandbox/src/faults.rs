@@ -154,13 +154,21 @@ impl Injector {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether every connection is dropped now (`unreachable`, or within `unreachable_for`):
+    /// what controllers of other clusters see when they try to reach this one.
+    pub fn unreachable(&self) -> bool {
+        let state = self.lock();
+        state.config.unreachable || state.unreachable_until.is_some_and(|t| Instant::now() < t)
+    }
+
     /// The latency to add and the fault (if any) for a request.
     pub fn decide(&self, method: &str, is_update: bool) -> (Duration, Option<Fault>) {
-        let mut state = self.lock();
-        let latency = Duration::from_millis(state.config.latency_ms);
-        if state.config.unreachable || state.unreachable_until.is_some_and(|t| Instant::now() < t) {
+        if self.unreachable() {
+            let latency = Duration::from_millis(self.lock().config.latency_ms);
             return (latency, Some(Fault::Drop));
         }
+        let mut state = self.lock();
+        let latency = Duration::from_millis(state.config.latency_ms);
         let write = !matches!(method, "GET" | "HEAD" | "OPTIONS");
         if state.config.writes_only && !write {
             return (latency, None);

@@ -79,9 +79,9 @@ fn validate(
 }
 
 /// Deletes the webhooks refuse.
-/// Queues the webhook refuses to delete: `default` and `root`, a queue that is the parent
-/// of other queues, and a queue with jobs whose pods hold resources (Running ones), as
-/// current Volcano does with its allocated-pods check enabled.
+/// Queues the webhook refuses to delete, as current Volcano does (with its allocated-pods
+/// check enabled): `default` and `root`, a queue whose Running jobs hold pods, and a queue
+/// that is the parent of other queues.
 fn validate_delete(store: &dyn Lookup, rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     if (rt.group.as_str(), rt.kind.as_str()) != ("scheduling.volcano.sh", "Queue") {
         return Ok(());
@@ -94,36 +94,32 @@ fn validate_delete(store: &dyn Lookup, rt: &ResourceType, obj: &Value) -> Result
             format!("`{name}` queue can not be deleted"),
         ));
     }
+    let allocated: i64 = store
+        .list("batch.volcano.sh", "Job")
+        .into_iter()
+        .filter(|j| j["spec"]["queue"] == name && j["status"]["state"]["phase"] == "Running")
+        .flat_map(|j| j["spec"]["tasks"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["replicas"].as_i64().unwrap_or(0))
+        .sum();
+    if allocated > 0 {
+        return Err(denied(
+            webhook,
+            format!("queue {name} cannot be deleted because it has allocated Pods: {allocated}"),
+        ));
+    }
     let children: Vec<&str> = store
         .list("scheduling.volcano.sh", "Queue")
         .into_iter()
         .filter(|q| q["spec"]["parent"] == name)
         .filter_map(|q| q["metadata"]["name"].as_str())
         .collect();
-    if let Some(child) = children.first() {
-        return Err(denied(
-            webhook,
-            format!("queue {name} has child queues ({child}), delete them first"),
-        ));
-    }
-    let running: Vec<String> = store
-        .list("batch.volcano.sh", "Job")
-        .into_iter()
-        .filter(|j| j["spec"]["queue"] == name && j["status"]["state"]["phase"] == "Running")
-        .map(|j| {
-            format!(
-                "{}/{}",
-                j["metadata"]["namespace"].as_str().unwrap_or_default(),
-                j["metadata"]["name"].as_str().unwrap_or_default()
-            )
-        })
-        .collect();
-    if !running.is_empty() {
+    if !children.is_empty() {
         return Err(denied(
             webhook,
             format!(
-                "queue {name} can not be deleted while it has allocated pods: jobs {} are running in it; delete or finish them first",
-                running.join(", ")
+                "queue {name} can not be deleted because it has {} child queues: {}",
+                children.len(),
+                children.join(", ")
             ),
         ));
     }

@@ -1,4 +1,5 @@
-//! Karmada: member Clusters whose `apiEndpoint` is a sandbox cluster become Ready, and
+//! Karmada: member Clusters whose `apiEndpoint` is a reachable sandbox cluster (not one whose
+//! injected faults drop every connection) become Ready, and
 //! (Cluster)PropagationPolicies schedule the resource templates they select onto Ready
 //! members: a (Cluster)ResourceBinding per template (`Scheduled`, `FullyApplied`) and a copy
 //! of the template in each chosen member, with replicas Duplicated or Divided by static
@@ -119,6 +120,11 @@ fn clusters(shared: &Shared, local: &Local<'_>) -> Vec<Member> {
         let problem = match &target {
             None if endpoint.is_empty() => Some("the cluster has no spec.apiEndpoint".to_string()),
             None => Some(format!("cluster is not reachable at {endpoint}")),
+            // A member that drops every connection (injected faults) is as gone as one that
+            // is not there.
+            Some(c) if c.faults.unreachable() => {
+                Some(format!("cluster is not reachable at {endpoint}"))
+            }
             Some(c) => token_problem(local, &obj, c),
         };
         let g = generation(&obj);
