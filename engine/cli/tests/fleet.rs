@@ -50,6 +50,32 @@ fn get(
     })
 }
 
+/// A Karmada control plane (the `karmada` block and `kube.karmada`) and a member's connection
+/// (`kube.beijing`, `data.kube_connection.beijing`): how the Karmada faults start.
+const HEADER: &str = r#"provider "karmada" {
+  sandbox = "karmada"
+}
+
+provider "kube" {
+  alias   = "karmada"
+  sandbox = "karmada"
+}
+
+provider "kube" {
+  alias   = "beijing"
+  sandbox = "beijing"
+}
+
+data "kube_connection" "beijing" {
+  provider = kube.beijing
+}
+"#;
+
+/// A configuration: [`HEADER`] then `rest`.
+fn with_header(rest: &str) -> String {
+    format!("{HEADER}{rest}")
+}
+
 /// Diagnostics as one line: miette wraps long messages and prefixes continuation lines.
 fn flat(text: &str) -> String {
     text.split_whitespace()
@@ -311,24 +337,8 @@ fn a_misspelled_policy_field_is_caught_offline() {
     );
 }
 
-const UNJOINED: &str = r#"provider "karmada" {
-  sandbox = "karmada"
-}
-
-provider "kube" {
-  alias   = "karmada"
-  sandbox = "karmada"
-}
-
-provider "kube" {
-  alias   = "beijing"
-  sandbox = "beijing"
-}
-
-data "kube_connection" "beijing" {
-  provider = kube.beijing
-}
-
+/// After [`HEADER`].
+const UNJOINED: &str = r#"
 resource "karmada_cluster" "beijing" {
   name       = "beijing"
   kubeconfig = data.kube_connection.beijing.kubeconfig
@@ -363,7 +373,7 @@ resource "kube_manifest" "api" {
 
 #[test]
 fn a_weight_for_a_member_nobody_joins_is_an_error_and_an_unselected_template_a_warning() {
-    let w = Work::new(&[("main.hcl", UNJOINED)]);
+    let w = Work::new(&[("main.hcl", &with_header(UNJOINED))]);
     let out = w.run(&["validate"]).expect(1);
     assert!(
         out.stderr.contains(
@@ -379,7 +389,7 @@ fn a_weight_for_a_member_nobody_joins_is_an_error_and_an_unselected_template_a_w
     );
     assert!(out.stderr.contains("main.hcl:33:11"), "{}", out.stderr);
     // With the name fixed, the ConfigMap on the control plane is still selected by nothing.
-    let text = UNJOINED.replace("beijng", "beijing");
+    let text = with_header(UNJOINED).replace("beijng", "beijing");
     w.write("main.hcl", &text);
     let out = w.run(&["validate"]).expect(0);
     assert!(
@@ -406,27 +416,11 @@ fn a_weight_for_a_member_nobody_joins_is_an_error_and_an_unselected_template_a_w
     assert!(!out.stderr.contains("selects it"), "{}", out.stderr);
 }
 
-const TWO_MEMBERS: &str = r#"provider "karmada" {
-  sandbox = "karmada"
-}
-
-provider "kube" {
-  alias   = "karmada"
-  sandbox = "karmada"
-}
-
-provider "kube" {
-  alias   = "beijing"
-  sandbox = "beijing"
-}
-
+/// After [`HEADER`].
+const TWO_MEMBERS: &str = r#"
 provider "kube" {
   alias   = "shanghai"
   sandbox = "shanghai"
-}
-
-data "kube_connection" "beijing" {
-  provider = kube.beijing
 }
 
 data "kube_connection" "shanghai" {
@@ -474,7 +468,7 @@ resource "karmada_propagation_policy" "web" {
 
 #[test]
 fn a_member_unreachable_while_propagating_fails_the_policy_with_karmadas_message() {
-    let w = Work::new(&[("main.hcl", TWO_MEMBERS)]);
+    let w = Work::new(&[("main.hcl", &with_header(TWO_MEMBERS))]);
     w.run(&[
         "apply",
         "-auto-approve",
@@ -560,19 +554,8 @@ fn a_job_for_a_queue_nobody_made_is_refused_at_plan() {
     );
 }
 
-const BAD_TOKEN: &str = r#"provider "karmada" {
-  sandbox = "karmada"
-}
-
-provider "kube" {
-  alias   = "beijing"
-  sandbox = "beijing"
-}
-
-data "kube_connection" "beijing" {
-  provider = kube.beijing
-}
-
+/// After [`HEADER`].
+const BAD_TOKEN: &str = r#"
 resource "karmada_cluster" "beijing" {
   name       = "beijing"
   kubeconfig = yamlencode({
@@ -591,7 +574,7 @@ resource "karmada_cluster" "beijing" {
 
 #[test]
 fn a_member_whose_token_is_refused_fails_the_join_and_is_recorded_tainted() {
-    let w = Work::new(&[("main.hcl", BAD_TOKEN)]);
+    let w = Work::new(&[("main.hcl", &with_header(BAD_TOKEN))]);
     let out = w.run(&["apply", "-auto-approve"]).expect(1);
     assert!(
         out.stderr.contains("did not become ready within 2s"),

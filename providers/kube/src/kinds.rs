@@ -83,6 +83,35 @@ pub struct Export {
 }
 
 impl Kind {
+    /// A kind an ecosystem's CRD defines, with the defaults most rows share: namespaced, one
+    /// `spec` attribute, no replace triggers, ready once accepted. Rows override the rest.
+    pub const fn of_crd(
+        ecosystem: Ecosystem,
+        type_name: &'static str,
+        description: &'static str,
+        api_version: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+    ) -> Kind {
+        Kind {
+            type_name,
+            description,
+            api_version,
+            kind,
+            plural,
+            namespaced: true,
+            fields: &[SPEC],
+            force_new: &[],
+            immutable: &[],
+            rotate: false,
+            readiness: Readiness::Accepted,
+            ecosystem: Some(ecosystem),
+            exports: &[],
+            credentials: None,
+            max_name: 253,
+        }
+    }
+
     /// The API group (empty for the core group).
     pub fn group(&self) -> &'static str {
         self.api_version

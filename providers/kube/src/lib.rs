@@ -70,6 +70,44 @@ pub struct Catalog {
     pub schema: OnceLock<ProviderSchema>,
 }
 
+impl Catalog {
+    /// Where the table disagrees with the ecosystem catalogue: a kind whose CRD is missing
+    /// from its ecosystem, or differs in plural or scope. Empty for a sound table (each
+    /// provider's tests check theirs).
+    pub fn mismatches(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for kind in self.kinds {
+            let Some(eco) = kind.ecosystem else { continue };
+            let found = eco.crds().iter().any(|c| {
+                let spec = &c["spec"];
+                spec["group"] == kind.group()
+                    && spec["names"]["kind"] == kind.kind
+                    && spec["names"]["plural"] == kind.plural
+                    && (spec["scope"] == "Namespaced") == kind.namespaced
+                    && spec["versions"]
+                        .as_array()
+                        .is_some_and(|v| v.iter().any(|v| v["name"] == kind.version()))
+            });
+            if !found {
+                out.push(format!(
+                    "{}: no {} CRD serves {} {} ({}, {})",
+                    kind.type_name,
+                    eco.name(),
+                    kind.api_version,
+                    kind.kind,
+                    kind.plural,
+                    if kind.namespaced {
+                        "namespaced"
+                    } else {
+                        "cluster-scoped"
+                    }
+                ));
+            }
+        }
+        out
+    }
+}
+
 /// The generic `kube` provider.
 pub static KUBE: Catalog = Catalog {
     name: "kube",
@@ -1402,6 +1440,37 @@ mod tests {
         assert!(s.resources["kube_secret"].block.attributes["data"].sensitive);
         assert!(s.data_sources.contains_key("kube_object"));
         assert!(s.data_sources.contains_key("kube_secret"));
+    }
+
+    #[test]
+    fn a_table_that_disagrees_with_the_catalogue_is_named() {
+        static WRONG: Kind = Kind {
+            namespaced: false,
+            ..Kind::of_crd(
+                Ecosystem::Volcano,
+                "volcano_job",
+                "",
+                "batch.volcano.sh/v1alpha1",
+                "Job",
+                "jobz",
+            )
+        };
+        static TABLE: Catalog = Catalog {
+            name: "volcano",
+            kinds: &[&WRONG],
+            ecosystems: &[],
+            data_sources: false,
+            check: None,
+            notes: None,
+            review: None,
+            schema: OnceLock::new(),
+        };
+        assert_eq!(
+            TABLE.mismatches(),
+            [
+                "volcano_job: no volcano CRD serves batch.volcano.sh/v1alpha1 Job (jobz, cluster-scoped)"
+            ]
+        );
     }
 
     #[test]
