@@ -81,6 +81,8 @@ pub struct Target {
     /// The kubeconfig it was made from (exported by `data "kube_connection"`).
     pub kubeconfig: String,
     host: Arc<ProviderHost>,
+    /// The retry jitter's generator state (see `ops::call`).
+    pub(crate) jitter: std::sync::atomic::AtomicU64,
     installed: Mutex<HashSet<Ecosystem>>,
     discovered: Mutex<HashMap<(String, String), Discovered>>,
 }
@@ -165,6 +167,7 @@ async fn open(host: &Arc<ProviderHost>, settings: &Settings) -> Result<Target, P
         sandbox,
         kubeconfig,
         host: Arc::clone(host),
+        jitter: std::sync::atomic::AtomicU64::new(0),
         installed: Mutex::new(HashSet::new()),
         discovered: Mutex::new(HashMap::new()),
     };

@@ -39,11 +39,10 @@ fn what_failed(e: &kube::Error) -> String {
     }
 }
 
-static JITTER: AtomicU64 = AtomicU64::new(0);
-
-/// A factor in [0.5, 1.5) from a xorshift sequence seeded by the clock.
-fn jitter() -> f64 {
-    let mut x = JITTER.load(Ordering::Relaxed);
+/// A factor in [0.5, 1.5) from a xorshift sequence (kept in `state`, one per cluster)
+/// seeded by the clock.
+fn jitter(state: &AtomicU64) -> f64 {
+    let mut x = state.load(Ordering::Relaxed);
     if x == 0 {
         x = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -54,12 +53,12 @@ fn jitter() -> f64 {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    JITTER.store(x, Ordering::Relaxed);
+    state.store(x, Ordering::Relaxed);
     0.5 + (x % 1000) as f64 / 1000.0
 }
 
 /// How long to wait before attempt `attempt + 1`.
-fn backoff(attempt: u32, e: &kube::Error) -> Duration {
+fn backoff(attempt: u32, e: &kube::Error, jitter_state: &AtomicU64) -> Duration {
     if let kube::Error::Api(s) = e
         && let Some(after) = s.details.as_ref().map(|d| d.retry_after_seconds)
         && after > 0
@@ -67,7 +66,7 @@ fn backoff(attempt: u32, e: &kube::Error) -> Duration {
         return Duration::from_secs(after.into()).min(MAX_BACKOFF);
     }
     let base = Duration::from_millis(200) * 2u32.pow(attempt);
-    base.mul_f64(jitter()).min(MAX_BACKOFF)
+    base.mul_f64(jitter(jitter_state)).min(MAX_BACKOFF)
 }
 
 /// Runs `f`, retrying transient failures with exponential backoff and jitter (honouring a
@@ -81,7 +80,7 @@ where
     loop {
         match f().await {
             Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => {
-                let wait = backoff(attempt, &e);
+                let wait = backoff(attempt, &e, &target.jitter);
                 target.notice(&format!(
                     "{what} on {}: {}; retrying in {:.1}s (attempt {} of {ATTEMPTS})",
                     target.label,
@@ -601,14 +600,15 @@ mod tests {
             }),
             ..Default::default()
         }));
-        assert_eq!(backoff(0, &throttled), Duration::from_secs(3));
+        let state = AtomicU64::new(0);
+        assert_eq!(backoff(0, &throttled, &state), Duration::from_secs(3));
         assert!(transient(&throttled));
         let unavailable = kube::Error::Api(Box::new(kube::core::Status {
             code: 503,
             ..Default::default()
         }));
         for attempt in 0..ATTEMPTS {
-            assert!(backoff(attempt, &unavailable) <= MAX_BACKOFF);
+            assert!(backoff(attempt, &unavailable, &state) <= MAX_BACKOFF);
         }
         let invalid = kube::Error::Api(Box::new(kube::core::Status {
             code: 422,
