@@ -452,6 +452,7 @@ impl Applier {
                 prior: prior.as_ref(),
                 proposed: &proposed,
                 dependencies_pending: false,
+                applying: true,
             })
             .await
             .map_err(|e| fail("plan", e))?;

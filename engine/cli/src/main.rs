@@ -373,6 +373,9 @@ fn main() -> ExitCode {
         let _run = flotilla_syntax::timing::phase("command");
         let host = host::for_command();
         let code = commands::run(cli.command, &ui, &host).await;
+        for (what, n) in host.counters() {
+            flotilla_syntax::timing::count(what, n);
+        }
         // Sandboxes started for this command are saved and stopped.
         host.shutdown().await;
         code

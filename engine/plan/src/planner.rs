@@ -1280,6 +1280,7 @@ impl Planner {
                 prior: prior.as_ref(),
                 proposed: &proposed,
                 dependencies_pending: self.dependencies_change(ctx, module, r),
+                applying: false,
             })
             .await
         {
@@ -1322,6 +1323,7 @@ impl Planner {
                         prior: None,
                         proposed: &config,
                         dependencies_pending: true,
+                        applying: false,
                     })
                     .await
                 {

@@ -45,6 +45,7 @@ pub struct ProviderHost {
     sandbox: Option<Arc<dyn SandboxResolver>>,
     shared: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     hooks: Mutex<Vec<ShutdownHook>>,
+    counters: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Default for ProviderHost {
@@ -73,6 +74,7 @@ impl ProviderHost {
             sandbox: None,
             shared: Mutex::new(HashMap::new()),
             hooks: Mutex::new(Vec::new()),
+            counters: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -92,6 +94,17 @@ impl ProviderHost {
     /// Never pass sensitive values.
     pub fn notice(&self, message: &str) {
         (self.notices)(message);
+    }
+
+    /// Adds `n` to the run's counter `what` ("kubernetes requests"), for profiling
+    /// (`FLOTILLA_TIMINGS=1` prints them) and benchmarks.
+    pub fn count(&self, what: &'static str, n: u64) {
+        *lock(&self.counters).entry(what).or_insert(0) += n;
+    }
+
+    /// The run's counters, by name.
+    pub fn counters(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        lock(&self.counters).clone()
     }
 
     /// The sandbox resolver, when this run has one.
@@ -158,6 +171,9 @@ mod tests {
         let sink = Arc::clone(&seen);
         let host = ProviderHost::new().with_notices(move |m| lock(&sink).push(m.to_string()));
         host.notice("retrying");
+        host.count("requests", 2);
+        host.count("requests", 1);
+        assert_eq!(host.counters()["requests"], 3);
         let ran = Arc::new(AtomicUsize::new(0));
         let r = Arc::clone(&ran);
         host.on_shutdown(async move {

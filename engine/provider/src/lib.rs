@@ -95,6 +95,10 @@ pub struct PlanRequest<'a> {
     /// plan: a server's refusal that may be about it (a parent object not there yet) is
     /// judged again at apply, when the dependency exists.
     pub dependencies_pending: bool,
+    /// Whether this is apply's final plan, made right before [`Provider::apply_change`]
+    /// carries it out: a provider may leave to the write the checks the write itself makes
+    /// (a server's dry run of a new object).
+    pub applying: bool,
 }
 
 /// The provider's plan for one object.

@@ -1,5 +1,6 @@
 //! Phase timings for profiling: with `FLOTILLA_TIMINGS=1` in the environment, every
-//! [`phase`] prints `timing: NAME 0.123s` to stderr when it ends. Off, a phase costs one
+//! [`phase`] prints `timing: NAME 0.123s` to stderr when it ends, and [`count`] prints
+//! `count: NAME N` (the CLI reports the provider host's counters so). Off, a phase costs one
 //! relaxed load.
 
 use std::sync::OnceLock;
@@ -36,5 +37,13 @@ impl Drop for Phase {
                 start.elapsed().as_secs_f64()
             );
         }
+    }
+}
+
+/// Reports a count for profiling (`count: kubernetes requests 2050`), only when
+/// `FLOTILLA_TIMINGS` is set.
+pub fn count(name: &str, n: u64) {
+    if enabled() {
+        eprintln!("count: {name} {n}");
     }
 }

@@ -475,6 +475,7 @@ mod tests {
                     prior: None,
                     proposed: &proposed,
                     dependencies_pending: false,
+                    applying: false,
                 })
                 .await
                 .unwrap();
@@ -501,6 +502,7 @@ mod tests {
                     prior: Some(&state),
                     proposed: &changed,
                     dependencies_pending: false,
+                    applying: false,
                 })
                 .await
                 .unwrap();
@@ -528,6 +530,7 @@ mod tests {
                     prior: None,
                     proposed: &proposed,
                     dependencies_pending: false,
+                    applying: false,
                 })
                 .await
                 .unwrap();
@@ -577,6 +580,7 @@ mod tests {
                     prior: None,
                     proposed: &proposed,
                     dependencies_pending: false,
+                    applying: false,
                 })
                 .await
                 .unwrap();
@@ -600,6 +604,7 @@ mod tests {
                     prior: Some(&state),
                     proposed: &proposed,
                     dependencies_pending: false,
+                    applying: false,
                 })
                 .await
                 .unwrap();
@@ -618,6 +623,7 @@ mod tests {
                     prior: None,
                     proposed: &proposed,
                     dependencies_pending: false,
+                    applying: false,
                 })
                 .await
                 .unwrap();

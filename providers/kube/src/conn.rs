@@ -65,6 +65,9 @@ impl Settings {
     }
 }
 
+/// The host counter of requests sent to Kubernetes API servers.
+pub const REQUESTS: &str = "kubernetes requests";
+
 /// A served kind's API resource and whether it is namespaced.
 pub(crate) type Discovered = (ApiResource, bool);
 
@@ -85,6 +88,28 @@ pub struct Target {
     pub(crate) jitter: std::sync::atomic::AtomicU64,
     installed: Mutex<HashSet<Ecosystem>>,
     discovered: Mutex<HashMap<(String, String), Discovered>>,
+    /// Reads of each resource in each namespace, for `ops::get` (see [`Reads`]).
+    pub(crate) reads: Mutex<HashMap<ReadKey, Reads>>,
+}
+
+/// A resource (`apiVersion`, plural) in a namespace (`None`: cluster-wide).
+pub(crate) type ReadKey = (String, String, Option<String>);
+
+/// The objects one LIST returned, by name (`None` when the LIST failed).
+pub(crate) type Listing = Arc<tokio::sync::OnceCell<Option<HashMap<String, serde_json::Value>>>>;
+
+/// How `ops::get` reads objects of one resource in one namespace. The first few are single
+/// GETs; once a run reads more, one LIST serves the rest (a plan of 1,000 ConfigMaps in a
+/// namespace asks once, not 1,000 times). The first write through this connection to that
+/// resource and namespace makes later reads single GETs again, so what apply reads after
+/// writing is current.
+pub(crate) enum Reads {
+    /// This many single reads so far.
+    Counting(u32),
+    /// Served from one LIST.
+    Listed(Listing),
+    /// Written to since: single reads only.
+    Written,
 }
 
 impl Target {
@@ -98,6 +123,11 @@ impl Target {
         self.host.notice(message);
     }
 
+    /// Counts one request to the API server (the run's `kubernetes requests`).
+    pub(crate) fn count_request(&self) {
+        self.host.count(REQUESTS, 1);
+    }
+
     /// A discovery answer this run already has for `api_version` `kind` (one hash lookup).
     pub(crate) fn discovered(&self, api_version: &str, kind: &str) -> Option<Discovered> {
         lock(&self.discovered)
@@ -105,10 +135,40 @@ impl Target {
             .cloned()
     }
 
+    /// How the next read of `key` is served, counting it: `Some` when a LIST serves it.
+    pub(crate) fn next_read(&self, key: &ReadKey) -> Option<Listing> {
+        next_read(&mut lock(&self.reads), key)
+    }
+
+    /// Notes a write to `key`: later reads go to the server one by one.
+    pub(crate) fn wrote(&self, key: ReadKey) {
+        lock(&self.reads).insert(key, Reads::Written);
+    }
+
     /// Remembers a discovery answer (only kinds that are served: a kind missing now may be
     /// created by a CRD later in the same run).
     pub(crate) fn remember(&self, api_version: &str, kind: &str, found: Discovered) {
         lock(&self.discovered).insert((api_version.to_string(), kind.to_string()), found);
+    }
+}
+
+/// Single GETs of one resource in one namespace before a LIST serves the rest.
+const SINGLE_READS: u32 = 4;
+
+fn next_read(reads: &mut HashMap<ReadKey, Reads>, key: &ReadKey) -> Option<Listing> {
+    let state = reads.entry(key.clone()).or_insert(Reads::Counting(0));
+    match state {
+        Reads::Counting(n) if *n < SINGLE_READS => {
+            *n += 1;
+            None
+        }
+        Reads::Counting(_) => {
+            let listing = Listing::default();
+            *state = Reads::Listed(Arc::clone(&listing));
+            Some(listing)
+        }
+        Reads::Listed(listing) => Some(Arc::clone(listing)),
+        Reads::Written => None,
     }
 }
 
@@ -170,6 +230,7 @@ async fn open(host: &Arc<ProviderHost>, settings: &Settings) -> Result<Target, P
         jitter: std::sync::atomic::AtomicU64::new(0),
         installed: Mutex::new(HashSet::new()),
         discovered: Mutex::new(HashMap::new()),
+        reads: Mutex::new(HashMap::new()),
     };
     if let Some(name) = &settings.sandbox {
         let resolver = host.sandbox().ok_or_else(|| {
@@ -335,4 +396,31 @@ async fn install(target: &Target, eco: Ecosystem) -> Result<(), ProviderError> {
     }
     lock(&target.installed).insert(eco);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_few_reads_are_single_then_one_list_serves_the_rest_until_a_write() {
+        let mut reads = HashMap::new();
+        let cms: ReadKey = ("v1".into(), "configmaps".into(), Some("apps".into()));
+        let other: ReadKey = ("v1".into(), "configmaps".into(), Some("ops".into()));
+        for _ in 0..SINGLE_READS {
+            assert!(next_read(&mut reads, &cms).is_none());
+        }
+        let first = next_read(&mut reads, &cms).expect("a LIST from the fifth read on");
+        let again = next_read(&mut reads, &cms).expect("the same LIST");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(
+            next_read(&mut reads, &other).is_none(),
+            "namespaces count apart"
+        );
+        reads.insert(cms.clone(), Reads::Written);
+        assert!(
+            next_read(&mut reads, &cms).is_none(),
+            "after a write, reads are current"
+        );
+    }
 }

@@ -730,6 +730,21 @@ impl KubeProvider {
                 notes: Vec::new(),
             });
         }
+        if req.applying && req.prior.is_none() && !kind.is_manifest() {
+            // A new object, about to be written: the write makes every check a dry run
+            // would, so apply spends no requests on asking first.
+            let loc = object::object_name(kind, &planned).map(|name| Location {
+                resource: resource_of(kind),
+                namespace: object::namespace(kind, &planned),
+                name,
+            });
+            self.computed(kind, &mut planned, None, loc.as_ref());
+            return Ok(PlanResponse {
+                planned: Value::Map(planned),
+                requires_replace: reasons,
+                notes: Vec::new(),
+            });
+        }
         let target = self.target().await?;
         let Some(loc) = self.locate(kind, req.proposed).await? else {
             // The kind is not served yet (its CRD comes with this apply): plan without the server.
@@ -740,7 +755,8 @@ impl KubeProvider {
                 notes: Vec::new(),
             });
         };
-        let live = ops::get(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?;
+        let live =
+            ops::get_for_plan(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?;
         let prior = req.prior.filter(|_| live.is_some());
         if let Some(prior) = prior
             && reasons.is_empty()
@@ -999,16 +1015,24 @@ impl KubeProvider {
                 "last seen: {why}; raise `timeouts {{ {op} = ... }}` if it needs longer"
             ))
         };
-        let ready = match ops::wait_ready(
-            target,
-            &loc.resource,
-            loc.namespace.as_deref(),
-            &loc.name,
-            kind.readiness,
-            limit,
-        )
-        .await
-        {
+        // What the write returned may already be ready (always, for kinds ready once
+        // accepted): no read needed.
+        let ready_now = !matches!(kind.readiness, Readiness::Related(_))
+            && ops::check(&applied, kind.readiness) == ops::Status::Ready;
+        let waited = if ready_now {
+            Ok(applied)
+        } else {
+            ops::wait_ready(
+                target,
+                &loc.resource,
+                loc.namespace.as_deref(),
+                &loc.name,
+                kind.readiness,
+                limit,
+            )
+            .await
+        };
+        let ready = match waited {
             Ok(o) => o,
             Err(ops::NotReady::Timeout(why)) => {
                 return Ok(ApplyResponse {
@@ -1061,7 +1085,7 @@ impl KubeProvider {
             return Ok(ReadResponse { state: None });
         };
         let Some(live) =
-            ops::get(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?
+            ops::get_for_plan(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?
         else {
             return Ok(ReadResponse { state: None });
         };

@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Validation
 use kube::discovery::ApiResource;
 use serde_json::Value as Json;
 
-use crate::conn::Target;
+use crate::conn::{ReadKey, Target};
 use crate::kinds::{Named, Readiness, Related};
 
 /// The field manager flotilla applies with.
@@ -78,6 +78,7 @@ where
 {
     let mut attempt = 0;
     loop {
+        target.count_request();
         match f().await {
             Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => {
                 let wait = backoff(attempt, &e, &target.jitter);
@@ -137,7 +138,48 @@ fn to_json(o: DynamicObject) -> Json {
     serde_json::to_value(o).unwrap_or(Json::Null)
 }
 
-/// Reads an object; `None` when it does not exist.
+fn read_key(resource: &ApiResource, namespace: Option<&str>) -> ReadKey {
+    (
+        resource.api_version.clone(),
+        resource.plural.clone(),
+        namespace.map(str::to_string),
+    )
+}
+
+/// Reads an object as planning sees it; `None` when it does not exist. Many such reads of one
+/// resource in one namespace share one LIST (see [`crate::conn::Reads`]), so use this for
+/// refresh and planning, and [`get`] where the answer must be current (waiting, polling).
+pub async fn get_for_plan(
+    target: &Target,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Json>, ProviderError> {
+    if let Some(listing) = target.next_read(&read_key(resource, namespace)) {
+        let api = api(target, resource, namespace);
+        let listed = listing
+            .get_or_init(|| async {
+                let what = format!("list {}", resource.plural);
+                let params = kube::api::ListParams::default();
+                call(target, &what, || api.list(&params))
+                    .await
+                    .ok()
+                    .map(|l| {
+                        l.items
+                            .into_iter()
+                            .filter_map(|o| Some((o.metadata.name.clone()?, to_json(o))))
+                            .collect()
+                    })
+            })
+            .await;
+        if let Some(objects) = listed {
+            return Ok(objects.get(name).cloned());
+        }
+    }
+    get(target, resource, namespace, name).await
+}
+
+/// Reads an object from the server now; `None` when it does not exist.
 pub async fn get(
     target: &Target,
     resource: &ApiResource,
@@ -174,6 +216,9 @@ pub async fn apply(
         resource.kind
     );
     let patch = Patch::Apply(object);
+    if !dry_run {
+        target.wrote(read_key(resource, namespace));
+    }
     call(target, &what, || api.patch(name, &params, &patch))
         .await
         .map(to_json)
@@ -191,6 +236,7 @@ pub async fn delete(
     let api = api(target, resource, namespace);
     let what = format!("delete {} {name}", resource.kind);
     let params = DeleteParams::foreground();
+    target.wrote(read_key(resource, namespace));
     match call(target, &what, || api.delete(name, &params)).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),

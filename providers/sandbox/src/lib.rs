@@ -134,6 +134,9 @@ pub struct Cluster {
     store: Mutex<Store>,
     changes: watch::Sender<u64>,
     dirty: Notify,
+    /// The resource version last written to the cluster's file (0: never), so saves of an
+    /// unchanged cluster are skipped.
+    saved: std::sync::atomic::AtomicU64,
     stop: watch::Sender<bool>,
 }
 
@@ -233,6 +236,8 @@ pub(crate) struct Shared {
     pub(crate) topology: watch::Sender<u64>,
     /// Itself, for the tasks it starts (weak, so they do not keep a dropped sandbox alive).
     me: Weak<Shared>,
+    /// Notified when the kubeconfig file needs rewriting (see `kubeconfig_loop`).
+    kubeconfig_dirty: Arc<Notify>,
     _lock: Option<File>,
 }
 
@@ -272,6 +277,7 @@ impl Sandbox {
         let sandbox = Sandbox {
             shared: Arc::new_cyclic(|me| Shared {
                 me: me.clone(),
+                kubeconfig_dirty: Arc::new(Notify::new()),
                 clusters: Mutex::new(Vec::new()),
                 dir: options.dir.clone(),
                 shutdown,
@@ -290,6 +296,13 @@ impl Sandbox {
             if sandbox.cluster(name).is_none() {
                 sandbox.shared.add_cluster(name, None)?;
             }
+        }
+        if options.dir.is_some() {
+            let task = tokio::spawn(kubeconfig_loop(
+                sandbox.shared.me.clone(),
+                sandbox.shared.shutdown.subscribe(),
+            ));
+            lock(&sandbox.shared.tasks).push(task);
         }
         for cluster in sandbox.clusters() {
             for eco in &options.with {
@@ -374,7 +387,7 @@ impl Sandbox {
                 save_cluster(&cluster, dir)?;
             }
         }
-        Ok(())
+        self.shared.write_kubeconfig()
     }
 }
 
@@ -399,10 +412,12 @@ impl Shared {
     }
 
     pub(crate) fn cluster(&self, name: &str) -> Option<Arc<Cluster>> {
-        lock(&self.clusters)
-            .iter()
-            .find(|c| c.name == name)
-            .cloned()
+        // Kept sorted by name (see `launch`).
+        let clusters = lock(&self.clusters);
+        clusters
+            .binary_search_by(|c| c.name.as_str().cmp(name))
+            .ok()
+            .map(|at| Arc::clone(&clusters[at]))
     }
 
     /// The cluster serving at `url` (`https://127.0.0.1:PORT`, `https://localhost:PORT`).
@@ -444,7 +459,7 @@ impl Shared {
         if let Some(dir) = &self.dir {
             save_cluster(&cluster, dir)?;
         }
-        self.write_kubeconfig()?;
+        self.kubeconfig_dirty.notify_one();
         self.topology.send_modify(|n| *n += 1);
         Ok(cluster)
     }
@@ -468,7 +483,7 @@ impl Shared {
                 _ => {}
             }
         }
-        self.write_kubeconfig()?;
+        self.kubeconfig_dirty.notify_one();
         self.topology.send_modify(|n| *n += 1);
         Ok(())
     }
@@ -500,6 +515,7 @@ impl Shared {
             store: Mutex::new(store),
             changes,
             dirty: Notify::new(),
+            saved: std::sync::atomic::AtomicU64::new(0),
             stop,
         });
         let mut tasks = vec![
@@ -557,8 +573,17 @@ fn load_cluster_file(path: &Path) -> Result<ClusterFile, SandboxError> {
     })
 }
 
+/// Writes a cluster's file, unless it holds this resource version already.
 fn save_cluster(cluster: &Cluster, dir: &Path) -> Result<(), SandboxError> {
-    let snapshot = cluster.store().snapshot();
+    use std::sync::atomic::Ordering;
+    let (snapshot, version) = {
+        let store = cluster.store();
+        let version = store.resource_version();
+        if cluster.saved.load(Ordering::Acquire) == version {
+            return Ok(());
+        }
+        (store.snapshot(), version)
+    };
     let file = ClusterFile {
         format_version: FORMAT_VERSION,
         name: cluster.name.clone(),
@@ -572,7 +597,9 @@ fn save_cluster(cluster: &Cluster, dir: &Path) -> Result<(), SandboxError> {
     write_atomic(
         &dir.join("clusters").join(format!("{}.json", cluster.name)),
         &bytes,
-    )
+    )?;
+    cluster.saved.store(version, Ordering::Release);
+    Ok(())
 }
 
 /// The file in a sandbox directory that sets faults at runtime: a JSON object from cluster
@@ -632,14 +659,36 @@ async fn faults_file_loop(
     }
 }
 
-/// Writes through a temporary file, fsync and rename, so a crash leaves the old or the new file.
+/// Writes through a temporary file and a rename, so a killed process leaves the old or the
+/// new file, never half of one. There is no fsync: the sandbox is a local test cluster, and
+/// a thousand clusters saved with one fsync each took seconds; a power loss may lose the last
+/// writes.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
-    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
+    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// Rewrites the sandbox's kubeconfig shortly after clusters come or go (coalescing bursts:
+/// a thousand clusters added one after another write it a few times, not a thousand), until
+/// the sandbox stops ([`Sandbox::stop`] writes it once more).
+async fn kubeconfig_loop(shared: Weak<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let Some(dirty) = shared.upgrade().map(|s| Arc::clone(&s.kubeconfig_dirty)) else {
+            return;
+        };
+        tokio::select! {
+            _ = dirty.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if let Err(e) = shared.write_kubeconfig() {
+            eprintln!("flotilla sandbox: writing the kubeconfig failed: {e}");
+        }
+    }
 }
 
 /// Saves a cluster shortly after it changes (coalescing bursts of writes), until the cluster
