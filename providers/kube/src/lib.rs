@@ -627,6 +627,15 @@ fn immutability_refusal(kind: &Kind, status: &kube::core::Status) -> Option<Stri
     Some(hit)
 }
 
+/// Whether namespace `ns` does not exist (read the way planning reads, so many objects in
+/// new namespaces cost one LIST of namespaces).
+async fn ns_missing(target: &Target, ns: &str) -> ProviderResult<bool> {
+    let namespaces = resource_of(&kinds::KUBE_KINDS[0]);
+    Ok(ops::get_for_plan(target, &namespaces, None, ns)
+        .await?
+        .is_none())
+}
+
 /// Whether a refusal came from an admission webhook (ordering rules live there).
 fn webhook_denial(status: &kube::core::Status) -> bool {
     status.code == 403 && status.message.contains("admission webhook")
@@ -755,6 +764,20 @@ impl KubeProvider {
                 notes: Vec::new(),
             });
         };
+        if req.prior.is_none()
+            && req.dependencies_pending
+            && let Some(ns) = loc.namespace.as_deref()
+            && ns_missing(target, ns).await?
+        {
+            // A new object in a namespace this plan creates first: nothing is there to read,
+            // and the server could only answer that the namespace is missing.
+            self.computed(kind, &mut planned, None, Some(&loc));
+            return Ok(PlanResponse {
+                planned: Value::Map(planned),
+                requires_replace: reasons,
+                notes: Vec::new(),
+            });
+        }
         let live =
             ops::get_for_plan(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?;
         let prior = req.prior.filter(|_| live.is_some());
