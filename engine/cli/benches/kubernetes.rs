@@ -37,11 +37,11 @@ use measure::{Sample, find_on_path, machine, measure, measure_child, median, mib
 #[command(about = "flotilla against sandbox clusters: a fleet, and kubectl side by side")]
 struct Opts {
     /// Fleet sizes in clusters (comma-separated; empty to skip the fleet).
-    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
-    clusters: Vec<usize>,
+    #[arg(long, value_parser = numbers, default_value = "100,1000")]
+    clusters: Numbers,
     /// Latencies the sandbox adds to every request in the kube workload, in ms (empty to skip).
-    #[arg(long, value_delimiter = ',', default_value = "0,10")]
-    latencies: Vec<u64>,
+    #[arg(long, value_parser = numbers, default_value = "0,10")]
+    latencies: Numbers,
     /// ConfigMaps in the kube workload (in 10 namespaces).
     #[arg(long, default_value_t = 1000)]
     objects: usize,
@@ -71,6 +71,23 @@ struct Opts {
     measure: Option<u64>,
     #[arg(last = true, hide = true)]
     command: Vec<String>,
+}
+
+/// A comma-separated list of whole numbers (empty for none).
+#[derive(Clone, Debug)]
+struct Numbers(Vec<u64>);
+
+fn numbers(s: &str) -> Result<Numbers, String> {
+    s.split(',')
+        .filter(|x| !x.trim().is_empty())
+        .map(|x| {
+            x.trim()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| format!("`{x}` is not a whole number"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Numbers)
 }
 
 fn main() -> ExitCode {
@@ -445,11 +462,12 @@ fn run(opts: &Opts) -> Result<(), String> {
         None => eprintln!("kubectl is not on PATH: flotilla runs alone"),
     }
     let mut fleet = BTreeMap::new();
-    for &n in &opts.clusters {
+    for &n in &opts.clusters.0 {
+        let n = n as usize;
         fleet.insert(n, run_fleet(opts, &flotilla, n, &root)?);
     }
     let mut kube = BTreeMap::new();
-    for &latency in &opts.latencies {
+    for &latency in &opts.latencies.0 {
         run_kube(
             opts,
             &flotilla,

@@ -30,8 +30,43 @@ pub fn sandbox_dir() -> PathBuf {
 enum Source {
     /// Started in this process (stopped and saved at shutdown).
     Started(Sandbox),
-    /// Served by another process (`flotilla sandbox up`): its kubeconfig file.
-    Running(PathBuf),
+    /// Served by another process (`flotilla sandbox up`): its kubeconfig file, read once.
+    Running(PathBuf, Option<Served>),
+}
+
+/// The kubeconfig of a sandbox another process serves, parsed once: one cluster's
+/// kubeconfig is cut out of it per request (a thousand clusters make a file of megabytes).
+struct Served {
+    doc: serde_json::Value,
+}
+
+impl Served {
+    fn read(path: &std::path::Path) -> Result<Served, ProviderError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ProviderError::new(format!("cannot read {}", path.display())).with_detail(e.to_string())
+        })?;
+        let doc = serde_yaml::from_str(&text).map_err(|e| {
+            ProviderError::new(format!("{} is not a kubeconfig", path.display()))
+                .with_detail(e.to_string())
+        })?;
+        Ok(Served { doc })
+    }
+
+    /// A kubeconfig with only the context `name`, its cluster and user.
+    fn cluster(&self, name: &str) -> Option<String> {
+        let named = |list: &str, n: &serde_json::Value| {
+            self.doc[list]
+                .as_array()
+                .and_then(|l| l.iter().find(|e| e["name"] == *n))
+                .cloned()
+        };
+        let context = named("contexts", &serde_json::Value::from(name))?;
+        let cluster = named("clusters", &context["context"]["cluster"])?;
+        let user = named("users", &context["context"]["user"])?;
+        let doc = serde_json::json!({"apiVersion": "v1", "kind": "Config",
+            "current-context": name, "contexts": [context], "clusters": [cluster], "users": [user]});
+        serde_yaml::to_string(&doc).ok()
+    }
 }
 
 /// Sandboxes in one directory.
@@ -57,7 +92,9 @@ impl LocalSandboxes {
         .await
         {
             Ok(s) => Ok(Source::Started(s)),
-            Err(SandboxError::Locked { .. }) => Ok(Source::Running(self.dir.join("kubeconfig"))),
+            Err(SandboxError::Locked { .. }) => {
+                Ok(Source::Running(self.dir.join("kubeconfig"), None))
+            }
             Err(e) => Err(ProviderError::new(format!(
                 "cannot start the sandbox in {}",
                 self.dir.display()
@@ -74,7 +111,7 @@ impl SandboxResolver for LocalSandboxes {
         if source.is_none() {
             *source = Some(self.find().await?);
         }
-        let kubeconfig = match source.as_ref() {
+        let kubeconfig = match source.as_mut() {
             Some(Source::Started(s)) => {
                 let cluster = match s.cluster(name) {
                     Some(c) => c,
@@ -85,20 +122,11 @@ impl SandboxResolver for LocalSandboxes {
                 };
                 cluster.kubeconfig()
             }
-            Some(Source::Running(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ProviderError::new(format!("cannot read {}", path.display()))
-                        .with_detail(e.to_string())
-                })?;
-                let has_context = serde_yaml::from_str::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|kc| {
-                        kc["contexts"]
-                            .as_array()
-                            .map(|cs| cs.iter().any(|c| c["name"] == name))
-                    })
-                    .unwrap_or(false);
-                if !has_context {
+            Some(Source::Running(path, served)) => {
+                if served.is_none() {
+                    *served = Some(Served::read(path)?);
+                }
+                let Some(text) = served.as_ref().and_then(|s| s.cluster(name)) else {
                     return Err(ProviderError::new(format!(
                         "the sandbox running in {} has no cluster \"{name}\"",
                         self.dir.display()
@@ -106,7 +134,7 @@ impl SandboxResolver for LocalSandboxes {
                     .with_detail(format!(
                         "another process serves it; add the cluster with `flotilla sandbox down` then `flotilla sandbox up --name {name}`, or let flotilla start the sandbox itself"
                     )));
-                }
+                };
                 text
             }
             None => unreachable!("set above"),
