@@ -354,17 +354,25 @@ fn terraform_state(w: Workload, n: usize) -> serde_json::Value {
 enum Step {
     Validate,
     Plan,
+    PlanOut,
     Apply,
     NoChangePlan,
 }
 
-const STEPS: [Step; 4] = [Step::Validate, Step::Plan, Step::Apply, Step::NoChangePlan];
+const STEPS: [Step; 5] = [
+    Step::Validate,
+    Step::Plan,
+    Step::PlanOut,
+    Step::Apply,
+    Step::NoChangePlan,
+];
 
 impl Step {
     fn name(self) -> &'static str {
         match self {
             Step::Validate => "validate",
             Step::Plan => "plan",
+            Step::PlanOut => "plan -out",
             Step::Apply => "apply",
             Step::NoChangePlan => "no-change plan",
         }
@@ -375,6 +383,10 @@ impl Step {
             (Step::Validate, _) => vec!["validate", "-no-color"],
             (Step::Plan, Tool::Flotilla) => vec!["plan", "-no-color"],
             (Step::Plan, Tool::Terraform) => vec!["plan", "-no-color", "-input=false"],
+            (Step::PlanOut, Tool::Flotilla) => vec!["plan", "-no-color", "-out=saved.plan"],
+            (Step::PlanOut, Tool::Terraform) => {
+                vec!["plan", "-no-color", "-input=false", "-out=saved.plan"]
+            }
             (Step::Apply, Tool::Flotilla) => vec!["apply", "-auto-approve", "-no-color"],
             (Step::Apply, Tool::Terraform) => {
                 vec!["apply", "-auto-approve", "-no-color", "-input=false"]
@@ -712,8 +724,11 @@ fn report(
         r,
         "\n### Growth from 1,000 to 10,000 (flotilla; target ≤ 12)\n"
     );
-    let _ = writeln!(r, "| workload | validate | plan | apply | no-change plan |");
-    let _ = writeln!(r, "| --- | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        r,
+        "| workload | validate | plan | plan -out | apply | no-change plan |"
+    );
+    let _ = writeln!(r, "| --- | ---: | ---: | ---: | ---: | ---: |");
     for &w in workloads {
         let row: Vec<String> = STEPS
             .iter()
@@ -756,7 +771,7 @@ fn targets(workloads: &[Workload], cells: &BTreeMap<Key, Cell>) -> Vec<String> {
                 lines.push(format!("{} {} at 10,000: {bound}{ratio:.0}x faster than Terraform (target {want}x): {}", w.name(), step.name(), verdict(ratio >= want)));
             }
         }
-        for step in [Step::Plan, Step::NoChangePlan] {
+        for step in [Step::Plan, Step::PlanOut, Step::NoChangePlan] {
             if let Some(f) = get(100000, step, Tool::Flotilla) {
                 lines.push(format!(
                     "{} {} at 100,000: {:.2} s (target < 3 s): {}",

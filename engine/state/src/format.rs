@@ -50,29 +50,9 @@ struct DocumentRef<'a> {
     outputs: &'a BTreeMap<String, OutputState>,
 }
 
-/// Where the checksum's hex digits are: right after the first `"checksum": "blake3:`, which
-/// comes second in the document (after a number), before any user data.
-fn checksum_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
-    let head = &bytes[..bytes.len().min(256)];
-    let at = head
-        .windows(CHECKSUM_KEY.len())
-        .position(|w| w == CHECKSUM_KEY)?
-        + CHECKSUM_KEY.len();
-    (at + HEX_LEN <= bytes.len()).then_some(at..at + HEX_LEN)
-}
-
-/// blake3 of `bytes` with `range` read as ASCII zeros.
-fn checksum_over(bytes: &[u8], range: std::ops::Range<usize>) -> blake3::Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(&bytes[..range.start]);
-    h.update(&[b'0'; HEX_LEN][..range.len()]);
-    h.update(&bytes[range.end..]);
-    h.finalize()
-}
-
 /// Serializes state to the versioned, checksummed document.
 pub fn encode(state: &State) -> Vec<u8> {
-    let placeholder = format!("blake3:{}", "0".repeat(HEX_LEN));
+    let placeholder = format!("blake3:{}", seal::placeholder());
     let doc = DocumentRef {
         format_version: FORMAT_VERSION,
         checksum: &placeholder,
@@ -84,10 +64,67 @@ pub fn encode(state: &State) -> Vec<u8> {
     };
     let mut out = serde_json::to_vec_pretty(&doc).expect("state always serializes");
     out.push(b'\n');
-    let range = checksum_range(&out).expect("the checksum is written second");
-    let hash = checksum_over(&out, range.clone());
-    out[range].copy_from_slice(hash.to_hex().as_bytes());
+    assert!(
+        seal::write(&mut out, CHECKSUM_KEY),
+        "the checksum is written second"
+    );
     out
+}
+
+/// State for embedding in a document with its own checksum (a plan file), serialized where
+/// it is written, without a JSON tree in between; [`from_json`] reads it back.
+pub fn embedded(state: &State) -> impl serde::Serialize + '_ {
+    DocumentRef {
+        format_version: FORMAT_VERSION,
+        checksum: "",
+        flotilla_version: env!("CARGO_PKG_VERSION"),
+        serial: state.serial,
+        lineage: &state.lineage,
+        resources: &state.resources,
+        outputs: &state.outputs,
+    }
+}
+
+/// Checksums over a document's own bytes: blake3 with the checksum's 64 hex digits (after
+/// the first `key` in the document's first 256 bytes) read as `0`s. State files (version 2)
+/// and plan files (version 2) are sealed so: checking costs one pass over the bytes.
+pub mod seal {
+    use super::HEX_LEN;
+
+    fn range(bytes: &[u8], key: &[u8]) -> Option<std::ops::Range<usize>> {
+        let head = &bytes[..bytes.len().min(256)];
+        let at = head.windows(key.len()).position(|w| w == key)? + key.len();
+        (at + HEX_LEN <= bytes.len()).then_some(at..at + HEX_LEN)
+    }
+
+    fn hash(bytes: &[u8], range: std::ops::Range<usize>) -> blake3::Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(&bytes[..range.start]);
+        h.update(&[b'0'; HEX_LEN][..range.len()]);
+        h.update(&bytes[range.end..]);
+        h.finalize()
+    }
+
+    /// The placeholder a sealed document is written with, after `key`.
+    pub fn placeholder() -> String {
+        "0".repeat(HEX_LEN)
+    }
+
+    /// Writes the checksum over the placeholder after `key`; `false` when there is none.
+    pub fn write(bytes: &mut [u8], key: &[u8]) -> bool {
+        let Some(r) = range(bytes, key) else {
+            return false;
+        };
+        let h = hash(bytes, r.clone());
+        bytes[r].copy_from_slice(h.to_hex().as_bytes());
+        true
+    }
+
+    /// Whether the checksum after `key` matches the bytes; `None` when there is none.
+    pub fn check(bytes: &[u8], key: &[u8]) -> Option<bool> {
+        let r = range(bytes, key)?;
+        Some(hash(bytes, r.clone()).to_hex().as_bytes() == &bytes[r])
+    }
 }
 
 /// State as a JSON value, for embedding in a document with its own checksum (a plan file).
@@ -142,8 +179,7 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
     }
     let mismatch =
         || corrupt("its checksum does not match its content (edited or truncated)".into());
-    let range = checksum_range(bytes).ok_or_else(mismatch)?;
-    if checksum_over(bytes, range.clone()).to_hex().as_bytes() != &bytes[range] {
+    if seal::check(bytes, CHECKSUM_KEY) != Some(true) {
         return Err(mismatch());
     }
     let doc: Document = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
@@ -235,7 +271,12 @@ mod tests {
             serde_json::json!({"checksum": "blake3:0000"});
         let bytes = encode(&s);
         assert_eq!(decode(&bytes, "t").unwrap(), s);
-        let range = checksum_range(&bytes).unwrap();
+        let at = bytes
+            .windows(CHECKSUM_KEY.len())
+            .position(|w| w == CHECKSUM_KEY)
+            .unwrap()
+            + CHECKSUM_KEY.len();
+        let range = at..at + HEX_LEN;
         let mut edited = bytes.clone();
         edited[range.start] = if edited[range.start] == b'a' {
             b'b'
