@@ -110,6 +110,45 @@ fn applied(name: &str) -> (Work, String) {
     (w, out.stdout)
 }
 
+/// `kubectl get deployment web` in each member, against the sandbox served by `flotilla
+/// sandbox up`: replicas and the region label Karmada's override gave the copy.
+fn kubectl_sees_the_copies(w: &Work) {
+    let available = std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        eprintln!("kubectl is not installed: skipping the kubectl check");
+        return;
+    }
+    w.run(&["sandbox", "up"]).expect(0);
+    for (member, want) in [("beijing", "2 beijing"), ("shanghai", "1 shanghai")] {
+        let out = std::process::Command::new("kubectl")
+            .args([
+                "--context",
+                member,
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                "apps",
+                "-o",
+                "jsonpath={.spec.replicas} {.metadata.labels.region}",
+            ])
+            .env("KUBECONFIG", w.path(".flotilla/sandbox/kubeconfig"))
+            .env("KUBECACHEDIR", w.path(".kube-cache"))
+            .output()
+            .expect("kubectl runs");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            want,
+            "{member}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    w.run(&["sandbox", "down"]).expect(0);
+}
+
 #[test]
 fn karmada_fleet_propagates_to_both_members() {
     let (w, apply) = applied("karmada-fleet");
@@ -158,6 +197,8 @@ fn karmada_fleet_propagates_to_both_members() {
         .expect("the access Secret");
         assert!(secret["data"]["token"].is_string());
     }
+    // What a user sees with kubectl in each member (skipped without kubectl).
+    kubectl_sees_the_copies(&w);
     // The member's kubeconfig is sensitive: never shown, and kept in state as recorded.
     let show = w.run(&["show"]).expect(0);
     assert!(!show.stdout.contains("token:"), "{}", show.stdout);
