@@ -965,13 +965,14 @@ fn list(
             json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "items": items})
         }
         Shape::Full => {
-            let mut metadata = json!({"resourceVersion": rv});
-            if let Some(token) = &next {
-                metadata["continue"] = json!(token);
-            }
-            json!({"kind": rt.list_kind, "apiVersion": rt.api_version(version), "metadata": metadata, "items": items})
+            json!({"kind": rt.list_kind, "apiVersion": rt.api_version(version), "metadata": {"resourceVersion": rv}, "items": items})
         }
     };
+    // Every shape pages the same way: kubectl's tables ask for 500 rows at a time.
+    let mut body = body;
+    if let Some(token) = &next {
+        body["metadata"]["continue"] = json!(token);
+    }
     Ok(json_response(200, &body, &[]))
 }
 

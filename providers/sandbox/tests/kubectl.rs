@@ -1,5 +1,6 @@
 //! The real kubectl against a sandbox cluster: server-side apply of a CRD and a custom
-//! resource, get -o yaml, diff (exit 0 when equal, 1 when not), wait, delete, api-resources.
+//! resource, get -o yaml, diff (exit 0 when equal, 1 when not), wait, delete, api-resources,
+//! and a table of more rows than one page.
 //! Skipped, with a printed reason, when kubectl is not installed.
 
 mod support;
@@ -154,6 +155,19 @@ async fn kubectl_drives_the_sandbox() {
         assert!(ok(d, &["delete", "-f", "widget.yaml"]).contains("deleted"));
         assert!(!kubectl(d, &["get", "widget", "w1"]).status.success());
         ok(d, &["delete", "crd", "widgets.example.com"]);
+
+        // kubectl's tables come 500 rows at a time: the sandbox pages them like a server.
+        let many: String = (0..620)
+            .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm{i}\n  namespace: default\n"))
+            .collect();
+        std::fs::write(d.join("many.yaml"), many).unwrap();
+        ok(d, &["apply", "--server-side", "-f", "many.yaml"]);
+        let rows = ok(d, &["get", "configmaps", "--no-headers"]);
+        assert_eq!(
+            rows.lines().filter(|l| l.starts_with("cm")).count(),
+            620,
+            "every page is shown"
+        );
     })
     .await
     .unwrap();
