@@ -53,6 +53,10 @@ pub fn registry(host: &Arc<ProviderHost>) -> ProviderRegistry {
         flotilla_provider_volcano::NAME,
         flotilla_provider_volcano::factory,
     );
+    r.register(
+        flotilla_provider_istio::NAME,
+        flotilla_provider_istio::factory,
+    );
     r
 }
 

@@ -1,7 +1,8 @@
-//! End-to-end: the real `flotilla` binary applying the `karmada` and `volcano` providers to
-//! sandbox clusters, with what the members hold checked through kube-rs, and the faults a
-//! user meets first: a misspelled policy field, a job for a queue nobody made, a member whose
-//! credentials the control plane refuses.
+//! End-to-end: the real `flotilla` binary applying the `karmada`, `volcano` and `istio`
+//! providers to sandbox clusters, with what the members hold checked through kube-rs, and the
+//! faults a user meets first: a misspelled policy field, a job for a queue nobody made, a
+//! member whose credentials the control plane refuses, route weights and subsets that do not
+//! add up.
 
 mod support;
 
@@ -635,4 +636,101 @@ fn a_member_whose_token_is_refused_fails_the_join_and_is_recorded_tainted() {
     );
     let plan = w.run(&["plan"]).expect(0);
     assert!(plan.stdout.contains("tainted"), "{}", plan.stdout);
+}
+
+#[test]
+fn istio_canary_routing_moves_the_split_in_place() {
+    let (w, _) = applied("istio-canary-routing");
+    let vs = get(
+        &w,
+        "mesh",
+        "networking.istio.io/v1",
+        "VirtualService",
+        "virtualservices",
+        Some("shop"),
+        "checkout",
+    )
+    .expect("the VirtualService");
+    let route = &vs["spec"]["http"][0]["route"];
+    assert_eq!(
+        (&route[0]["weight"], &route[1]["weight"]),
+        (&90.into(), &10.into())
+    );
+    // 50/50: an update whose diff is the two weights.
+    let plan = w.run(&["plan", "-var", "canary_percent=50"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("# istio_virtual_service.checkout will be updated in place"),
+        "{}",
+        plan.stdout
+    );
+    let changed: Vec<&str> = plan
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("~ ") && l.contains(" -> "))
+        .collect();
+    assert_eq!(
+        changed,
+        ["~ weight = 90 -> 50", "~ weight = 10 -> 50"],
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to add, 1 to change, 0 to destroy.")
+    );
+}
+
+#[test]
+fn weights_that_miss_100_and_unknown_subsets_are_warnings_pointing_at_the_route() {
+    let (w, _) = example("istio-canary-routing");
+    let text = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &text
+            .replace("weight = 100 - var.canary_percent", "weight = 80")
+            .replace(
+                "subset = \"canary\" }, weight = var.canary_percent",
+                "subset = \"canry\" }, weight = 10",
+            ),
+    );
+    let out = w.run(&["validate"]).expect(0);
+    let text = flat(&out.stderr);
+    assert!(
+        text.contains("the weights of http[0] add up to 90, not 100"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        text.contains("subset \"canry\" of checkout, which no DestinationRule for checkout in this configuration defines (it defines stable, canary)"),
+        "{}",
+        out.stderr
+    );
+    let route_line = std::fs::read_to_string(w.path("main.hcl"))
+        .unwrap()
+        .lines()
+        .position(|l| l.trim_start().starts_with("route = ["))
+        .unwrap()
+        + 1;
+    assert!(
+        out.stderr.contains(&format!("main.hcl:{route_line}:")),
+        "points at the route (line {route_line}): {}",
+        out.stderr
+    );
+    // A route with neither destinations nor a redirect is refused outright.
+    w.write(
+        "main.hcl",
+        &std::fs::read_to_string(w.path("main.hcl"))
+            .unwrap()
+            .replace("      match = [{ uri = { prefix = \"/checkout\" } }]\n      route = [", "      match = [{ uri = { prefix = \"/checkout\" } }]\n      mirrors = [\"x\"]\n      routes = ["),
+    );
+    let out = w.run(&["validate"]).expect(1);
+    let text = flat(&out.stderr);
+    assert!(text.contains("unknown field `routes`"), "{}", out.stderr);
+    assert!(
+        text.contains("HTTP route, redirect or direct_response is required"),
+        "{}",
+        out.stderr
+    );
 }

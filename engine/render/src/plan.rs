@@ -451,7 +451,9 @@ fn object_diff(
                         let _ = write!(inner, "{}}}", " ".repeat(indent + 2));
                         inner
                     }
-                    (Value::List(x), Value::List(y), false) => list_diff(x, y, indent, style),
+                    (Value::List(x), Value::List(y), false) => {
+                        list_diff(x, y, indent, style, forces, &p)
+                    }
                     (Value::String(x), Value::String(y), false)
                         if x.contains('\n') || y.contains('\n') =>
                     {
@@ -539,7 +541,81 @@ fn nested(v: &Value, sign: &str, indent: usize, style: Style) -> String {
     }
 }
 
-fn list_diff(x: &[Value], y: &[Value], indent: usize, style: Style) -> String {
+/// Lists of the same length whose elements are objects: compared element by element, so a
+/// change deep in one element shows as just that change (a route's weights), not as the
+/// whole element removed and added.
+fn positional_diff(
+    x: &[Value],
+    y: &[Value],
+    indent: usize,
+    style: Style,
+    forces: &[&AttrPath],
+    path: &AttrPath,
+) -> Option<String> {
+    let objects = x.len() == y.len()
+        && x.iter().zip(y).all(|(a, b)| {
+            matches!(
+                (a.shallow_unmark(), b.shallow_unmark()),
+                (Value::Map(_), Value::Map(_))
+            ) && !a.is_sensitive()
+                && !b.is_sensitive()
+        });
+    if !objects {
+        return None;
+    }
+    let mut s = String::from("[\n");
+    let mut unchanged = 0;
+    for (i, (a, b)) in x.iter().zip(y).enumerate() {
+        if same(a, b) {
+            unchanged += 1;
+            continue;
+        }
+        let mut inner = String::new();
+        let hidden = object_diff(
+            &mut inner,
+            indent + 8,
+            Some(a),
+            Some(b),
+            style,
+            forces,
+            &path.index(i),
+            Action::Update,
+        );
+        let _ = writeln!(s, "{}{} {{", " ".repeat(indent + 4), style.sign("~"));
+        s.push_str(&inner);
+        if hidden > 0 {
+            let _ = writeln!(
+                s,
+                "{}# ({hidden} unchanged element{} hidden)",
+                " ".repeat(indent + 10),
+                if hidden == 1 { "" } else { "s" }
+            );
+        }
+        let _ = writeln!(s, "{}}},", " ".repeat(indent + 6));
+    }
+    if unchanged > 0 {
+        let _ = writeln!(
+            s,
+            "{}# ({unchanged} unchanged element{} hidden)",
+            " ".repeat(indent + 6),
+            if unchanged == 1 { "" } else { "s" }
+        );
+    }
+    let _ = write!(s, "{}]", " ".repeat(indent + 2));
+    Some(s)
+}
+
+fn list_diff(
+    x: &[Value],
+    y: &[Value],
+    indent: usize,
+    style: Style,
+    forces: &[&AttrPath],
+    path: &AttrPath,
+) -> String {
+    if let Some(s) = positional_diff(x, y, indent, style, forces, path) {
+        return s;
+    }
     let a: Vec<String> = x.iter().map(inline).collect();
     let b: Vec<String> = y.iter().map(inline).collect();
     let mut s = String::from("[\n");

@@ -1,0 +1,524 @@
+//! The Istio provider (`istio`): routing (`networking.istio.io/v1`), security
+//! (`security.istio.io/v1`) and telemetry (`telemetry.istio.io/v1`) configuration.
+//!
+//! Every kind is a row of [`KINDS`], run by the shared Kubernetes runtime. Istio objects have
+//! no status unless istiod runs with status enabled, so each is ready once the API server
+//! accepts it; nothing is immutable. Offline, flotilla checks what istiod's validating webhook
+//! refuses (see docs/providers/istio.md): an HTTP route needs exactly one of `route`,
+//! `redirect` and `directResponse`, some of their companions exclude each other, a string
+//! match sets exactly one of `exact`, `prefix` and `regex`, hosts are well-formed, and an
+//! AuthorizationPolicy's `provider` goes with `CUSTOM` only. Across the configuration it warns
+//! when route weights do not add up to 100 and when a route names a subset no
+//! DestinationRule for its host defines.
+
+use std::sync::{Arc, OnceLock};
+
+use flotilla_ecosystems::Ecosystem;
+use flotilla_lang::{AttrPath, PathStep};
+use flotilla_provider::{Finding, Provider, ProviderError, ProviderHost, Review, Value};
+use flotilla_provider_kube::{Catalog, Kind, KubeProvider};
+use serde_json::Value as Json;
+
+/// The provider's name.
+pub const NAME: &str = "istio";
+
+/// The ecosystem whose CRDs define these kinds.
+pub const ECOSYSTEM: Ecosystem = Ecosystem::Istio;
+
+const fn istio(
+    type_name: &'static str,
+    description: &'static str,
+    api_version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+) -> Kind {
+    Kind::of_crd(ECOSYSTEM, type_name, description, api_version, kind, plural)
+}
+
+/// The Istio kinds.
+pub static KINDS: [Kind; 9] = [
+    istio(
+        "istio_virtual_service",
+        "Routing rules for hosts: HTTP, TCP and TLS routes to destinations (and their subsets).",
+        "networking.istio.io/v1",
+        "VirtualService",
+        "virtualservices",
+    ),
+    istio(
+        "istio_destination_rule",
+        "Policies for traffic to a host after routing, and its named subsets.",
+        "networking.istio.io/v1",
+        "DestinationRule",
+        "destinationrules",
+    ),
+    istio(
+        "istio_gateway",
+        "A load balancer at the mesh's edge: ports, protocols and hosts it serves.",
+        "networking.istio.io/v1",
+        "Gateway",
+        "gateways",
+    ),
+    istio(
+        "istio_service_entry",
+        "A service outside the mesh's registry (an external API, a VM).",
+        "networking.istio.io/v1",
+        "ServiceEntry",
+        "serviceentries",
+    ),
+    istio(
+        "istio_sidecar",
+        "What a workload's sidecar proxy accepts and reaches.",
+        "networking.istio.io/v1",
+        "Sidecar",
+        "sidecars",
+    ),
+    istio(
+        "istio_peer_authentication",
+        "Mutual TLS between workloads: UNSET, DISABLE, PERMISSIVE or STRICT.",
+        "security.istio.io/v1",
+        "PeerAuthentication",
+        "peerauthentications",
+    ),
+    istio(
+        "istio_request_authentication",
+        "JWT rules for end-user requests.",
+        "security.istio.io/v1",
+        "RequestAuthentication",
+        "requestauthentications",
+    ),
+    istio(
+        "istio_authorization_policy",
+        "Who may do what to a workload: ALLOW, DENY, AUDIT or CUSTOM rules.",
+        "security.istio.io/v1",
+        "AuthorizationPolicy",
+        "authorizationpolicies",
+    ),
+    istio(
+        "istio_telemetry",
+        "Metrics, tracing and access logging for workloads.",
+        "telemetry.istio.io/v1",
+        "Telemetry",
+        "telemetries",
+    ),
+];
+
+/// The provider's table.
+pub static CATALOG: Catalog = Catalog {
+    name: NAME,
+    kinds: &[
+        &KINDS[0], &KINDS[1], &KINDS[2], &KINDS[3], &KINDS[4], &KINDS[5], &KINDS[6], &KINDS[7],
+        &KINDS[8],
+    ],
+    ecosystems: &[ECOSYSTEM],
+    data_sources: false,
+    check: Some(check),
+    notes: None,
+    review: Some(review),
+    schema: OnceLock::new(),
+};
+
+/// A new instance, for the provider registry.
+pub fn factory(host: &Arc<ProviderHost>) -> Arc<dyn Provider> {
+    Arc::new(KubeProvider::new(&CATALOG, host))
+}
+
+/// `spec.a[0].b` as an attribute path.
+fn path(steps: &[Step<'_>]) -> AttrPath {
+    AttrPath(
+        std::iter::once(PathStep::Key("spec".into()))
+            .chain(steps.iter().map(|s| match s {
+                Step::Key(k) => PathStep::Key((*k).to_string()),
+                Step::Index(i) => PathStep::Index(*i),
+            }))
+            .collect(),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `spec` as JSON (unknown parts `null`).
+fn spec(config: &Value) -> Json {
+    config
+        .get_attr("spec")
+        .map(|v| v.to_json())
+        .unwrap_or(Json::Null)
+}
+
+fn set(v: &Json, key: &str) -> bool {
+    !v[key].is_null()
+}
+
+/// The elements of the list at `spec.key` whose values are fully known, with their index
+/// (a part still unknown offline is checked by the server at plan time).
+fn known_items(config: &Value, key: &str) -> Vec<(usize, Json)> {
+    match config.get_attr("spec").and_then(|s| s.get_attr(key)) {
+        Some(Value::List(items)) => items
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.contains_unknown())
+            .map(|(i, v)| (i, v.to_json()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What istiod's validating webhook refuses, checked offline.
+fn check(kind: &Kind, config: &Value) -> Vec<ProviderError> {
+    let mut errors = Vec::new();
+    match kind.kind {
+        "VirtualService" => {
+            for (i, host) in known_items(config, "hosts") {
+                if let Some(h) = host.as_str()
+                    && let Some(why) = bad_host(h)
+                {
+                    errors.push(
+                        ProviderError::new(format!("host {h:?} is not a valid host: {why}"))
+                            .with_detail("write a DNS name (`checkout`, `checkout.shop.svc.cluster.local`), optionally with a leading `*.`")
+                            .at(path(&[Step::Key("hosts"), Step::Index(i)])),
+                    );
+                }
+            }
+            for (i, route) in known_items(config, "http") {
+                http_route(&route, i, &mut errors);
+            }
+        }
+        "AuthorizationPolicy" => {
+            let Some(spec) = config
+                .get_attr("spec")
+                .filter(|s| !s.contains_unknown())
+                .map(|s| s.to_json())
+            else {
+                return errors;
+            };
+            let action = spec["action"].as_str().unwrap_or("ALLOW");
+            if action == "CUSTOM" && spec["provider"]["name"].is_null() {
+                errors.push(
+                    ProviderError::new("a CUSTOM policy needs `provider.name`")
+                        .with_detail(
+                            "name the extension provider (from the mesh config) that decides",
+                        )
+                        .at(path(&[Step::Key("provider")])),
+                );
+            }
+            if action != "CUSTOM" && set(&spec, "provider") {
+                errors.push(
+                    ProviderError::new(format!(
+                        "`provider` applies only to action CUSTOM, not {action}"
+                    ))
+                    .with_detail("drop `provider`, or set `action = \"CUSTOM\"`")
+                    .at(path(&[Step::Key("provider")])),
+                );
+            }
+            let targets = ["selector", "targetRef", "targetRefs"]
+                .iter()
+                .filter(|k| set(&spec, k))
+                .count();
+            if targets > 1 {
+                errors.push(
+                    ProviderError::new(
+                        "set at most one of `selector`, `targetRef` and `targetRefs`",
+                    )
+                    .at(path(&[])),
+                );
+            }
+        }
+        _ => {}
+    }
+    errors
+}
+
+/// Why a VirtualService host is malformed, if it is.
+fn bad_host(h: &str) -> Option<&'static str> {
+    if h.is_empty() {
+        return Some("it is empty");
+    }
+    if h.contains("://") {
+        return Some("it has a scheme; hosts are names, not URLs");
+    }
+    if h.contains('/') {
+        return Some("it has a path");
+    }
+    let name = h.strip_prefix("*.").unwrap_or(h);
+    if name != "*" && name.contains('*') {
+        return Some("a wildcard may only be the leading label (`*.example.com`)");
+    }
+    None
+}
+
+/// One HTTP route: exactly one of `route`, `redirect`, `directResponse` (or a delegate), the
+/// combinations istiod refuses, and string matches with exactly one kind.
+fn http_route(route: &Json, i: usize, errors: &mut Vec<ProviderError>) {
+    let at = |k: &'static str| path(&[Step::Key("http"), Step::Index(i), Step::Key(k)]);
+    let has = |k: &str| set(route, k);
+    if !(has("route") || has("redirect") || has("directResponse") || has("delegate")) {
+        errors.push(
+            ProviderError::new("HTTP route, redirect or direct_response is required")
+                .with_detail(
+                    "give the route a `route` (destinations), a `redirect` or a `directResponse`",
+                )
+                .at(path(&[Step::Key("http"), Step::Index(i)])),
+        );
+    }
+    for (a, b) in [
+        ("route", "redirect"),
+        ("route", "directResponse"),
+        ("redirect", "rewrite"),
+        ("redirect", "fault"),
+        ("directResponse", "fault"),
+        ("directResponse", "rewrite"),
+        ("mirror", "mirrors"),
+    ] {
+        if has(a) && has(b) {
+            errors.push(
+                ProviderError::new(format!(
+                    "`{a}` and `{b}` cannot both be set on an HTTP route"
+                ))
+                .at(at(b)),
+            );
+        }
+    }
+    for (m, matched) in route["match"].as_array().into_iter().flatten().enumerate() {
+        for field in ["uri", "scheme", "method", "authority"] {
+            let v = &matched[field];
+            if v.is_object() {
+                let kinds = ["exact", "prefix", "regex"]
+                    .iter()
+                    .filter(|k| set(v, k))
+                    .count();
+                if kinds != 1 {
+                    errors.push(
+                        ProviderError::new(format!(
+                            "a `{field}` match sets exactly one of `exact`, `prefix` and `regex`, not {kinds}"
+                        ))
+                        .at(path(&[
+                            Step::Key("http"),
+                            Step::Index(i),
+                            Step::Key("match"),
+                            Step::Index(m),
+                            Step::Key(field),
+                        ])),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Across the configuration: routes whose weights do not add up to 100 (istiod treats them
+/// as relative; older Istio refused them) and subsets no DestinationRule for the host defines.
+fn review(review: &Review<'_>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    // host -> subsets, from the DestinationRules of the configuration (known ones).
+    let mut subsets: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in review
+        .resources
+        .iter()
+        .filter(|r| r.type_name == "istio_destination_rule")
+    {
+        let spec = spec(r.value);
+        if let Some(host) = spec["host"].as_str() {
+            subsets.entry(short(host).to_string()).or_default().extend(
+                spec["subsets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["name"].as_str().map(str::to_string)),
+            );
+        }
+    }
+    for (index, r) in review.resources.iter().enumerate() {
+        if r.type_name != "istio_virtual_service" {
+            continue;
+        }
+        let spec = spec(r.value);
+        for section in ["http", "tcp", "tls"] {
+            for (i, route) in spec[section].as_array().into_iter().flatten().enumerate() {
+                let at = |extra: &[Step<'_>]| {
+                    let mut steps = vec![Step::Key(section), Step::Index(i), Step::Key("route")];
+                    steps.extend_from_slice(extra);
+                    path(&steps)
+                };
+                let destinations: Vec<&Json> =
+                    route["route"].as_array().into_iter().flatten().collect();
+                let weights: Option<Vec<i64>> =
+                    destinations.iter().map(|d| d["weight"].as_i64()).collect();
+                if destinations.len() > 1
+                    && let Some(w) = weights
+                    && w.iter().sum::<i64>() != 100
+                {
+                    findings.push(Finding {
+                        resource: index,
+                        error: ProviderError::new(format!(
+                            "the weights of {section}[{i}] add up to {}, not 100",
+                            w.iter().sum::<i64>()
+                        ))
+                        .with_detail("Istio divides traffic by each weight over their sum, so this works, but a split written to add up to 100 says what it means; older Istio refused it")
+                        .at(at(&[])),
+                        warning: true,
+                    });
+                }
+                for (d, dest) in destinations.iter().enumerate() {
+                    let (Some(host), Some(subset)) = (
+                        dest["destination"]["host"].as_str(),
+                        dest["destination"]["subset"].as_str(),
+                    ) else {
+                        continue;
+                    };
+                    let Some(defined) = subsets.get(short(host)) else {
+                        continue;
+                    };
+                    if !defined.iter().any(|s| s == subset) {
+                        findings.push(Finding {
+                            resource: index,
+                            error: ProviderError::new(format!(
+                                "the route sends traffic to subset {subset:?} of {host}, which no DestinationRule for {host} in this configuration defines (it defines {})",
+                                defined.join(", ")
+                            ))
+                            .with_detail("istiod sends nothing to an undefined subset: add it to the DestinationRule's `subsets`, or fix the name")
+                            .at(at(&[Step::Index(d), Step::Key("destination"), Step::Key("subset")])),
+                            warning: true,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    findings
+}
+
+/// A host's short name (`checkout` of `checkout.shop.svc.cluster.local`), so a route and a
+/// DestinationRule that spell it differently still meet.
+fn short(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> Arc<dyn Provider> {
+        factory(&Arc::new(ProviderHost::new()))
+    }
+
+    fn errors(type_name: &str, spec: Json) -> Vec<String> {
+        let config = Value::object([
+            ("name", Value::string("x")),
+            ("spec", Value::from_json(&spec)),
+        ]);
+        provider()
+            .validate(type_name, &config)
+            .into_iter()
+            .map(|e| e.message)
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_has_its_crd() {
+        assert_eq!(CATALOG.mismatches(), Vec::<String>::new());
+        let p = provider();
+        for kind in &KINDS {
+            assert!(p.schema().resources.contains_key(kind.type_name));
+        }
+    }
+
+    #[test]
+    fn what_istiods_webhook_refuses_is_refused_offline() {
+        let e = errors(
+            "istio_virtual_service",
+            serde_json::json!({"hosts": ["https://checkout/api"], "http": [
+                {"match": [{"uri": {"prefix": "/", "exact": "/"}}]},
+                {"route": [{"destination": {"host": "checkout"}}], "redirect": {"uri": "/x"}}]}),
+        );
+        assert!(e.iter().any(|m| m.contains("has a scheme")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("route, redirect or direct_response is required")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("exactly one of `exact`, `prefix` and `regex`, not 2")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("`route` and `redirect` cannot both be set")),
+            "{e:?}"
+        );
+        let ok = errors(
+            "istio_virtual_service",
+            serde_json::json!({"hosts": ["*.shop.example.com", "checkout"], "http": [
+                {"match": [{"uri": {"prefix": "/"}}], "route": [{"destination": {"host": "checkout"}}]}]}),
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+        let ap = errors(
+            "istio_authorization_policy",
+            serde_json::json!({"action": "DENY", "provider": {"name": "ext-authz"}}),
+        );
+        assert!(
+            ap.iter()
+                .any(|m| m.contains("only to action CUSTOM, not DENY")),
+            "{ap:?}"
+        );
+    }
+
+    #[test]
+    fn weights_and_subsets_are_reviewed_across_the_configuration() {
+        let vs = Value::from_json(
+            &serde_json::json!({"name": "checkout", "spec": {"hosts": ["checkout"], "http": [
+            {"route": [
+                {"destination": {"host": "checkout", "subset": "stable"}, "weight": 80},
+                {"destination": {"host": "checkout", "subset": "canry"}, "weight": 10}]}]}}),
+        );
+        let dr = Value::from_json(
+            &serde_json::json!({"name": "checkout", "spec": {"host": "checkout.shop.svc.cluster.local",
+            "subsets": [{"name": "stable"}, {"name": "canary"}]}}),
+        );
+        let review_of = |vs: &Value| {
+            let r = Review {
+                resources: vec![
+                    flotilla_provider::ReviewedResource {
+                        address: "istio_virtual_service.checkout".into(),
+                        type_name: "istio_virtual_service",
+                        provider: "provider.istio".into(),
+                        value: vs,
+                    },
+                    flotilla_provider::ReviewedResource {
+                        address: "istio_destination_rule.checkout".into(),
+                        type_name: "istio_destination_rule",
+                        provider: "provider.istio".into(),
+                        value: &dr,
+                    },
+                ],
+                providers: Vec::new(),
+            };
+            review(&r)
+                .into_iter()
+                .map(|f| (f.warning, f.error.message))
+                .collect::<Vec<_>>()
+        };
+        let found = review_of(&vs);
+        assert!(found.iter().all(|(w, _)| *w));
+        assert!(
+            found
+                .iter()
+                .any(|(_, m)| m.contains("add up to 90, not 100")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(_, m)| m.contains("subset \"canry\"") && m.contains("stable, canary")),
+            "{found:?}"
+        );
+        let fine = Value::from_json(&serde_json::json!({"name": "checkout", "spec": {"http": [
+            {"route": [
+                {"destination": {"host": "checkout", "subset": "stable"}, "weight": 90},
+                {"destination": {"host": "checkout", "subset": "canary"}, "weight": 10}]}]}}));
+        assert!(review_of(&fine).is_empty());
+    }
+}
