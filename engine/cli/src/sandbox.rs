@@ -16,7 +16,7 @@ pub const DEFAULT_DIR: &str = ".flotilla/sandbox";
 pub enum SandboxCommand {
     /// Start the sandbox in the background (creating the named clusters if needed).
     #[command(
-        after_help = "Examples:\n  flotilla sandbox up                        # one cluster named \"default\"\n  flotilla sandbox up --name mgmt --name edge\n  flotilla sandbox up --clusters 3            # cluster-1, cluster-2, cluster-3\n  flotilla sandbox up --name mgmt --with capi # Cluster API CRDs and controllers\n  flotilla sandbox up --with all --fault default:errors=0.1,seed=7\n  flotilla sandbox up --foreground            # serve in this terminal until Ctrl-C\n\nEcosystems: capi, karmada, kubeedge, istio, volcano, kyverno, flagger, flux (or all).\nClusters and their objects are kept in the sandbox directory across restarts."
+        after_help = "Examples:\n  flotilla sandbox up                        # one cluster named \"default\"\n  flotilla sandbox up --name mgmt --name edge\n  flotilla sandbox up --clusters 3            # cluster-1, cluster-2, cluster-3\n  flotilla sandbox up --name mgmt --with capi # Cluster API CRDs and controllers\n  flotilla sandbox up --with all --fault default:errors=0.1,seed=7\n  flotilla sandbox up --foreground            # serve in this terminal until Ctrl-C\n  flotilla sandbox up --name edge --with kubeedge --edge-node edge/hz-1:site=hangzhou\n\nEcosystems: capi, karmada, kubeedge, istio, volcano, kyverno, flagger, flux (or all).\nClusters and their objects are kept in the sandbox directory across restarts."
     )]
     Up(UpArgs),
     /// Show the sandbox's clusters and whether it is running.
@@ -65,6 +65,10 @@ pub struct UpArgs {
     /// Inject faults into a cluster: NAME:SPEC (see `flotilla sandbox fault --help`).
     #[arg(long, value_name = "NAME:SPEC")]
     fault: Vec<String>,
+    /// Add an edge node (a Node labelled `node-role.kubernetes.io/edge`, Ready) to a cluster:
+    /// CLUSTER/NODE, optionally with labels, CLUSTER/NODE:KEY=VALUE,KEY=VALUE (repeatable).
+    #[arg(long, value_name = "CLUSTER/NODE[:LABELS]")]
+    edge_node: Vec<String>,
     /// Serve in the foreground until Ctrl-C instead of starting a background server.
     #[arg(long)]
     foreground: bool,
@@ -178,6 +182,80 @@ fn controller_delay(args: &UpArgs) -> Result<Option<Duration>, Failure> {
                 "for example: 200ms, 1.5s, 1m",
             )
         })
+}
+
+/// An edge node `--edge-node` asks for: its cluster, its name and its labels.
+struct EdgeNode {
+    cluster: String,
+    name: String,
+    labels: serde_json::Map<String, Value>,
+}
+
+fn parse_edge_nodes(args: &UpArgs) -> Result<Vec<EdgeNode>, Failure> {
+    args.edge_node
+        .iter()
+        .map(|spec| {
+            let bad = |why: &str| {
+                fail(
+                    format!("--edge-node {spec}: {why}"),
+                    "write CLUSTER/NODE or CLUSTER/NODE:KEY=VALUE,KEY=VALUE, e.g. --edge-node edge/hz-1:site=hangzhou",
+                )
+            };
+            let (at, labels) = spec.split_once(':').unwrap_or((spec, ""));
+            let (cluster, name) = at.split_once('/').ok_or_else(|| bad("expected CLUSTER/NODE"))?;
+            if cluster.is_empty() || name.is_empty() {
+                return Err(bad("the cluster and the node need names"));
+            }
+            let mut map = serde_json::Map::new();
+            map.insert("node-role.kubernetes.io/edge".into(), json!(""));
+            for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or_else(|| bad(&format!("label {pair:?} is not KEY=VALUE")))?;
+                map.insert(k.to_string(), json!(v));
+            }
+            Ok(EdgeNode {
+                cluster: cluster.to_string(),
+                name: name.to_string(),
+                labels: map,
+            })
+        })
+        .collect()
+}
+
+/// Creates (or relabels) the edge nodes in their clusters, Ready.
+fn add_edge_nodes(sandbox: &Sandbox, nodes: &[EdgeNode]) -> Result<(), Failure> {
+    for n in nodes {
+        let cluster = sandbox.cluster(&n.cluster).ok_or_else(|| {
+            fail(
+                format!(
+                    "--edge-node {}/{}: there is no sandbox cluster {:?}",
+                    n.cluster, n.name, n.cluster
+                ),
+                "create it in the same command with --name",
+            )
+        })?;
+        let local = flotilla_sandbox::local::Local::new(&cluster, "flotilla-sandbox");
+        let node = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": n.name, "labels": n.labels}});
+        let written = local
+            .apply(&node)
+            .and_then(|o| {
+                local.set_status(
+                    &o,
+                    json!({"conditions": [{"type": "Ready", "status": "True", "reason": "EdgeReady",
+                        "message": "edgecore is posting ready status"}]}),
+                )
+            })
+            .map_err(|e| {
+                fail(
+                    format!("cannot add edge node {}: {}", n.name, e.message),
+                    "check the node's name and labels",
+                )
+            })?;
+        drop(written);
+    }
+    Ok(())
 }
 
 fn parse_faults(args: &UpArgs) -> Result<Vec<(String, FaultConfig)>, Failure> {
@@ -344,7 +422,9 @@ async fn serve(ui: &Ui, args: UpArgs, announce: bool) -> Result<u8, Failure> {
         faults: Vec::new(),
     };
     record_faults(&dir, &parse_faults(&args)?)?;
+    let edge_nodes = parse_edge_nodes(&args)?;
     let sandbox = Sandbox::start(options).await?;
+    add_edge_nodes(&sandbox, &edge_nodes)?;
     let clusters: Vec<Value> = sandbox
         .clusters()
         .iter()
@@ -473,6 +553,10 @@ async fn up(ui: &Ui, args: UpArgs) -> Result<u8, Failure> {
     }
     for fault in &args.fault {
         command.arg("--fault").arg(fault);
+    }
+    parse_edge_nodes(&args)?;
+    for node in &args.edge_node {
+        command.arg("--edge-node").arg(node);
     }
     {
         use std::os::unix::process::CommandExt;

@@ -57,6 +57,10 @@ pub fn registry(host: &Arc<ProviderHost>) -> ProviderRegistry {
         flotilla_provider_istio::NAME,
         flotilla_provider_istio::factory,
     );
+    r.register(
+        flotilla_provider_kubeedge::NAME,
+        flotilla_provider_kubeedge::factory,
+    );
     r
 }
 

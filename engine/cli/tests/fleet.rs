@@ -734,3 +734,129 @@ fn weights_that_miss_100_and_unknown_subsets_are_warnings_pointing_at_the_route(
         out.stderr
     );
 }
+
+/// The edge-site example's sandbox: cluster `edge` with three edge nodes, served by
+/// `flotilla sandbox up` as its README says.
+fn edge_sandbox(w: &Work) {
+    w.run(&[
+        "sandbox",
+        "up",
+        "--name",
+        "edge",
+        "--with",
+        "kubeedge",
+        "--edge-node",
+        "edge/hz-1:site=hangzhou",
+        "--edge-node",
+        "edge/hz-2:site=hangzhou",
+        "--edge-node",
+        "edge/nb-1:site=ningbo",
+    ])
+    .expect(0);
+}
+
+#[test]
+fn edge_site_renders_the_application_into_each_node_group() {
+    let (w, readme) = example("edge-site");
+    assert!(readme.contains("--edge-node edge/hz-1:site=hangzhou"));
+    edge_sandbox(&w);
+    let out = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(
+        out.stdout.contains("Apply complete! Resources: 9 added"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stderr.contains('⚠'), "{}", out.stderr);
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+    w.run(&["sandbox", "down"]).expect(0);
+    for (group, image) in [
+        ("hangzhou", "registry.local/agent:1.0"),
+        ("ningbo", "registry.local/agent:1.0-lite"),
+    ] {
+        let name = format!("sensor-agent-{group}");
+        let d = get(
+            &w,
+            "edge",
+            "apps/v1",
+            "Deployment",
+            "deployments",
+            Some("sensors"),
+            &name,
+        )
+        .unwrap_or_else(|| panic!("{name} is rendered"));
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["containers"][0]["image"], image);
+        assert_eq!(pod["nodeSelector"]["apps.kubeedge.io/belonging-to"], group);
+    }
+    let node = get(&w, "edge", "v1", "Node", "nodes", None, "nb-1").expect("node");
+    assert_eq!(
+        node["metadata"]["labels"]["apps.kubeedge.io/belonging-to"],
+        "ningbo"
+    );
+}
+
+/// After [`HEADER`]-less: one edge cluster, a rule and an application with problems.
+const EDGE_FAULTS: &str = r#"provider "kubeedge" {
+  sandbox = "edge"
+}
+
+resource "kubeedge_rule" "orphan" {
+  name = "orphan"
+  spec = {
+    source         = "nowhere"
+    sourceResource = { path = "/a" }
+    target         = "nobody"
+    targetResource = { topic = "t" }
+  }
+}
+"#;
+
+const EDGE_APP_NO_GROUP: &str = r#"provider "kubeedge" {
+  sandbox = "edge"
+}
+
+resource "kubeedge_edge_application" "agent" {
+  name = "agent"
+  spec = {
+    workloadTemplate = { manifests = [{ apiVersion = "apps/v1", kind = "Deployment", metadata = { name = "agent" }, spec = { selector = { matchLabels = { app = "a" } }, template = { metadata = { labels = { app = "a" } }, spec = { containers = [{ name = "a", image = "busybox" }] } } } }] }
+    workloadScope    = { targetNodeGroups = [{ name = "atlantis" }] }
+  }
+  timeouts {
+    create = "2s"
+  }
+}
+"#;
+
+#[test]
+fn edge_faults_a_rule_without_endpoints_and_an_application_for_a_missing_group() {
+    let w = Work::new(&[("main.hcl", EDGE_FAULTS)]);
+    let out = w.run(&["apply", "-auto-approve"]).expect(1);
+    assert!(
+        flat(&out.stderr).contains("cant get source ruleEndpoint nowhere"),
+        "{}",
+        out.stderr
+    );
+    assert!(!w.has_state() || w.state_addresses().is_empty());
+
+    let w = Work::new(&[("main.hcl", EDGE_APP_NO_GROUP)]);
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(
+        flat(&plan.stderr).contains("targets node group \"atlantis\", which no kubeedge_node_group in this configuration declares"),
+        "{}",
+        plan.stderr
+    );
+    let out = w.run(&["apply", "-auto-approve"]).expect(1);
+    let text = flat(&out.stderr);
+    assert!(
+        text.contains("did not become ready within 2s"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        text.contains(
+            "agent-atlantis: conditions is Processing: node group atlantis does not exist"
+        ),
+        "{}",
+        out.stderr
+    );
+}

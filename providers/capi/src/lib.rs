@@ -157,6 +157,7 @@ pub static CATALOG: Catalog = Catalog {
     check: None,
     notes: None,
     review: None,
+    nodes: None,
     schema: OnceLock::new(),
 };
 

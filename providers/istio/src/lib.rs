@@ -114,6 +114,7 @@ pub static CATALOG: Catalog = Catalog {
     check: Some(check),
     notes: None,
     review: Some(review),
+    nodes: None,
     schema: OnceLock::new(),
 };
 

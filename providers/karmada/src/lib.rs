@@ -172,6 +172,7 @@ pub static CATALOG: Catalog = Catalog {
     check: Some(check),
     notes: Some(placement),
     review: Some(review),
+    nodes: None,
     schema: OnceLock::new(),
 };
 

@@ -178,6 +178,18 @@ pub enum Readiness {
         /// Values that mean it failed for good.
         failed: &'static [&'static str],
     },
+    /// Every entry of a status list (dotted path) has `field` equal to `ready`, and there is
+    /// at least one: a KubeEdge node group's `status.nodeStatuses[].selectionStatus`.
+    Entries {
+        /// The list's dotted path.
+        path: &'static str,
+        /// The field of each entry.
+        field: &'static str,
+        /// The value that means ready.
+        ready: &'static str,
+        /// A field of the entry explaining a different value, for the wait's message.
+        reason: &'static str,
+    },
     /// Judged from the objects a controller made for it (a Karmada policy's bindings).
     Related(&'static Related),
     /// Any kind (`kube_manifest`): a `Ready` condition when the object has one, else accepted.

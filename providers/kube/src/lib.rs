@@ -66,8 +66,22 @@ pub struct Catalog {
     pub notes: Option<fn(&Kind, &Value) -> Vec<String>>,
     /// Checks across the configuration's resources (see [`flotilla_provider::Review`]).
     pub review: Option<fn(&Review<'_>) -> Vec<Finding>>,
+    /// A data source listing the cluster's nodes that carry a label (KubeEdge's edge nodes).
+    pub nodes: Option<&'static NodeList>,
     /// Its schema, built on first use.
     pub schema: OnceLock<ProviderSchema>,
+}
+
+/// A data source of nodes: `data "<type_name>" "x" { selector = { site = "hangzhou" } }`
+/// exports `nodes`, by name, each with its `labels` and whether it is `ready`.
+#[derive(Debug)]
+pub struct NodeList {
+    /// The data source's type.
+    pub type_name: &'static str,
+    /// What it lists.
+    pub description: &'static str,
+    /// The label every listed node has (`node-role.kubernetes.io/edge`).
+    pub label: &'static str,
 }
 
 impl Catalog {
@@ -123,6 +137,7 @@ pub static KUBE: Catalog = Catalog {
     check: None,
     notes: None,
     review: None,
+    nodes: None,
     schema: OnceLock::new(),
 };
 
@@ -325,6 +340,30 @@ fn build_schema(catalog: &Catalog) -> ProviderSchema {
                     .replace(" ( )", ""),
                 block: b,
                 create_before_destroy: kind.rotate,
+            },
+        );
+    }
+    if let Some(n) = catalog.nodes {
+        s.data_sources.insert(
+            n.type_name.to_string(),
+            ResourceSchema {
+                description: n.description.into(),
+                block: BlockSchema::default()
+                    .attr(
+                        "selector",
+                        AttributeSchema::optional(
+                            string_map(),
+                            "Labels the nodes must also have (all of them).",
+                        ),
+                    )
+                    .attr(
+                        "nodes",
+                        AttributeSchema::computed(
+                            Type::Any,
+                            "The nodes by name: `{ labels = {...}, ready = true }`.",
+                        ),
+                    ),
+                create_before_destroy: false,
             },
         );
     }
@@ -880,6 +919,50 @@ impl KubeProvider {
         })
     }
 
+    /// The nodes with the list's label and the selector's labels.
+    async fn nodes(
+        &self,
+        list: &NodeList,
+        mut m: BTreeMap<String, Value>,
+    ) -> ProviderResult<Value> {
+        let target = self.target().await?;
+        let mut selector = vec![list.label.to_string()];
+        if let Some(Value::Map(labels)) = m.get("selector") {
+            for (k, v) in labels {
+                if let Value::String(v) = v.clone().unmark().0 {
+                    selector.push(format!("{k}={v}"));
+                }
+            }
+        }
+        let resource = ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            plural: "nodes".into(),
+        };
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::all_with(target.client.clone(), &resource);
+        let params = kube::api::ListParams::default().labels(&selector.join(","));
+        let listed = ops::call(target, "list Nodes", || api.list(&params))
+            .await
+            .map_err(|e| ops::api_error(target, "cannot list Nodes", &e))?;
+        let mut nodes = BTreeMap::new();
+        for node in listed.items {
+            let json = serde_json::to_value(&node).unwrap_or(Json::Null);
+            let ready = ops::check(&json, Readiness::Condition("Ready")) == ops::Status::Ready;
+            nodes.insert(
+                node.metadata.name.clone().unwrap_or_default(),
+                Value::object([
+                    ("labels", Value::from_json(&json["metadata"]["labels"])),
+                    ("ready", Value::Bool(ready)),
+                ]),
+            );
+        }
+        m.insert("nodes".into(), Value::Map(nodes));
+        Ok(Value::Map(m))
+    }
+
     /// Writes the namespace and access Secret that credentials become.
     async fn hand_over(&self, c: &Credentials, name: &str, kubeconfig: &str) -> ProviderResult<()> {
         let target = self.target().await?;
@@ -1200,6 +1283,9 @@ impl KubeProvider {
 
     async fn data(&self, req: ReadDataRequest<'_>) -> ProviderResult<Value> {
         let m = attrs(req.config);
+        if let Some(n) = self.catalog.nodes.filter(|n| n.type_name == req.type_name) {
+            return self.nodes(n, m).await;
+        }
         if req.type_name.ends_with("_connection") {
             let target = self.target().await?;
             let mut out = m;
@@ -1510,6 +1596,7 @@ mod tests {
             check: None,
             notes: None,
             review: None,
+            nodes: None,
             schema: OnceLock::new(),
         };
         assert_eq!(

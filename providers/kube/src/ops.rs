@@ -473,6 +473,41 @@ pub fn check(obj: &Json, readiness: Readiness) -> Status {
     match readiness {
         // Related objects are judged by `check_related`; the object itself is accepted.
         Readiness::Accepted | Readiness::Auto | Readiness::Related(_) => Status::Ready,
+        Readiness::Entries {
+            path,
+            field,
+            ready,
+            reason,
+        } => {
+            let list = path.rsplit('.').next().unwrap_or(path);
+            let entries = crate::object::at(obj, path)
+                .and_then(Json::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if !observed(None) {
+                return Status::Waiting(format!(
+                    "its status does not observe generation {} yet",
+                    generation.unwrap_or_default()
+                ));
+            }
+            match entries.iter().find(|e| e[field].as_str() != Some(ready)) {
+                _ if entries.is_empty() => Status::Waiting(format!("no {list} yet")),
+                None => Status::Ready,
+                Some(e) => {
+                    let id = ["nodeName", "name"]
+                        .iter()
+                        .find_map(|k| e[*k].as_str())
+                        .or_else(|| e["identifier"]["name"].as_str())
+                        .unwrap_or("?");
+                    let got = e[field].as_str().unwrap_or("unset");
+                    let why = e[reason].as_str().filter(|r| !r.is_empty());
+                    Status::Waiting(match why {
+                        Some(why) => format!("{id}: {field} is {got}: {why}"),
+                        None => format!("{id}: {field} is {got}, waiting for {ready}"),
+                    })
+                }
+            }
+        }
         Readiness::Field {
             path,
             ready,
@@ -581,6 +616,36 @@ mod tests {
         assert_eq!(human(Duration::from_secs(90)), "1m30s");
         assert_eq!(human(Duration::from_secs(600)), "10m");
         assert_eq!(human(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn every_entry_of_a_status_list_decides() {
+        let r = Readiness::Entries {
+            path: "status.nodeStatuses",
+            field: "selectionStatus",
+            ready: "Succeeded",
+            reason: "selectionStatusReason",
+        };
+        let with = |entries: serde_json::Value| json!({"status": {"nodeStatuses": entries}});
+        assert_eq!(
+            check(
+                &with(json!([{"nodeName": "a", "selectionStatus": "Succeeded"}])),
+                r
+            ),
+            Status::Ready
+        );
+        assert_eq!(
+            check(
+                &with(json!([{"nodeName": "a", "selectionStatus": "Succeeded"},
+                    {"nodeName": "b", "selectionStatus": "Failed", "selectionStatusReason": "node b does not exist"}])),
+                r
+            ),
+            Status::Waiting("b: selectionStatus is Failed: node b does not exist".into())
+        );
+        assert_eq!(
+            check(&with(json!([])), r),
+            Status::Waiting("no nodeStatuses yet".into())
+        );
     }
 
     #[test]

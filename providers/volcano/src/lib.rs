@@ -73,6 +73,7 @@ pub static CATALOG: Catalog = Catalog {
     check: None,
     notes: None,
     review: None,
+    nodes: None,
     schema: OnceLock::new(),
 };
 

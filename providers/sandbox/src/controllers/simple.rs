@@ -14,58 +14,179 @@ fn set(local: &Local<'_>, obj: &Value, status: Value) {
     }
 }
 
+/// The label KubeEdge's node group controller puts on the nodes of a group.
+const BELONGING_TO: &str = "apps.kubeedge.io/belonging-to";
+/// The label on what an EdgeApplication rendered (so copies of dropped groups go).
+const RENDERED_BY: &str = "apps.kubeedge.io/edge-application";
+
+/// KubeEdge: node groups take the nodes they name or select (a node belongs to one group,
+/// the first by name) and label them `apps.kubeedge.io/belonging-to=<group>`; an edge
+/// application renders each of its manifests once per target group as `<name>-<group>`,
+/// pinned to the group's nodes and with the group's overriders, and reports each one.
 pub(super) fn kubeedge(local: &Local<'_>) {
-    let groups = local.list("apps.kubeedge.io", "NodeGroup");
-    if !groups.is_empty() {
-        let nodes = local.list("", "Node");
-        for ng in groups {
-            let selector = ng["spec"]["matchLabels"]
-                .as_object()
-                .filter(|m| !m.is_empty())
-                .map(|m| LabelSelector::from_object(&json!({"matchLabels": m})));
-            let mut names: Vec<String> = ng["spec"]["nodes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| n.as_str().map(str::to_string))
-                .collect();
-            for node in &nodes {
-                if selector
-                    .as_ref()
-                    .is_some_and(|s| s.matches(node["metadata"].get("labels")))
-                {
-                    names.push(name(node).to_string());
-                }
-            }
-            names.sort();
-            names.dedup();
-            let statuses: Vec<Value> = names
-                .iter()
-                .map(|n| match nodes.iter().find(|node| name(node) == n) {
-                    Some(_) => json!({"nodeName": n, "readyStatus": "Ready", "selectionStatus": "Succeeded"}),
-                    None => json!({"nodeName": n, "readyStatus": "Unknown", "selectionStatus": "Failed",
-                                   "selectionStatusReason": format!("node {n} does not exist")}),
-                })
-                .collect();
-            set(local, &ng, json!({"nodeStatuses": statuses}));
-        }
-    }
-    for app in local.list("apps.kubeedge.io", "EdgeApplication") {
-        let statuses: Vec<Value> = app["spec"]["workloadTemplate"]["manifests"]
+    let mut groups = local.list("apps.kubeedge.io", "NodeGroup");
+    groups.sort_by(|a, b| name(a).cmp(name(b)));
+    let nodes = local.list("", "Node");
+    let mut owner: std::collections::BTreeMap<String, String> = Default::default();
+    for ng in groups.iter().filter(|g| !deleting(g)) {
+        let selector = ng["spec"]["matchLabels"]
+            .as_object()
+            .filter(|m| !m.is_empty())
+            .map(|m| LabelSelector::from_object(&json!({"matchLabels": m})));
+        let mut names: Vec<String> = ng["spec"]["nodes"]
             .as_array()
             .into_iter()
             .flatten()
-            .enumerate()
-            .map(|(i, m)| {
-                let (group, kind) = crate::local::group_kind(m);
-                let version = m["apiVersion"].as_str().and_then(|v| v.rsplit('/').next()).unwrap_or("v1");
-                json!({"identifier": {"ordinal": i, "group": group, "version": version, "kind": kind,
-                        "namespace": m["metadata"]["namespace"].as_str().unwrap_or(namespace(&app)),
-                        "name": m["metadata"]["name"]},
-                       "conditions": "Available"})
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect();
+        for node in &nodes {
+            if selector
+                .as_ref()
+                .is_some_and(|s| s.matches(node["metadata"].get("labels")))
+            {
+                names.push(name(node).to_string());
+            }
+        }
+        names.sort();
+        names.dedup();
+        let statuses: Vec<Value> = names
+            .iter()
+            .map(|n| {
+                let exists = nodes.iter().any(|node| name(node) == n);
+                match owner.get(n) {
+                    _ if !exists => json!({"nodeName": n, "readyStatus": "Unknown", "selectionStatus": "Failed",
+                                           "selectionStatusReason": format!("node {n} does not exist")}),
+                    Some(other) => json!({"nodeName": n, "readyStatus": "Ready", "selectionStatus": "Failed",
+                                          "selectionStatusReason": format!("node {n} already belongs to node group {other}")}),
+                    None => {
+                        owner.insert(n.clone(), name(ng).to_string());
+                        json!({"nodeName": n, "readyStatus": "Ready", "selectionStatus": "Succeeded"})
+                    }
+                }
             })
             .collect();
-        set(local, &app, json!({"workloadStatus": statuses}));
+        set(local, ng, json!({"nodeStatuses": statuses}));
+    }
+    for node in &nodes {
+        let want = owner.get(name(node)).map(String::as_str);
+        if node["metadata"]["labels"][BELONGING_TO].as_str() == want {
+            continue;
+        }
+        let labels = match want {
+            Some(g) => json!({BELONGING_TO: g}),
+            None => json!({}),
+        };
+        let patch = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name(node), "labels": labels}});
+        if let Err(e) = local.apply(&patch) {
+            report(
+                local.cluster(),
+                &format!("labelling node {}", name(node)),
+                &e,
+            );
+        }
+    }
+    for app in local.list("apps.kubeedge.io", "EdgeApplication") {
+        if deleting(&app) {
+            continue;
+        }
+        render_edge_application(local, &app, &groups);
+    }
+}
+
+/// One EdgeApplication: a copy of each manifest per target node group.
+fn render_edge_application(local: &Local<'_>, app: &Value, groups: &[Value]) {
+    let ns = namespace(app);
+    let mut statuses = Vec::new();
+    let mut wanted = Vec::new();
+    let targets = app["spec"]["workloadScope"]["targetNodeGroups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (i, manifest) in app["spec"]["workloadTemplate"]["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let (group, kind) = crate::local::group_kind(manifest);
+        let version = manifest["apiVersion"]
+            .as_str()
+            .and_then(|v| v.rsplit('/').next())
+            .unwrap_or("v1");
+        for target in &targets {
+            let node_group = target["name"].as_str().unwrap_or_default();
+            let copy_name = format!(
+                "{}-{node_group}",
+                manifest["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            let identifier = json!({"ordinal": i, "group": group, "version": version, "kind": kind,
+                                    "namespace": ns, "name": copy_name});
+            if !groups.iter().any(|g| name(g) == node_group && !deleting(g)) {
+                statuses.push(json!({"identifier": identifier, "conditions": "Processing",
+                    "message": format!("node group {node_group} does not exist")}));
+                continue;
+            }
+            let mut copy = manifest.clone();
+            copy["metadata"] = json!({"name": copy_name, "namespace": ns,
+                "labels": {RENDERED_BY: name(app)}, "ownerReferences": [owner_ref(app, true)]});
+            if copy["spec"]["template"].is_object() {
+                copy["spec"]["template"]["spec"]["nodeSelector"][BELONGING_TO] = json!(node_group);
+            }
+            overrides(&mut copy, &target["overriders"]);
+            let result = local.apply(&copy);
+            let condition = match &result {
+                Ok(_) => "Available",
+                Err(_) => "Processing",
+            };
+            if let Err(e) = result {
+                report(local.cluster(), &format!("rendering {copy_name}"), &e);
+            }
+            wanted.push((group.clone(), kind.clone(), copy_name));
+            statuses.push(json!({"identifier": identifier, "conditions": condition}));
+        }
+    }
+    // Copies of groups (or manifests) the application no longer has.
+    for (group, kind) in [("apps".to_string(), "Deployment".to_string())] {
+        for obj in local.list(&group, &kind) {
+            if namespace(&obj) == ns
+                && obj["metadata"]["labels"][RENDERED_BY] == name(app)
+                && !wanted
+                    .iter()
+                    .any(|(g, k, n)| *g == group && *k == kind && n == name(&obj))
+                && let Err(e) = local.delete(&obj)
+            {
+                report(local.cluster(), &format!("removing {}", name(&obj)), &e);
+            }
+        }
+    }
+    set(local, app, json!({"workloadStatus": statuses}));
+}
+
+/// A target group's overriders on a rendered copy: `replicas` and `imageOverriders`.
+fn overrides(copy: &mut Value, overriders: &Value) {
+    if let Some(r) = overriders["replicas"].as_i64() {
+        copy["spec"]["replicas"] = json!(r);
+    }
+    for o in overriders["imageOverriders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let component = o["component"].as_str().unwrap_or("Tag");
+        let operator = o["operator"].as_str().unwrap_or("replace");
+        let value = o["value"].as_str().unwrap_or_default();
+        for c in copy
+            .pointer_mut("/spec/template/spec/containers")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(image) = c["image"].as_str() {
+                c["image"] = json!(super::karmada::override_image(
+                    image, component, operator, value
+                ));
+            }
+        }
     }
 }
 
