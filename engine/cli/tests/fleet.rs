@@ -860,3 +860,35 @@ fn edge_faults_a_rule_without_endpoints_and_an_application_for_a_missing_group()
         out.stderr
     );
 }
+
+const RAW_VS: &str = r#"provider "kube" {
+  sandbox = "mesh"
+}
+
+resource "kube_manifest" "vs" {
+  manifest = {
+    apiVersion = "networking.istio.io/v1"
+    kind       = "VirtualService"
+    metadata   = { name = "checkout", namespace = "default" }
+    spec = {
+      hosts = ["checkout"]
+      http  = [{ route = [{ destination = { host = "checkout" } }], redirect = { uri = "/elsewhere" } }]
+    }
+  }
+}
+"#;
+
+#[test]
+fn the_sandbox_refuses_what_istiod_refuses_so_the_plan_shows_it() {
+    let w = Work::new(&[("main.hcl", RAW_VS)]);
+    w.run(&["sandbox", "up", "--name", "mesh", "--with", "istio"])
+        .expect(0);
+    let out = w.run(&["plan"]).expect(1);
+    w.run(&["sandbox", "down"]).expect(0);
+    let text = flat(&out.stderr);
+    assert!(
+        text.contains("admission webhook \"validation.istio.io\" denied the request: configuration is invalid: spec.http[0].redirect: `route` and `redirect` cannot both be set on an HTTP route"),
+        "{}",
+        out.stderr
+    );
+}

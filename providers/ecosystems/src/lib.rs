@@ -11,8 +11,9 @@
 //!   `root` queues, Karmada's `karmada-cluster` namespace).
 //!
 //! Both sides read it: providers validate configurations offline against the schemas
-//! ([`spec_schema`]), and the sandbox serves the CRDs and seeds. **Invariant:** no IO and no
-//! behaviour here, only data and the expansion of the notation.
+//! ([`spec_schema`]) and the webhooks' rules ([`rules`]), and the sandbox serves the CRDs and
+//! seeds and admits with the same rules. **Invariant:** no IO here: data, the expansion of
+//! the notation, and the webhooks' rules as pure functions over JSON.
 //!
 //! The notation:
 //! - a scalar is a type: `string`, `integer`, `number`, `boolean`, `object` (free-form),
@@ -22,6 +23,8 @@
 //!   `$map: TYPE` makes it a map of TYPE;
 //! - a one-element sequence is a list of that element; `$key: NAME` in the element makes it a
 //!   map-list keyed by NAME.
+
+pub mod rules;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

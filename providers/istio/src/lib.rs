@@ -13,7 +13,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use flotilla_ecosystems::Ecosystem;
+use flotilla_ecosystems::{Ecosystem, rules};
 use flotilla_lang::{AttrPath, PathStep};
 use flotilla_provider::{Finding, Provider, ProviderError, ProviderHost, Review, Value};
 use flotilla_provider_kube::{Catalog, Kind, KubeProvider};
@@ -149,164 +149,66 @@ fn spec(config: &Value) -> Json {
         .unwrap_or(Json::Null)
 }
 
-fn set(v: &Json, key: &str) -> bool {
-    !v[key].is_null()
-}
-
-/// The elements of the list at `spec.key` whose values are fully known, with their index
-/// (a part still unknown offline is checked by the server at plan time).
-fn known_items(config: &Value, key: &str) -> Vec<(usize, Json)> {
-    match config.get_attr("spec").and_then(|s| s.get_attr(key)) {
-        Some(Value::List(items)) => items
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| !v.contains_unknown())
-            .map(|(i, v)| (i, v.to_json()))
+/// `spec` as JSON for the webhook's rules, with every list element that is not fully known
+/// yet as `null` (the rules skip those; the server checks them at plan time).
+fn known_spec(config: &Value) -> Option<Json> {
+    let spec = config.get_attr("spec")?;
+    let Value::Map(m) = spec.shallow_unmark() else {
+        return Some(spec.to_json());
+    };
+    Some(Json::Object(
+        m.iter()
+            .map(|(k, v)| {
+                let j = match v.shallow_unmark() {
+                    Value::List(items) => Json::Array(
+                        items
+                            .iter()
+                            .map(|i| {
+                                if i.contains_unknown() {
+                                    Json::Null
+                                } else {
+                                    i.to_json()
+                                }
+                            })
+                            .collect(),
+                    ),
+                    other => other.to_json(),
+                };
+                (k.clone(), j)
+            })
             .collect(),
-        _ => Vec::new(),
-    }
+    ))
 }
 
-/// What istiod's validating webhook refuses, checked offline.
+/// What istiod's validating webhook refuses ([`flotilla_ecosystems::rules::istio`]), checked
+/// offline on what is known.
 fn check(kind: &Kind, config: &Value) -> Vec<ProviderError> {
-    let mut errors = Vec::new();
-    match kind.kind {
-        "VirtualService" => {
-            for (i, host) in known_items(config, "hosts") {
-                if let Some(h) = host.as_str()
-                    && let Some(why) = bad_host(h)
-                {
-                    errors.push(
-                        ProviderError::new(format!("host {h:?} is not a valid host: {why}"))
-                            .with_detail("write a DNS name (`checkout`, `checkout.shop.svc.cluster.local`), optionally with a leading `*.`")
-                            .at(path(&[Step::Key("hosts"), Step::Index(i)])),
-                    );
-                }
-            }
-            for (i, route) in known_items(config, "http") {
-                http_route(&route, i, &mut errors);
-            }
-        }
-        "AuthorizationPolicy" => {
-            let Some(spec) = config
-                .get_attr("spec")
-                .filter(|s| !s.contains_unknown())
-                .map(|s| s.to_json())
-            else {
-                return errors;
-            };
-            let action = spec["action"].as_str().unwrap_or("ALLOW");
-            if action == "CUSTOM" && spec["provider"]["name"].is_null() {
-                errors.push(
-                    ProviderError::new("a CUSTOM policy needs `provider.name`")
-                        .with_detail(
-                            "name the extension provider (from the mesh config) that decides",
-                        )
-                        .at(path(&[Step::Key("provider")])),
-                );
-            }
-            if action != "CUSTOM" && set(&spec, "provider") {
-                errors.push(
-                    ProviderError::new(format!(
-                        "`provider` applies only to action CUSTOM, not {action}"
-                    ))
-                    .with_detail("drop `provider`, or set `action = \"CUSTOM\"`")
-                    .at(path(&[Step::Key("provider")])),
-                );
-            }
-            let targets = ["selector", "targetRef", "targetRefs"]
+    if kind.kind == "AuthorizationPolicy"
+        && config
+            .get_attr("spec")
+            .is_some_and(|s| s.contains_unknown())
+    {
+        return Vec::new();
+    }
+    let Some(spec) = known_spec(config) else {
+        return Vec::new();
+    };
+    flotilla_ecosystems::rules::istio(kind.kind, &spec)
+        .into_iter()
+        .map(|v| {
+            let steps: Vec<Step<'_>> = v
+                .path
                 .iter()
-                .filter(|k| set(&spec, k))
-                .count();
-            if targets > 1 {
-                errors.push(
-                    ProviderError::new(
-                        "set at most one of `selector`, `targetRef` and `targetRefs`",
-                    )
-                    .at(path(&[])),
-                );
-            }
-        }
-        _ => {}
-    }
-    errors
-}
-
-/// Why a VirtualService host is malformed, if it is.
-fn bad_host(h: &str) -> Option<&'static str> {
-    if h.is_empty() {
-        return Some("it is empty");
-    }
-    if h.contains("://") {
-        return Some("it has a scheme; hosts are names, not URLs");
-    }
-    if h.contains('/') {
-        return Some("it has a path");
-    }
-    let name = h.strip_prefix("*.").unwrap_or(h);
-    if name != "*" && name.contains('*') {
-        return Some("a wildcard may only be the leading label (`*.example.com`)");
-    }
-    None
-}
-
-/// One HTTP route: exactly one of `route`, `redirect`, `directResponse` (or a delegate), the
-/// combinations istiod refuses, and string matches with exactly one kind.
-fn http_route(route: &Json, i: usize, errors: &mut Vec<ProviderError>) {
-    let at = |k: &'static str| path(&[Step::Key("http"), Step::Index(i), Step::Key(k)]);
-    let has = |k: &str| set(route, k);
-    if !(has("route") || has("redirect") || has("directResponse") || has("delegate")) {
-        errors.push(
-            ProviderError::new("HTTP route, redirect or direct_response is required")
-                .with_detail(
-                    "give the route a `route` (destinations), a `redirect` or a `directResponse`",
-                )
-                .at(path(&[Step::Key("http"), Step::Index(i)])),
-        );
-    }
-    for (a, b) in [
-        ("route", "redirect"),
-        ("route", "directResponse"),
-        ("redirect", "rewrite"),
-        ("redirect", "fault"),
-        ("directResponse", "fault"),
-        ("directResponse", "rewrite"),
-        ("mirror", "mirrors"),
-    ] {
-        if has(a) && has(b) {
-            errors.push(
-                ProviderError::new(format!(
-                    "`{a}` and `{b}` cannot both be set on an HTTP route"
-                ))
-                .at(at(b)),
-            );
-        }
-    }
-    for (m, matched) in route["match"].as_array().into_iter().flatten().enumerate() {
-        for field in ["uri", "scheme", "method", "authority"] {
-            let v = &matched[field];
-            if v.is_object() {
-                let kinds = ["exact", "prefix", "regex"]
-                    .iter()
-                    .filter(|k| set(v, k))
-                    .count();
-                if kinds != 1 {
-                    errors.push(
-                        ProviderError::new(format!(
-                            "a `{field}` match sets exactly one of `exact`, `prefix` and `regex`, not {kinds}"
-                        ))
-                        .at(path(&[
-                            Step::Key("http"),
-                            Step::Index(i),
-                            Step::Key("match"),
-                            Step::Index(m),
-                            Step::Key(field),
-                        ])),
-                    );
-                }
-            }
-        }
-    }
+                .map(|s| match s {
+                    rules::Step::Key(k) => Step::Key(k.as_str()),
+                    rules::Step::Index(i) => Step::Index(*i),
+                })
+                .collect();
+            ProviderError::new(v.message.clone())
+                .with_detail(v.hint)
+                .at(path(&steps))
+        })
+        .collect()
 }
 
 /// Across the configuration: routes whose weights do not add up to 100 (istiod treats them

@@ -1,7 +1,7 @@
 //! Admission: the defaulting the ecosystems' mutating webhooks do and the checks their
 //! validating webhooks make, on real and dry-run requests alike, registered per ecosystem
-//! ([`rules`]): one module per ecosystem with webhooks (`capi`, `karmada`, `volcano`,
-//! `kubeedge`). A write is admitted by the rules of the ecosystem that owns its API group.
+//! ([`rules`]): one module per ecosystem with webhooks (`capi`, `istio`, `karmada`,
+//! `volcano`, `kubeedge`). A write is admitted by the rules of the ecosystem that owns its API group.
 //! Immutable fields are refused with 422 Invalid naming the field ("field is immutable");
 //! ordering rules (a Volcano queue must be Open, KubeEdge rule endpoints must exist) are
 //! refused as webhook denials (403, "admission webhook ... denied the request").
@@ -11,6 +11,7 @@
 //! through [`Lookup`], so this module does not depend on the store.
 
 mod capi;
+mod istio;
 mod karmada;
 mod kubeedge;
 mod volcano;
@@ -52,7 +53,8 @@ pub(crate) fn rules(eco: Ecosystem) -> Option<&'static Rules> {
         Ecosystem::Karmada => Some(&karmada::RULES),
         Ecosystem::Volcano => Some(&volcano::RULES),
         Ecosystem::KubeEdge => Some(&kubeedge::RULES),
-        Ecosystem::Istio | Ecosystem::Kyverno | Ecosystem::Flagger | Ecosystem::Flux => None,
+        Ecosystem::Istio => Some(&istio::RULES),
+        Ecosystem::Kyverno | Ecosystem::Flagger | Ecosystem::Flux => None,
     }
 }
 
@@ -183,6 +185,6 @@ mod tests {
     #[test]
     fn every_ecosystem_with_webhooks_owns_its_groups() {
         assert!(rules(Ecosystem::of_group("batch.volcano.sh").unwrap()).is_some());
-        assert!(rules(Ecosystem::of_group("networking.istio.io").unwrap()).is_none());
+        assert!(rules(Ecosystem::of_group("kyverno.io").unwrap()).is_none());
     }
 }
