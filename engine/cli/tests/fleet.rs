@@ -111,21 +111,40 @@ fn applied(name: &str) -> (Work, String) {
     (w, out.stdout)
 }
 
-/// `kubectl get deployment web` in each member, against the sandbox served by `flotilla
-/// sandbox up`: replicas and the region label Karmada's override gave the copy.
-fn kubectl_sees_the_copies(w: &Work) {
+/// `kubectl ARGS` against the sandbox that `flotilla sandbox up` serves for `w`, its output;
+/// `None` (and a note) when kubectl is not installed.
+fn kubectl(w: &Work, args: &[&str]) -> Option<String> {
     let available = std::process::Command::new("kubectl")
         .args(["version", "--client"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !available {
         eprintln!("kubectl is not installed: skipping the kubectl check");
-        return;
+        return None;
     }
+    let out = std::process::Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", w.path(".flotilla/sandbox/kubeconfig"))
+        .env("KUBECACHEDIR", w.path(".kube-cache"))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `kubectl get deployment web` in each member: replicas and the region label Karmada's
+/// override gave the copy.
+fn kubectl_sees_the_copies(w: &Work) {
     w.run(&["sandbox", "up"]).expect(0);
     for (member, want) in [("beijing", "2 beijing"), ("shanghai", "1 shanghai")] {
-        let out = std::process::Command::new("kubectl")
-            .args([
+        let got = kubectl(
+            w,
+            &[
                 "--context",
                 member,
                 "get",
@@ -135,17 +154,11 @@ fn kubectl_sees_the_copies(w: &Work) {
                 "apps",
                 "-o",
                 "jsonpath={.spec.replicas} {.metadata.labels.region}",
-            ])
-            .env("KUBECONFIG", w.path(".flotilla/sandbox/kubeconfig"))
-            .env("KUBECACHEDIR", w.path(".kube-cache"))
-            .output()
-            .expect("kubectl runs");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            want,
-            "{member}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
+        if let Some(got) = got {
+            assert_eq!(got, want, "{member}");
+        }
     }
     w.run(&["sandbox", "down"]).expect(0);
 }
@@ -676,6 +689,25 @@ fn istio_canary_routing_moves_the_split_in_place() {
         "{}",
         plan.stdout
     );
+    w.run(&["sandbox", "up"]).expect(0);
+    let weights = kubectl(
+        &w,
+        &[
+            "--context",
+            "mesh",
+            "get",
+            "virtualservice",
+            "checkout",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.http[0].route[*].weight}",
+        ],
+    );
+    w.run(&["sandbox", "down"]).expect(0);
+    if let Some(weights) = weights {
+        assert_eq!(weights, "90 10");
+    }
     assert!(
         plan.stdout
             .contains("Plan: 0 to add, 1 to change, 0 to destroy.")
@@ -768,6 +800,32 @@ fn edge_site_renders_the_application_into_each_node_group() {
     );
     assert!(!out.stderr.contains('⚠'), "{}", out.stderr);
     w.run(&["plan", "-detailed-exitcode"]).expect(0);
+    if let Some(rows) = kubectl(
+        &w,
+        &[
+            "--context",
+            "edge",
+            "get",
+            "deployments",
+            "-n",
+            "sensors",
+            "-o",
+            "custom-columns=NAME:.metadata.name,IMAGE:.spec.template.spec.containers[0].image",
+            "--no-headers",
+        ],
+    ) {
+        let rows: Vec<Vec<&str>> = rows
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec!["sensor-agent-hangzhou", "registry.local/agent:1.0"],
+                vec!["sensor-agent-ningbo", "registry.local/agent:1.0-lite"]
+            ]
+        );
+    }
     w.run(&["sandbox", "down"]).expect(0);
     for (group, image) in [
         ("hangzhou", "registry.local/agent:1.0"),
