@@ -52,7 +52,8 @@ resource "istio_virtual_service" "checkout" {
   namespace = kube_namespace.shop.name
   spec = {
     hosts    = ["shop.example.com", "checkout"]
-    gateways = ["shop/${istio_gateway.shop.name}", "mesh"]
+    # Names istiod resolves: flotilla orders the gateway and the DestinationRule first.
+    gateways = ["shop/shop", "mesh"]
     http = [{
       match = [{ uri = { prefix = "/checkout" } }]
       route = [
@@ -61,6 +62,4 @@ resource "istio_virtual_service" "checkout" {
       ]
     }]
   }
-  # The subsets must exist before traffic is sent to them.
-  depends_on = [istio_destination_rule.checkout]
 }

@@ -111,7 +111,8 @@ fn load_with<T: Send>(
     let usable = !diags.has_errors();
     let build_graph = || {
         let _build = flotilla_syntax::timing::phase("build graph");
-        flotilla_graph::build(&module)
+        let implied = flotilla_plan::implied_dependencies(&module, &offline_registry());
+        flotilla_graph::build_with(&module, &implied)
     };
     let ((graph, graph_diags), beside) = if on_a_thread && usable {
         std::thread::scope(|scope| {

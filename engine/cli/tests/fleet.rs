@@ -654,6 +654,14 @@ fn a_member_whose_token_is_refused_fails_the_join_and_is_recorded_tainted() {
 #[test]
 fn istio_canary_routing_moves_the_split_in_place() {
     let (w, _) = applied("istio-canary-routing");
+    // The names istiod resolves are dependencies too.
+    let graph = w.run(&["graph"]).expect(0);
+    for edge in [
+        "\"istio_gateway.shop\" -> \"istio_virtual_service.checkout\"",
+        "\"istio_destination_rule.checkout\" -> \"istio_virtual_service.checkout\"",
+    ] {
+        assert!(graph.stdout.contains(edge), "{edge}\n{}", graph.stdout);
+    }
     let vs = get(
         &w,
         "mesh",

@@ -14,6 +14,13 @@ use crate::{Graph, Node, NodeKind};
 ///
 /// Returns the graph even when there are diagnostics, so `validate` can report everything.
 pub fn build(root: &Module) -> (Graph, Diagnostics) {
+    build_with(root, &[])
+}
+
+/// [`build`], plus dependencies no expression states: (dependent, dependency) pairs of
+/// resource nodes that providers report from names their platform resolves (an Istio route
+/// naming a gateway). Pairs naming nodes that do not exist are ignored.
+pub fn build_with(root: &Module, implied: &[(Node, Node)]) -> (Graph, Diagnostics) {
     let mut b = Builder {
         root,
         graph: Graph::default(),
@@ -23,6 +30,7 @@ pub fn build(root: &Module) -> (Graph, Diagnostics) {
     b.add_reference_edges();
     b.add_module_edges();
     b.add_provider_edges();
+    b.add_implied_edges(implied);
     b.check_acyclic();
     (b.graph, b.diags)
 }
@@ -403,6 +411,16 @@ impl Builder<'_> {
                     }
                     Err(d) => self.diags.push(d),
                 }
+            }
+        }
+    }
+
+    fn add_implied_edges(&mut self, implied: &[(Node, Node)]) {
+        for (dependent, dependency) in implied {
+            if let (Some(to), Some(from)) =
+                (self.graph.find(dependent), self.graph.find(dependency))
+            {
+                self.graph.edge(from, to, None);
             }
         }
     }

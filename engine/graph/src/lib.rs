@@ -29,7 +29,7 @@ use flotilla_config::addr::{ModulePath, ProviderConfigAddr, ResourceAddr};
 use flotilla_syntax::Span;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-pub use build::{build, resolve_provider};
+pub use build::{build, build_with, resolve_provider};
 pub use petgraph::graph::NodeIndex as NodeId;
 pub use walk::{WalkOutcome, walk};
 
@@ -149,7 +149,7 @@ impl Graph {
         i
     }
 
-    fn edge(&mut self, from: NodeIndex, to: NodeIndex, span: Option<Span>) {
+    pub(crate) fn edge(&mut self, from: NodeIndex, to: NodeIndex, span: Option<Span>) {
         if from == to && span.is_none() {
             return;
         }

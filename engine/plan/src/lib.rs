@@ -26,4 +26,4 @@ pub use planner::{
     PlanInput, PlanOptions, ignore_changes, mark_schema_sensitive, moved_address, plan,
     proposed_new, recorded_value, resource_dependencies, state_value,
 };
-pub use validate::validate_static;
+pub use validate::{implied_dependencies, validate_static};

@@ -166,6 +166,101 @@ pub(crate) fn review_findings(
     diags
 }
 
+/// Dependencies that providers infer from names their platforms resolve (see
+/// [`flotilla_provider::Provider::references`]), as (dependent, dependency) graph nodes,
+/// from each resource's literal values (references unknown). Only resources of providers that
+/// review are evaluated, so configurations without them pay nothing.
+pub fn implied_dependencies(
+    root: &Module,
+    registry: &ProviderRegistry,
+) -> Vec<(flotilla_graph::Node, flotilla_graph::Node)> {
+    let mut resources = Vec::new();
+    // Whether each provider reviews, asked once per provider (configurations of 100,000
+    // built-in resources go through here).
+    let mut reviewing: std::collections::HashMap<
+        String,
+        Option<std::sync::Arc<dyn flotilla_provider::Provider>>,
+    > = std::collections::HashMap::new();
+    for m in root.all_modules() {
+        for r in m.resources.values() {
+            if r.addr.mode != ResourceMode::Managed {
+                continue;
+            }
+            let name = match &r.provider {
+                Some(p) => p.name.as_str(),
+                None => r.addr.implied_provider(),
+            };
+            let provider = match reviewing.get(name) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = registry.instantiate(name).filter(|p| p.reviews());
+                    reviewing.insert(name.to_string(), p.clone());
+                    p
+                }
+            };
+            let Some(provider) = provider else {
+                continue;
+            };
+            let Ok(p) = flotilla_graph::resolve_provider(root, &m.path, r) else {
+                continue;
+            };
+            let Some(schema) = provider.schema().resources.get(&r.addr.type_) else {
+                continue;
+            };
+            let mut ignored = Diagnostics::new();
+            let value = crate::eval::eval_body(
+                &UnknownScope,
+                m,
+                &r.body,
+                &schema.block,
+                &r.span,
+                &r.addr.to_string(),
+                &mut ignored,
+            );
+            resources.push((m, r, p, value));
+        }
+    }
+    if resources.is_empty() {
+        return Vec::new();
+    }
+    let review = Review {
+        resources: resources
+            .iter()
+            .map(|(_, r, p, value)| ReviewedResource {
+                address: r.addr.to_string(),
+                type_name: &r.addr.type_,
+                provider: p.to_string(),
+                value,
+            })
+            .collect(),
+        providers: Vec::new(),
+    };
+    let node = |i: usize| {
+        let (m, r, _, _) = &resources[i];
+        flotilla_graph::Node {
+            module: m.path.clone(),
+            kind: flotilla_graph::NodeKind::Resource(r.addr.clone()),
+        }
+    };
+    let mut names: Vec<&str> = resources
+        .iter()
+        .map(|(_, _, p, _)| p.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(provider) = registry.instantiate(name) {
+            for (a, b) in provider.references(&review) {
+                if a < resources.len() && b < resources.len() && a != b {
+                    out.push((node(a), node(b)));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Resolves every reference to an unknown value: what `validate` evaluates with.
 struct UnknownScope;
 

@@ -204,6 +204,14 @@ pub trait Provider: Send + Sync {
         Vec::new()
     }
 
+    /// Dependencies the configuration implies without expressions saying so, as
+    /// (dependent, dependency) indexes into `review.resources`: names the platform resolves
+    /// itself (an Istio route naming a gateway). Called, like [`Provider::review`], on the
+    /// configuration's literal values when the graph is built, for providers that review.
+    fn references(&self, _review: &Review<'_>) -> Vec<(usize, usize)> {
+        Vec::new()
+    }
+
     /// Accepts the provider block's configuration (connection settings).
     async fn configure(&self, config: &Value) -> ProviderResult<()>;
 

@@ -115,6 +115,7 @@ pub static CATALOG: Catalog = Catalog {
     notes: None,
     review: Some(review),
     nodes: None,
+    references: Some(references),
     schema: OnceLock::new(),
 };
 
@@ -293,6 +294,72 @@ fn review(review: &Review<'_>) -> Vec<Finding> {
     findings
 }
 
+/// What istiod resolves by name, as dependencies: a VirtualService needs the Gateways its
+/// `gateways` name (`NAMESPACE/NAME`, or `NAME` in its own namespace) and the
+/// DestinationRules of the hosts it routes to subsets of.
+fn references(review: &Review<'_>) -> Vec<(usize, usize)> {
+    let text = |v: &Value, k: &str| match v.get_attr(k).map(|v| v.unmark().0) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    // A namespace not known offline (taken from another resource) matches any.
+    let ns_of = |v: &Value| match v.get_attr("namespace") {
+        Some(Value::Unknown) => None,
+        _ => Some(text(v, "namespace").unwrap_or_else(|| "default".into())),
+    };
+    let mut out = Vec::new();
+    for (i, r) in review.resources.iter().enumerate() {
+        if r.type_name != "istio_virtual_service" {
+            continue;
+        }
+        let spec = spec(r.value);
+        let ns = ns_of(r.value);
+        for g in spec["gateways"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.as_str())
+        {
+            let (gns, gname) = match g.split_once('/') {
+                Some((n, g)) => (Some(n.to_string()), g),
+                None => (ns.clone(), g),
+            };
+            out.extend(review.resources.iter().enumerate().filter_map(|(j, o)| {
+                let same_ns = match (&gns, ns_of(o.value)) {
+                    (Some(a), Some(b)) => *a == b,
+                    _ => true,
+                };
+                (o.type_name == "istio_gateway"
+                    && text(o.value, "name").as_deref() == Some(gname)
+                    && same_ns)
+                    .then_some((i, j))
+            }));
+        }
+        let hosts: Vec<&str> = ["http", "tcp", "tls"]
+            .iter()
+            .flat_map(|s| spec[*s].as_array().into_iter().flatten())
+            .flat_map(|route| route["route"].as_array().into_iter().flatten())
+            .filter(|d| d["destination"]["subset"].is_string())
+            .filter_map(|d| d["destination"]["host"].as_str())
+            .collect();
+        for (j, o) in review.resources.iter().enumerate() {
+            if o.type_name == "istio_destination_rule"
+                && let Some(h) = spec_host(o.value)
+                && hosts.iter().any(|x| short(x) == short(&h))
+            {
+                out.push((i, j));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn spec_host(v: &Value) -> Option<String> {
+    spec(v)["host"].as_str().map(str::to_string)
+}
+
 /// A host's short name (`checkout` of `checkout.shop.svc.cluster.local`), so a route and a
 /// DestinationRule that spell it differently still meet.
 fn short(host: &str) -> &str {
@@ -367,6 +434,42 @@ mod tests {
                 .any(|m| m.contains("only to action CUSTOM, not DENY")),
             "{ap:?}"
         );
+    }
+
+    #[test]
+    fn routes_depend_on_the_gateways_and_destination_rules_they_name() {
+        let vs = Value::from_json(
+            &serde_json::json!({"name": "checkout", "namespace": "shop", "spec": {
+            "gateways": ["shop/edge", "mesh"],
+            "http": [{"route": [{"destination": {"host": "checkout.shop.svc.cluster.local", "subset": "stable"}}]}]}}),
+        );
+        let gw =
+            Value::from_json(&serde_json::json!({"name": "edge", "namespace": "shop", "spec": {}}));
+        let other_gw = Value::from_json(
+            &serde_json::json!({"name": "edge", "namespace": "elsewhere", "spec": {}}),
+        );
+        let dr = Value::from_json(
+            &serde_json::json!({"name": "checkout", "spec": {"host": "checkout"}}),
+        );
+        let resources = [
+            ("istio_virtual_service", &vs),
+            ("istio_gateway", &gw),
+            ("istio_gateway", &other_gw),
+            ("istio_destination_rule", &dr),
+        ]
+        .into_iter()
+        .map(|(t, v)| flotilla_provider::ReviewedResource {
+            address: t.into(),
+            type_name: t,
+            provider: "provider.istio".into(),
+            value: v,
+        })
+        .collect();
+        let review = Review {
+            resources,
+            providers: Vec::new(),
+        };
+        assert_eq!(references(&review), [(0, 1), (0, 3)]);
     }
 
     #[test]

@@ -173,6 +173,7 @@ pub static CATALOG: Catalog = Catalog {
     notes: Some(placement),
     review: Some(review),
     nodes: None,
+    references: None,
     schema: OnceLock::new(),
 };
 

@@ -68,9 +68,15 @@ pub struct Catalog {
     pub review: Option<fn(&Review<'_>) -> Vec<Finding>>,
     /// A data source listing the cluster's nodes that carry a label (KubeEdge's edge nodes).
     pub nodes: Option<&'static NodeList>,
+    /// Dependencies implied by names the platform resolves (see
+    /// [`flotilla_provider::Provider::references`]).
+    pub references: Option<ImpliedDependencies>,
     /// Its schema, built on first use.
     pub schema: OnceLock<ProviderSchema>,
 }
+
+/// (dependent, dependency) pairs of resources, from names a platform resolves.
+pub type ImpliedDependencies = fn(&Review<'_>) -> Vec<(usize, usize)>;
 
 /// A data source of nodes: `data "<type_name>" "x" { selector = { site = "hangzhou" } }`
 /// exports `nodes`, by name, each with its `labels` and whether it is `ready`.
@@ -138,6 +144,7 @@ pub static KUBE: Catalog = Catalog {
     notes: None,
     review: None,
     nodes: None,
+    references: None,
     schema: OnceLock::new(),
 };
 
@@ -1502,6 +1509,13 @@ impl Provider for KubeProvider {
         self.catalog.review.map(|r| r(review)).unwrap_or_default()
     }
 
+    fn references(&self, review: &Review<'_>) -> Vec<(usize, usize)> {
+        self.catalog
+            .references
+            .map(|r| r(review))
+            .unwrap_or_default()
+    }
+
     fn validate(&self, type_name: &str, config: &Value) -> Vec<ProviderError> {
         match self.kind(type_name) {
             Ok(kind) => {
@@ -1597,6 +1611,7 @@ mod tests {
             notes: None,
             review: None,
             nodes: None,
+            references: None,
             schema: OnceLock::new(),
         };
         assert_eq!(

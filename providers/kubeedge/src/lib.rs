@@ -152,6 +152,7 @@ pub static CATALOG: Catalog = Catalog {
     notes: None,
     review: Some(review),
     nodes: Some(&EDGE_NODES),
+    references: None,
     schema: OnceLock::new(),
 };
 

@@ -74,6 +74,7 @@ pub static CATALOG: Catalog = Catalog {
     notes: None,
     review: None,
     nodes: None,
+    references: None,
     schema: OnceLock::new(),
 };
 
