@@ -152,7 +152,7 @@ pub static CATALOG: Catalog = Catalog {
     notes: None,
     review: Some(review),
     nodes: Some(&EDGE_NODES),
-    references: None,
+    references: Some(references),
     schema: OnceLock::new(),
 };
 
@@ -175,6 +175,60 @@ const PAIRS: [(&str, &str); 3] = [
     ("rest", "servicebus"),
     ("eventbus", "rest"),
 ];
+
+/// What KubeEdge resolves by name, as dependencies: a Rule needs its two RuleEndpoints (the
+/// webhook refuses it before they exist), a Device its DeviceModel, an EdgeApplication the
+/// NodeGroups it targets.
+fn references(review: &Review<'_>) -> Vec<(usize, usize)> {
+    let find = |ty: &str, name: &str, ns: Option<&str>| {
+        review.resources.iter().position(|r| {
+            r.type_name == ty
+                && text(r.value, &["name"]).as_deref() == Some(name)
+                && ns.is_none_or(|ns| {
+                    text(r.value, &["namespace"])
+                        .as_deref()
+                        .unwrap_or("default")
+                        == ns
+                })
+        })
+    };
+    let mut out = Vec::new();
+    for (i, r) in review.resources.iter().enumerate() {
+        let ns = text(r.value, &["namespace"]).unwrap_or_else(|| "default".into());
+        let named: Vec<(&str, Option<String>, bool)> = match r.type_name {
+            "kubeedge_rule" => ["source", "target"]
+                .iter()
+                .map(|k| ("kubeedge_rule_endpoint", text(r.value, &["spec", k]), true))
+                .collect(),
+            "kubeedge_device" => vec![(
+                "kubeedge_device_model",
+                text(r.value, &["spec", "deviceModelRef", "name"]),
+                true,
+            )],
+            "kubeedge_edge_application" => match r
+                .value
+                .get_attr("spec")
+                .and_then(|s| s.get_attr("workloadScope"))
+                .and_then(|s| s.get_attr("targetNodeGroups"))
+            {
+                Some(Value::List(targets)) => targets
+                    .iter()
+                    .map(|t| ("kubeedge_node_group", text(t, &["name"]), false))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        for (ty, name, namespaced) in named {
+            if let Some(name) = name
+                && let Some(j) = find(ty, &name, namespaced.then_some(ns.as_str()))
+            {
+                out.push((i, j));
+            }
+        }
+    }
+    out
+}
 
 /// Rules whose two endpoints are in the configuration must pair types KubeEdge supports.
 fn review(review: &Review<'_>) -> Vec<Finding> {
@@ -276,6 +330,57 @@ mod tests {
         for kind in &KINDS {
             assert!(p.schema().resources.contains_key(kind.type_name));
         }
+    }
+
+    #[test]
+    fn rules_devices_and_applications_depend_on_what_they_name() {
+        let v = |j: serde_json::Value| Value::from_json(&j);
+        let resources = [
+            (
+                "kubeedge_rule",
+                v(serde_json::json!({"name": "r", "spec": {"source": "api", "target": "bus"}})),
+            ),
+            (
+                "kubeedge_rule_endpoint",
+                v(serde_json::json!({"name": "api", "spec": {}})),
+            ),
+            (
+                "kubeedge_rule_endpoint",
+                v(serde_json::json!({"name": "bus", "namespace": "other", "spec": {}})),
+            ),
+            (
+                "kubeedge_device",
+                v(serde_json::json!({"name": "d", "spec": {"deviceModelRef": {"name": "m"}}})),
+            ),
+            (
+                "kubeedge_device_model",
+                v(serde_json::json!({"name": "m", "spec": {}})),
+            ),
+            (
+                "kubeedge_edge_application",
+                v(
+                    serde_json::json!({"name": "a", "namespace": "x", "spec": {"workloadScope": {"targetNodeGroups": [{"name": "g"}]}}}),
+                ),
+            ),
+            (
+                "kubeedge_node_group",
+                v(serde_json::json!({"name": "g", "spec": {}})),
+            ),
+        ];
+        let review = Review {
+            resources: resources
+                .iter()
+                .map(|(t, v)| flotilla_provider::ReviewedResource {
+                    address: (*t).into(),
+                    type_name: t,
+                    provider: "provider.kubeedge".into(),
+                    value: v,
+                })
+                .collect(),
+            providers: Vec::new(),
+        };
+        // `bus` is in another namespace: not the rule's endpoint.
+        assert_eq!(references(&review), [(0, 1), (3, 4), (5, 6)]);
     }
 
     #[test]
