@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ use clap::Parser;
 #[path = "support/measure.rs"]
 mod measure;
 
-use measure::{Sample, find_on_path, machine, measure, measure_child, median, mib};
+use measure::{Numbers, Sample, find_on_path, machine, measure, median, mib, numbers};
 
 #[derive(Parser, Debug)]
 #[command(about = "flotilla against sandbox clusters: a fleet, and kubectl side by side")]
@@ -54,54 +54,13 @@ struct Opts {
     /// Run flotilla alone even when kubectl is on PATH.
     #[arg(long)]
     no_kubectl: bool,
-    /// The flotilla binary to measure (default: the one cargo built with this benchmark).
-    #[arg(long)]
-    flotilla: Option<PathBuf>,
-    /// Where workloads are generated (default: target/bench-kubernetes).
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Also write the report (markdown) to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Internal: measure one command (`--measure TIMEOUT -- PROGRAM ARGS…`).
-    #[arg(long, hide = true, value_name = "TIMEOUT")]
-    measure: Option<u64>,
-    #[arg(last = true, hide = true)]
-    command: Vec<String>,
-}
-
-/// A comma-separated list of whole numbers (empty for none).
-#[derive(Clone, Debug)]
-struct Numbers(Vec<u64>);
-
-fn numbers(s: &str) -> Result<Numbers, String> {
-    s.split(',')
-        .filter(|x| !x.trim().is_empty())
-        .map(|x| {
-            x.trim()
-                .replace('_', "")
-                .parse()
-                .map_err(|_| format!("`{x}` is not a whole number"))
-        })
-        .collect::<Result<_, _>>()
-        .map(Numbers)
+    #[command(flatten)]
+    common: measure::Common,
 }
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    if let Some(timeout) = opts.measure {
-        return measure_child(&opts.command, Duration::from_secs(timeout));
-    }
-    match run(&opts) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    opts.common.main(|| run(&opts))
 }
 
 /// A step's measurement: the median of the runs, and flotilla's request count.
@@ -443,14 +402,8 @@ fn run_kube(
 // The report
 
 fn run(opts: &Opts) -> Result<(), String> {
-    let flotilla = opts
-        .flotilla
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_flotilla")));
-    let root = opts.work_dir.clone().unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-kubernetes")
-    });
-    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let flotilla = opts.common.flotilla();
+    let root = opts.common.work_dir("kubernetes")?;
     let kubectl = if opts.no_kubectl {
         None
     } else {
@@ -477,12 +430,8 @@ fn run(opts: &Opts) -> Result<(), String> {
             &mut kube,
         )?;
     }
-    let report = report(opts, &fleet, &kube, kubectl.is_some());
-    print!("{report}");
-    if let Some(path) = &opts.report {
-        write(path, &report)?;
-    }
-    Ok(())
+    opts.common
+        .report(&report(opts, &fleet, &kube, kubectl.is_some()))
 }
 
 fn secs(s: &Sample) -> String {

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
@@ -22,17 +22,17 @@ use clap::Parser;
 #[path = "support/measure.rs"]
 mod measure;
 
-use measure::{Sample, find_on_path, machine, measure, measure_child, median, mib};
+use measure::{Numbers, Sample, find_on_path, machine, measure, median, mib, numbers};
 
 #[derive(Parser, Debug)]
 #[command(about = "flotilla and Terraform on the same generated graphs")]
 struct Opts {
     /// Sizes run by both tools (comma-separated).
-    #[arg(long, value_parser = sizes, default_value = "1000,10000")]
-    sizes: Sizes,
+    #[arg(long, value_parser = numbers, default_value = "1000,10000")]
+    sizes: Numbers,
     /// Sizes run by flotilla alone (comma-separated; empty to skip).
-    #[arg(long, value_parser = sizes, default_value = "100000")]
-    flotilla_only: Sizes,
+    #[arg(long, value_parser = numbers, default_value = "100000")]
+    flotilla_only: Numbers,
     /// Workloads: chains, fanout, for_each, modules.
     #[arg(
         long,
@@ -50,54 +50,13 @@ struct Opts {
     /// lower bound.
     #[arg(long, default_value_t = 300)]
     terraform_timeout: u64,
-    /// The flotilla binary to measure (default: the one cargo built with this benchmark).
-    #[arg(long)]
-    flotilla: Option<PathBuf>,
-    /// Where workloads are generated (default: target/bench-scale).
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Also write the report (markdown) to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Internal: measure one command (`--measure TIMEOUT -- PROGRAM ARGS…`).
-    #[arg(long, hide = true, value_name = "TIMEOUT")]
-    measure: Option<u64>,
-    #[arg(last = true, hide = true)]
-    command: Vec<String>,
-}
-
-/// A comma-separated list of sizes (`1000,10_000`; empty for none).
-#[derive(Clone, Debug)]
-struct Sizes(Vec<usize>);
-
-fn sizes(s: &str) -> Result<Sizes, String> {
-    s.split(',')
-        .filter(|x| !x.trim().is_empty())
-        .map(|x| {
-            x.trim()
-                .replace('_', "")
-                .parse()
-                .map_err(|_| format!("`{x}` is not a size"))
-        })
-        .collect::<Result<_, _>>()
-        .map(Sizes)
+    #[command(flatten)]
+    common: measure::Common,
 }
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    if let Some(timeout) = opts.measure {
-        return measure_child(&opts.command, Duration::from_secs(timeout));
-    }
-    match run(&opts) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    opts.common.main(|| run(&opts))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -555,15 +514,8 @@ fn run(opts: &Opts) -> Result<(), String> {
         .iter()
         .map(|s| Workload::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let flotilla = opts
-        .flotilla
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_flotilla")));
-    let root = opts
-        .work_dir
-        .clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-scale"));
-    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let flotilla = opts.common.flotilla();
+    let root = opts.common.work_dir("scale")?;
     let terraform = if opts.no_terraform {
         None
     } else {
@@ -593,22 +545,18 @@ fn run(opts: &Opts) -> Result<(), String> {
     let mut cells = BTreeMap::new();
     let timeout = Duration::from_secs(opts.terraform_timeout);
     for &w in &workloads {
-        for &n in &opts.sizes.0 {
+        for n in opts.sizes.0.iter().map(|&n| n as usize) {
             run_flotilla(&flotilla, w, n, opts.runs, &root, &mut cells)?;
             if let Some(tf) = &terraform {
                 run_terraform(tf, w, n, timeout, &root, &mut cells)?;
             }
         }
-        for &n in &opts.flotilla_only.0 {
+        for n in opts.flotilla_only.0.iter().map(|&n| n as usize) {
             run_flotilla(&flotilla, w, n, opts.runs, &root, &mut cells)?;
         }
     }
-    let report = report(opts, &workloads, &cells, tf_version.as_deref());
-    print!("{report}");
-    if let Some(path) = &opts.report {
-        std::fs::write(path, &report).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
+    opts.common
+        .report(&report(opts, &workloads, &cells, tf_version.as_deref()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -668,7 +616,7 @@ fn report(
         .0
         .iter()
         .chain(&opts.flotilla_only.0)
-        .copied()
+        .map(|&n| n as usize)
         .collect();
     sizes.sort();
     sizes.dedup();

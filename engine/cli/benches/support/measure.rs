@@ -5,6 +5,87 @@
 
 #![allow(dead_code)]
 
+/// The options every benchmark takes, besides its own.
+#[derive(clap::Args, Debug)]
+pub struct Common {
+    /// The flotilla binary to measure (default: the one cargo built with this benchmark).
+    #[arg(long)]
+    pub flotilla: Option<PathBuf>,
+    /// Where workloads are generated (default: target/bench-NAME).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Also write the report (markdown) to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    pub bench: bool,
+    /// Internal: measure one command (`--measure TIMEOUT -- PROGRAM ARGS…`).
+    #[arg(long, hide = true, value_name = "TIMEOUT")]
+    pub measure: Option<u64>,
+    #[arg(last = true, hide = true)]
+    pub command: Vec<String>,
+}
+
+impl Common {
+    /// Runs the benchmark, or (re-executed with `--measure`) the wrapper around one command.
+    pub fn main(&self, run: impl FnOnce() -> Result<(), String>) -> ExitCode {
+        if let Some(timeout) = self.measure {
+            return measure_child(&self.command, Duration::from_secs(timeout));
+        }
+        match run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    /// The flotilla binary.
+    pub fn flotilla(&self) -> PathBuf {
+        self.flotilla
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_flotilla")))
+    }
+
+    /// The work directory, created: `--work-dir`, else `target/bench-NAME`.
+    pub fn work_dir(&self, name: &str) -> Result<PathBuf, String> {
+        let root = self.work_dir.clone().unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/bench-{name}"))
+        });
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        Ok(root)
+    }
+
+    /// Prints the report, and writes it to `--report`.
+    pub fn report(&self, report: &str) -> Result<(), String> {
+        print!("{report}");
+        if let Some(path) = &self.report {
+            std::fs::write(path, report).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// A comma-separated list of whole numbers (`1000,10_000`; empty for none).
+#[derive(Clone, Debug)]
+pub struct Numbers(pub Vec<u64>);
+
+/// Parses [`Numbers`], for clap.
+pub fn numbers(s: &str) -> Result<Numbers, String> {
+    s.split(',')
+        .filter(|x| !x.trim().is_empty())
+        .map(|x| {
+            x.trim()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| format!("`{x}` is not a whole number"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Numbers)
+}
+
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
