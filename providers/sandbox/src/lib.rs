@@ -455,11 +455,18 @@ impl Shared {
             created_by,
             store,
         };
+        let created_by_controller = file.created_by.is_some();
         let cluster = self.launch(file)?;
         if let Some(dir) = &self.dir {
             save_cluster(&cluster, dir)?;
         }
-        self.kubeconfig_dirty.notify_one();
+        if created_by_controller {
+            // A cluster a controller made (Cluster API's) is one at a time, and tools outside
+            // (kubectl, `flotilla sandbox kubeconfig`) look for it as soon as it is Available.
+            self.write_kubeconfig()?;
+        } else {
+            self.kubeconfig_dirty.notify_one();
+        }
         self.topology.send_modify(|n| *n += 1);
         Ok(cluster)
     }

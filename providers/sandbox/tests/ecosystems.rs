@@ -732,7 +732,9 @@ async fn kubeedge_kyverno_flagger_and_flux_report_status() {
         "edgeapplications",
     );
     put(&apps, json!({"apiVersion": "apps.kubeedge.io/v1alpha1", "kind": "EdgeApplication", "metadata": {"name": "camera"},
-        "spec": {"workloadTemplate": {"manifests": [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "camera"}}]},
+        "spec": {"workloadTemplate": {"manifests": [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "camera"},
+                     "spec": {"selector": {"matchLabels": {"app": "camera"}}, "template": {"metadata": {"labels": {"app": "camera"}},
+                              "spec": {"containers": [{"name": "camera", "image": "camera:1"}]}}}}]},
                  "workloadScope": {"targetNodeGroups": [{"name": "hangzhou"}]}}})).await;
     let app = wait_for(&apps, "camera", "workload status", |o| {
         o.is_some_and(|o| o["status"]["workloadStatus"].is_array())
@@ -743,6 +745,23 @@ async fn kubeedge_kyverno_flagger_and_flux_report_status() {
         app["status"]["workloadStatus"][0]["conditions"],
         "Available"
     );
+    // The copy for the group, pinned to its nodes; the node is labelled with its group.
+    let deployments = ns_api(&c, "apps/v1", "Deployment", "deployments");
+    let copy = wait_for(&deployments, "camera-hangzhou", "the rendered copy", |o| {
+        o.is_some()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        copy["spec"]["template"]["spec"]["nodeSelector"]["apps.kubeedge.io/belonging-to"],
+        "hangzhou"
+    );
+    let nodes = all_api(&c, "v1", "Node", "nodes");
+    let node = wait_for(&nodes, "edge-control-plane", "the group label", |o| {
+        o.is_some_and(|o| o["metadata"]["labels"]["apps.kubeedge.io/belonging-to"] == "hangzhou")
+    })
+    .await;
+    assert!(node.is_some());
 
     let endpoints = ns_api(&c, "rules.kubeedge.io/v1", "RuleEndpoint", "ruleendpoints");
     let rules = ns_api(&c, "rules.kubeedge.io/v1", "Rule", "rules");
