@@ -22,17 +22,6 @@ use flotilla_provider_kube::{Catalog, Export, Kind, KubeProvider, Readiness};
 /// The provider's name.
 pub const NAME: &str = "capi";
 
-/// A kind of Cluster API with the defaults every row shares.
-const fn capi(
-    type_name: &'static str,
-    description: &'static str,
-    api_version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-) -> Kind {
-    Kind::of_crd(ECOSYSTEM, type_name, description, api_version, kind, plural)
-}
-
 /// A cluster's kubeconfig, from the `<name>-kubeconfig` Secret its controller writes.
 const KUBECONFIG: Export = Export {
     attr: "kubeconfig",
@@ -57,7 +46,8 @@ pub static KINDS: [Kind; 8] = [
         ],
         readiness: Readiness::Condition("Available"),
         exports: &[KUBECONFIG],
-        ..capi(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "capi_cluster",
             "A workload cluster; ready when Available, then `kubeconfig` is set.",
             "cluster.x-k8s.io/v1beta2",
@@ -67,7 +57,8 @@ pub static KINDS: [Kind; 8] = [
     },
     Kind {
         readiness: Readiness::Condition("VariablesReady"),
-        ..capi(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "capi_cluster_class",
             "A ClusterClass: the templates clusters with a topology are built from.",
             "cluster.x-k8s.io/v1beta2",
@@ -78,7 +69,8 @@ pub static KINDS: [Kind; 8] = [
     Kind {
         immutable: &["spec.kubeadmConfigSpec"],
         readiness: Readiness::Condition("Available"),
-        ..capi(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "capi_kubeadm_control_plane",
             "A kubeadm control plane; fields outside the upstream allow-list are replaced.",
             "controlplane.cluster.x-k8s.io/v1beta2",
@@ -90,7 +82,8 @@ pub static KINDS: [Kind; 8] = [
         rotate: true,
         force_new: &["spec.template.spec"],
         immutable: &["spec.template.spec"],
-        ..capi(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "capi_kubeadm_config_template",
             "A kubeadm bootstrap template; named NAME-HASH and rotated when its template changes.",
             "bootstrap.cluster.x-k8s.io/v1beta2",
@@ -102,7 +95,8 @@ pub static KINDS: [Kind; 8] = [
         force_new: &["spec.clusterName", "spec.selector"],
         immutable: &["spec.clusterName"],
         readiness: Readiness::Condition("Available"),
-        ..capi(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "capi_machine_deployment",
             "A set of worker machines.",
             "cluster.x-k8s.io/v1beta2",
@@ -113,7 +107,8 @@ pub static KINDS: [Kind; 8] = [
     Kind {
         force_new: &["spec.clusterName"],
         immutable: &["spec.clusterName"],
-        ..capi(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "capi_machine_health_check",
             "Remediation rules for a cluster's machines.",
             "cluster.x-k8s.io/v1beta2",
@@ -124,7 +119,8 @@ pub static KINDS: [Kind; 8] = [
     Kind {
         force_new: &["spec.loadBalancer"],
         readiness: Readiness::Condition("Ready"),
-        ..capi(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "capi_docker_cluster",
             "Docker infrastructure for a cluster (CAPD).",
             "infrastructure.cluster.x-k8s.io/v1beta2",
@@ -136,7 +132,8 @@ pub static KINDS: [Kind; 8] = [
         rotate: true,
         force_new: &["spec.template.spec"],
         immutable: &["spec.template.spec"],
-        ..capi(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "capi_docker_machine_template",
             "Docker machine settings; named NAME-HASH and rotated when its template changes.",
             "infrastructure.cluster.x-k8s.io/v1beta2",

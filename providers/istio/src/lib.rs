@@ -25,75 +25,74 @@ pub const NAME: &str = "istio";
 /// The ecosystem whose CRDs define these kinds.
 pub const ECOSYSTEM: Ecosystem = Ecosystem::Istio;
 
-const fn istio(
-    type_name: &'static str,
-    description: &'static str,
-    api_version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-) -> Kind {
-    Kind::of_crd(ECOSYSTEM, type_name, description, api_version, kind, plural)
-}
-
 /// The Istio kinds.
 pub static KINDS: [Kind; 9] = [
-    istio(
+    Kind::of_crd(
+        ECOSYSTEM,
         "istio_virtual_service",
         "Routing rules for hosts: HTTP, TCP and TLS routes to destinations (and their subsets).",
         "networking.istio.io/v1",
         "VirtualService",
         "virtualservices",
     ),
-    istio(
+    Kind::of_crd(
+        ECOSYSTEM,
         "istio_destination_rule",
         "Policies for traffic to a host after routing, and its named subsets.",
         "networking.istio.io/v1",
         "DestinationRule",
         "destinationrules",
     ),
-    istio(
+    Kind::of_crd(
+        ECOSYSTEM,
         "istio_gateway",
         "A load balancer at the mesh's edge: ports, protocols and hosts it serves.",
         "networking.istio.io/v1",
         "Gateway",
         "gateways",
     ),
-    istio(
+    Kind::of_crd(
+        ECOSYSTEM,
         "istio_service_entry",
         "A service outside the mesh's registry (an external API, a VM).",
         "networking.istio.io/v1",
         "ServiceEntry",
         "serviceentries",
     ),
-    istio(
+    Kind::of_crd(
+        ECOSYSTEM,
         "istio_sidecar",
         "What a workload's sidecar proxy accepts and reaches.",
         "networking.istio.io/v1",
         "Sidecar",
         "sidecars",
     ),
-    istio(
+    Kind::of_crd(
+        ECOSYSTEM,
         "istio_peer_authentication",
         "Mutual TLS between workloads: UNSET, DISABLE, PERMISSIVE or STRICT.",
         "security.istio.io/v1",
         "PeerAuthentication",
         "peerauthentications",
     ),
-    istio(
+    Kind::of_crd(
+        ECOSYSTEM,
         "istio_request_authentication",
         "JWT rules for end-user requests.",
         "security.istio.io/v1",
         "RequestAuthentication",
         "requestauthentications",
     ),
-    istio(
+    Kind::of_crd(
+        ECOSYSTEM,
         "istio_authorization_policy",
         "Who may do what to a workload: ALLOW, DENY, AUDIT or CUSTOM rules.",
         "security.istio.io/v1",
         "AuthorizationPolicy",
         "authorizationpolicies",
     ),
-    istio(
+    Kind::of_crd(
+        ECOSYSTEM,
         "istio_telemetry",
         "Metrics, tracing and access logging for workloads.",
         "telemetry.istio.io/v1",

@@ -31,17 +31,6 @@ pub const NAME: &str = "karmada";
 /// The ecosystem whose CRDs define these kinds.
 pub const ECOSYSTEM: Ecosystem = Ecosystem::Karmada;
 
-/// A kind of Karmada with the defaults every row shares.
-const fn karmada(
-    type_name: &'static str,
-    description: &'static str,
-    api_version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-) -> Kind {
-    Kind::of_crd(ECOSYSTEM, type_name, description, api_version, kind, plural)
-}
-
 /// A member's join: its kubeconfig becomes the access Secret Karmada's Push mode reads.
 static JOIN: Credentials = Credentials {
     attr: "kubeconfig",
@@ -92,7 +81,8 @@ pub static KINDS: [Kind; 7] = [
         readiness: Readiness::Condition("Ready"),
         credentials: Some(&JOIN),
         max_name: 48,
-        ..karmada(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "karmada_cluster",
             "A member cluster joined in Push mode; ready when Karmada reports it Ready.",
             "cluster.karmada.io/v1alpha1",
@@ -104,7 +94,8 @@ pub static KINDS: [Kind; 7] = [
         force_new: &["spec.schedulerName"],
         immutable: &["spec.schedulerName"],
         readiness: Readiness::Related(&BINDINGS),
-        ..karmada(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "karmada_propagation_policy",
             "Which members the resource templates it selects go to; ready when their bindings are Scheduled and FullyApplied.",
             "policy.karmada.io/v1alpha1",
@@ -116,7 +107,8 @@ pub static KINDS: [Kind; 7] = [
         namespaced: false,
         force_new: &["spec.schedulerName"],
         immutable: &["spec.schedulerName"],
-        ..karmada(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "karmada_cluster_propagation_policy",
             "A PropagationPolicy for templates in every namespace and cluster-scoped ones.",
             "policy.karmada.io/v1alpha1",
@@ -124,7 +116,8 @@ pub static KINDS: [Kind; 7] = [
             "clusterpropagationpolicies",
         )
     },
-    karmada(
+    Kind::of_crd(
+        ECOSYSTEM,
         "karmada_override_policy",
         "Changes to the copies of selected templates, per member.",
         "policy.karmada.io/v1alpha1",
@@ -133,7 +126,8 @@ pub static KINDS: [Kind; 7] = [
     ),
     Kind {
         namespaced: false,
-        ..karmada(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "karmada_cluster_override_policy",
             "An OverridePolicy for templates in every namespace.",
             "policy.karmada.io/v1alpha1",
@@ -141,7 +135,8 @@ pub static KINDS: [Kind; 7] = [
             "clusteroverridepolicies",
         )
     },
-    karmada(
+    Kind::of_crd(
+        ECOSYSTEM,
         "karmada_federated_hpa",
         "Autoscaling of a template's replicas across members (it owns the template's `replicas`).",
         "autoscaling.karmada.io/v1alpha1",
@@ -151,7 +146,8 @@ pub static KINDS: [Kind; 7] = [
     Kind {
         force_new: &["spec.types"],
         immutable: &["spec.types"],
-        ..karmada(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "karmada_multi_cluster_service",
             "A Service reachable across members; `spec.types` never changes in place.",
             "networking.karmada.io/v1alpha1",

@@ -27,16 +27,6 @@ pub const NAME: &str = "kubeedge";
 /// The ecosystem whose CRDs define these kinds.
 pub const ECOSYSTEM: Ecosystem = Ecosystem::KubeEdge;
 
-const fn kubeedge(
-    type_name: &'static str,
-    description: &'static str,
-    api_version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-) -> Kind {
-    Kind::of_crd(ECOSYSTEM, type_name, description, api_version, kind, plural)
-}
-
 /// The KubeEdge kinds.
 pub static KINDS: [Kind; 8] = [
     Kind {
@@ -47,7 +37,8 @@ pub static KINDS: [Kind; 8] = [
             ready: "Succeeded",
             reason: "selectionStatusReason",
         },
-        ..kubeedge(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "kubeedge_node_group",
             "Edge nodes grouped by name or labels; ready when every selected node is in the group.",
             "apps.kubeedge.io/v1alpha1",
@@ -62,7 +53,8 @@ pub static KINDS: [Kind; 8] = [
             ready: "Available",
             reason: "message",
         },
-        ..kubeedge(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "kubeedge_edge_application",
             "Workloads rendered into each target node group (`NAME-GROUP`), with per-group overrides; ready when every one is Available.",
             "apps.kubeedge.io/v1alpha1",
@@ -70,7 +62,8 @@ pub static KINDS: [Kind; 8] = [
             "edgeapplications",
         )
     },
-    kubeedge(
+    Kind::of_crd(
+        ECOSYSTEM,
         "kubeedge_device_model",
         "The properties a kind of device has and the protocol it speaks.",
         "devices.kubeedge.io/v1beta1",
@@ -79,7 +72,8 @@ pub static KINDS: [Kind; 8] = [
     ),
     Kind {
         force_new: &["spec.nodeName", "spec.deviceModelRef", "spec.protocol"],
-        ..kubeedge(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "kubeedge_device",
             "A device bound to an edge node; a new node, model or protocol replaces it.",
             "devices.kubeedge.io/v1beta1",
@@ -90,7 +84,8 @@ pub static KINDS: [Kind; 8] = [
     Kind {
         force_new: &["spec"],
         immutable: &["spec"],
-        ..kubeedge(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "kubeedge_rule_endpoint",
             "A place messages come from or go to (rest, eventbus, servicebus); never updated, replaced.",
             "rules.kubeedge.io/v1",
@@ -101,7 +96,8 @@ pub static KINDS: [Kind; 8] = [
     Kind {
         force_new: &["spec"],
         immutable: &["spec"],
-        ..kubeedge(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "kubeedge_rule",
             "Messages from one endpoint to another; created after both endpoints, never updated, replaced.",
             "rules.kubeedge.io/v1",
@@ -112,7 +108,8 @@ pub static KINDS: [Kind; 8] = [
     Kind {
         namespaced: false,
         force_new: &["spec"],
-        ..kubeedge(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "kubeedge_node_upgrade_job",
             "Upgrades KubeEdge on edge nodes; immutable once created.",
             "operations.kubeedge.io/v1alpha2",
@@ -123,7 +120,8 @@ pub static KINDS: [Kind; 8] = [
     Kind {
         namespaced: false,
         force_new: &["spec"],
-        ..kubeedge(
+        ..Kind::of_crd(
+            ECOSYSTEM,
             "kubeedge_image_pre_pull_job",
             "Pulls images onto edge nodes ahead of time; immutable once created.",
             "operations.kubeedge.io/v1alpha2",
