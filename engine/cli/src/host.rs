@@ -4,6 +4,7 @@
 //! the kubeconfig of the `flotilla sandbox up` server that already holds the directory. Only
 //! the CLI links the sandbox server; providers see a kubeconfig.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,10 +35,12 @@ enum Source {
     Running(PathBuf, Option<Served>),
 }
 
-/// The kubeconfig of a sandbox another process serves, parsed once: one cluster's
-/// kubeconfig is cut out of it per request (a thousand clusters make a file of megabytes).
+/// The kubeconfig of a sandbox another process serves, parsed and indexed once: one
+/// cluster's kubeconfig is cut out of it per request (a thousand clusters make a file of
+/// megabytes, and each lookup is a hash lookup).
 struct Served {
-    doc: serde_json::Value,
+    /// `contexts`, `clusters` and `users` entries by (list, name).
+    entries: HashMap<(&'static str, String), serde_json::Value>,
 }
 
 impl Served {
@@ -45,20 +48,27 @@ impl Served {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ProviderError::new(format!("cannot read {}", path.display())).with_detail(e.to_string())
         })?;
-        let doc = serde_yaml::from_str(&text).map_err(|e| {
+        let mut doc: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| {
             ProviderError::new(format!("{} is not a kubeconfig", path.display()))
                 .with_detail(e.to_string())
         })?;
-        Ok(Served { doc })
+        let mut entries = HashMap::new();
+        for list in ["contexts", "clusters", "users"] {
+            if let serde_json::Value::Array(items) = doc[list].take() {
+                for item in items {
+                    if let Some(name) = item["name"].as_str() {
+                        entries.insert((list, name.to_string()), item);
+                    }
+                }
+            }
+        }
+        Ok(Served { entries })
     }
 
     /// A kubeconfig with only the context `name`, its cluster and user.
     fn cluster(&self, name: &str) -> Option<String> {
-        let named = |list: &str, n: &serde_json::Value| {
-            self.doc[list]
-                .as_array()
-                .and_then(|l| l.iter().find(|e| e["name"] == *n))
-                .cloned()
+        let named = |list: &'static str, n: &serde_json::Value| {
+            self.entries.get(&(list, n.as_str()?.to_string())).cloned()
         };
         let context = named("contexts", &serde_json::Value::from(name))?;
         let cluster = named("clusters", &context["context"]["cluster"])?;

@@ -211,11 +211,13 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
 /// The providers' review of the planned values (what each resource will be, deletes left
 /// out) and the provider configurations.
 fn review(ctx: &WalkCtx, config: &Module, changes: &[ResourceChange]) -> Diagnostics {
-    let reviewing = lock(&ctx.provider_configs).iter().any(|(addr, _)| {
-        ctx.registry
-            .instantiate(&addr.name)
-            .is_some_and(|p| p.reviews())
-    });
+    let names: HashSet<String> = lock(&ctx.provider_configs)
+        .iter()
+        .map(|(addr, _)| addr.name.clone())
+        .collect();
+    let reviewing = names
+        .iter()
+        .any(|name| ctx.registry.instantiate(name).is_some_and(|p| p.reviews()));
     if !reviewing {
         return Diagnostics::new();
     }

@@ -440,14 +440,7 @@ fn object_diff(
                             &p,
                             Action::Update,
                         );
-                        if h > 0 {
-                            let _ = writeln!(
-                                inner,
-                                "{}# ({h} unchanged element{} hidden)",
-                                " ".repeat(indent + 6),
-                                if h == 1 { "" } else { "s" }
-                            );
-                        }
+                        hidden_note(&mut inner, indent + 6, h);
                         let _ = write!(inner, "{}}}", " ".repeat(indent + 2));
                         inner
                     }
@@ -481,6 +474,18 @@ fn object_diff(
         );
     }
     hidden
+}
+
+/// `# (N unchanged element(s) hidden)` at `indent`, when N > 0.
+fn hidden_note(out: &mut String, indent: usize, n: usize) {
+    if n > 0 {
+        let _ = writeln!(
+            out,
+            "{}# ({n} unchanged element{} hidden)",
+            " ".repeat(indent),
+            if n == 1 { "" } else { "s" }
+        );
+    }
 }
 
 fn same(a: &Value, b: &Value) -> bool {
@@ -583,24 +588,10 @@ fn positional_diff(
         );
         let _ = writeln!(s, "{}{} {{", " ".repeat(indent + 4), style.sign("~"));
         s.push_str(&inner);
-        if hidden > 0 {
-            let _ = writeln!(
-                s,
-                "{}# ({hidden} unchanged element{} hidden)",
-                " ".repeat(indent + 10),
-                if hidden == 1 { "" } else { "s" }
-            );
-        }
+        hidden_note(&mut s, indent + 10, hidden);
         let _ = writeln!(s, "{}}},", " ".repeat(indent + 6));
     }
-    if unchanged > 0 {
-        let _ = writeln!(
-            s,
-            "{}# ({unchanged} unchanged element{} hidden)",
-            " ".repeat(indent + 6),
-            if unchanged == 1 { "" } else { "s" }
-        );
-    }
+    hidden_note(&mut s, indent + 6, unchanged);
     let _ = write!(s, "{}]", " ".repeat(indent + 2));
     Some(s)
 }
@@ -642,14 +633,7 @@ fn list_diff(
             ch.value()
         );
     }
-    if unchanged > 0 {
-        let _ = writeln!(
-            s,
-            "{}# ({unchanged} unchanged element{} hidden)",
-            " ".repeat(indent + 6),
-            if unchanged == 1 { "" } else { "s" }
-        );
-    }
+    hidden_note(&mut s, indent + 6, unchanged);
     let _ = write!(s, "{}]", " ".repeat(indent + 2));
     s
 }
