@@ -35,7 +35,11 @@ macro_rules! tri {
 /// Runs one command.
 pub async fn run(command: Command, ui: &Ui, host: &Arc<ProviderHost>) -> u8 {
     match command {
-        Command::Init => init(ui),
+        Command::Init(a) => crate::modules::init(ui, a.upgrade).await,
+        Command::Modules(a) => crate::modules::list(ui, a.json),
+        Command::Module(crate::ModuleCommand::Publish { dir, target }) => {
+            crate::modules::publish(ui, &dir, &target).await
+        }
         Command::Validate(a) => validate(ui, a.json),
         Command::Fmt(a) => fmt(ui, a),
         Command::Plan(a) => plan_apply(ui, host, a, None, Op::Plan).await,
@@ -63,7 +67,8 @@ pub(crate) fn error(ui: &Ui, d: Diagnostic) -> u8 {
     1
 }
 
-fn init(ui: &Ui) -> u8 {
+/// The part of `init` after modules are installed: the configuration loads, providers.
+pub(crate) fn init(ui: &Ui) -> u8 {
     let ws = tri!(workspace::load(ui));
     let registry = workspace::offline_registry();
     let diags = flotilla_plan::validate_static(&ws.config, &registry);
@@ -88,7 +93,6 @@ fn init(ui: &Ui) -> u8 {
         .collect();
     used.sort();
     used.dedup();
-    ui.out("Initializing flotilla...\n\n");
     for p in &used {
         ui.out(&format!("- provider \"{p}\": built in\n"));
     }
@@ -104,7 +108,7 @@ fn init(ui: &Ui) -> u8 {
 fn validate(ui: &Ui, json: bool) -> u8 {
     let dir = PathBuf::from(".");
     let mut sources = SourceMap::new();
-    let (module, mut diags) = flotilla_config::load_dir(&dir, &mut sources);
+    let (module, mut diags) = workspace::load_config(&dir, &mut sources);
     if let Some(m) = &module {
         let (_, graph_diags) = flotilla_graph::build(m);
         diags.extend(graph_diags);

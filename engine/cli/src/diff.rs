@@ -13,6 +13,8 @@ use flotilla_plan::eval::Paths;
 use flotilla_plan::{Action, Plan, PlanMode};
 use flotilla_syntax::{Diagnostic, Diagnostics, SourceMap};
 
+use flotilla_sources::git::RevisionTree;
+
 use crate::DiffArgs;
 use crate::commands::{Format, error, markdown_options, output_format, var_args};
 use crate::output::Ui;
@@ -71,55 +73,6 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// The configuration files of one directory of `tree`, as the loader's directory reader.
-fn read_tree_dir(
-    repo: &git2::Repository,
-    tree: &git2::Tree<'_>,
-    rev: &str,
-    dir: &Path,
-) -> std::io::Result<Vec<(PathBuf, String)>> {
-    let not_found = || {
-        std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("no directory {} at {rev}", dir.display()),
-        )
-    };
-    let dir = normalize(dir);
-    let sub;
-    let tree = if dir.as_os_str().is_empty() {
-        tree
-    } else {
-        let entry = tree.get_path(&dir).map_err(|_| not_found())?;
-        sub = entry
-            .to_object(repo)
-            .and_then(|o| o.peel_to_tree())
-            .map_err(|_| not_found())?;
-        &sub
-    };
-    let mut files = Vec::new();
-    for entry in tree.iter() {
-        let Some(name) = entry.name() else { continue };
-        let path = dir.join(name);
-        if entry.kind() != Some(git2::ObjectType::Blob) || !flotilla_config::is_config_file(&path) {
-            continue;
-        }
-        let blob = entry
-            .to_object(repo)
-            .and_then(|o| o.peel_to_blob())
-            .map_err(|e| std::io::Error::other(e.message().to_string()))?;
-        let text = String::from_utf8(blob.content().to_vec()).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} is not UTF-8", path.display()),
-            )
-        })?;
-        // Named `REV@COMMIT:path` in diagnostics, so the side is never ambiguous.
-        files.push((PathBuf::from(format!("{rev}:{}", path.display())), text));
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// Loads and evaluates the configuration in `dir` at `rev`.
 async fn side(
     ui: &Ui,
@@ -141,21 +94,41 @@ async fn side(
                 ),
             )
         })?;
-    let tree = commit.tree().map_err(|e| {
-        error(
-            ui,
-            git_error(
-                "cannot read the commit's tree",
-                &e,
-                "check the repository is not corrupt",
-            ),
-        )
-    })?;
     let short = commit.id().to_string()[..12].to_string();
     let label = format!("{rev}@{short}");
-    let reader = |d: &Path| read_tree_dir(repo, &tree, &label, d);
+    // Files are read from the revision, `file()` and `templatefile()` included: named
+    // `REV@COMMIT:path` in diagnostics, so the side is never ambiguous.
+    let tree = match RevisionTree::open(repo.path(), commit.id(), dir, label) {
+        Ok(t) => flotilla_config::Tree::new(t),
+        Err(e) => {
+            return Err(error(
+                ui,
+                git_error(
+                    "cannot read the commit's tree",
+                    &e,
+                    "check the repository is not corrupt",
+                ),
+            ));
+        }
+    };
     let mut local = SourceMap::new();
-    let (module, mut diags) = flotilla_config::load_dir_with(dir, &mut local, &reader);
+    // Remote modules come from the module cache, as that revision's lock file pins them.
+    let lock_path = Path::new(flotilla_config::LOCK_FILE);
+    let lock = match tree.read_string(lock_path) {
+        Ok(text) => {
+            let id = local.add(tree.display(lock_path), text.as_str());
+            match flotilla_sources::LockFile::parse(id, &text) {
+                Ok(l) => l,
+                Err(d) => {
+                    ui.diags(&[d], &local);
+                    return Err(1);
+                }
+            }
+        }
+        Err(_) => flotilla_sources::LockFile::default(),
+    };
+    let installed = flotilla_sources::Installed::new(Path::new("."), lock);
+    let (module, mut diags) = flotilla_config::load(&tree, Path::new("."), &mut local, &installed);
     let report = |diags: &Diagnostics, local: &SourceMap| ui.diags(&diags.0, local);
     let Some(module) = module else {
         report(&diags, &local);
@@ -180,9 +153,10 @@ async fn side(
         return Err(1);
     }
     let config = Arc::new(module);
+    // As on disk from inside the configuration's directory.
     let paths = Paths {
-        root: dir.to_path_buf(),
-        cwd: dir.to_path_buf(),
+        root: PathBuf::from("."),
+        cwd: PathBuf::from("."),
     };
     match flotilla_plan::desired::desired_state(
         Arc::clone(&config),

@@ -13,6 +13,7 @@ mod commands;
 mod diff;
 mod fmt;
 mod host;
+mod modules;
 mod output;
 mod sandbox;
 mod workspace;
@@ -48,11 +49,23 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Prepare a working directory: check the configuration loads and its providers exist.
+    /// Prepare a working directory: install remote modules, write the lock file, check the
+    /// configuration loads and its providers exist.
     #[command(
-        after_help = "Example:\n  flotilla init\n\nflotilla's providers are built in, so init downloads nothing; it is safe to run any time."
+        after_help = "Examples:\n  flotilla init             # install what is missing, keeping flotilla.lock.hcl's versions\n  flotilla init -upgrade    # resolve every module again within its `version` constraint\n\nModules come from git, OCI registries and module registries (docs/modules.md); init is the\nonly command that fetches them. flotilla's providers are built in. Safe to run any time."
     )]
-    Init,
+    Init(InitArgs),
+    /// List the modules flotilla.lock.hcl pins and whether each is installed intact.
+    #[command(
+        after_help = "Examples:\n  flotilla modules\n  flotilla modules -json\n\nExit code 1 when a locked module is missing or its files no longer match the lock file."
+    )]
+    Modules(ModulesArgs),
+    /// Work with module packages: publish one to an OCI registry.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  flotilla module publish ./modules/edge oci://registry.example.com/platform/edge:1.2.0"
+    )]
+    Module(ModuleCommand),
     /// Check the configuration without touching state or any real object.
     #[command(
         after_help = "Example:\n  flotilla validate\n\nReports every problem at once: syntax, unknown blocks and arguments, undeclared references,\ncycles, and arguments a resource type does not accept. Exit code 1 when anything is wrong."
@@ -133,6 +146,34 @@ struct VarArgs {
     /// Read root variables from a file of `name = value` lines (repeatable).
     #[arg(long = "var-file", value_name = "FILE")]
     var_files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct InitArgs {
+    /// Resolve every module again within its `version` constraint and rewrite the lock file.
+    #[arg(long)]
+    upgrade: bool,
+}
+
+#[derive(Args, Debug)]
+struct ModulesArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModuleCommand {
+    /// Pack a module directory (deterministic archive, blake3 tree hash) and push it.
+    #[command(
+        after_help = "Example:\n  flotilla module publish ./edge oci://127.0.0.1:5000/platform/edge:1.2.0\n\nCredentials come from the docker configuration (~/.docker/config.json or $DOCKER_CONFIG);\nloopback registries are reached over plain HTTP."
+    )]
+    Publish {
+        /// The module directory.
+        dir: PathBuf,
+        /// Where to push: oci://HOST/REPOSITORY:VERSION.
+        target: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -94,7 +94,7 @@ fn load_with<T: Send>(
     let dir = PathBuf::from(".");
     let mut sources = SourceMap::new();
     let load = flotilla_syntax::timing::phase("load configuration");
-    let (module, mut diags) = flotilla_config::load_dir(&dir, &mut sources);
+    let (module, mut diags) = load_config(&dir, &mut sources);
     drop(load);
     let Some(module) = module else {
         ui.diags(&diags.0, &sources);
@@ -144,6 +144,17 @@ fn load_with<T: Send>(
         },
         beside,
     ))
+}
+
+/// Loads the configuration in `dir` with the modules `flotilla init` installed, verified
+/// against the lock file (offline: nothing is fetched).
+pub fn load_config(dir: &Path, sources: &mut SourceMap) -> (Option<Module>, Diagnostics) {
+    let lock = match flotilla_sources::LockFile::read(dir, sources) {
+        Ok(l) => l,
+        Err(d) => return (None, Diagnostics(vec![d])),
+    };
+    let installed = flotilla_sources::Installed::new(dir, lock);
+    flotilla_config::load(&flotilla_config::Tree::default(), dir, sources, &installed)
 }
 
 fn config_hash(sources: &SourceMap) -> String {
@@ -198,59 +209,12 @@ fn backend_for(module: &Module, dir: &Path) -> Result<LocalBackend, Diagnostic> 
     }
 }
 
-fn parse_version(s: &str) -> Option<(u64, u64, u64)> {
-    let mut parts = s
-        .trim()
-        .trim_start_matches('v')
-        .split('.')
-        .map(|p| p.parse::<u64>().ok());
-    Some((
-        parts.next()??,
-        parts.next().flatten().unwrap_or(0),
-        parts.next().flatten().unwrap_or(0),
-    ))
-}
-
-/// Whether `version` satisfies a Terraform-style constraint (`>= 0.1, < 2`, `~> 0.1`).
-pub fn version_matches(constraint: &str, version: &str) -> Option<bool> {
-    let v = parse_version(version)?;
-    for part in constraint.split(',') {
-        let part = part.trim();
-        let (op, rest) = ["~>", ">=", "<=", "!=", "=", ">", "<"]
-            .iter()
-            .find_map(|op| part.strip_prefix(op).map(|r| (*op, r)))
-            .unwrap_or(("=", part));
-        let c = parse_version(rest)?;
-        let ok = match op {
-            "~>" => {
-                let segments = rest.trim().split('.').count();
-                v >= c
-                    && if segments >= 3 {
-                        v.0 == c.0 && v.1 == c.1
-                    } else {
-                        v.0 == c.0
-                    }
-            }
-            ">=" => v >= c,
-            "<=" => v <= c,
-            "!=" => v != c,
-            ">" => v > c,
-            "<" => v < c,
-            _ => v == c,
-        };
-        if !ok {
-            return Some(false);
-        }
-    }
-    Some(true)
-}
-
 fn check_required_version(module: &Module, diags: &mut Diagnostics) {
     let Some((constraint, span)) = &module.settings.required_version else {
         return;
     };
     let ours = env!("CARGO_PKG_VERSION");
-    match version_matches(constraint, ours) {
+    match flotilla_sources::version_matches(constraint, ours) {
         Some(true) => {}
         Some(false) => diags.push(
             Diagnostic::error("unsupported flotilla version")
@@ -314,15 +278,6 @@ pub fn finish_state_load(
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn version_constraints() {
-        assert_eq!(version_matches(">= 0.1, < 1.0", "0.1.0"), Some(true));
-        assert_eq!(version_matches("~> 0.1", "0.9.3"), Some(true));
-        assert_eq!(version_matches("~> 0.1.2", "0.2.0"), Some(false));
-        assert_eq!(version_matches(">= 2", "0.1.0"), Some(false));
-        assert_eq!(version_matches("banana", "0.1.0"), None);
-    }
 
     #[test]
     fn durations() {

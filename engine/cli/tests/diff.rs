@@ -297,3 +297,53 @@ fn bad_revisions_and_configurations_are_clear_errors() {
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("not in a git repository"));
 }
+
+#[test]
+fn file_functions_read_the_revision_not_the_checkout() {
+    let w = Work::new(&[]);
+    let repo = git2::Repository::init(w.dir.path()).unwrap();
+    w.write(
+        "infra/main.hcl",
+        "resource \"builtin_data\" \"motd\" {\n  input = {\n    text  = file(\"${path.module}/motd.txt\")\n    greet = templatefile(\"greet.tpl\", { who = \"fleet\" })\n    seen  = fileexists(\"motd.txt\")\n  }\n}\n",
+    );
+    w.write("infra/motd.txt", "first");
+    w.write("infra/greet.tpl", "hello ${who}");
+    let base = commit_all(&repo, "base");
+    w.write("infra/motd.txt", "second");
+    w.write("infra/greet.tpl", "goodbye ${who}");
+    let head = commit_all(&repo, "head");
+    // The checkout says something else again: neither side may read it.
+    w.write("infra/motd.txt", "uncommitted");
+    std::fs::remove_file(w.path("infra/greet.tpl")).unwrap();
+
+    let out = w
+        .run(&["diff", "--base", &base, "--head", &head, "infra"])
+        .expect(0);
+    assert!(
+        out.stdout.contains(r#""first" -> "second""#),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(r#""hello fleet" -> "goodbye fleet""#),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("uncommitted"), "{}", out.stdout);
+
+    // A missing file is named by revision, not by a path in the checkout.
+    w.write(
+        "infra/main.hcl",
+        "resource \"builtin_data\" \"x\" {\n  input = file(\"nope.txt\")\n}\n",
+    );
+    let broken = commit_all(&repo, "broken");
+    let err = w
+        .run(&["diff", "--base", &head, "--head", &broken, "infra"])
+        .expect(1);
+    assert!(
+        err.stderr
+            .contains(&format!("{}@{}:infra/nope.txt", &broken, &broken[..12])),
+        "{}",
+        err.stderr
+    );
+}

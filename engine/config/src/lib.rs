@@ -1,22 +1,31 @@
 //! The typed configuration model: what the user's `.hcl` files declare, before evaluation.
 //!
-//! [`load_dir`] reads a directory of configuration (every `*.hcl` file except variable files
+//! [`load`] reads a directory of configuration (every `*.hcl` file except variable files
 //! `*.vars.hcl`), checks its shape (known blocks and attributes, no duplicates, no `count`
 //! together with `for_each`) and returns a [`Module`] tree with every local child module
-//! loaded. Expressions are kept unevaluated ([`Expr`]) with their source spans; evaluating
+//! loaded, through a [`SourceTree`] (the disk, a git revision, an installed module) and a
+//! [`ModuleResolver`] that says where remote module calls were installed. Expressions are kept unevaluated ([`Expr`]) with their source spans; evaluating
 //! them is `flotilla-lang`'s job.
 //!
 //! [`addr`] holds the typed addresses used everywhere (`module.a["x"].kube_namespace.ns[0]`),
 //! each with `Display` and `FromStr` that round-trip.
 //!
-//! **Invariant:** the config model is pure data; the only IO here is reading files in
-//! [`load_dir`].
+//! **Invariant:** the config model is pure data; the only IO here is reading files through a
+//! [`SourceTree`] in [`load`]. Nothing here fetches: installing modules is `flotilla-sources`.
 
 pub mod addr;
 mod load;
 mod model;
+mod module_source;
+pub mod tree;
 
 pub use load::{
-    is_config_file, is_identifier, literal_str, load_dir, load_dir_with, traversal_names,
+    LocalOnly, ModuleResolver, Package, Resolution, is_config_file, is_identifier, literal_str,
+    load, load_dir, traversal_names,
 };
 pub use model::*;
+pub use module_source::{GitSource, ModuleSource, OciSource, RegistrySource, SOURCE_GRAMMAR};
+pub use tree::{Dir, Disk, EntryKind, MemoryTree, SourceTree, Tree};
+
+/// The lock file `flotilla init` writes beside the root module (not configuration).
+pub const LOCK_FILE: &str = "flotilla.lock.hcl";

@@ -10,167 +10,250 @@ use flotilla_syntax::{Diagnostic, Diagnostics, FileId, SourceMap, Span, did_you_
 
 use crate::addr::{ModulePath, ResourceAddr, ResourceMode};
 use crate::model::*;
+use crate::module_source::{ModuleSource, SOURCE_GRAMMAR};
+use crate::tree::{SourceTree, Tree, normalize};
 
-/// Reads the configuration files of one directory: `(path, text)` pairs.
-pub type DirReader<'a> = dyn Fn(&Path) -> std::io::Result<Vec<(PathBuf, String)>> + 'a;
+/// Where the files of remote module calls are: the installed module cache, or nowhere.
+pub trait ModuleResolver {
+    /// Finds the package for `call`, whose module will live at `path`.
+    fn resolve(&self, path: &ModulePath, call: &ModuleCall) -> Resolution;
+}
 
-/// Loads the module in `dir` and every local child module, reading from disk.
+/// What a [`ModuleResolver`] found.
+pub enum Resolution {
+    /// The module's files.
+    Found(Package),
+    /// Not available yet, and not an error (`flotilla init` installs it and loads again).
+    Pending,
+    /// An error to report at the call.
+    Failed(Diagnostic),
+}
+
+/// An installed module package and the module's directory inside it.
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// The tree holding the package.
+    pub tree: Tree,
+    /// The package's root in the tree: local sources inside it may not leave it.
+    pub root: PathBuf,
+    /// The module's directory (the root, or a subdirectory of it).
+    pub dir: PathBuf,
+}
+
+/// A resolver for configurations without remote modules: every remote call is an error.
+pub struct LocalOnly;
+
+impl ModuleResolver for LocalOnly {
+    fn resolve(&self, _: &ModulePath, call: &ModuleCall) -> Resolution {
+        Resolution::Failed(
+            Diagnostic::error("module not installed")
+                .with_span(call.source_span.clone())
+                .with_detail(format!(
+                    "module `{}` comes from `{}`, which is not installed",
+                    call.name, call.source
+                ))
+                .with_help("run `flotilla init` to install it"),
+        )
+    }
+}
+
+/// Loads the module in `dir` on disk and every local child module.
 ///
 /// Returns the module (if it could be built at all) and every diagnostic found.
 pub fn load_dir(dir: &Path, sources: &mut SourceMap) -> (Option<Module>, Diagnostics) {
-    load_dir_with(dir, sources, &read_dir_from_disk)
+    load(&Tree::default(), dir, sources, &LocalOnly)
 }
 
-/// Like [`load_dir`], reading files through `reader` (for git revisions and tests).
-pub fn load_dir_with(
+/// Loads the module in `dir` of `tree`, its local children from the same tree and its remote
+/// children from wherever `resolver` says they are installed. Reads nothing else.
+pub fn load(
+    tree: &Tree,
     dir: &Path,
     sources: &mut SourceMap,
-    reader: &DirReader<'_>,
+    resolver: &dyn ModuleResolver,
 ) -> (Option<Module>, Diagnostics) {
     let mut diags = Diagnostics::new();
-    let module = load_module(
-        dir,
-        ModulePath::root(),
+    let mut loader = Loader {
         sources,
-        reader,
-        &mut diags,
-        &mut Vec::new(),
-    );
+        resolver,
+        diags: &mut diags,
+        stack: Vec::new(),
+    };
+    let module = loader.module(tree, None, dir, ModulePath::root());
     (module, diags)
 }
 
-fn read_dir_from_disk(dir: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
+/// The configuration files of `dir`: `(path shown in diagnostics, text)`.
+fn config_files(tree: &dyn SourceTree, dir: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let path = path
-            .strip_prefix("./")
-            .map(Path::to_path_buf)
-            .unwrap_or(path);
+    for path in tree.files(dir)? {
         if is_config_file(&path) {
-            let text = std::fs::read_to_string(&path)?;
-            files.push((path, text));
+            let text = tree.read_string(&path)?;
+            files.push((tree.display(&path), text));
         }
     }
-    files.sort();
     Ok(files)
 }
 
 /// Whether a file name is configuration (`*.hcl`, but not a `*.vars.hcl` variable file).
 pub fn is_config_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.ends_with(".hcl") && !name.ends_with(".vars.hcl") && !name.starts_with('.')
+    name.ends_with(".hcl")
+        && !name.ends_with(".vars.hcl")
+        && !name.starts_with('.')
+        && name != crate::LOCK_FILE
 }
 
-fn load_module(
-    dir: &Path,
-    path: ModulePath,
-    sources: &mut SourceMap,
-    reader: &DirReader<'_>,
-    diags: &mut Diagnostics,
-    stack: &mut Vec<PathBuf>,
-) -> Option<Module> {
-    let files = match reader(dir) {
-        Ok(files) => files,
-        Err(err) => {
-            diags.push(
-                Diagnostic::error("cannot read configuration directory")
-                    .with_detail(format!("{}: {err}", dir.display()))
-                    .with_help("check that the directory exists and is readable"),
+struct Loader<'a, 'd> {
+    sources: &'a mut SourceMap,
+    resolver: &'a dyn ModuleResolver,
+    diags: &'d mut Diagnostics,
+    /// The (tree, directory) of every module being loaded, outermost first.
+    stack: Vec<(usize, PathBuf)>,
+}
+
+impl Loader<'_, '_> {
+    fn module(
+        &mut self,
+        tree: &Tree,
+        package: Option<&Path>,
+        dir: &Path,
+        path: ModulePath,
+    ) -> Option<Module> {
+        let files = match config_files(&**tree, dir) {
+            Ok(files) => files,
+            Err(err) => {
+                self.diags.push(
+                    Diagnostic::error("cannot read configuration directory")
+                        .with_detail(format!("{}: {err}", tree.display(dir).display()))
+                        .with_help("check that the directory exists and is readable"),
+                );
+                return None;
+            }
+        };
+        if files.is_empty() && path.is_root() {
+            self.diags.push(
+                Diagnostic::error("no configuration files")
+                    .with_detail(format!(
+                        "{} holds no `*.hcl` files",
+                        tree.display(dir).display()
+                    ))
+                    .with_help(
+                        "run flotilla in a directory with configuration, or pass -chdir=DIR",
+                    ),
             );
             return None;
         }
-    };
-    if files.is_empty() && path.is_root() {
-        diags.push(
-            Diagnostic::error("no configuration files")
-                .with_detail(format!("{} holds no `*.hcl` files", dir.display()))
-                .with_help("run flotilla in a directory with configuration, or pass -chdir=DIR"),
-        );
-        return None;
-    }
-    let ids: Vec<FileId> = files
-        .into_iter()
-        .map(|(file_path, text)| sources.add(file_path, text.as_str()))
-        .collect();
-    let mut module = parse_each(&ids, dir, path.clone(), sources, diags);
-    stack.push(dir.to_path_buf());
-    let calls: Vec<ModuleCall> = module.module_calls.values().cloned().collect();
-    for call in calls {
-        let Some(child_dir) = local_source_dir(dir, &call, diags) else {
-            continue;
-        };
-        if stack.iter().any(|d| same_dir(d, &child_dir)) {
-            diags.push(
-                Diagnostic::error("recursive module")
-                    .with_span(call.source_span.clone())
-                    .with_detail(format!("module `{}` includes itself", call.name))
-                    .with_help("a module cannot call itself, directly or through another module"),
-            );
-            continue;
-        }
-        let files_exist = reader(&child_dir).map(|f| !f.is_empty()).unwrap_or(false);
-        if !files_exist {
-            diags.push(
-                Diagnostic::error("module source not found")
-                    .with_span(call.source_span.clone())
-                    .with_detail(format!("`{}` holds no `*.hcl` files", child_dir.display()))
-                    .with_help(
-                        "check the `source` path; it is relative to the calling module's directory",
-                    ),
-            );
-            continue;
-        }
-        if let Some(child) = load_module(
-            &child_dir,
-            path.child(&call.name),
-            sources,
-            reader,
-            diags,
-            stack,
-        ) {
-            module.children.insert(call.name.clone(), child);
-        }
-    }
-    stack.pop();
-    Some(module)
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
-fn local_source_dir(dir: &Path, call: &ModuleCall, diags: &mut Diagnostics) -> Option<PathBuf> {
-    if call.source.starts_with("./") || call.source.starts_with("../") {
-        Some(normalize(&dir.join(&call.source)))
-    } else {
-        diags.push(
-            Diagnostic::error("unsupported module source")
-                .with_span(call.source_span.clone())
-                .with_detail(format!("`{}` is not a local path", call.source))
-                .with_help("use a path starting with `./` or `../`; git and registry sources are not supported yet"),
-        );
-        None
-    }
-}
-
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for comp in path.components() {
-        match comp {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir
-                if out.file_name().is_some() && !out.ends_with("..") =>
-            {
-                out.pop();
+        let ids: Vec<FileId> = files
+            .into_iter()
+            .map(|(file_path, text)| self.sources.add(file_path, text.as_str()))
+            .collect();
+        let mut module = parse_each(&ids, dir, path.clone(), self.sources, self.diags);
+        module.tree = tree.clone();
+        module.package = package.map(Path::to_path_buf);
+        let here = (tree_id(tree), canonical(&**tree, dir));
+        self.stack.push(here);
+        let calls: Vec<ModuleCall> = module.module_calls.values().cloned().collect();
+        for call in calls {
+            let child_path = path.child(&call.name);
+            let Some(found) = self.child_package(tree, package, dir, &child_path, &call) else {
+                continue;
+            };
+            let key = (tree_id(&found.tree), canonical(&*found.tree, &found.dir));
+            if self.stack.contains(&key) {
+                self.diags.push(
+                    Diagnostic::error("recursive module")
+                        .with_span(call.source_span.clone())
+                        .with_detail(format!("module `{}` includes itself", call.name))
+                        .with_help(
+                            "a module cannot call itself, directly or through another module",
+                        ),
+                );
+                continue;
             }
-            c => out.push(c),
+            let files_exist = config_files(&*found.tree, &found.dir)
+                .map(|f| !f.is_empty())
+                .unwrap_or(false);
+            if !files_exist {
+                self.diags.push(
+                    Diagnostic::error("module source not found")
+                        .with_span(call.source_span.clone())
+                        .with_detail(format!(
+                            "`{}` holds no `*.hcl` files",
+                            found.tree.display(&found.dir).display()
+                        ))
+                        .with_help(if call.source.is_remote() {
+                            "check the subdirectory after `//` in `source`"
+                        } else {
+                            "check the `source` path; it is relative to the calling module's directory"
+                        }),
+                );
+                continue;
+            }
+            let root = found.root.clone();
+            let child = self.module(
+                &found.tree,
+                (package.is_some() || call.source.is_remote()).then_some(root.as_path()),
+                &found.dir,
+                child_path,
+            );
+            if let Some(child) = child {
+                module.children.insert(call.name.clone(), child);
+            }
+        }
+        self.stack.pop();
+        Some(module)
+    }
+
+    /// Where the module `call` (made from `dir` in `tree`) lives.
+    fn child_package(
+        &mut self,
+        tree: &Tree,
+        package: Option<&Path>,
+        dir: &Path,
+        path: &ModulePath,
+        call: &ModuleCall,
+    ) -> Option<Package> {
+        if let ModuleSource::Local(rel) = &call.source {
+            let child = normalize(&dir.join(rel));
+            if let Some(root) = package
+                && !child.starts_with(normalize(root))
+            {
+                self.diags.push(
+                    Diagnostic::error("module source escapes its package")
+                        .with_span(call.source_span.clone())
+                        .with_detail(format!(
+                            "`{}` leaves the installed module package at {}",
+                            call.source,
+                            tree.display(root).display()
+                        ))
+                        .with_help("a module from git, OCI or a registry can call only modules inside its own package; use a remote source for the other module"),
+                );
+                return None;
+            }
+            return Some(Package {
+                tree: tree.clone(),
+                root: package.map(Path::to_path_buf).unwrap_or_default(),
+                dir: child,
+            });
+        }
+        match self.resolver.resolve(path, call) {
+            Resolution::Found(p) => Some(p),
+            Resolution::Pending => None,
+            Resolution::Failed(d) => {
+                self.diags.push(d);
+                None
+            }
         }
     }
-    out
+}
+
+fn tree_id(tree: &Tree) -> usize {
+    std::sync::Arc::as_ptr(&tree.0) as *const () as usize
+}
+
+fn canonical(tree: &dyn SourceTree, dir: &Path) -> PathBuf {
+    tree.identity(dir)
 }
 
 /// Below this many bytes of configuration, files are parsed on the calling thread: a second
@@ -180,7 +263,7 @@ const PARSE_THREAD_ABOVE: usize = 1 << 20;
 
 /// Parses and builds one file at a time, so only one file's syntax tree is alive at once
 /// (the model keeps what it needs); at 100,000 resources that halves peak memory. Files come
-/// from disk or, for `flotilla diff`, from a git tree, through the loader's [`DirReader`].
+/// from disk or, for `flotilla diff`, from a git tree, through a [`SourceTree`].
 fn parse_each(
     ids: &[FileId],
     dir: &Path,
@@ -839,7 +922,11 @@ impl Builder<'_> {
                                 .literal_string(&attr, "source")
                                 .map(|s| (s, attr.expr.span()))
                         }
-                        "version" => version = self.literal_string(&attr, "version"),
+                        "version" => {
+                            version = self
+                                .literal_string(&attr, "version")
+                                .map(|v| (v, attr.expr.span()))
+                        }
                         "count" => count = Some(attr.expr),
                         "for_each" => for_each = Some(attr.expr),
                         "depends_on" => depends_on = self.list_items(&attr),
@@ -867,6 +954,35 @@ impl Builder<'_> {
             );
             return;
         };
+        let source = match ModuleSource::parse(&source) {
+            Ok(s) => s,
+            Err(detail) => {
+                self.diags.push(
+                    Diagnostic::error("invalid module source")
+                        .with_span(source_span)
+                        .with_detail(detail)
+                        .with_help(SOURCE_GRAMMAR),
+                );
+                return;
+            }
+        };
+        if let Some((v, vspan)) = &version
+            && !source.takes_version()
+        {
+            self.diags.push(
+                Diagnostic::error("`version` does not apply to this source")
+                    .with_span(vspan.clone())
+                    .with_detail(format!(
+                        "module `{name}` has `version = \"{v}\"`, but `{source}` {}",
+                        if source.is_remote() {
+                            "already names a fixed revision"
+                        } else {
+                            "is a local path"
+                        }
+                    ))
+                    .with_help("remove `version`, or remove the fixed `ref`, `tag` or `digest` from `source`"),
+            );
+        }
         if let (Some(c), Some(f)) = (&count, &for_each) {
             self.diags.push(
                 Diagnostic::error("invalid combination of `count` and `for_each`")

@@ -208,11 +208,11 @@ pub struct ModuleCall {
     /// The call's name.
     pub name: String,
     /// `source`.
-    pub source: String,
+    pub source: crate::ModuleSource,
     /// Where `source` was written.
     pub source_span: Span,
-    /// `version`, for registry sources.
-    pub version: Option<String>,
+    /// `version`: a constraint on the tags or versions of a remote source, and where.
+    pub version: Option<(String, Span)>,
     /// `count`.
     pub count: Option<Expr>,
     /// `for_each`.
@@ -272,8 +272,12 @@ pub struct Settings {
 /// One module: the blocks of every file in one directory, plus its loaded children.
 #[derive(Debug, Clone, Default)]
 pub struct Module {
-    /// Where the module lives on disk.
+    /// The directory of the module's files in [`Module::tree`].
     pub dir: PathBuf,
+    /// The tree the module's files were read from (the disk unless said otherwise).
+    pub tree: crate::Tree,
+    /// For a module installed from a remote source: the package's root in the tree.
+    pub package: Option<PathBuf>,
     /// Its path from the root.
     pub path: ModulePath,
     /// `variable` blocks by name.
@@ -299,6 +303,16 @@ pub struct Module {
 }
 
 impl Module {
+    /// What relative paths in file functions resolve against: the working directory (the
+    /// root module's directory), as in Terraform, in the tree this module was read from.
+    /// Modules name their own files with `"${path.module}/..."`.
+    pub fn files(&self) -> crate::Dir<'_> {
+        crate::Dir {
+            tree: &*self.tree,
+            path: std::path::Path::new("."),
+        }
+    }
+
     /// The module at a static path below this one.
     pub fn descendant(&self, path: &ModulePath) -> Option<&Module> {
         let mut m = self;

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use flotilla_config::Expr;
+use flotilla_config::{Dir, Expr};
 use flotilla_syntax::hcl_edit::Decorated;
 use flotilla_syntax::hcl_edit::expr::{
     BinaryOperator, Expression, ForExpr, FuncCall, ObjectKey, TraversalOperator, UnaryOperator,
@@ -41,20 +41,29 @@ pub struct EvalContext<'a> {
     /// The file the expressions come from.
     pub file: FileId,
     /// The directory relative paths in file functions resolve against.
-    pub base_dir: &'a Path,
+    pub dir: Dir<'a>,
 }
 
 impl<'a> EvalContext<'a> {
-    /// A context for expressions of `file`, with file functions relative to `base_dir`.
+    /// A context for expressions of `file`, with file functions relative to `base_dir` on
+    /// disk.
     pub fn new(file: FileId, base_dir: &'a Path) -> EvalContext<'a> {
-        EvalContext { file, base_dir }
+        EvalContext {
+            file,
+            dir: Dir::disk(base_dir),
+        }
+    }
+
+    /// A context whose file functions read `dir` (a module's tree: disk, git revision, cache).
+    pub fn in_dir(file: FileId, dir: Dir<'a>) -> EvalContext<'a> {
+        EvalContext { file, dir }
     }
 }
 
 /// Evaluates expressions against a scope.
 pub struct Evaluator<'a> {
     scope: &'a dyn Scope,
-    base_dir: &'a Path,
+    dir: Dir<'a>,
     file: FileId,
     bindings: Vec<(String, Value)>,
 }
@@ -66,7 +75,7 @@ impl<'a> Evaluator<'a> {
     pub fn new(scope: &'a dyn Scope, ctx: &EvalContext<'a>) -> Evaluator<'a> {
         Evaluator {
             scope,
-            base_dir: ctx.base_dir,
+            dir: ctx.dir,
             file: ctx.file,
             bindings: Vec::new(),
         }
@@ -611,9 +620,7 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
-        let ctx = FnCtx {
-            base_dir: self.base_dir,
-        };
+        let ctx = FnCtx { dir: self.dir };
         functions::call(def, values, &ctx).map_err(|msg| {
             self.err(call, "error in function call", format!("`{name}`: {msg}"))
                 .with_help(format!(

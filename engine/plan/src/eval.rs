@@ -443,7 +443,7 @@ impl WalkCtx {
             let result = {
                 let values = self.values();
                 let scope = self.scope(&values, &inst, module);
-                let ectx = EvalContext::new(Default::default(), &module.dir);
+                let ectx = EvalContext::in_dir(Default::default(), module.files());
                 let mut ev = Evaluator::new(&scope, &ectx);
                 eval(&mut ev, &inst)
             };
@@ -556,7 +556,7 @@ impl WalkCtx {
                                 .get(&parent)
                                 .and_then(|m| m.calls.get(call_name)),
                         );
-                        let ectx = EvalContext::new(arg.expr.file, &parent_cfg.dir);
+                        let ectx = EvalContext::in_dir(arg.expr.file, parent_cfg.files());
                         Evaluator::new(&scope, &ectx).eval_expr(&arg.expr)?
                     };
                     (Some(v), arg.expr.span(), format!("module `{call_name}`"))
@@ -568,7 +568,7 @@ impl WalkCtx {
             Some(v) => v,
             None => match &var.default {
                 Some(d) => {
-                    let ectx = EvalContext::new(d.file, &module.dir);
+                    let ectx = EvalContext::in_dir(d.file, module.files());
                     Evaluator::new(&flotilla_lang::EmptyScope, &ectx).eval_expr(d)?
                 }
                 None => {
@@ -620,7 +620,7 @@ impl WalkCtx {
             let mut values = Values::default();
             values.modules.insert(inst.clone(), only_self);
             let scope = self.scope(&values, inst, module);
-            let ectx = EvalContext::new(rule.condition.file, &module.dir);
+            let ectx = EvalContext::in_dir(rule.condition.file, module.files());
             let mut ev = Evaluator::new(&scope, &ectx);
             match ev.eval_expr(&rule.condition).map(|v| v.unmark().0) {
                 Ok(Value::Bool(true)) | Ok(Value::Unknown) => {}
@@ -725,7 +725,7 @@ impl WalkCtx {
                 let scope = self.scope(&values, &inst, module);
                 expand(
                     &scope,
-                    &module.dir,
+                    module.files(),
                     call.count.as_ref(),
                     call.for_each.as_ref(),
                 )
@@ -843,7 +843,12 @@ impl WalkCtx {
     ) -> Result<Expansion, Diagnostic> {
         let values = self.values();
         let scope = self.scope(&values, inst, module);
-        expand(&scope, &module.dir, r.count.as_ref(), r.for_each.as_ref())
+        expand(
+            &scope,
+            module.files(),
+            r.count.as_ref(),
+            r.for_each.as_ref(),
+        )
     }
 
     /// Expands a resource in every instance of its module. Instances whose `count` or
@@ -963,7 +968,7 @@ pub fn check_rules(
 ) -> bool {
     let mut ok = true;
     for rule in rules {
-        let ectx = EvalContext::new(rule.condition.file, &module.dir);
+        let ectx = EvalContext::in_dir(rule.condition.file, module.files());
         let mut ev = Evaluator::new(scope, &ectx);
         match ev.eval_expr(&rule.condition).map(|v| v.unmark().0) {
             Ok(Value::Bool(true)) | Ok(Value::Unknown) => {}
@@ -1012,12 +1017,12 @@ pub fn check_rules(
 /// Evaluates `count` / `for_each`.
 pub fn expand(
     scope: &InstanceScope<'_>,
-    dir: &std::path::Path,
+    dir: flotilla_config::Dir<'_>,
     count: Option<&Expr>,
     for_each: Option<&Expr>,
 ) -> Result<Expansion, Diagnostic> {
     if let Some(c) = count {
-        let ectx = EvalContext::new(c.file, dir);
+        let ectx = EvalContext::in_dir(c.file, dir);
         let v = Evaluator::new(scope, &ectx).eval_expr(c)?;
         let (v, _) = v.unmark();
         return match v {
@@ -1035,7 +1040,7 @@ pub fn expand(
     let Some(f) = for_each else {
         return Ok(Expansion::Single);
     };
-    let ectx = EvalContext::new(f.file, dir);
+    let ectx = EvalContext::in_dir(f.file, dir);
     let v = Evaluator::new(scope, &ectx).eval_expr(f)?;
     let unknown_keys = || {
         Diagnostic::error("invalid for_each argument")
@@ -1122,7 +1127,7 @@ fn eval_known(
         else {
             continue;
         };
-        let ectx = EvalContext::new(attr.expr.file, &module.dir);
+        let ectx = EvalContext::in_dir(attr.expr.file, module.files());
         match Evaluator::new(scope, &ectx).eval_expr(&attr.expr) {
             Ok(v) => match convert(v, &a.ty) {
                 Ok(v) => {

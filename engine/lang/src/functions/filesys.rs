@@ -1,15 +1,20 @@
-//! File and path functions. Relative paths resolve against the module directory.
+//! File and path functions. Relative paths resolve against the working directory (the root
+//! module's directory), as in Terraform, in the tree the module was read from.
 use super::*;
 use std::path::PathBuf;
 
+use flotilla_config::{Disk, EntryKind, SourceTree};
+
 use crate::eval::{EmptyScope, EvalContext, Evaluator};
 
-fn resolve(ctx: &FnCtx<'_>, p: &str) -> PathBuf {
+/// The path a file function reads, and the tree it reads it in: a relative path resolves
+/// against the module's directory in the module's tree; an absolute or `~` path is on disk.
+fn resolve<'a>(ctx: &FnCtx<'a>, p: &str) -> (PathBuf, &'a dyn SourceTree) {
     let path = expand_home(p);
     if path.is_absolute() {
-        path
+        (path, &Disk)
     } else {
-        ctx.base_dir.join(path)
+        (ctx.dir.path.join(path), ctx.dir.tree)
     }
 }
 
@@ -24,8 +29,16 @@ fn expand_home(p: &str) -> PathBuf {
 }
 
 fn read(ctx: &FnCtx<'_>, p: &str) -> Result<String, String> {
-    let path = resolve(ctx, p);
-    std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    let (path, tree) = resolve(ctx, p);
+    tree.read_string(&path).map_err(|e| {
+        let shown = tree.display(&path);
+        let msg = e.to_string();
+        if msg.contains(&shown.display().to_string()) {
+            format!("cannot read {msg}")
+        } else {
+            format!("cannot read {}: {msg}", shown.display())
+        }
+    })
 }
 
 pub fn file(ctx: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -33,12 +46,18 @@ pub fn file(ctx: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 }
 
 pub fn fileexists(ctx: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    let path = resolve(ctx, &str_arg(&a[0], "the path")?);
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => Ok(Value::Bool(true)),
-        Ok(_) => Err(format!("{} is not a regular file", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Bool(false)),
-        Err(e) => Err(format!("cannot stat {}: {e}", path.display())),
+    let (path, tree) = resolve(ctx, &str_arg(&a[0], "the path")?);
+    match tree.kind(&path) {
+        Ok(Some(EntryKind::File)) => Ok(Value::Bool(true)),
+        Ok(Some(EntryKind::Dir)) => Err(format!(
+            "{} is not a regular file",
+            tree.display(&path).display()
+        )),
+        Ok(None) => Ok(Value::Bool(false)),
+        Err(e) => Err(format!(
+            "cannot stat {}: {e}",
+            tree.display(&path).display()
+        )),
     }
 }
 
@@ -54,7 +73,7 @@ pub fn templatefile(ctx: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
             e.message()
         )
     })?;
-    let ectx = EvalContext::new(flotilla_syntax::FileId::default(), ctx.base_dir);
+    let ectx = EvalContext::in_dir(flotilla_syntax::FileId::default(), ctx.dir);
     let mut ev = Evaluator::new(&EmptyScope, &ectx).with_bindings(vars.into_iter().collect());
     ev.eval_template(&template)
         .map_err(|d| format!("in {p}: {d}"))

@@ -15,14 +15,13 @@ mod string;
 mod time;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use crate::value::{Value, number_to_string};
 
 /// What a function can see besides its arguments.
 pub struct FnCtx<'a> {
-    /// Directory that relative paths in file functions resolve against.
-    pub base_dir: &'a Path,
+    /// Directory that relative paths in file functions resolve against, in its tree.
+    pub dir: flotilla_config::Dir<'a>,
 }
 
 /// A function implementation.
