@@ -47,11 +47,13 @@ pub async fn init(ui: &Ui, upgrade: bool) -> u8 {
         }
     }
     if !outcome.lock.modules.is_empty() {
+        let n = outcome.lock.modules.len();
         ui.out(&format!(
-            "\n{} module(s) locked in {}; {} fetched, the rest already in the module cache.\n\n",
-            outcome.lock.modules.len(),
+            "\n{n} module{} locked in {} ({} fetched, {} from the module cache).\n\n",
+            if n == 1 { "" } else { "s" },
             flotilla_config::LOCK_FILE,
-            outcome.fetched.len()
+            outcome.fetched.len(),
+            n - outcome.fetched.len().min(n)
         ));
     }
     crate::commands::init(ui)

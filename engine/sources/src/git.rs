@@ -159,6 +159,8 @@ pub fn fetch(src: &GitSource, git_dir: &Path) -> Result<git2::Repository, String
             .map_err(|e| e.message().to_string())?;
         let mut opts = git2::FetchOptions::new();
         opts.download_tags(git2::AutotagOption::All);
+        // libgit2's local transport cannot fetch shallow, and a local repository costs
+        // nothing to read whole: `depth` applies to network URLs.
         remote
             .fetch(&refspecs, Some(&mut opts), None)
             .map_err(|e| format!("cannot fetch {}: {}", src.url, e.message()))?;

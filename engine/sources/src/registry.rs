@@ -60,9 +60,13 @@ impl ModuleRegistry {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        req.send()
-            .await
-            .map_err(|e| format!("cannot reach the module registry {}: {e}", self.host))
+        req.send().await.map_err(|e| {
+            format!(
+                "cannot reach the module registry {}: {}",
+                self.host,
+                chain(&e)
+            )
+        })
     }
 
     async fn json(&self, url: &str) -> Result<serde_json::Value, String> {
@@ -163,6 +167,17 @@ impl ModuleRegistry {
             .map(|b| b.to_vec())
             .map_err(|e| format!("cannot download {url}: {e}"))
     }
+}
+
+/// An error and its causes, as one line (reqwest's own message omits the cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    out
 }
 
 /// A location as given, unless it is a URL path relative to `base`.

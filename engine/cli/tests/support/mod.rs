@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clusters;
+pub mod git;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -60,6 +61,7 @@ impl Work {
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
+            .env_remove("FLOTILLA_MODULE_CACHE")
             .stdin(Stdio::null());
         for (k, _) in std::env::vars() {
             if k.starts_with("FLOTILLA_VAR_") {
