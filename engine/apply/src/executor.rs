@@ -586,6 +586,12 @@ impl ResourceHandler for Applier {
                     values.insert(key, existing.unwrap_or(Value::Unknown));
                     continue;
                 };
+                // The instance the plan bound it to (a provider block with `for_each` has
+                // one per key).
+                let provider = match ctx.provider(&change.provider) {
+                    Some(p) => p,
+                    None => Arc::clone(&provider),
+                };
                 let value = if r.addr.mode == ResourceMode::Data {
                     self.read_data(
                         ctx,

@@ -471,3 +471,163 @@ fn a_template_change_rotates_it_and_moves_its_referrers() {
         ["machineTemplate"]["spec"]["infrastructureRef"]["name"];
     assert_eq!(referred, &serde_json::json!(name));
 }
+
+/// Two clusters made with Cluster API and one provider instance per cluster, from
+/// `provider "kube" { for_each = ... }`, each configured from its cluster's kubeconfig.
+const FLEET_OF_PROVIDERS: &str = r#"locals {
+  clusters = toset(["beijing", "shanghai"])
+}
+
+provider "capi" {
+  sandbox = "mgmt"
+}
+
+resource "capi_docker_cluster" "c" {
+  for_each = local.clusters
+  name     = each.key
+  spec     = {}
+}
+
+resource "capi_docker_machine_template" "cp" {
+  for_each = local.clusters
+  name     = "${each.key}-cp"
+  spec = {
+    template = { spec = { customImage = "kindest/node:v1.31.2" } }
+  }
+}
+
+resource "capi_kubeadm_control_plane" "c" {
+  for_each = local.clusters
+  name     = "${each.key}-cp"
+  spec = {
+    replicas = 1
+    version  = "v1.31.2"
+    machineTemplate = {
+      spec = {
+        infrastructureRef = {
+          apiGroup = "infrastructure.cluster.x-k8s.io"
+          kind     = "DockerMachineTemplate"
+          name     = capi_docker_machine_template.cp[each.key].object_name
+        }
+      }
+    }
+  }
+}
+
+resource "capi_cluster" "c" {
+  for_each = local.clusters
+  name     = each.key
+  spec = {
+    controlPlaneRef = {
+      apiGroup = "controlplane.cluster.x-k8s.io"
+      kind     = "KubeadmControlPlane"
+      name     = capi_kubeadm_control_plane.c[each.key].name
+    }
+    infrastructureRef = {
+      apiGroup = "infrastructure.cluster.x-k8s.io"
+      kind     = "DockerCluster"
+      name     = capi_docker_cluster.c[each.key].name
+    }
+  }
+}
+
+provider "kube" {
+  alias          = "member"
+  for_each       = capi_cluster.c
+  kubeconfig_raw = each.value.kubeconfig
+}
+
+resource "kube_namespace" "apps" {
+  for_each = local.clusters
+  provider = kube.member[each.key]
+  name     = "apps-${each.key}"
+}
+
+module "team" {
+  for_each  = local.clusters
+  source    = "./team"
+  providers = { kube = kube.member[each.key] }
+  namespace = kube_namespace.apps[each.key].name
+}
+"#;
+
+const TEAM_MODULE: &str = r#"variable "namespace" {
+  type = string
+}
+
+resource "kube_config_map" "owner" {
+  name      = "owner"
+  namespace = var.namespace
+  data      = { team = "platform" }
+}
+"#;
+
+#[test]
+fn provider_for_each_configures_one_instance_per_member_in_one_apply() {
+    let w = Work::new(&[
+        ("main.hcl", FLEET_OF_PROVIDERS),
+        ("team/main.hcl", TEAM_MODULE),
+    ]);
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("# kube_namespace.apps[\"shanghai\"] will be created"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("its provider's configuration is known only after apply"),
+        "{}",
+        plan.stdout
+    );
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    let state = w.state();
+    assert_eq!(
+        state["resources"]["kube_namespace.apps[\"beijing\"]"]["provider"],
+        "provider.kube.member[\"beijing\"]"
+    );
+    for member in ["beijing", "shanghai"] {
+        let found = with_cluster(&w, member, async |client| {
+            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+            api.get_opt(&format!("apps-{member}"))
+                .await
+                .expect("get")
+                .is_some()
+        });
+        assert!(found, "namespace apps-{member} in cluster {member}");
+        assert_eq!(
+            config_map_names(&w, member, &format!("apps-{member}")),
+            ["owner"],
+            "module.team[{member:?}] used the provider instance its call selected"
+        );
+    }
+    let clean = w.run(&["plan", "-detailed-exitcode"]).expect(0);
+    assert!(clean.stdout.contains("No changes."), "{}", clean.stdout);
+
+    // Selecting an instance the provider does not have, or none, is an error at the line.
+    let broken = FLEET_OF_PROVIDERS.replace("kube.member[each.key]", "kube.member[\"paris\"]");
+    w.write("main.hcl", &broken);
+    let e = w.run(&["plan"]).expect(1);
+    assert!(
+        e.stderr.contains("no such provider instance"),
+        "{}",
+        e.stderr
+    );
+    assert!(
+        e.stderr.contains("[\"beijing\"], [\"shanghai\"]"),
+        "{}",
+        e.stderr
+    );
+    w.write(
+        "main.hcl",
+        &FLEET_OF_PROVIDERS.replace("kube.member[each.key]", "kube.member"),
+    );
+    let e = w.run(&["plan"]).expect(1);
+    assert!(
+        e.stderr.contains("provider instance not selected"),
+        "{}",
+        e.stderr
+    );
+    assert!(e.stderr.contains("main.hcl:"), "{}", e.stderr);
+}

@@ -279,6 +279,8 @@ pub struct ProviderConfigAddr {
     pub name: String,
     /// The alias, for a non-default configuration.
     pub alias: Option<String>,
+    /// The instance of a provider block with `for_each` (`provider.kube.member["beijing"]`).
+    pub key: InstanceKey,
 }
 
 impl ProviderConfigAddr {
@@ -288,7 +290,21 @@ impl ProviderConfigAddr {
             module: ModulePath::root(),
             name: name.into(),
             alias: None,
+            key: InstanceKey::None,
         }
+    }
+
+    /// The instance `key` of this provider block.
+    pub fn instance(&self, key: InstanceKey) -> ProviderConfigAddr {
+        ProviderConfigAddr {
+            key,
+            ..self.clone()
+        }
+    }
+
+    /// The provider block this instance belongs to (without the key).
+    pub fn block(&self) -> ProviderConfigAddr {
+        self.instance(InstanceKey::None)
     }
 }
 
@@ -301,7 +317,7 @@ impl fmt::Display for ProviderConfigAddr {
         if let Some(alias) = &self.alias {
             write!(f, ".{alias}")?;
         }
-        Ok(())
+        write!(f, "{}", self.key)
     }
 }
 
@@ -580,13 +596,14 @@ impl FromStr for ProviderConfigAddr {
         let (module, rest) = take_module(&toks);
         match rest {
             [Tok::Name(p), Tok::Name(name), alias @ ..] if p == "provider" => {
-                let alias = match alias {
-                    [] => None,
-                    [Tok::Name(a)] => Some(a.clone()),
+                let (alias, key) = match alias {
+                    [] => (None, InstanceKey::None),
+                    [Tok::Name(a)] => (Some(a.clone()), InstanceKey::None),
+                    [Tok::Name(a), Tok::Key(k)] => (Some(a.clone()), k.clone()),
                     _ => {
                         return Err(AddrError {
                             input: s.to_string(),
-                            reason: "expected `provider.NAME[.ALIAS]`".into(),
+                            reason: "expected `provider.NAME[.ALIAS[KEY]]`".into(),
                         });
                     }
                 };
@@ -594,6 +611,7 @@ impl FromStr for ProviderConfigAddr {
                     module: module.path(),
                     name: name.clone(),
                     alias,
+                    key,
                 })
             }
             _ => Err(AddrError {
@@ -651,6 +669,7 @@ mod tests {
         round_trip::<ProviderConfigAddr>("provider.kube");
         round_trip::<ProviderConfigAddr>("provider.kube.beijing");
         round_trip::<ProviderConfigAddr>("module.x.provider.kube");
+        round_trip::<ProviderConfigAddr>("provider.kube.member[\"beijing\"]");
         round_trip::<TargetAddr>("module.x");
         round_trip::<TargetAddr>("module.x.builtin_data.y");
         round_trip::<TargetAddr>("builtin_data.y[3]");

@@ -732,10 +732,28 @@ impl Builder<'_> {
             }
             None => None,
         };
+        let for_each = body
+            .attrs
+            .iter()
+            .position(|a| a.name == "for_each")
+            .map(|i| body.attrs.remove(i).expr);
+        if for_each.is_some() && alias.is_none() {
+            self.diags.push(
+                Diagnostic::error("`for_each` needs an alias")
+                    .with_span(span.clone())
+                    .with_detail(format!(
+                        "the default `{name}` configuration cannot have several instances"
+                    ))
+                    .with_help(format!(
+                        "add `alias = \"member\"` and select an instance with `provider = {name}.member[each.key]`"
+                    )),
+            );
+        }
         let key = (name.clone(), alias.clone());
         let p = ProviderBlock {
             name: name.clone(),
             alias: alias.clone(),
+            for_each,
             body,
             span: span.clone(),
         };
@@ -755,24 +773,50 @@ impl Builder<'_> {
     }
 
     fn provider_ref(&mut self, expr: &Expr) -> Option<ProviderRef> {
-        let parts = traversal_names(&expr.expr);
+        // `kube.member[each.key]`: the instance of a provider block with `for_each`.
+        let (target, key) = match &expr.expr {
+            Expression::Traversal(t)
+                if matches!(
+                    t.operators.last().map(|o| o.value()),
+                    Some(TraversalOperator::Index(_))
+                ) =>
+            {
+                let Some(TraversalOperator::Index(index)) = t.operators.last().map(|o| o.value())
+                else {
+                    unreachable!("matched above")
+                };
+                let mut base = (**t).clone();
+                base.operators.pop();
+                (
+                    Expression::Traversal(Box::new(base)),
+                    Some(Expr {
+                        file: expr.file,
+                        expr: index.clone(),
+                    }),
+                )
+            }
+            other => (other.clone(), None),
+        };
+        let parts = traversal_names(&target);
         match parts.as_deref() {
-            Some([name]) => Some(ProviderRef {
+            Some([name]) if key.is_none() => Some(ProviderRef {
                 name: name.clone(),
                 alias: None,
+                key: None,
                 span: expr.span(),
             }),
             Some([name, alias]) => Some(ProviderRef {
                 name: name.clone(),
                 alias: Some(alias.clone()),
+                key,
                 span: expr.span(),
             }),
             _ => {
                 self.diags.push(
                     Diagnostic::error("invalid provider reference")
                         .with_span(expr.span())
-                        .with_detail("expected a provider name, optionally with an alias")
-                        .with_help("write `provider = kube.beijing` (no quotes)"),
+                        .with_detail("expected a provider name, optionally with an alias and an instance key")
+                        .with_help("write `provider = kube.beijing` or `provider = kube.member[each.key]` (no quotes)"),
                 );
                 None
             }

@@ -135,7 +135,9 @@ pub struct ProviderBlock {
     pub name: String,
     /// Alias, for additional configurations.
     pub alias: Option<String>,
-    /// The configuration arguments (without `alias`).
+    /// `for_each`: one configuration per key, selected as `NAME.ALIAS[KEY]`.
+    pub for_each: Option<Expr>,
+    /// The configuration arguments (without `alias` and `for_each`).
     pub body: BlockBody,
     /// The block header.
     pub span: Span,
@@ -148,6 +150,9 @@ pub struct ProviderRef {
     pub name: String,
     /// Alias, if any.
     pub alias: Option<String>,
+    /// `[KEY]`: which instance of a provider block with `for_each`, evaluated per resource
+    /// or module instance (`each.key`).
+    pub key: Option<Expr>,
     /// Where it was written.
     pub span: Span,
 }

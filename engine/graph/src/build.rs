@@ -96,6 +96,7 @@ impl Builder<'_> {
                     module: path.clone(),
                     name: name.clone(),
                     alias: alias.clone(),
+                    key: Default::default(),
                 };
                 self.graph.add(node(NodeKind::Provider(addr)));
             }
@@ -332,9 +333,12 @@ impl Builder<'_> {
                     module: m.path.clone(),
                     name: pname.clone(),
                     alias: alias.clone(),
+                    key: Default::default(),
                 };
                 let i = at(&self.graph, NodeKind::Provider(addr));
-                self.refs_to(m, i, &body_exprs(&p.body));
+                let mut exprs = body_exprs(&p.body);
+                exprs.extend(p.for_each.iter());
+                self.refs_to(m, i, &exprs);
             }
         }
     }
@@ -476,7 +480,9 @@ pub fn resolve_provider(
     r: &Resource,
 ) -> Result<ProviderConfigAddr, Diagnostic> {
     let (mut name, mut alias, span) = match &r.provider {
-        Some(ProviderRef { name, alias, span }) => (name.clone(), alias.clone(), span.clone()),
+        Some(ProviderRef {
+            name, alias, span, ..
+        }) => (name.clone(), alias.clone(), span.clone()),
         None => (r.addr.implied_provider().to_string(), None, r.span.clone()),
     };
     let mut path = module.clone();
@@ -487,6 +493,7 @@ pub fn resolve_provider(
                 module: path,
                 name,
                 alias,
+                key: Default::default(),
             });
         }
         let Some(parent) = path.parent() else { break };

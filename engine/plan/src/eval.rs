@@ -785,17 +785,43 @@ impl WalkCtx {
             self.report(d);
             return false;
         };
-        let config_value = match module
+        let block = module
             .providers
-            .get(&(addr.name.clone(), addr.alias.clone()))
-        {
-            Some(block) => {
-                let instances = self.module_instances(&module.path);
-                let Some(inst) = instances.first() else {
-                    return true;
-                };
+            .get(&(addr.name.clone(), addr.alias.clone()));
+        let Some(block) = block else {
+            return self
+                .configure_provider(module, addr, provider, Value::Map(BTreeMap::new()))
+                .await;
+        };
+        let instances = self.module_instances(&module.path);
+        let Some(inst) = instances.first() else {
+            return true;
+        };
+        // `for_each`: one configuration per key, each evaluated with `each.key`/`each.value`.
+        let expansion = match &block.for_each {
+            None => Expansion::Single,
+            Some(f) => {
                 let values = self.values();
                 let scope = self.scope(&values, inst, module);
+                let expanded = expand(&scope, module.files(), None, Some(f));
+                drop(values);
+                match expanded {
+                    Ok(e) => e,
+                    Err(d) => {
+                        self.report(d.with_help(
+                            "a provider's `for_each` needs keys known at plan time (values may be unknown)",
+                        ));
+                        return false;
+                    }
+                }
+            }
+        };
+        let mut ok = true;
+        for key in expansion.keys() {
+            let config_value = {
+                let values = self.values();
+                let mut scope = self.scope(&values, inst, module);
+                set_instance_key(&mut scope, &key, Some(&expansion));
                 let mut diags = Diagnostics::new();
                 let v = eval_body(
                     &scope,
@@ -809,12 +835,33 @@ impl WalkCtx {
                 drop(values);
                 if diags.has_errors() {
                     self.report_all(diags);
-                    return false;
+                    ok = false;
+                    continue;
                 }
                 v
-            }
-            None => Value::Map(BTreeMap::new()),
-        };
+            };
+            let instance = if block.for_each.is_some() {
+                self.registry
+                    .instantiate(&addr.name)
+                    .unwrap_or_else(|| Arc::clone(&provider))
+            } else {
+                Arc::clone(&provider)
+            };
+            ok &= self
+                .configure_provider(module, &addr.instance(key), instance, config_value)
+                .await;
+        }
+        ok
+    }
+
+    /// Configures one provider instance (or defers it when its configuration is unknown).
+    async fn configure_provider(
+        &self,
+        module: &Module,
+        addr: &ProviderConfigAddr,
+        provider: Arc<dyn Provider>,
+        config_value: Value,
+    ) -> bool {
         lock(&self.provider_configs).push((addr.clone(), config_value.clone()));
         if config_value.contains_unknown() || self.offline {
             lock(&self.deferred).insert(addr.clone());
@@ -832,6 +879,177 @@ impl WalkCtx {
         }
         lock(&self.providers).insert(addr.clone(), provider);
         true
+    }
+
+    /// For a resource in module instance `inst` whose provider comes from a module call's
+    /// `providers = { NAME = PARENT.ALIAS[KEY] }`: the calling module instance, the call's
+    /// name and the key expression.
+    fn keyed_mapping<'c>(
+        &'c self,
+        inst: &ModuleInstance,
+        r: &Resource,
+    ) -> Option<(ModuleInstance, String, &'c Expr)> {
+        let (mut name, mut alias) = match &r.provider {
+            Some(p) => (p.name.clone(), p.alias.clone()),
+            None => (r.addr.implied_provider().to_string(), None),
+        };
+        let mut at = inst.clone();
+        loop {
+            let m = self.config.descendant(&at.path())?;
+            if m.providers.contains_key(&(name.clone(), alias.clone())) {
+                return None;
+            }
+            let parent = at.parent()?;
+            let call_name = at.0.last()?.name.clone();
+            let call = self
+                .config
+                .descendant(&parent.path())?
+                .module_calls
+                .get(&call_name)?;
+            if alias.is_none()
+                && let Some((_, mapped)) = call.providers.iter().find(|(k, _)| *k == name)
+            {
+                if let Some(k) = &mapped.key {
+                    return Some((parent, call_name, k));
+                }
+                name = mapped.name.clone();
+                alias = mapped.alias.clone();
+            }
+            at = parent;
+        }
+    }
+
+    /// Whether the provider block at `addr` has `for_each`.
+    pub fn has_for_each(&self, addr: &ProviderConfigAddr) -> bool {
+        self.config
+            .descendant(&addr.module)
+            .and_then(|m| m.providers.get(&(addr.name.clone(), addr.alias.clone())))
+            .is_some_and(|b| b.for_each.is_some())
+    }
+
+    /// The provider instance a resource instance uses: the resource's provider block, and
+    /// for a block with `for_each` the instance its `provider = NAME.ALIAS[KEY]` selects,
+    /// evaluated in the instance's scope.
+    pub fn instance_provider(
+        &self,
+        block_addr: &ProviderConfigAddr,
+        inst: &ModuleInstance,
+        module: &Module,
+        r: &Resource,
+        key: &InstanceKey,
+        expansion: &Expansion,
+    ) -> Result<ProviderConfigAddr, Diagnostic> {
+        let has_for_each = self.has_for_each(block_addr);
+        let mut key_expr = r.provider.as_ref().and_then(|p| p.key.as_ref());
+        // Or a module call above maps this module's provider to `NAME.ALIAS[KEY]`: the key
+        // is evaluated in that call's instance (its `each.key`).
+        let mut key_scope: Option<(ModuleInstance, String)> = None;
+        if key_expr.is_none()
+            && let Some((parent, call_name, k)) = self.keyed_mapping(inst, r)
+        {
+            key_expr = Some(k);
+            key_scope = Some((parent, call_name));
+        }
+        let shown = || {
+            format!(
+                "{}.{}",
+                block_addr.name,
+                block_addr.alias.as_deref().unwrap_or("")
+            )
+        };
+        match (has_for_each, key_expr) {
+            (false, None) => Ok(block_addr.clone()),
+            (false, Some(k)) => Err(Diagnostic::error("provider has no instances")
+                .with_span(k.span())
+                .with_detail(format!(
+                    "`{}` has no `for_each`, so it has no `[KEY]`",
+                    shown()
+                ))
+                .with_help(format!("write `provider = {}`", shown()))),
+            (true, None) => Err(Diagnostic::error("provider instance not selected")
+                .with_span(
+                    r.provider
+                        .as_ref()
+                        .map(|p| p.span.clone())
+                        .unwrap_or_else(|| r.span.clone()),
+                )
+                .with_detail(format!(
+                    "`{}` has `for_each`: `{}` must say which instance it uses",
+                    shown(),
+                    r.addr
+                ))
+                .with_help(format!("write `provider = {}[each.key]`", shown()))),
+            (true, Some(k)) => {
+                let values = self.values();
+                let v = match &key_scope {
+                    None => {
+                        let mut scope = self.scope(&values, inst, module);
+                        set_instance_key(&mut scope, key, Some(expansion));
+                        let ectx = EvalContext::in_dir(k.file, module.files());
+                        Evaluator::new(&scope, &ectx).eval_expr(k)?
+                    }
+                    Some((parent, call_name)) => {
+                        let parent_module = self
+                            .config
+                            .descendant(&parent.path())
+                            .expect("module exists");
+                        let call_key = inst
+                            .0
+                            .get(parent.0.len())
+                            .map(|s| s.key.clone())
+                            .unwrap_or_default();
+                        let call_expansion = values
+                            .modules
+                            .get(parent)
+                            .and_then(|m| m.calls.get(call_name))
+                            .cloned()
+                            .unwrap_or(Expansion::Single);
+                        let mut scope = self.scope(&values, parent, parent_module);
+                        set_instance_key(&mut scope, &call_key, Some(&call_expansion));
+                        let ectx = EvalContext::in_dir(k.file, parent_module.files());
+                        Evaluator::new(&scope, &ectx).eval_expr(k)?
+                    }
+                };
+                let instance_key = match v.unmark().0 {
+                    Value::String(s) => InstanceKey::Str(s),
+                    Value::Number(n) if n.fract() == 0.0 && n >= 0.0 => InstanceKey::Int(n as i64),
+                    other => {
+                        return Err(Diagnostic::error("invalid provider instance key")
+                            .with_span(k.span())
+                            .with_detail(format!(
+                                "the key must be a string known at plan time, got {}",
+                                flotilla_lang::render_value(&other)
+                            ))
+                            .with_help(
+                                "use a key of the provider's `for_each`, such as `each.key`",
+                            ));
+                    }
+                };
+                let addr = block_addr.instance(instance_key);
+                if !lock(&self.providers).contains_key(&addr) {
+                    let mut known: Vec<String> = lock(&self.providers)
+                        .keys()
+                        .filter(|a| a.block() == *block_addr)
+                        .map(|a| a.key.to_string())
+                        .collect();
+                    known.sort();
+                    return Err(Diagnostic::error("no such provider instance")
+                        .with_span(k.span())
+                        .with_detail(format!(
+                            "`{}` has no instance {} (its `for_each` has {})",
+                            shown(),
+                            addr.key,
+                            if known.is_empty() {
+                                "no keys".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ))
+                        .with_help("select a key the provider's `for_each` has"));
+                }
+                Ok(addr)
+            }
+        }
     }
 
     /// Evaluates `count`/`for_each` of a resource in one module instance.
@@ -913,7 +1131,15 @@ impl WalkCtx {
                 return None;
             }
         };
-        let provider = self.provider(&provider_addr)?;
+        let provider = match self.provider(&provider_addr) {
+            Some(p) => p,
+            // A block with `for_each` has only keyed instances; each resource instance binds
+            // to one (`instance_provider`), and this one only serves the schema.
+            None if self.has_for_each(&provider_addr) => {
+                self.registry.instantiate(&provider_addr.name)?
+            }
+            None => return None,
+        };
         let types = match r.addr.mode {
             flotilla_config::addr::ResourceMode::Managed => &provider.schema().resources,
             flotilla_config::addr::ResourceMode::Data => &provider.schema().data_sources,

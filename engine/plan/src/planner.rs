@@ -778,6 +778,7 @@ impl Planner {
 }
 
 /// What every instance of one resource shares while it is planned.
+#[derive(Clone)]
 struct ResourcePlan {
     path: ModulePath,
     addr: flotilla_config::addr::ResourceAddr,
@@ -786,6 +787,9 @@ struct ResourcePlan {
     schema: BlockSchema,
     /// The provider's configuration is known only after apply.
     deferred: bool,
+    /// The provider block has `for_each`: each instance selects its own provider instance,
+    /// and the fields above are the block's (see [`Planner::bind`]).
+    keyed: bool,
     /// A data source that reads during apply.
     read_later: bool,
     /// `-target` names this resource itself (not just something that needs it).
@@ -820,7 +824,17 @@ impl ResourceHandler for Planner {
         if self.options.mode == PlanMode::Destroy {
             return self.plan_destroy(ctx, path, r, provider.as_ref()).await;
         }
-        let deferred = ctx.is_deferred(&provider_addr);
+        let keyed = r.provider.as_ref().is_some_and(|p| p.key.is_some())
+            || ctx.has_for_each(&provider_addr);
+        // With `for_each` on the provider, the block's instances decide; any deferred one
+        // makes a data source read during apply.
+        let deferred = if keyed {
+            lock(&ctx.deferred)
+                .iter()
+                .any(|a| a.block() == provider_addr)
+        } else {
+            ctx.is_deferred(&provider_addr)
+        };
         let node = flotilla_graph::Node {
             module: path.clone(),
             kind: NodeKind::Resource(r.addr.clone()),
@@ -838,6 +852,7 @@ impl ResourceHandler for Planner {
             provider,
             schema,
             deferred,
+            keyed,
         });
         let (sets, mut ok) = ctx.expand_instances(path, module, r);
         let mut work: Vec<InstanceWork> = Vec::new();
@@ -959,6 +974,23 @@ impl Planner {
         let mut outcomes = Vec::with_capacity(work.len());
         let mut ok = true;
         for ((i, addr), prior_state) in work.into_iter().zip(priors) {
+            let bound;
+            let res = if res.keyed {
+                match Self::bind(ctx, res, module, r, &sets[i], &addr) {
+                    Ok(b) => {
+                        bound = b;
+                        &bound
+                    }
+                    Err(d) => {
+                        ctx.report(d);
+                        ok = false;
+                        outcomes.push((i, addr.key, Some(Value::Unknown)));
+                        continue;
+                    }
+                }
+            } else {
+                res
+            };
             let (value, instance_ok) = self
                 .plan_instance(ctx, res, module, r, &sets[i], &addr, prior_state.as_ref())
                 .await;
@@ -966,6 +998,36 @@ impl Planner {
             outcomes.push((i, addr.key, value));
         }
         (outcomes, ok)
+    }
+
+    /// The resource plan of one instance of a resource whose provider block has `for_each`:
+    /// the provider instance its `provider = NAME.ALIAS[KEY]` selects.
+    fn bind(
+        ctx: &WalkCtx,
+        res: &ResourcePlan,
+        module: &Module,
+        r: &Resource,
+        set: &InstanceSet,
+        addr: &ResourceInstanceAddr,
+    ) -> Result<ResourcePlan, Diagnostic> {
+        let provider_addr = ctx.instance_provider(
+            &res.provider_addr,
+            &set.inst,
+            module,
+            r,
+            &addr.key,
+            &set.expansion,
+        )?;
+        let provider = ctx
+            .provider(&provider_addr)
+            .unwrap_or_else(|| Arc::clone(&res.provider));
+        Ok(ResourcePlan {
+            deferred: ctx.is_deferred(&provider_addr),
+            provider,
+            provider_addr,
+            keyed: false,
+            ..res.clone()
+        })
     }
 
     /// Plans one instance. Returns the value references see (none when it could not be

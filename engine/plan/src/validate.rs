@@ -34,6 +34,7 @@ pub fn validate_static(root: &Module, registry: &ProviderRegistry) -> Diagnostic
                 module: m.path.clone(),
                 name: name.clone(),
                 alias: alias.clone(),
+                key: Default::default(),
             };
             providers.push(ReviewedProvider {
                 address: address.to_string(),

@@ -238,6 +238,9 @@ pub(crate) struct Shared {
     me: Weak<Shared>,
     /// Notified when the kubeconfig file needs rewriting (see `kubeconfig_loop`).
     kubeconfig_dirty: Arc<Notify>,
+    /// While starting: the faults each cluster has from its first moment, before its server
+    /// and controllers run (so no controller pass ever sees it without them).
+    starting_faults: Mutex<std::collections::BTreeMap<String, FaultConfig>>,
     _lock: Option<File>,
 }
 
@@ -274,10 +277,25 @@ impl Sandbox {
                 files.push(load_cluster_file(&path)?);
             }
         }
+        // Faults recorded while the sandbox was down, and those asked for, apply from each
+        // cluster's first moment.
+        let faults_text = options
+            .dir
+            .as_ref()
+            .map(|d| std::fs::read_to_string(d.join(FAULTS_FILE)).unwrap_or_default());
+        let mut starting = std::collections::BTreeMap::new();
+        if let Some(text) = &faults_text
+            && let Ok(map) =
+                serde_json::from_str::<std::collections::BTreeMap<String, FaultConfig>>(text)
+        {
+            starting.extend(map.into_iter().filter(|(_, c)| c.check().is_ok()));
+        }
+        starting.extend(options.faults.iter().cloned());
         let sandbox = Sandbox {
             shared: Arc::new_cyclic(|me| Shared {
                 me: me.clone(),
                 kubeconfig_dirty: Arc::new(Notify::new()),
+                starting_faults: Mutex::new(starting),
                 clusters: Mutex::new(Vec::new()),
                 dir: options.dir.clone(),
                 shutdown,
@@ -314,36 +332,25 @@ impl Sandbox {
             }
         }
         if let Some(dir) = &options.dir {
-            // Faults recorded while the sandbox was down apply before the first request.
-            let path = dir.join(FAULTS_FILE);
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let mut applied = Vec::new();
-            if let Ok(map) =
-                serde_json::from_str::<std::collections::BTreeMap<String, FaultConfig>>(&text)
-            {
-                for (name, config) in map {
-                    if let Some(c) = sandbox.cluster(&name)
-                        && config.check().is_ok()
-                    {
-                        c.faults.set(config);
-                        applied.push(name);
-                    }
-                }
-            }
+            let applied: Vec<String> = lock(&sandbox.shared.starting_faults)
+                .keys()
+                .filter(|name| sandbox.cluster(name).is_some())
+                .cloned()
+                .collect();
             let task = tokio::spawn(faults_file_loop(
                 sandbox.shared.me.clone(),
-                path,
+                dir.join(FAULTS_FILE),
                 sandbox.shared.shutdown.subscribe(),
-                (Some(text), applied),
+                (faults_text.clone(), applied),
             ));
             lock(&sandbox.shared.tasks).push(task);
         }
-        for (name, config) in options.faults {
-            let cluster = sandbox
-                .cluster(&name)
-                .ok_or_else(|| SandboxError::UnknownCluster(name.clone()))?;
-            cluster.faults.set(config);
+        for (name, _) in &options.faults {
+            if sandbox.cluster(name).is_none() {
+                return Err(SandboxError::UnknownCluster(name.clone()));
+            }
         }
+        lock(&sandbox.shared.starting_faults).clear();
         sandbox.shared.write_kubeconfig()?;
         Ok(sandbox)
     }
@@ -525,6 +532,9 @@ impl Shared {
             saved: std::sync::atomic::AtomicU64::new(0),
             stop,
         });
+        if let Some(config) = lock(&self.starting_faults).get(&cluster.name) {
+            cluster.faults.set(config.clone());
+        }
         let mut tasks = vec![
             tokio::spawn(server::serve(
                 cluster.clone(),
