@@ -150,7 +150,7 @@ impl fmt::Display for ModuleInstance {
             if i > 0 {
                 f.write_str(".")?;
             }
-            write!(f, "module.{}{}", step.name, step.key)?;
+            write!(f, "{}{}", crate::call_address(&step.name), step.key)?;
         }
         Ok(())
     }
@@ -194,7 +194,7 @@ impl fmt::Display for ModulePath {
             if i > 0 {
                 f.write_str(".")?;
             }
-            write!(f, "module.{name}")?;
+            write!(f, "{}", crate::call_address(name))?;
         }
         Ok(())
     }
@@ -437,17 +437,18 @@ fn take_module(toks: &[Tok]) -> (ModuleInstance, &[Tok]) {
     let mut module = ModuleInstance::root();
     let mut rest = toks;
     while let [Tok::Name(m), Tok::Name(name), tail @ ..] = rest {
-        if m != "module" {
+        let name = if m == "module" {
+            name.clone()
+        } else if crate::DOMAIN_KINDS.contains(&m.as_str()) {
+            format!("{m}.{name}")
+        } else {
             break;
-        }
+        };
         let (key, tail) = match tail {
             [Tok::Key(k), t @ ..] => (k.clone(), t),
             t => (InstanceKey::None, t),
         };
-        module.0.push(ModuleStep {
-            name: name.clone(),
-            key,
-        });
+        module.0.push(ModuleStep { name, key });
         rest = tail;
     }
     (module, rest)
@@ -670,6 +671,9 @@ mod tests {
         round_trip::<ProviderConfigAddr>("provider.kube.beijing");
         round_trip::<ProviderConfigAddr>("module.x.provider.kube");
         round_trip::<ProviderConfigAddr>("provider.kube.member[\"beijing\"]");
+        round_trip::<ProviderConfigAddr>("cluster.a.provider.kube.member[\"x\"]");
+        round_trip::<ResourceInstanceAddr>("fleet.prod.module.join[\"a\"].karmada_cluster.this");
+        round_trip::<ModuleInstance>("cluster.beijing");
         round_trip::<TargetAddr>("module.x");
         round_trip::<TargetAddr>("module.x.builtin_data.y");
         round_trip::<TargetAddr>("builtin_data.y[3]");

@@ -27,5 +27,19 @@ pub use model::*;
 pub use module_source::{GitSource, ModuleSource, OciSource, RegistrySource, SOURCE_GRAMMAR};
 pub use tree::{Dir, Disk, EntryKind, MemoryTree, SourceTree, Tree};
 
+/// The domain blocks: each is a module call on the standard-library module of its kind,
+/// addressed `KIND.NAME` (`cluster.beijing`).
+pub const DOMAIN_KINDS: [&str; 5] = ["cluster", "fleet", "addon", "policy", "rollout"];
+
+/// How a module call is addressed: `module.NAME`, or `KIND.NAME` for a domain block (whose
+/// call name already is `KIND.NAME`).
+pub fn call_address(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains('.') {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(format!("module.{name}"))
+    }
+}
+
 /// The lock file `flotilla init` writes beside the root module (not configuration).
 pub const LOCK_FILE: &str = "flotilla.lock.hcl";

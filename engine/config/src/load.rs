@@ -191,12 +191,30 @@ impl Loader<'_, '_> {
                 continue;
             }
             let root = found.root.clone();
-            let child = self.module(
+            let mut child = self.module(
                 &found.tree,
                 (package.is_some() || call.source.is_remote()).then_some(root.as_path()),
                 &found.dir,
                 child_path,
             );
+            if let Some(child) = &mut child
+                && let Some((_, label)) = call.name.split_once('.')
+                && child.variables.contains_key("name")
+                && !call.args.iter().any(|a| a.name == "name")
+            {
+                // A domain block's label is its module's `name` unless it sets one.
+                let expr = Expr {
+                    file: call.span.file,
+                    expr: flotilla_syntax::hcl_edit::expr::Expression::from(label),
+                };
+                if let Some(c) = module.module_calls.get_mut(&call.name) {
+                    c.args.push(Attr {
+                        name: "name".into(),
+                        expr,
+                        span: call.span.clone(),
+                    });
+                }
+            }
             if let Some(child) = child {
                 module.children.insert(call.name.clone(), child);
             }
@@ -317,7 +335,7 @@ fn parse_each(
 
 const TOP_LEVEL_BLOCKS: &[&str] = &[
     "variable", "locals", "output", "provider", "resource", "data", "module", "moved", "import",
-    "flotilla",
+    "flotilla", "cluster", "fleet", "addon", "policy", "rollout",
 ];
 
 struct Builder<'a> {
@@ -390,7 +408,15 @@ impl Builder<'_> {
             }
             "module" => {
                 if let Some([name]) = self.labels::<1>(&labels, kind, &["NAME"], &span) {
-                    self.module_call(file, name, block, span);
+                    self.module_call(file, name, block, span, None);
+                }
+            }
+            k if crate::DOMAIN_KINDS.contains(&k) => {
+                // A domain block: a module call on the standard library's module of its kind,
+                // named `KIND.NAME` (`cluster.beijing`); `source` overrides the module.
+                if let Some([name]) = self.labels::<1>(&labels, kind, &["NAME"], &span) {
+                    let std = ModuleSource::Standard(k.to_string());
+                    self.module_call(file, format!("{k}.{name}"), block, span, Some(std));
                 }
             }
             "moved" => {
@@ -948,7 +974,14 @@ impl Builder<'_> {
         lc
     }
 
-    fn module_call(&mut self, file: FileId, name: String, block: &Block, span: Span) {
+    fn module_call(
+        &mut self,
+        file: FileId,
+        name: String,
+        block: &Block,
+        span: Span,
+        default_source: Option<ModuleSource>,
+    ) {
         let mut args = Vec::new();
         let mut source = None;
         let mut version = None;
@@ -989,16 +1022,20 @@ impl Builder<'_> {
                 ),
             }
         }
-        let Some((source, source_span)) = source else {
-            self.diags.push(
-                Diagnostic::error("missing required argument")
-                    .with_span(span)
-                    .with_detail(format!("module `{name}` has no `source`"))
-                    .with_help("add `source = \"./path/to/module\"`"),
-            );
-            return;
+        let (source, source_span) = match (source, default_source) {
+            (Some((s, sp)), _) => (ModuleSource::parse(&s), sp),
+            (None, Some(std)) => (Ok(std), span.clone()),
+            (None, None) => {
+                self.diags.push(
+                    Diagnostic::error("missing required argument")
+                        .with_span(span)
+                        .with_detail(format!("module `{name}` has no `source`"))
+                        .with_help("add `source = \"./path/to/module\"`"),
+                );
+                return;
+            }
         };
-        let source = match ModuleSource::parse(&source) {
+        let source = match source {
             Ok(s) => s,
             Err(detail) => {
                 self.diags.push(

@@ -7,6 +7,7 @@
 //!                                                    or USER@HOST:PATH
 //! oci://HOST/REPOSITORY[//SUBDIR][?tag=TAG|?digest=sha256:HEX]
 //! HOST/NAMESPACE/NAME/SYSTEM[//SUBDIR]               a Terraform/OpenTofu module registry
+//! std::KIND                                          the standard library built into flotilla
 //! ```
 
 use std::fmt;
@@ -26,6 +27,9 @@ pub enum ModuleSource {
     Oci(OciSource),
     /// A module in a Terraform-protocol module registry.
     Registry(RegistrySource),
+    /// A module of the standard library built into flotilla (`std::cluster`): what a domain
+    /// block (`cluster "x" { ... }`) calls unless its `source` says otherwise.
+    Standard(String),
 }
 
 /// `git::URL//SUBDIR?ref=REF&depth=N`.
@@ -83,6 +87,16 @@ impl ModuleSource {
         if let Some(rest) = s.strip_prefix("oci://") {
             return parse_oci(rest).map(ModuleSource::Oci);
         }
+        if let Some(kind) = s.strip_prefix("std::") {
+            return if crate::DOMAIN_KINDS.contains(&kind) {
+                Ok(ModuleSource::Standard(kind.to_string()))
+            } else {
+                Err(format!(
+                    "`{kind}` is not a standard-library module; they are {}",
+                    crate::DOMAIN_KINDS.join(", ")
+                ))
+            };
+        }
         if s.starts_with('/') {
             return Err(format!(
                 "`{s}` is an absolute path; local module paths start with `./` or `../` (or use `git::file://{s}` for a repository)"
@@ -96,15 +110,16 @@ impl ModuleSource {
         parse_registry(s).map(ModuleSource::Registry)
     }
 
-    /// Whether the files come from outside the configuration (and need `flotilla init`).
+    /// Whether the files come from outside the configuration and the binary (and need
+    /// `flotilla init`).
     pub fn is_remote(&self) -> bool {
-        !matches!(self, ModuleSource::Local(_))
+        !matches!(self, ModuleSource::Local(_) | ModuleSource::Standard(_))
     }
 
     /// The module's directory inside its package.
     pub fn subdir(&self) -> Option<&str> {
         match self {
-            ModuleSource::Local(_) => None,
+            ModuleSource::Local(_) | ModuleSource::Standard(_) => None,
             ModuleSource::Git(g) => g.subdir.as_deref(),
             ModuleSource::Oci(o) => o.subdir.as_deref(),
             ModuleSource::Registry(r) => r.subdir.as_deref(),
@@ -115,7 +130,7 @@ impl ModuleSource {
     pub fn package(&self) -> ModuleSource {
         let mut p = self.clone();
         match &mut p {
-            ModuleSource::Local(_) => {}
+            ModuleSource::Local(_) | ModuleSource::Standard(_) => {}
             ModuleSource::Git(g) => g.subdir = None,
             ModuleSource::Oci(o) => o.subdir = None,
             ModuleSource::Registry(r) => r.subdir = None,
@@ -126,7 +141,7 @@ impl ModuleSource {
     /// Whether a `version` argument applies (git tags, OCI tags, registry versions).
     pub fn takes_version(&self) -> bool {
         match self {
-            ModuleSource::Local(_) => false,
+            ModuleSource::Local(_) | ModuleSource::Standard(_) => false,
             ModuleSource::Git(g) => g.reference.is_none(),
             ModuleSource::Oci(o) => o.tag.is_none() && o.digest.is_none(),
             ModuleSource::Registry(_) => true,
@@ -281,6 +296,7 @@ impl fmt::Display for ModuleSource {
         let sub = |s: &Option<String>| s.as_ref().map(|s| format!("//{s}")).unwrap_or_default();
         match self {
             ModuleSource::Local(p) => write!(f, "{}", p.display()),
+            ModuleSource::Standard(k) => write!(f, "std::{k}"),
             ModuleSource::Git(g) => {
                 write!(f, "git::{}{}", g.url, sub(&g.subdir))?;
                 let mut q = Vec::new();
@@ -359,6 +375,7 @@ mod tests {
         };
         assert_eq!(r.system, "kube");
         assert!(round_trip("registry.example.com/acme/edge/kube//sub").is_remote());
+        assert!(!round_trip("std::fleet").is_remote());
     }
 
     #[test]
@@ -375,5 +392,6 @@ mod tests {
         assert!(err("oci://host/repo:1.0").contains("put a tag in `version`"));
         assert!(err("acme/edge/kube").contains("names no registry host"));
         assert!(err("edge").contains("is not a module source"));
+        assert!(err("std::flet").contains("not a standard-library module"));
     }
 }

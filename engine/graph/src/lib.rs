@@ -72,7 +72,7 @@ impl fmt::Display for Node {
             NodeKind::Local(n) => write!(f, "local.{n}"),
             NodeKind::Output(n) => write!(f, "output.{n}"),
             NodeKind::Resource(r) => write!(f, "{r}"),
-            NodeKind::ModuleCall(n) => write!(f, "module.{n}"),
+            NodeKind::ModuleCall(n) => write!(f, "{}", flotilla_config::call_address(n)),
             NodeKind::Provider(_) => unreachable!("handled above"),
         }
     }

@@ -345,9 +345,17 @@ impl<'a> Evaluator<'a> {
         rhs: &Expression,
         whole: &Expression,
     ) -> EvalResult {
-        let (l, ls) = self.eval(lhs)?.unmark();
-        let (r, rs) = self.eval(rhs)?.unmark();
-        let sensitive = ls || rs;
+        let (l, r) = (self.eval(lhs)?, self.eval(rhs)?);
+        // Comparing with null says nothing about what a value holds: only a mark on the
+        // value itself carries over (as in Terraform), so `var.cluster != null` is not
+        // sensitive because the cluster object has a sensitive attribute.
+        let null_check = matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq)
+            && (l.is_null() || r.is_null());
+        let top = |v: &Value| matches!(v, Value::Sensitive(_));
+        let (top_l, top_r) = (top(&l), top(&r));
+        let (l, ls) = l.unmark();
+        let (r, rs) = r.unmark();
+        let sensitive = if null_check { top_l || top_r } else { ls || rs };
         let out = match op {
             BinaryOperator::Eq | BinaryOperator::NotEq => {
                 if l.contains_unknown() || r.contains_unknown() {
@@ -415,7 +423,13 @@ impl<'a> Evaluator<'a> {
     }
 
     fn for_expr(&mut self, f: &ForExpr) -> EvalResult {
-        let (coll, mut sensitive) = self.eval(&f.intro.collection_expr)?.unmark();
+        // Only a mark on the collection itself marks the result; elements keep their own
+        // marks (as in Terraform), so `{ for c in var.clusters : c.name => c }` is not
+        // sensitive because each cluster has a sensitive kubeconfig.
+        let (coll, mut sensitive) = match self.eval(&f.intro.collection_expr)? {
+            Value::Sensitive(inner) => (*inner, true),
+            other => (other, false),
+        };
         let pairs: Vec<(Value, Value)> = match coll {
             Value::Unknown => return Ok(Value::Unknown),
             Value::List(items) => items

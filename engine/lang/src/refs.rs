@@ -43,7 +43,7 @@ impl std::fmt::Display for Subject {
             Subject::Var(n) => write!(f, "var.{n}"),
             Subject::Local(n) => write!(f, "local.{n}"),
             Subject::Resource(r) => write!(f, "{r}"),
-            Subject::Module { call, .. } => write!(f, "module.{call}"),
+            Subject::Module { call, .. } => write!(f, "{}", flotilla_config::call_address(call)),
             Subject::CountIndex => f.write_str("count.index"),
             Subject::EachKey => f.write_str("each.key"),
             Subject::EachValue => f.write_str("each.value"),
@@ -109,6 +109,27 @@ pub fn parse_reference(
             Ok((
                 Subject::Module {
                     call: call.to_string(),
+                    output,
+                },
+                1,
+            ))
+        }
+        kind if flotilla_config::DOMAIN_KINDS.contains(&kind) => {
+            // `cluster.beijing.kubeconfig`: an output of the domain block `cluster "beijing"`.
+            let name = attr(0).ok_or_else(|| {
+                need(
+                    &format!("a `{kind}` block's name"),
+                    &format!("write `{kind}.NAME.OUTPUT`"),
+                )
+            })?;
+            let output = match ops.get(1).map(|o| o.value()) {
+                Some(TraversalOperator::GetAttr(id)) => Some(id.as_str().to_string()),
+                Some(TraversalOperator::Index(_)) => attr(2).map(str::to_string),
+                _ => None,
+            };
+            Ok((
+                Subject::Module {
+                    call: format!("{kind}.{name}"),
                     output,
                 },
                 1,

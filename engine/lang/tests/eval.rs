@@ -159,6 +159,17 @@ fn sensitive_propagates_everywhere() {
     check("nonsensitive(var.secret)", "\"hunter2\"");
     check("sensitive(\"x\")", "(sensitive value)");
     check("true ? var.secret : \"\"", "(sensitive value)");
+    // A null check sees only the value's own mark, not what it holds (as in Terraform).
+    check("{ k = var.secret } != null", "true");
+    check("[var.secret] == null", "false");
+    check("var.secret != null", "(sensitive value)");
+    // Iterating keeps each element's mark; only a marked collection marks the result.
+    check(
+        r#"keys({ for k, v in { a = var.secret, b = "x" } : k => v })"#,
+        r#"[   "a",   "b", ]"#,
+    );
+    check(r#"length([var.secret, "x"])"#, "2");
+    check("{ k = var.secret } == { k = \"x\" }", "(sensitive value)");
 }
 
 #[test]

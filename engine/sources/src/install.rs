@@ -182,6 +182,9 @@ struct Collecting<'a> {
 
 impl ModuleResolver for Collecting<'_> {
     fn resolve(&self, path: &ModulePath, call: &ModuleCall) -> Resolution {
+        if let ModuleSource::Standard(kind) = &call.source {
+            return Resolution::Found(crate::standard::package(kind));
+        }
         let key = path.to_string();
         let installed = |lock: LockFile| Installed::new(self.workdir, lock);
         if let Some(entry) = self.new.borrow().modules.get(&key).cloned() {
@@ -250,7 +253,9 @@ async fn fetch_source(
         .and_then(|l| l.version.as_deref())
         .and_then(Version::parse);
     match source {
-        ModuleSource::Local(_) => Err("a local path is not installed".into()),
+        ModuleSource::Local(_) | ModuleSource::Standard(_) => {
+            Err("a local path or standard-library module is not installed".into())
+        }
         ModuleSource::Git(g) => {
             let repo = crate::git::fetch(g, &cache.git_dir(&g.url))?;
             let chosen =

@@ -161,6 +161,9 @@ impl Installed {
 
 impl ModuleResolver for Installed {
     fn resolve(&self, path: &ModulePath, call: &ModuleCall) -> Resolution {
+        if let flotilla_config::ModuleSource::Standard(kind) = &call.source {
+            return Resolution::Found(crate::standard::package(kind));
+        }
         let key = path.to_string();
         let Some(locked) = self.lock.modules.get(&key) else {
             return Resolution::Failed(

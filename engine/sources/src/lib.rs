@@ -9,6 +9,8 @@
 //! - [`git`], [`oci`], [`registry`]: the three remote source kinds (git2 and the `git`
 //!   program; `oci-client`; Terraform's module registry protocol over reqwest); [`archive`]
 //!   packs and unpacks packages deterministically.
+//! - [`standard`]: the standard library (`modules/`), embedded in the binary; domain blocks
+//!   call it.
 //!
 //! **Invariant:** only [`install`] (and `flotilla module publish` through [`oci`]) touches the
 //! network; loading reads the lock file and the cache and checks every hash.
@@ -22,6 +24,7 @@ pub mod installed;
 pub mod lock;
 pub mod oci;
 pub mod registry;
+pub mod standard;
 pub mod version;
 
 pub use cache::{CACHE_ENV, Cache};

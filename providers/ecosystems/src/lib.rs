@@ -1,6 +1,6 @@
 //! The ecosystem catalogue: pure data about the platforms flotilla manages (Cluster API,
 //! Karmada, KubeEdge, Istio, Volcano) and the ones it installs through `kube_manifest`
-//! (Kyverno, Flagger, Flux). For each [`Ecosystem`]:
+//! (Kyverno, Flagger, Flux, the Prometheus Operator). For each [`Ecosystem`]:
 //!
 //! - its CustomResourceDefinitions ([`Ecosystem::crds`]) with the upstream schemas of the
 //!   kinds, written in a compact notation under `providers/ecosystems/crds/` and expanded
@@ -50,11 +50,13 @@ pub enum Ecosystem {
     Flagger,
     /// Flux's Helm controller and sources.
     Flux,
+    /// The Prometheus Operator's monitoring kinds.
+    Prometheus,
 }
 
 impl Ecosystem {
     /// Every ecosystem, in order.
-    pub const ALL: [Ecosystem; 8] = [
+    pub const ALL: [Ecosystem; 9] = [
         Ecosystem::Capi,
         Ecosystem::Karmada,
         Ecosystem::KubeEdge,
@@ -63,6 +65,7 @@ impl Ecosystem {
         Ecosystem::Kyverno,
         Ecosystem::Flagger,
         Ecosystem::Flux,
+        Ecosystem::Prometheus,
     ];
 
     /// Its name, as `--with` takes it.
@@ -76,6 +79,7 @@ impl Ecosystem {
             Ecosystem::Kyverno => "kyverno",
             Ecosystem::Flagger => "flagger",
             Ecosystem::Flux => "flux",
+            Ecosystem::Prometheus => "prometheus",
         }
     }
 
@@ -113,12 +117,13 @@ impl Ecosystem {
             Ecosystem::Kyverno => include_str!("../crds/kyverno.yaml"),
             Ecosystem::Flagger => include_str!("../crds/flagger.yaml"),
             Ecosystem::Flux => include_str!("../crds/flux.yaml"),
+            Ecosystem::Prometheus => include_str!("../crds/prometheus.yaml"),
         }
     }
 
     /// The ecosystem's CustomResourceDefinitions, expanded once.
     pub fn crds(self) -> &'static [Value] {
-        static CRDS: [OnceLock<Vec<Value>>; 8] = [const { OnceLock::new() }; 8];
+        static CRDS: [OnceLock<Vec<Value>>; 9] = [const { OnceLock::new() }; 9];
         CRDS[self as usize].get_or_init(|| {
             let kinds: Vec<Value> = serde_yaml::from_str(self.source())
                 .unwrap_or_else(|e| panic!("crds/{}.yaml: {e}", self.name()));
@@ -161,6 +166,21 @@ impl Ecosystem {
             ],
             _ => Vec::new(),
         }
+    }
+
+    /// The ecosystem a Helm chart installs, by the chart's name: what the sandbox's Flux
+    /// installs into a cluster for a HelmRelease of that chart.
+    pub fn of_chart(chart: &str) -> Option<Ecosystem> {
+        Some(match chart {
+            "istiod" | "base" | "istio-base" | "gateway" => Ecosystem::Istio,
+            "volcano" => Ecosystem::Volcano,
+            "cloudcore" => Ecosystem::KubeEdge,
+            "kyverno" => Ecosystem::Kyverno,
+            "flagger" => Ecosystem::Flagger,
+            "kube-prometheus-stack" | "prometheus-operator-crds" => Ecosystem::Prometheus,
+            "karmada" => Ecosystem::Karmada,
+            _ => return None,
+        })
     }
 
     /// The ecosystem that defines an API group, if any.
@@ -418,7 +438,7 @@ mod tests {
             Ecosystem::parse_list("volcano,capi,capi").unwrap(),
             vec![Ecosystem::Capi, Ecosystem::Volcano]
         );
-        assert_eq!(Ecosystem::parse_list("all").unwrap().len(), 8);
+        assert_eq!(Ecosystem::parse_list("all").unwrap().len(), 9);
         assert!(
             Ecosystem::parse_list("mesos")
                 .unwrap_err()

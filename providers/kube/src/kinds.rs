@@ -321,6 +321,22 @@ pub static MANIFEST: Kind = Kind {
     max_name: 253,
 };
 
+/// When an object applied with `kube_manifest` is ready, by its kind: kinds whose
+/// controllers report a `Ready` condition wait for it even before the first status arrives
+/// (a Flux HelmRelease is ready once its chart is installed, a Kyverno policy once its
+/// webhooks serve it); every other kind waits for `Ready` if it has one, else is ready once
+/// accepted.
+pub fn manifest_readiness(api_version: &str, kind: &str) -> Readiness {
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    match (group, kind) {
+        ("helm.toolkit.fluxcd.io", "HelmRelease")
+        | ("source.toolkit.fluxcd.io", "HelmRepository" | "GitRepository" | "OCIRepository")
+        | ("kustomize.toolkit.fluxcd.io", "Kustomization")
+        | ("kyverno.io", "ClusterPolicy" | "Policy") => Readiness::Condition("Ready"),
+        _ => Readiness::Auto,
+    }
+}
+
 impl Kind {
     /// Whether this is `kube_manifest`.
     pub fn is_manifest(&self) -> bool {
@@ -425,3 +441,22 @@ pub static KUBE_KINDS: &[Kind] = &[
         max_name: 253,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_of_reporting_kinds_wait_for_ready() {
+        assert_eq!(
+            manifest_readiness("helm.toolkit.fluxcd.io/v2", "HelmRelease"),
+            Readiness::Condition("Ready")
+        );
+        assert_eq!(
+            manifest_readiness("kyverno.io/v1", "ClusterPolicy"),
+            Readiness::Condition("Ready")
+        );
+        assert_eq!(manifest_readiness("v1", "ConfigMap"), Readiness::Auto);
+        assert_eq!(manifest_readiness("apps/v1", "Deployment"), Readiness::Auto);
+    }
+}

@@ -1130,8 +1130,13 @@ impl KubeProvider {
         };
         // What the write returned may already be ready (always, for kinds ready once
         // accepted): no read needed.
-        let ready_now = !matches!(kind.readiness, Readiness::Related(_))
-            && ops::check(&applied, kind.readiness) == ops::Status::Ready;
+        let readiness = if kind.is_manifest() {
+            kinds::manifest_readiness(&loc.resource.api_version, &loc.resource.kind)
+        } else {
+            kind.readiness
+        };
+        let ready_now = !matches!(readiness, Readiness::Related(_))
+            && ops::check(&applied, readiness) == ops::Status::Ready;
         let waited = if ready_now {
             Ok(applied)
         } else {
@@ -1140,7 +1145,7 @@ impl KubeProvider {
                 &loc.resource,
                 loc.namespace.as_deref(),
                 &loc.name,
-                kind.readiness,
+                readiness,
                 limit,
             )
             .await

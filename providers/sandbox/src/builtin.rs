@@ -30,7 +30,7 @@ pub fn prepare(kind: Builtin, obj: &mut Value, old: Option<&Value>, causes: &mut
                 causes.push(Cause::required("involvedObject"));
             }
         }
-        Builtin::ServiceAccount | Builtin::Lease | Builtin::Node => {}
+        Builtin::ServiceAccount | Builtin::Lease | Builtin::Node | Builtin::Rbac => {}
     }
 }
 

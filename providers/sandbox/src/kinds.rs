@@ -19,6 +19,9 @@ pub enum Builtin {
     Lease,
     Node,
     Event,
+    /// `rbac.authorization.k8s.io` roles and bindings (stored, not enforced: the sandbox
+    /// authorizes every holder of a cluster's token).
+    Rbac,
 }
 
 /// A column of `kubectl get` output (`additionalPrinterColumns` for custom resources).
@@ -320,7 +323,27 @@ pub fn builtins() -> Vec<ResourceType> {
             ),
             meta_schema(),
         ),
+        rbac("ClusterRole", "clusterroles", false),
+        rbac("ClusterRoleBinding", "clusterrolebindings", false),
+        rbac("Role", "roles", true),
+        rbac("RoleBinding", "rolebindings", true),
     ]
+}
+
+fn rbac(kind: &str, plural: &str, namespaced: bool) -> ResourceType {
+    with_schema(
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            kind,
+            plural,
+            namespaced,
+            Builtin::Rbac,
+        ),
+        meta_schema()
+            .with_list("rules", ListType::Atomic)
+            .with_list("subjects", ListType::Atomic),
+    )
 }
 
 /// Kubernetes version ordering: GA before beta before alpha, higher numbers first, then others

@@ -53,7 +53,7 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
             col("Reason", "string", ".reason"),
             col("Message", "string", ".message"),
         ]),
-        Some(Builtin::ServiceAccount) => cols.push(age()),
+        Some(Builtin::ServiceAccount | Builtin::Rbac) => cols.push(age()),
         None => {
             let custom = rt.columns.get(version).cloned().unwrap_or_default();
             let has_age = custom

@@ -66,6 +66,8 @@ async fn discovery_lists_builtin_kinds_and_crds() {
     assert_eq!(
         kinds(&discovery),
         [
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ConfigMap",
             "CustomResourceDefinition",
             "Deployment",
@@ -73,6 +75,8 @@ async fn discovery_lists_builtin_kinds_and_crds() {
             "Lease",
             "Namespace",
             "Node",
+            "Role",
+            "RoleBinding",
             "Secret",
             "Service",
             "ServiceAccount"

@@ -821,13 +821,47 @@ async fn kubeedge_kyverno_flagger_and_flux_report_status() {
         "helmreleases",
     );
     put(&releases, json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "istiod"},
-        "spec": {"interval": "5m", "chart": {"spec": {"chart": "istiod", "sourceRef": {"kind": "HelmRepository", "name": "istio"}}}}})).await;
+        "spec": {"interval": "5m", "chart": {"spec": {"chart": "istiod", "version": "1.24.1", "sourceRef": {"kind": "HelmRepository", "name": "istio"}}}}})).await;
+    // Without its HelmRepository the release waits, saying why.
+    let waiting = wait_for(&releases, "istiod", "a missing source", |o| {
+        condition(o, "Ready").as_deref() == Some("False")
+    })
+    .await
+    .unwrap();
+    assert!(
+        waiting["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HelmRepository 'default/istio' not found"),
+        "{waiting}"
+    );
+    let repositories = ns_api(
+        &c,
+        "source.toolkit.fluxcd.io/v1",
+        "HelmRepository",
+        "helmrepositories",
+    );
+    put(&repositories, json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository", "metadata": {"name": "istio"},
+        "spec": {"url": "https://istio-release.storage.googleapis.com/charts"}})).await;
     let hr = wait_for(&releases, "istiod", "Ready", |o| {
         condition(o, "Ready").as_deref() == Some("True")
     })
     .await
     .unwrap();
     assert_eq!(hr["status"]["observedGeneration"], 1);
+    // A release of a chart the catalogue knows installs that platform: Istio's CRDs.
+    let crds = all_api(
+        &c,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+    );
+    assert!(
+        crds.get_opt("virtualservices.networking.istio.io")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]

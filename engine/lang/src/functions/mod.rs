@@ -192,12 +192,17 @@ pub fn call(def: &FnDef, args: Vec<Value>, ctx: &FnCtx<'_>) -> Result<Value, Str
         "nonsensitive" => return Ok(args.into_iter().next().unwrap_or_default().unmark().0),
         _ => {}
     }
+    // Functions that return only the shape of their argument (its keys, its length) are
+    // marked by the argument's own mark, not by what it holds, as in Terraform: the keys
+    // of a map of kubeconfigs are not secret.
+    let shape_only = matches!(def.name, "keys" | "length");
     let mut sensitive = false;
     let args: Vec<Value> = args
         .into_iter()
         .map(|a| {
+            let top = matches!(a, Value::Sensitive(_));
             let (v, s) = a.unmark();
-            sensitive |= s;
+            sensitive |= if shape_only { top } else { s };
             v
         })
         .collect();

@@ -54,7 +54,7 @@ pub(crate) fn rules(eco: Ecosystem) -> Option<&'static Rules> {
         Ecosystem::Volcano => Some(&volcano::RULES),
         Ecosystem::KubeEdge => Some(&kubeedge::RULES),
         Ecosystem::Istio => Some(&istio::RULES),
-        Ecosystem::Kyverno | Ecosystem::Flagger | Ecosystem::Flux => None,
+        Ecosystem::Kyverno | Ecosystem::Flagger | Ecosystem::Flux | Ecosystem::Prometheus => None,
     }
 }
 

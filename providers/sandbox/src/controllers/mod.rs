@@ -76,7 +76,7 @@ fn controllers(eco: Ecosystem) -> &'static [Controller] {
         Ecosystem::Kyverno => &[|_, l| simple::ready_policies(l)],
         Ecosystem::Flagger => &[|_, l| simple::flagger(l)],
         Ecosystem::Flux => &[|_, l| simple::flux(l)],
-        Ecosystem::Istio => &[],
+        Ecosystem::Istio | Ecosystem::Prometheus => &[],
     }
 }
 

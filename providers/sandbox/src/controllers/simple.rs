@@ -358,9 +358,12 @@ pub(super) fn flagger(local: &Local<'_>) {
     }
 }
 
+/// Flux: sources are Ready; a HelmRelease is Ready once its HelmRepository exists, and a
+/// release of a chart the catalogue knows (`istiod`, `volcano`, `cloudcore`, `kyverno`,
+/// `flagger`, `kube-prometheus-stack`, ...) installs that platform's CRDs, webhooks and
+/// controllers into the cluster, as the real chart would. Other charts install nothing.
 pub(super) fn flux(local: &Local<'_>) {
-    let kinds = [
-        ("helm.toolkit.fluxcd.io", "HelmRelease", "InstallSucceeded"),
+    let sources = [
         ("source.toolkit.fluxcd.io", "HelmRepository", "Succeeded"),
         ("source.toolkit.fluxcd.io", "GitRepository", "Succeeded"),
         (
@@ -369,17 +372,10 @@ pub(super) fn flux(local: &Local<'_>) {
             "ReconciliationSucceeded",
         ),
     ];
-    for (group, kind, reason) in kinds {
+    for (group, kind, reason) in sources {
         for obj in local.list(group, kind) {
             let g = generation(&obj);
-            let message = match kind {
-                "HelmRelease" => format!(
-                    "Helm install succeeded for release {}/{}.v1",
-                    namespace(&obj),
-                    obj["spec"]["releaseName"].as_str().unwrap_or(name(&obj))
-                ),
-                _ => format!("{kind} reconciled"),
-            };
+            let message = format!("{kind} reconciled");
             set(
                 local,
                 &obj,
@@ -387,5 +383,57 @@ pub(super) fn flux(local: &Local<'_>) {
                 "conditions": conditions(&obj["status"]["conditions"], &[("Ready", true, reason, &message)], Some(g))}),
             );
         }
+    }
+    for release in local.list("helm.toolkit.fluxcd.io", "HelmRelease") {
+        let g = generation(&release);
+        let chart = &release["spec"]["chart"]["spec"];
+        let chart_name = chart["chart"].as_str().unwrap_or_default();
+        let source = &chart["sourceRef"];
+        let source_ns = source["namespace"].as_str().unwrap_or(namespace(&release));
+        let source_name = source["name"].as_str().unwrap_or_default();
+        let found = source["kind"] != "HelmRepository"
+            || local
+                .get(
+                    "source.toolkit.fluxcd.io",
+                    "HelmRepository",
+                    source_ns,
+                    source_name,
+                )
+                .is_some();
+        let release_name = release["spec"]["releaseName"]
+            .as_str()
+            .unwrap_or(name(&release));
+        let (ok, reason, message) = if !found {
+            (
+                false,
+                "ArtifactFailed",
+                format!("HelmRepository '{source_ns}/{source_name}' not found"),
+            )
+        } else {
+            let installed = match flotilla_ecosystems::Ecosystem::of_chart(chart_name) {
+                Some(eco) => crate::ecosystems::install(local.cluster(), eco),
+                None => Ok(()),
+            };
+            match installed {
+                Ok(()) => (
+                    true,
+                    "InstallSucceeded",
+                    format!(
+                        "Helm install succeeded for release {}/{release_name}.v1 with chart {chart_name}@{}",
+                        release["spec"]["targetNamespace"]
+                            .as_str()
+                            .unwrap_or(namespace(&release)),
+                        chart["version"].as_str().unwrap_or("latest")
+                    ),
+                ),
+                Err(e) => (false, "InstallFailed", format!("Helm install failed: {e}")),
+            }
+        };
+        set(
+            local,
+            &release,
+            json!({"observedGeneration": g, "lastAttemptedRevision": chart["version"],
+            "conditions": conditions(&release["status"]["conditions"], &[("Ready", ok, reason, &message)], Some(g))}),
+        );
     }
 }

@@ -1,0 +1,25 @@
+output "name" {
+  value       = var.name
+  description = "The addon's name."
+}
+
+output "members" {
+  value       = sort(keys(local.members))
+  description = "The members it is installed on."
+
+  # Members named that the fleet does not have are an error at plan time.
+  precondition {
+    condition     = length(setsubtract(local.wanted, keys(local.fleet_labels))) == 0
+    error_message = "addon \"${var.name}\" names members fleet ${var.fleet.name} does not have: ${join(", ", sort(setsubtract(local.wanted, keys(local.fleet_labels))))} (its members: ${join(", ", sort(keys(local.fleet_labels)))})."
+  }
+}
+
+output "chart" {
+  value       = { repository = local.chart.repository, name = local.chart.name, version = local.version }
+  description = "The chart installed."
+}
+
+output "releases" {
+  value       = { for name, r in kube_manifest.release : name => r.id }
+  description = "The HelmRelease on each member, by member (known once each is Ready)."
+}
