@@ -14,7 +14,7 @@ locals {
   base  = lookup(local.known, var.name, null)
   chart = var.chart != null ? var.chart : local.base
   namespace = coalesce(var.namespace, try(local.base.namespace, null), var.name)
-  version   = coalesce(var.version, try(local.chart.version, null))
+  version   = var.version != null ? var.version : try(local.chart.version, null)
 
   # Selected by names and labels, which are not sensitive; each member's connection is.
   fleet_labels = var.fleet.member_labels
@@ -23,7 +23,8 @@ locals {
     for name, labels in local.fleet_labels : name
     if contains(local.wanted, name) && alltrue([for k, v in var.selector : lookup(labels, k, null) == v])
   ]
-  members = { for name in local.selected : name => var.fleet.members[name] }
+  # Nothing is planned for an addon without a chart (the `chart` output says why).
+  members = local.chart == null ? {} : { for name in local.selected : name => var.fleet.members[name] }
 }
 
 provider "kube" {
@@ -47,10 +48,6 @@ resource "kube_manifest" "repository" {
   }
 
   lifecycle {
-    precondition {
-      condition     = local.chart != null
-      error_message = "addon \"${var.name}\" is not one flotilla knows (${join(", ", sort(keys(local.known)))}): set `chart = { repository, name, version }`."
-    }
     precondition {
       condition     = var.fleet.flux
       error_message = "fleet ${var.fleet.name} has no Flux, which addons are installed with: set `flux = true` on the fleet."

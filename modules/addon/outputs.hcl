@@ -15,8 +15,13 @@ output "members" {
 }
 
 output "chart" {
-  value       = { repository = local.chart.repository, name = local.chart.name, version = local.version }
+  value       = { repository = try(local.chart.repository, null), name = try(local.chart.name, null), version = local.version }
   description = "The chart installed."
+
+  precondition {
+    condition     = local.chart != null
+    error_message = "addon \"${var.name}\" is not one flotilla knows (${join(", ", sort(keys(local.known)))}): set `chart = { repository, name, version }`."
+  }
 }
 
 output "releases" {

@@ -18,6 +18,13 @@ provider "karmada" {
 }
 
 provider "kube" {
+  alias          = "control_plane"
+  for_each       = local.karmada ? { control_plane = var.control_plane.connection } : {}
+  sandbox        = each.value.sandbox
+  kubeconfig_raw = each.value.kubeconfig_raw
+}
+
+provider "kube" {
   alias          = "member"
   for_each       = local.members
   sandbox        = each.value.connection.sandbox
@@ -33,6 +40,14 @@ resource "karmada_cluster" "member" {
   kubeconfig = each.value.kubeconfig
   labels     = merge(each.value.labels, var.labels, { "flotilla.dev/fleet" = var.name })
   spec       = {}
+}
+
+# The control plane holds policies as templates for the members: it serves their kind.
+resource "kube_crd" "control_plane_policies" {
+  count    = local.karmada ? 1 : 0
+  provider = kube.control_plane["control_plane"]
+  name     = "clusterpolicies.kyverno.io"
+  spec     = yamldecode(file("${path.module}/templates/clusterpolicies.yaml"))
 }
 
 # Flux on each member: its namespace, the two kinds addons use, and the controllers.

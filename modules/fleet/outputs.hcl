@@ -35,14 +35,20 @@ output "flux" {
   description = "Whether Flux is installed on the members (addons need it)."
 }
 
+output "karmada" {
+  value       = local.karmada
+  description = "Whether the fleet has a Karmada control plane (not sensitive, unlike `control_plane`)."
+}
+
 output "control_plane" {
   value = local.karmada ? {
     name       = var.control_plane.name
     connection = var.control_plane.connection
     kubeconfig = var.control_plane.kubeconfig
     server     = var.control_plane.server
-    # Known once every member is joined.
-    joined = { for name, m in karmada_cluster.member : name => m.id }
+    # Known once every member is joined and the control plane serves policy templates.
+    joined   = { for name, m in karmada_cluster.member : name => m.id }
+    policies = kube_crd.control_plane_policies[0].id
   } : null
   sensitive   = true
   description = "The Karmada control plane (null without one): `name`, `connection`, `kubeconfig`, `server`, and the `joined` members."

@@ -203,7 +203,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         applier.delete_phase(&ctx, input.parallelism).await;
     }
     interrupted |= input.stop.load(Ordering::SeqCst);
-    let mut diags = std::mem::take(&mut *lock(&ctx.diags));
+    let mut diags = ctx.take_diags();
     diags.sort();
     let Ok(applier) = Arc::try_unwrap(applier) else {
         unreachable!("the walk is over")

@@ -958,3 +958,252 @@ fn the_sandbox_refuses_what_istiod_refuses_so_the_plan_shows_it() {
         out.stderr
     );
 }
+
+/// Polls `f` against one cluster of the scratch directory's sandbox (its controllers running)
+/// until it returns `Some`, for up to ten seconds.
+fn eventually<T>(
+    w: &Work,
+    cluster: &str,
+    what: &str,
+    f: impl AsyncFn(&kube::Client) -> Option<T>,
+) -> T {
+    with_cluster(w, cluster, async |client| {
+        for _ in 0..200 {
+            if let Some(v) = f(&client).await {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{cluster}: timed out waiting for {what}");
+    })
+}
+
+fn serves(client: &kube::Client, crd: &str) -> impl Future<Output = bool> {
+    let api = api(
+        client,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        None,
+    );
+    let crd = crd.to_string();
+    async move { api.get_opt(&crd).await.expect("get CRD").is_some() }
+}
+
+#[test]
+fn the_quickstart_makes_a_fleet_in_one_apply() {
+    let (w, readme) = example("quickstart");
+    assert!(
+        readme.contains(
+            "cargo run -q -p flotilla-cli -- -chdir=examples/quickstart apply -auto-approve"
+        ),
+        "the README gives the command"
+    );
+    // The plan groups the objects under their blocks, a summary line each.
+    let plan = w.run(&["plan", "-out=quickstart.plan"]).expect(0);
+    for line in [
+        "── cluster.beijing: created with Cluster API, 4 to add",
+        "── fleet.prod: 2 members joined, 17 to add on beijing and shanghai",
+        "── addon.volcano: 2 to add on beijing",
+        "── rollout.checkout: 6 to add on beijing and shanghai",
+        "# cluster.beijing.capi_cluster.this[0] will be created",
+        "# fleet.prod.karmada_cluster.member[\"shanghai\"] will be created",
+        "Plan: 47 to add, 0 to change, 0 to destroy.",
+    ] {
+        assert!(plan.stdout.contains(line), "{line}\n{}", plan.stdout);
+    }
+    let md = w
+        .run(&["show", "-format", "markdown", "quickstart.plan"])
+        .expect(0);
+    assert!(
+        md.stdout
+            .contains("| `fleet.prod` (2 members joined) | 17 | 0 | 0 | 0 |"),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout.contains("| `policy.require-requests` | 2 |"),
+        "{}",
+        md.stdout
+    );
+    let graph = w.run(&["graph", "-format=mermaid"]).expect(0);
+    assert!(
+        graph.stdout.contains("subgraph b7[\"fleet.prod\"]"),
+        "{}",
+        graph.stdout
+    );
+    let applied = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(
+        applied
+            .stdout
+            .contains("Apply complete! Resources: 47 added"),
+        "{}",
+        applied.stdout
+    );
+    for member in ["beijing", "shanghai"] {
+        let (istio, volcano, deployment, canary) = with_cluster(&w, member, async |c| {
+            (
+                serves(&c, "virtualservices.networking.istio.io").await,
+                serves(&c, "queues.scheduling.volcano.sh").await,
+                api(&c, "apps/v1", "Deployment", "deployments", Some("shop"))
+                    .get_opt("checkout")
+                    .await
+                    .expect("get"),
+                api(
+                    &c,
+                    "flagger.app/v1beta1",
+                    "Canary",
+                    "canaries",
+                    Some("shop"),
+                )
+                .get_opt("checkout")
+                .await
+                .expect("get"),
+            )
+        });
+        assert!(istio, "{member} serves the Istio CRDs");
+        assert_eq!(volcano, member == "beijing", "Volcano on beijing only");
+        let deployment =
+            serde_json::to_value(deployment.expect("Deployment shop/checkout")).unwrap();
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+            "ghcr.io/acme/checkout:1.4.0"
+        );
+        assert!(canary.is_some(), "Canary shop/checkout on {member}");
+        // Karmada propagates the policy from mgmt.
+        let action = eventually(&w, member, "ClusterPolicy require-requests", async |c| {
+            api(c, "kyverno.io/v1", "ClusterPolicy", "clusterpolicies", None)
+                .get_opt("require-requests")
+                .await
+                .expect("get")
+                .map(|p| {
+                    serde_json::to_value(p).unwrap()["spec"]["validationFailureAction"].clone()
+                })
+        });
+        assert_eq!(action, "Enforce");
+    }
+    for member in ["beijing", "shanghai"] {
+        let joined = get(
+            &w,
+            "mgmt",
+            "cluster.karmada.io/v1alpha1",
+            "Cluster",
+            "clusters",
+            None,
+            member,
+        )
+        .expect("Karmada Cluster");
+        let ready = joined["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        assert!(ready, "Karmada Cluster {member} Ready: {joined}");
+    }
+    let again = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+
+    // A new image: in-place updates of the two Deployments, nothing else.
+    let plan = w.run(&["plan", "-var", "checkout_version=1.5.0"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    for member in ["beijing", "shanghai"] {
+        assert!(
+            plan.stdout.contains(&format!(
+                "# rollout.checkout.kube_manifest.deployment[\"{member}\"] will be updated in place"
+            )),
+            "{}",
+            plan.stdout
+        );
+    }
+
+    // A new Kubernetes version upgrades a cluster through Cluster API, never replacing it.
+    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &main.replacen(
+            "kubernetes_version = \"v1.31.2\"",
+            "kubernetes_version = \"v1.32.0\"",
+            1,
+        ),
+    );
+    let upgrade = w.run(&["plan"]).expect(0);
+    assert!(
+        upgrade.stdout.contains(
+            "# cluster.beijing.capi_kubeadm_control_plane.this[0] will be updated in place"
+        ),
+        "{}",
+        upgrade.stdout
+    );
+    assert!(
+        !upgrade
+            .stdout
+            .contains("capi_cluster.this[0] must be replaced"),
+        "{}",
+        upgrade.stdout
+    );
+    assert!(
+        !upgrade.stdout.contains("cluster.shanghai."),
+        "{}",
+        upgrade.stdout
+    );
+}
+
+#[test]
+fn domain_blocks_are_checked_like_resources() {
+    let w = Work::new(&[(
+        "main.hcl",
+        r#"cluster "mgmt" {
+  sandboxx = "mgmt"
+}
+
+fleet "prod" {
+  clusters = [cluster.beijng]
+}
+"#,
+    )]);
+    let e = w.run(&["validate"]).expect(1);
+    for part in [
+        "`cluster \"mgmt\"` has no argument `sandboxx`",
+        "did you mean `sandbox`?",
+        "no `cluster \"beijng\"` block is declared in the root module",
+        "main.hcl:2:3",
+        "main.hcl:6:15",
+    ] {
+        assert!(e.stderr.contains(part), "{part}\n{}", e.stderr);
+    }
+    // An addon for members the fleet does not have: an error at plan time naming both.
+    w.write(
+        "main.hcl",
+        r#"cluster "mgmt" {
+  sandbox = "mgmt"
+}
+
+fleet "prod" {
+  clusters = [cluster.mgmt]
+}
+
+addon "istio" {
+  fleet   = fleet.prod
+  members = ["hangzhou"]
+}
+
+addon "istio-but-unknown" {
+  fleet = fleet.prod
+}
+"#,
+    );
+    let e = w.run(&["plan"]).expect(1);
+    for part in [
+        "addon \"istio\" names members fleet prod does not have: hangzhou (its members: mgmt)",
+        "main.hcl:9:1: in addon.istio",
+        "addon \"istio-but-unknown\" is not one flotilla knows",
+        "set `chart = { repository, name, version }`",
+    ] {
+        assert!(e.stderr.contains(part), "{part}\n{}", e.stderr);
+    }
+}

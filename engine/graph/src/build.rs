@@ -194,12 +194,36 @@ impl Builder<'_> {
             Subject::Module { call, output } => {
                 let Some(call_node) = self.graph.find(&node(NodeKind::ModuleCall(call.clone())))
                 else {
-                    let d = undeclared(
-                        "module call",
-                        call,
-                        m.module_calls.keys().map(String::as_str).collect(),
-                        format!("declare it with `module \"{call}\" {{ source = ... }}`"),
-                    );
+                    let d = match call.split_once('.') {
+                        // A domain block: `cluster.beijing` names `cluster "beijing"`.
+                        Some((kind, name)) => {
+                            let same_kind: Vec<&str> = m
+                                .module_calls
+                                .keys()
+                                .filter_map(|k| k.strip_prefix(kind)?.strip_prefix('.'))
+                                .collect();
+                            let mut d =
+                                Diagnostic::error(format!("reference to undeclared {kind}"))
+                                    .with_span(span.clone())
+                                    .with_detail(format!(
+                                        "no `{kind} \"{name}\"` block is declared in {}",
+                                        module_name(&m.path)
+                                    ));
+                            d = match did_you_mean(name, same_kind) {
+                                Some(s) => d.with_help(format!("did you mean `{kind}.{s}`?")),
+                                None => d.with_help(format!(
+                                    "declare it with `{kind} \"{name}\" {{ ... }}`"
+                                )),
+                            };
+                            d
+                        }
+                        None => undeclared(
+                            "module call",
+                            call,
+                            m.module_calls.keys().map(String::as_str).collect(),
+                            format!("declare it with `module \"{call}\" {{ source = ... }}`"),
+                        ),
+                    };
                     self.diags.push(d);
                     return vec![];
                 };
@@ -211,7 +235,13 @@ impl Builder<'_> {
                     Some(o) => {
                         let mut d = Diagnostic::error("unsupported attribute")
                             .with_span(span.clone())
-                            .with_detail(format!("module `{call}` has no output named `{o}`"));
+                            .with_detail(format!(
+                                "{} has no output named `{o}`",
+                                match call.split_once('.') {
+                                    Some((kind, label)) => format!("`{kind} \"{label}\"`"),
+                                    None => format!("module `{call}`"),
+                                }
+                            ));
                         d = match did_you_mean(o, child.outputs.keys().map(String::as_str)) {
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
                             None => d.with_help(format!(
@@ -291,10 +321,16 @@ impl Builder<'_> {
                             None => {
                                 let mut d = Diagnostic::error("unsupported argument")
                                     .with_span(arg.span.clone())
-                                    .with_detail(format!(
-                                        "module `{name}` declares no variable named `{}`",
-                                        arg.name
-                                    ));
+                                    .with_detail(match name.split_once('.') {
+                                        Some((kind, label)) => format!(
+                                            "`{kind} \"{label}\"` has no argument `{}` (its module declares no such variable)",
+                                            arg.name
+                                        ),
+                                        None => format!(
+                                            "module `{name}` declares no variable named `{}`",
+                                            arg.name
+                                        ),
+                                    });
                                 d = match did_you_mean(
                                     &arg.name,
                                     child.variables.keys().map(String::as_str),

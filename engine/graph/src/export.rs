@@ -45,6 +45,17 @@ fn dot_fill(class: &str) -> &'static str {
     }
 }
 
+/// The domain block a node belongs to: the block's own call, or anything inside it.
+fn block_of(n: &crate::Node) -> Option<String> {
+    if let Some(first) = n.module.0.first() {
+        return first.contains('.').then(|| first.clone());
+    }
+    match &n.kind {
+        NodeKind::ModuleCall(name) if name.contains('.') => Some(name.clone()),
+        _ => None,
+    }
+}
+
 /// Renders resources and module calls (or every node with `include_all`), and the
 /// dependencies between them, with intermediate nodes (locals, variables) collapsed.
 pub fn render(g: &Graph, format: Format, include_all: bool) -> String {
@@ -82,18 +93,41 @@ pub fn render_classed(
     edges.dedup();
     let mut out = String::new();
     let names: Vec<String> = nodes.iter().map(|&i| g.node(i).to_string()).collect();
+    // Domain blocks are drawn as clusters of their objects: the block's own node and
+    // everything in the module it calls.
+    let blocks: Vec<Option<String>> = nodes.iter().map(|&i| block_of(g.node(i))).collect();
+    let mut block_names: Vec<&String> = blocks.iter().flatten().collect();
+    block_names.sort();
+    block_names.dedup();
     match format {
         Format::Dot => {
             out.push_str("digraph flotilla {\n  rankdir = \"LR\";\n  node [shape = box];\n");
-            for (n, class) in names.iter().zip(&classes) {
-                match class {
+            let node_line =
+                |out: &mut String, indent: &str, n: &str, class: &Option<&str>| match class {
                     Some(c) => writeln!(
                         out,
-                        "  \"{n}\" [style = filled, fillcolor = \"{}\", tooltip = \"{c}\"];",
+                        "{indent}\"{n}\" [style = filled, fillcolor = \"{}\", tooltip = \"{c}\"];",
                         dot_fill(c)
                     )
                     .unwrap(),
-                    None => writeln!(out, "  \"{n}\";").unwrap(),
+                    None => writeln!(out, "{indent}\"{n}\";").unwrap(),
+                };
+            for (bi, b) in block_names.iter().enumerate() {
+                writeln!(
+                    out,
+                    "  subgraph \"cluster_{bi}\" {{\n    label = \"{b}\";\n    style = rounded;"
+                )
+                .unwrap();
+                for ((n, class), nb) in names.iter().zip(&classes).zip(&blocks) {
+                    if nb.as_ref() == Some(*b) {
+                        node_line(&mut out, "    ", n, class);
+                    }
+                }
+                out.push_str("  }\n");
+            }
+            for ((n, class), nb) in names.iter().zip(&classes).zip(&blocks) {
+                if nb.is_none() {
+                    node_line(&mut out, "  ", n, class);
                 }
             }
             for (a, b) in &edges {
@@ -108,9 +142,24 @@ pub fn render_classed(
                 .enumerate()
                 .map(|(i, n)| (n.as_str(), i))
                 .collect();
-            for (i, (n, class)) in names.iter().zip(&classes).enumerate() {
-                let class = class.map(|c| format!(":::{c}")).unwrap_or_default();
-                writeln!(out, "  n{i}[\"{}\"]{class}", n.replace('"', "#quot;")).unwrap();
+            let node_line = |out: &mut String, indent: &str, i: usize| {
+                let class = classes[i].map(|c| format!(":::{c}")).unwrap_or_default();
+                writeln!(
+                    out,
+                    "{indent}n{i}[\"{}\"]{class}",
+                    names[i].replace('"', "#quot;")
+                )
+                .unwrap();
+            };
+            for (bi, b) in block_names.iter().enumerate() {
+                writeln!(out, "  subgraph b{bi}[\"{b}\"]").unwrap();
+                for i in (0..names.len()).filter(|&i| blocks[i].as_ref() == Some(*b)) {
+                    node_line(&mut out, "    ", i);
+                }
+                out.push_str("  end\n");
+            }
+            for i in (0..names.len()).filter(|&i| blocks[i].is_none()) {
+                node_line(&mut out, "  ", i);
             }
             for (a, b) in &edges {
                 writeln!(out, "  n{} --> n{}", ids[a.as_str()], ids[b.as_str()]).unwrap();

@@ -132,7 +132,7 @@ pub async fn desired_state(
         out: Mutex::new(BTreeMap::new()),
     });
     ctx.run(collector.clone(), None, 1).await;
-    let mut diags = std::mem::take(&mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut diags = ctx.take_diags();
     diags.sort();
     if diags.has_errors() {
         return Err(diags);

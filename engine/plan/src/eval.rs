@@ -342,6 +342,61 @@ impl WalkCtx {
         lock(&self.diags).push(d);
     }
 
+    /// Takes every diagnostic recorded so far. One about a file of a child module says where
+    /// that module is called from (each enclosing call, innermost first): an error inside a
+    /// standard-library module points at the user's `addon "istio"` block too.
+    pub fn take_diags(&self) -> Diagnostics {
+        let diags = std::mem::take(&mut *lock(&self.diags));
+        if self.config.children.is_empty() {
+            return diags;
+        }
+        let mut files: HashMap<flotilla_syntax::FileId, ModulePath> = HashMap::new();
+        for m in self.config.all_modules() {
+            if m.path.is_root() {
+                continue;
+            }
+            let spans = m
+                .resources
+                .values()
+                .map(|r| &r.span)
+                .chain(m.outputs.values().map(|o| &o.span))
+                .chain(m.variables.values().map(|v| &v.span))
+                .chain(m.module_calls.values().map(|c| &c.span))
+                .chain(m.providers.values().map(|p| &p.span));
+            for span in spans {
+                files.entry(span.file).or_insert_with(|| m.path.clone());
+            }
+        }
+        Diagnostics(
+            diags
+                .0
+                .into_iter()
+                .map(|d| {
+                    let Some(path) = d.span.as_ref().and_then(|s| files.get(&s.file)) else {
+                        return d;
+                    };
+                    let mut d = d;
+                    let mut at = path.clone();
+                    while let Some(parent) = at.parent() {
+                        let name = at.0.last().cloned().unwrap_or_default();
+                        if let Some(call) = self
+                            .config
+                            .descendant(&parent)
+                            .and_then(|m| m.module_calls.get(&name))
+                        {
+                            d = d.with_related(
+                                call.span.clone(),
+                                format!("in {}", flotilla_config::call_address(&name)),
+                            );
+                        }
+                        at = parent;
+                    }
+                    d
+                })
+                .collect(),
+        )
+    }
+
     /// Records several diagnostics.
     pub fn report_all(&self, ds: impl IntoIterator<Item = Diagnostic>) {
         lock(&self.diags).extend(ds);

@@ -127,7 +127,7 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         .run(planner.clone(), subset.as_ref(), input.options.parallelism)
         .await;
     drop(walk);
-    let mut diags = std::mem::take(&mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut diags = ctx.take_diags();
     if !outcome.not_started.is_empty() {
         diags.push(
             Diagnostic::error("plan interrupted")
@@ -139,9 +139,7 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         return Err(diags);
     }
     planner.plan_orphans(&ctx, targeting).await;
-    diags.extend(std::mem::take(
-        &mut *ctx.diags.lock().unwrap_or_else(|e| e.into_inner()),
-    ));
+    diags.extend(ctx.take_diags().0);
     diags.sort();
     if diags.has_errors() {
         return Err(diags);

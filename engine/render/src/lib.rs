@@ -7,6 +7,7 @@
 //! **Invariant:** no sensitive value is ever rendered: values marked sensitive print as
 //! `(sensitive value)` at every depth, in plans, outputs and diagnostics.
 
+pub mod blocks;
 mod diagnostics;
 pub mod json;
 pub mod markdown;

@@ -229,6 +229,10 @@ fn render(plan: &Plan, opts: &MarkdownOptions, level: Level, full_len: usize) ->
         all.count(c);
         let group = match opts.group_by {
             GroupBy::Module if c.addr.module.is_root() => "(root)".to_string(),
+            // A domain block is one row, whatever modules it has inside.
+            GroupBy::Module if crate::blocks::block_of(c).is_some() => crate::blocks::block_of(c)
+                .map(|(_, a)| a.to_string())
+                .unwrap_or_default(),
             GroupBy::Module => c.addr.module.to_string(),
             GroupBy::Cluster => c.provider.to_string(),
         };
@@ -266,10 +270,17 @@ fn render(plan: &Plan, opts: &MarkdownOptions, level: Level, full_len: usize) ->
             }
         }
         out.push('\n');
+        let blocks = crate::blocks::summaries(changes.iter().copied());
         for (g, n) in &groups {
+            let what = blocks
+                .iter()
+                .find(|b| &b.address == g)
+                .and_then(|b| b.what.as_ref())
+                .map(|w| format!(" ({})", cell(w)))
+                .unwrap_or_default();
             let _ = write!(
                 out,
-                "| `{}` | {} | {} | {} | {} |",
+                "| `{}`{what} | {} | {} | {} | {} |",
                 cell(g),
                 n.add,
                 n.change,

@@ -127,7 +127,18 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             out.push_str(":\n");
         }
         out.push('\n');
+        // Changes are sorted by address, so a domain block's objects are together: each
+        // group opens with the block's one-line summary.
+        let blocks = crate::blocks::summaries(changes.iter().copied());
+        let mut current: Option<&str> = None;
         for c in &changes {
+            let block = crate::blocks::block_of(c).map(|(_, a)| a);
+            if block != current {
+                if let Some(b) = block.and_then(|a| blocks.iter().find(|b| b.address == a)) {
+                    let _ = writeln!(out, "{}\n", style.bold(&format!("── {}", b.line())));
+                }
+                current = block;
+            }
             for line in header_lines(c) {
                 let _ = writeln!(out, "  {}", style.bold(&line));
             }

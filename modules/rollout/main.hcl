@@ -1,0 +1,131 @@
+# One application across a fleet: a Deployment on every selected member and, unless the
+# strategy is `none`, a Flagger Canary over Istio routing that analyses each new revision.
+# Every selected member gets the change at once; the members are the unit later waves order.
+
+locals {
+  fleet_labels = var.fleet.member_labels
+  wanted       = var.members != null ? var.members : keys(local.fleet_labels)
+  selected = [
+    for name, labels in local.fleet_labels : name
+    if contains(local.wanted, name) && alltrue([for k, v in var.selector : lookup(labels, k, null) == v])
+  ]
+  members = { for name in local.selected : name => var.fleet.members[name] }
+  labels  = { app = var.name, "app.kubernetes.io/name" = var.name, "flotilla.dev/rollout" = var.name }
+
+  metrics = var.analysis.metrics != null ? var.analysis.metrics : [
+    { name = "request-success-rate", interval = "1m", thresholdRange = { min = 99 } },
+    { name = "request-duration", interval = "1m", thresholdRange = { max = 500 } },
+  ]
+  analysis = {
+    canary = {
+      interval   = var.analysis.interval
+      threshold  = var.analysis.threshold
+      stepWeight = var.analysis.step_weight
+      maxWeight  = var.analysis.max_weight
+      metrics    = local.metrics
+      webhooks   = var.analysis.webhooks
+    }
+    blue_green = {
+      interval   = var.analysis.interval
+      threshold  = var.analysis.threshold
+      iterations = var.analysis.iterations
+      metrics    = local.metrics
+      webhooks   = var.analysis.webhooks
+    }
+    ab = {
+      interval   = var.analysis.interval
+      threshold  = var.analysis.threshold
+      iterations = var.analysis.iterations
+      match      = var.analysis.match
+      metrics    = local.metrics
+      webhooks   = var.analysis.webhooks
+    }
+  }
+}
+
+provider "kube" {
+  alias          = "member"
+  for_each       = local.members
+  sandbox        = each.value.connection.sandbox
+  kubeconfig_raw = each.value.connection.kubeconfig_raw
+}
+
+resource "kube_namespace" "this" {
+  for_each = var.create_namespace ? local.members : {}
+  provider = kube.member[each.key]
+  name     = var.namespace
+  labels   = { "istio-injection" = "enabled" }
+}
+
+resource "kube_manifest" "deployment" {
+  for_each = local.members
+  provider = kube.member[each.key]
+  manifest = {
+    apiVersion = "apps/v1"
+    kind       = "Deployment"
+    metadata = {
+      name      = var.name
+      namespace = var.create_namespace ? kube_namespace.this[each.key].name : var.namespace
+      labels    = local.labels
+    }
+    spec = {
+      replicas = lookup(var.member_replicas, each.key, var.replicas)
+      selector = { matchLabels = { app = var.name } }
+      template = {
+        metadata = { labels = local.labels }
+        spec = {
+          containers = [{
+            name  = var.name
+            image = var.image
+            ports = [{ name = "http", containerPort = var.port }]
+            env   = [for k in sort(keys(var.env)) : { name = k, value = var.env[k] }]
+            resources = {
+              requests = { cpu = var.resources.cpu, memory = var.resources.memory }
+              limits   = { memory = var.resources.memory }
+            }
+          }]
+        }
+      }
+    }
+  }
+}
+
+# With Flagger the Canary makes the Services (NAME, NAME-primary, NAME-canary); without it
+# the application gets a plain Service.
+resource "kube_manifest" "service" {
+  for_each = var.strategy == "none" ? local.members : {}
+  provider = kube.member[each.key]
+  manifest = {
+    apiVersion = "v1"
+    kind       = "Service"
+    metadata = {
+      name      = var.name
+      namespace = kube_manifest.deployment[each.key].manifest.metadata.namespace
+      labels    = local.labels
+    }
+    spec = {
+      selector = { app = var.name }
+      ports    = [{ name = "http", port = var.port, targetPort = var.port }]
+    }
+  }
+}
+
+resource "kube_manifest" "canary" {
+  for_each = var.strategy == "none" ? {} : local.members
+  provider = kube.member[each.key]
+  manifest = {
+    apiVersion = "flagger.app/v1beta1"
+    kind       = "Canary"
+    metadata = {
+      name      = var.name
+      namespace = kube_manifest.deployment[each.key].manifest.metadata.namespace
+      labels    = local.labels
+    }
+    spec = {
+      provider  = "istio"
+      targetRef = { apiVersion = "apps/v1", kind = "Deployment", name = var.name }
+      service   = { port = var.port, targetPort = var.port }
+      analysis  = local.analysis[var.strategy]
+    }
+  }
+}

@@ -1,0 +1,97 @@
+variable "name" {
+  type        = string
+  description = "The application's name: its Deployment, Service and Canary (the block's label unless set)."
+}
+
+variable "fleet" {
+  type        = any
+  description = "The fleet it runs on (a fleet block: `fleet.prod`)."
+}
+
+variable "members" {
+  type        = list(string)
+  default     = null
+  description = "Only these members (by name); default: every member the selector picks."
+}
+
+variable "selector" {
+  type        = map(string)
+  default     = {}
+  description = "Only the members whose labels have every one of these."
+}
+
+variable "namespace" {
+  type        = string
+  default     = "default"
+  description = "The namespace of the application on each member."
+}
+
+variable "create_namespace" {
+  type        = bool
+  default     = true
+  description = "Create the namespace on each member (false when another block owns it)."
+}
+
+variable "image" {
+  type        = string
+  description = "The container image, e.g. `ghcr.io/acme/checkout:1.4.0`."
+}
+
+variable "replicas" {
+  type        = number
+  default     = 2
+  description = "Replicas on each member."
+}
+
+variable "member_replicas" {
+  type        = map(number)
+  default     = {}
+  description = "Replicas per member name, overriding `replicas`."
+}
+
+variable "port" {
+  type        = number
+  default     = 8080
+  description = "The port the container serves on (and the service port)."
+}
+
+variable "env" {
+  type        = map(string)
+  default     = {}
+  description = "Environment variables of the container."
+}
+
+variable "resources" {
+  type = object({
+    cpu    = string
+    memory = string
+  })
+  default     = { cpu = "100m", memory = "128Mi" }
+  description = "Requests of the container; memory is also its limit."
+}
+
+variable "strategy" {
+  type        = string
+  default     = "canary"
+  description = "`canary` (traffic shifted step by step), `blue_green` (all at once after analysis), `ab` (by HTTP match), or `none` (a plain rolling update): Flagger over Istio for the first three."
+
+  validation {
+    condition     = contains(["canary", "blue_green", "ab", "none"], var.strategy)
+    error_message = "`strategy` is canary, blue_green, ab or none."
+  }
+}
+
+variable "analysis" {
+  type = object({
+    interval    = optional(string, "1m")
+    threshold   = optional(number, 5)
+    step_weight = optional(number, 10)
+    max_weight  = optional(number, 50)
+    iterations  = optional(number, 10)
+    match       = optional(any, [])
+    metrics     = optional(any, null)
+    webhooks    = optional(any, [])
+  })
+  default     = {}
+  description = "Flagger's analysis: `interval`, failed-check `threshold`, `step_weight` and `max_weight` (canary), `iterations` (blue_green, ab), `match` (ab), `metrics` (default: request success rate >= 99% and duration <= 500ms), `webhooks`."
+}
