@@ -39,3 +39,36 @@ pub fn package(kind: &str) -> Package {
 pub fn files() -> &'static [(&'static str, &'static [u8])] {
     embedded::FILES
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn every_domain_kind_is_a_module_with_a_readme_that_loads() {
+        let tree = tree();
+        for kind in flotilla_config::DOMAIN_KINDS {
+            assert!(
+                tree.kind(&Path::new(kind).join("README.md"))
+                    .unwrap()
+                    .is_some(),
+                "modules/{kind}/README.md"
+            );
+            let mut sources = flotilla_syntax::SourceMap::new();
+            let (module, diags) = flotilla_config::load(
+                &tree,
+                Path::new(kind),
+                &mut sources,
+                &flotilla_config::LocalOnly,
+            );
+            assert!(!diags.has_errors(), "modules/{kind}: {:?}", diags.0);
+            let module = module.expect("loads");
+            assert!(
+                module.variables.contains_key("name"),
+                "{kind} takes its label as `name`"
+            );
+            assert!(!module.outputs.is_empty(), "{kind} has outputs");
+        }
+    }
+}

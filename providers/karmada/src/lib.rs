@@ -464,7 +464,15 @@ fn placement(kind: &Kind, planned: &Value) -> Vec<String> {
         return Vec::new();
     };
     let scheduling = &placement["replicaScheduling"];
+    // Replicas only mean something for the kinds that have them.
+    let replicated = spec["resourceSelectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|sel| sel["kind"].as_str())
+        .any(|k| matches!(k, "Deployment" | "StatefulSet" | "ReplicaSet" | "Job"));
     let how = match scheduling["replicaSchedulingType"].as_str() {
+        _ if !replicated => String::new(),
         Some("Divided") if !weights.is_empty() => format!(
             ", replicas divided {}",
             weights
@@ -562,7 +570,7 @@ mod tests {
                 "placement": {"clusterAffinity": {"clusterNames": ["a", "b", "c"]}}}}));
         assert_eq!(
             placement(&KINDS[2], &duplicated),
-            ["places every ConfigMap on a, b and c, each with all replicas"]
+            ["places every ConfigMap on a, b and c"]
         );
         let unknown = Value::object([("name", Value::string("x")), ("spec", Value::Unknown)]);
         assert!(placement(&KINDS[1], &unknown).is_empty());
