@@ -11,6 +11,10 @@
 //! - **fleet**: N sandbox clusters (`flotilla sandbox up --clusters N`, a server in its own
 //!   process), one `kube` provider block per cluster and ten ConfigMaps in each: `sandbox up`,
 //!   `apply`, a no-change `plan -detailed-exitcode`;
+//! - **quickstart**: `examples/quickstart` scaled to N clusters (the standard library's
+//!   cost: a management cluster, N clusters made with Cluster API, a Karmada fleet of them,
+//!   four addons, a policy and a rollout), the sandbox in its own process with a 20 ms
+//!   controller delay: `sandbox up`, `apply`, a no-change `plan -detailed-exitcode`;
 //! - **kube**: 1,000 ConfigMaps in 10 namespaces in one cluster, through flotilla and through
 //!   kubectl (`apply --server-side`, `diff --server-side`), created, checked for changes, and
 //!   with one object changed, with the sandbox adding no latency and 10 ms to every request (a
@@ -39,6 +43,9 @@ struct Opts {
     /// Fleet sizes in clusters (comma-separated; empty to skip the fleet).
     #[arg(long, value_parser = numbers, default_value = "100,1000")]
     clusters: Numbers,
+    /// Quickstart sizes in clusters (comma-separated; empty to skip).
+    #[arg(long, value_parser = numbers, default_value = "10,100")]
+    quickstart: Numbers,
     /// Latencies the sandbox adds to every request in the kube workload, in ms (empty to skip).
     #[arg(long, value_parser = numbers, default_value = "0,10")]
     latencies: Numbers,
@@ -208,6 +215,115 @@ fn run_fleet(
         let m = median(xs);
         eprintln!(
             "  fleet {n:>5} clusters  {name:<15} {:>8.3} s {:>8.1} MiB",
+            m.secs,
+            mib(m.peak_kib)
+        );
+        out.insert(
+            name,
+            Cell {
+                sample: m,
+                requests: counts.get(name).copied(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The quickstart, scaled
+
+const QUICKSTART_STEPS: [&str; 3] = ["sandbox up", "apply", "no-change plan"];
+
+/// `examples/quickstart` with N clusters instead of two.
+fn quickstart_config(n: usize) -> String {
+    let mut out = String::from("cluster \"mgmt\" {\n  sandbox = \"mgmt\"\n}\n\n");
+    for i in 1..=n {
+        let _ = writeln!(
+            out,
+            "cluster \"c{i}\" {{\n  management = cluster.mgmt\n  labels     = {{ region = \"r{}\" }}\n}}\n",
+            i % 4
+        );
+    }
+    let members: Vec<String> = (1..=n).map(|i| format!("cluster.c{i}")).collect();
+    let _ = writeln!(
+        out,
+        "fleet \"prod\" {{\n  clusters      = [{}]\n  control_plane = cluster.mgmt\n}}\n",
+        members.join(", ")
+    );
+    for addon in ["flagger", "istio", "kyverno"] {
+        let _ = writeln!(out, "addon \"{addon}\" {{\n  fleet = fleet.prod\n}}\n");
+    }
+    out.push_str("addon \"volcano\" {\n  fleet   = fleet.prod\n  members = [\"c1\"]\n}\n\n");
+    out.push_str("policy \"require-requests\" {\n  fleet      = fleet.prod\n  preset     = \"require-requests-limits\"\n  mode       = \"enforce\"\n  depends_on = [addon.kyverno]\n}\n\n");
+    out.push_str("rollout \"checkout\" {\n  fleet      = fleet.prod\n  namespace  = \"shop\"\n  image      = \"ghcr.io/acme/checkout:1.4.0\"\n  depends_on = [addon.flagger, addon.istio]\n}\n");
+    out
+}
+
+fn run_quickstart(
+    opts: &Opts,
+    bin: &Path,
+    n: usize,
+    root: &Path,
+) -> Result<BTreeMap<&'static str, Cell>, String> {
+    let dir = root.join(format!("quickstart-{n}"));
+    fresh_dir(&dir)?;
+    write(&dir.join("main.hcl"), &quickstart_config(n))?;
+    let parallelism = format!("-parallelism={}", opts.parallelism);
+    let env = [("FLOTILLA_TIMINGS", "1")];
+    let mut samples: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for _ in 0..opts.runs.max(1) {
+        for f in [".flotilla", "flotilla.state.json", "flotilla.state.json.backup"] {
+            let p = dir.join(f);
+            let _ = std::fs::remove_dir_all(&p);
+            let _ = std::fs::remove_file(&p);
+        }
+        // The sandbox in its own process, its simulated controllers acting 20 ms after a
+        // change (200 ms by default): what is measured is flotilla, not the simulation's
+        // pace (at 200 ms, 100 clusters take about 100 s, nearly all of it waiting).
+        let commands: [(&str, Vec<&str>, i32); 3] = [
+            (
+                "sandbox up",
+                vec!["sandbox", "up", "--name", "mgmt", "--controller-delay", "20ms"],
+                0,
+            ),
+            (
+                "apply",
+                vec!["apply", "-auto-approve", "-no-color", &parallelism],
+                0,
+            ),
+            (
+                "no-change plan",
+                vec!["plan", "-detailed-exitcode", "-no-color", &parallelism],
+                0,
+            ),
+        ];
+        let result = (|| -> Result<(), String> {
+            for (name, args, want) in &commands {
+                let log = dir.join(format!("{}.log", name.replace(' ', "-")));
+                let s = step(&dir, bin, args, &env, *want, &log)?;
+                samples.entry(name).or_default().push(s);
+                if let Some(r) = requests(&log) {
+                    counts.insert(name, r);
+                }
+            }
+            Ok(())
+        })();
+        let _ = measure(
+            &dir,
+            bin,
+            &["sandbox", "down"],
+            &[],
+            STEP_TIMEOUT,
+            &dir.join("down.log"),
+        );
+        result?;
+    }
+    let mut out = BTreeMap::new();
+    for (name, xs) in samples {
+        let m = median(xs);
+        eprintln!(
+            "  quickstart {n:>4} clusters  {name:<15} {:>8.3} s {:>8.1} MiB",
             m.secs,
             mib(m.peak_kib)
         );
@@ -419,6 +535,11 @@ fn run(opts: &Opts) -> Result<(), String> {
         let n = n as usize;
         fleet.insert(n, run_fleet(opts, &flotilla, n, &root)?);
     }
+    let mut quickstart = BTreeMap::new();
+    for &n in &opts.quickstart.0 {
+        let n = n as usize;
+        quickstart.insert(n, run_quickstart(opts, &flotilla, n, &root)?);
+    }
     let mut kube = BTreeMap::new();
     for &latency in &opts.latencies.0 {
         run_kube(
@@ -430,8 +551,13 @@ fn run(opts: &Opts) -> Result<(), String> {
             &mut kube,
         )?;
     }
-    opts.common
-        .report(&report(opts, &fleet, &kube, kubectl.is_some()))
+    opts.common.report(&report(
+        opts,
+        &fleet,
+        &quickstart,
+        &kube,
+        kubectl.is_some(),
+    ))
 }
 
 fn secs(s: &Sample) -> String {
@@ -450,6 +576,7 @@ fn floor(requests: u64, latency: u64, parallelism: usize) -> f64 {
 fn report(
     opts: &Opts,
     fleet: &BTreeMap<usize, BTreeMap<&'static str, Cell>>,
+    quickstart: &BTreeMap<usize, BTreeMap<&'static str, Cell>>,
     kube: &BTreeMap<KubeKey, Cell>,
     with_kubectl: bool,
 ) -> String {
@@ -533,6 +660,35 @@ fn report(
             verdicts.push(format!(
                 "fleet peak memory at 1,000 clusters: {:.2} MiB per cluster (apply, stated)",
                 mib(c.sample.peak_kib) / 1000.0
+            ));
+        }
+    }
+    if !quickstart.is_empty() {
+        let _ = writeln!(
+            r,
+            "\n### The quickstart scaled: N clusters made with Cluster API, a Karmada fleet, four addons, a policy, a rollout\n"
+        );
+        let _ = writeln!(r, "| clusters | objects | step | s | peak MiB | requests |");
+        let _ = writeln!(r, "| ---: | ---: | --- | ---: | ---: | ---: |");
+        for (n, cells) in quickstart {
+            // 4 per cluster, 8 + 1 per member in the fleet, 2 per addon per member (volcano
+            // on one), 2 for the policy, 3 per member for the rollout.
+            let objects = 4 * n + (8 * n + 1) + 2 * 3 * n + 2 + 2 + 3 * n;
+            for name in QUICKSTART_STEPS {
+                let Some(c) = cells.get(name) else { continue };
+                let _ = writeln!(
+                    r,
+                    "| {n} | {objects} | {name} | {} | {:.0} | {} |",
+                    secs(&c.sample),
+                    mib(c.sample.peak_kib),
+                    c.requests.map_or("–".into(), |q| q.to_string())
+                );
+            }
+        }
+        if let Some(c) = quickstart.get(&100).and_then(|c| c.get("no-change plan")) {
+            verdicts.push(format!(
+                "quickstart no-change plan at 100 clusters: {:.2} s (stated)",
+                c.sample.secs
             ));
         }
     }
