@@ -273,7 +273,11 @@ fn run_quickstart(
     let mut samples: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for _ in 0..opts.runs.max(1) {
-        for f in [".flotilla", "flotilla.state.json", "flotilla.state.json.backup"] {
+        for f in [
+            ".flotilla",
+            "flotilla.state.json",
+            "flotilla.state.json.backup",
+        ] {
             let p = dir.join(f);
             let _ = std::fs::remove_dir_all(&p);
             let _ = std::fs::remove_file(&p);
@@ -284,7 +288,14 @@ fn run_quickstart(
         let commands: [(&str, Vec<&str>, i32); 3] = [
             (
                 "sandbox up",
-                vec!["sandbox", "up", "--name", "mgmt", "--controller-delay", "20ms"],
+                vec![
+                    "sandbox",
+                    "up",
+                    "--name",
+                    "mgmt",
+                    "--controller-delay",
+                    "20ms",
+                ],
                 0,
             ),
             (
@@ -551,13 +562,8 @@ fn run(opts: &Opts) -> Result<(), String> {
             &mut kube,
         )?;
     }
-    opts.common.report(&report(
-        opts,
-        &fleet,
-        &quickstart,
-        &kube,
-        kubectl.is_some(),
-    ))
+    opts.common
+        .report(&report(opts, &fleet, &quickstart, &kube, kubectl.is_some()))
 }
 
 fn secs(s: &Sample) -> String {

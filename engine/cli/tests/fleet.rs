@@ -1207,3 +1207,47 @@ addon "istio-but-unknown" {
         assert!(e.stderr.contains(part), "{part}\n{}", e.stderr);
     }
 }
+
+#[test]
+fn domain_blocks_take_for_each_and_name_each_instance_by_its_key() {
+    let w = Work::new(&[(
+        "main.hcl",
+        r#"cluster "site" {
+  for_each = toset(["edge-a", "edge-b"])
+  sandbox  = each.key
+  labels   = { tier = "edge" }
+}
+
+fleet "edge" {
+  clusters = values(cluster.site)
+}
+
+output "members" {
+  value = fleet.edge.member_names
+}
+
+output "labels" {
+  value = fleet.edge.member_labels["edge-b"]
+}
+"#,
+    )]);
+    let out = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(
+        out.stdout
+            .contains("members = [\n  \"edge-a\",\n  \"edge-b\",\n]"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\"flotilla.dev/cluster\" = \"edge-b\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        w.state_addresses()
+            .iter()
+            .any(|a| a == "fleet.edge.kube_namespace.flux[\"edge-b\"]"),
+        "{:?}",
+        w.state_addresses()
+    );
+}

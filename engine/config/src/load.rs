@@ -202,10 +202,21 @@ impl Loader<'_, '_> {
                 && child.variables.contains_key("name")
                 && !call.args.iter().any(|a| a.name == "name")
             {
-                // A domain block's label is its module's `name` unless it sets one.
+                // A domain block's label is its module's `name` unless it sets one; with
+                // `for_each` each instance is named by its key, with `count` LABEL-INDEX.
+                let text = if call.for_each.is_some() {
+                    "each.key".to_string()
+                } else if call.count.is_some() {
+                    format!("\"{label}-${{count.index}}\"")
+                } else {
+                    format!("{:?}", label)
+                };
+                let Ok(parsed) = flotilla_syntax::parse_expr_in(call.span.file, &text) else {
+                    unreachable!("a fixed expression parses")
+                };
                 let expr = Expr {
                     file: call.span.file,
-                    expr: flotilla_syntax::hcl_edit::expr::Expression::from(label),
+                    expr: parsed,
                 };
                 if let Some(c) = module.module_calls.get_mut(&call.name) {
                     c.args.push(Attr {

@@ -169,6 +169,19 @@ fn sensitive_propagates_everywhere() {
         r#"[   "a",   "b", ]"#,
     );
     check(r#"length([var.secret, "x"])"#, "2");
+    // Functions that move elements keep each element's mark, and only its.
+    check(
+        r#"values({ a = var.secret, b = "x" })"#,
+        r#"[   (sensitive value),   "x", ]"#,
+    );
+    check(r#"merge({ a = var.secret }, { b = 1 }).b"#, "1");
+    check(
+        r#"merge({ a = var.secret }, { b = 1 }).a"#,
+        "(sensitive value)",
+    );
+    check(r#"concat([var.secret], ["x"])[1]"#, "\"x\"");
+    check(r#"lookup({ a = var.secret }, "a")"#, "(sensitive value)");
+    check("values(sensitive({ a = 1 }))", "(sensitive value)");
     check("{ k = var.secret } == { k = \"x\" }", "(sensitive value)");
 }
 

@@ -196,11 +196,25 @@ pub fn call(def: &FnDef, args: Vec<Value>, ctx: &FnCtx<'_>) -> Result<Value, Str
     // marked by the argument's own mark, not by what it holds, as in Terraform: the keys
     // of a map of kubeconfigs are not secret.
     let shape_only = matches!(def.name, "keys" | "length");
+    // Functions that move elements without looking into them keep each element's own
+    // mark, as Terraform's do: `values(cluster.site)` is a list of clusters, each with its
+    // sensitive kubeconfig, not one sensitive list.
+    let passes_elements = matches!(
+        def.name,
+        "values" | "concat" | "element" | "slice" | "reverse" | "merge" | "lookup"
+    );
     let mut sensitive = false;
     let args: Vec<Value> = args
         .into_iter()
         .map(|a| {
             let top = matches!(a, Value::Sensitive(_));
+            if passes_elements {
+                sensitive |= top;
+                return match a {
+                    Value::Sensitive(inner) => *inner,
+                    other => other,
+                };
+            }
             let (v, s) = a.unmark();
             sensitive |= if shape_only { top } else { s };
             v
