@@ -16,15 +16,8 @@ locals {
   namespace = coalesce(var.namespace, try(local.base.namespace, null), var.name)
   version   = var.version != null ? var.version : try(local.chart.version, null)
 
-  # Selected by names and labels, which are not sensitive; each member's connection is.
-  fleet_labels = var.fleet.member_labels
-  wanted       = var.members != null ? var.members : keys(local.fleet_labels)
-  selected = [
-    for name, labels in local.fleet_labels : name
-    if contains(local.wanted, name) && alltrue([for k, v in var.selector : lookup(labels, k, null) == v])
-  ]
   # Nothing is planned for an addon without a chart (the `chart` output says why).
-  members = local.chart == null ? {} : { for name in local.selected : name => var.fleet.members[name] }
+  members = local.chart == null ? {} : { for name in module.select.names : name => var.fleet.members[name] }
 }
 
 provider "kube" {
@@ -86,4 +79,12 @@ resource "kube_manifest" "release" {
       values  = merge(var.values, lookup(var.member_values, each.key, {}))
     }
   }
+}
+
+module "select" {
+  source   = "../select"
+  fleet    = var.fleet
+  members  = var.members
+  selector = var.selector
+  what     = "addon \"${var.name}\""
 }

@@ -6,12 +6,6 @@ output "name" {
 output "members" {
   value       = sort(keys(local.members))
   description = "The members it is installed on."
-
-  # Members named that the fleet does not have are an error at plan time.
-  precondition {
-    condition     = length(setsubtract(local.wanted, keys(local.fleet_labels))) == 0
-    error_message = "addon \"${var.name}\" names members fleet ${var.fleet.name} does not have: ${join(", ", sort(setsubtract(local.wanted, keys(local.fleet_labels))))} (its members: ${join(", ", sort(keys(local.fleet_labels)))})."
-  }
 }
 
 output "chart" {

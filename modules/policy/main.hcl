@@ -49,14 +49,8 @@ locals {
     }
   }
 
-  fleet_labels = var.fleet.member_labels
-  wanted       = var.members != null ? var.members : keys(local.fleet_labels)
-  selected = [
-    for name, labels in local.fleet_labels : name
-    if contains(local.wanted, name) && alltrue([for k, v in var.selector : lookup(labels, k, null) == v])
-  ]
   karmada = var.fleet.karmada
-  direct  = local.karmada ? {} : { for name in local.selected : name => var.fleet.members[name] }
+  direct  = local.karmada ? {} : { for name in module.select.names : name => var.fleet.members[name] }
 }
 
 provider "kube" {
@@ -101,7 +95,7 @@ resource "karmada_cluster_propagation_policy" "this" {
       name       = kube_manifest.template[0].manifest.metadata.name
     }]
     placement = {
-      clusterAffinity = { clusterNames = local.selected }
+      clusterAffinity = { clusterNames = module.select.names }
     }
   }
 }
@@ -111,4 +105,12 @@ resource "kube_manifest" "member" {
   for_each = local.direct
   provider = kube.member[each.key]
   manifest = local.policy
+}
+
+module "select" {
+  source   = "../select"
+  fleet    = var.fleet
+  members  = var.members
+  selector = var.selector
+  what     = "policy \"${var.name}\""
 }

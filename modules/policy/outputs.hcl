@@ -4,13 +4,8 @@ output "name" {
 }
 
 output "members" {
-  value       = sort(local.selected)
+  value       = sort(module.select.names)
   description = "The members the policy applies to."
-
-  precondition {
-    condition     = length(setsubtract(local.wanted, keys(local.fleet_labels))) == 0
-    error_message = "policy \"${var.name}\" names members fleet ${var.fleet.name} does not have: ${join(", ", sort(setsubtract(local.wanted, keys(local.fleet_labels))))}."
-  }
 
   precondition {
     condition     = var.preset != null || var.rules != null

@@ -3,13 +3,7 @@
 # Every selected member gets the change at once; the members are the unit later waves order.
 
 locals {
-  fleet_labels = var.fleet.member_labels
-  wanted       = var.members != null ? var.members : keys(local.fleet_labels)
-  selected = [
-    for name, labels in local.fleet_labels : name
-    if contains(local.wanted, name) && alltrue([for k, v in var.selector : lookup(labels, k, null) == v])
-  ]
-  members = { for name in local.selected : name => var.fleet.members[name] }
+  members = { for name in module.select.names : name => var.fleet.members[name] }
   labels  = { app = var.name, "app.kubernetes.io/name" = var.name, "flotilla.dev/rollout" = var.name }
 
   metrics = var.analysis.metrics != null ? var.analysis.metrics : [
@@ -128,4 +122,12 @@ resource "kube_manifest" "canary" {
       analysis  = local.analysis[var.strategy]
     }
   }
+}
+
+module "select" {
+  source   = "../select"
+  fleet    = var.fleet
+  members  = var.members
+  selector = var.selector
+  what     = "rollout \"${var.name}\""
 }

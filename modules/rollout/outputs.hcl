@@ -4,13 +4,8 @@ output "name" {
 }
 
 output "members" {
-  value       = sort(local.selected)
+  value       = sort(module.select.names)
   description = "The members it runs on."
-
-  precondition {
-    condition     = length(setsubtract(local.wanted, keys(local.fleet_labels))) == 0
-    error_message = "rollout \"${var.name}\" names members fleet ${var.fleet.name} does not have: ${join(", ", sort(setsubtract(local.wanted, keys(local.fleet_labels))))}."
-  }
 }
 
 output "image" {

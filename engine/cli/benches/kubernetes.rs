@@ -131,6 +131,74 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
+/// Runs `commands` (name, arguments) in `dir`, in order, `runs` times from a clean
+/// directory, stopping the sandbox after each run; the median of each step, with
+/// flotilla's request count. `label` names the workload in progress lines.
+fn run_steps(
+    opts: &Opts,
+    bin: &Path,
+    dir: &Path,
+    label: &str,
+    commands: &[(&'static str, Vec<String>)],
+) -> Result<BTreeMap<&'static str, Cell>, String> {
+    let env = [("FLOTILLA_TIMINGS", "1")];
+    let mut samples: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for _ in 0..opts.runs.max(1) {
+        for f in [
+            ".flotilla",
+            "flotilla.state.json",
+            "flotilla.state.json.backup",
+        ] {
+            let p = dir.join(f);
+            let _ = std::fs::remove_dir_all(&p);
+            let _ = std::fs::remove_file(&p);
+        }
+        let result = (|| -> Result<(), String> {
+            for (name, args) in commands {
+                let log = dir.join(format!("{}.log", name.replace(' ', "-")));
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let s = step(dir, bin, &args, &env, 0, &log)?;
+                samples.entry(name).or_default().push(s);
+                if let Some(r) = requests(&log) {
+                    counts.insert(name, r);
+                }
+            }
+            Ok(())
+        })();
+        let _ = measure(
+            dir,
+            bin,
+            &["sandbox", "down"],
+            &[],
+            STEP_TIMEOUT,
+            &dir.join("down.log"),
+        );
+        result?;
+    }
+    let mut out = BTreeMap::new();
+    for (name, xs) in samples {
+        let m = median(xs);
+        eprintln!(
+            "  {label:<24} {name:<15} {:>8.3} s {:>8.1} MiB",
+            m.secs,
+            mib(m.peak_kib)
+        );
+        out.insert(
+            name,
+            Cell {
+                sample: m,
+                requests: counts.get(name).copied(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The fleet
 
@@ -164,69 +232,22 @@ fn run_fleet(
     fresh_dir(&dir)?;
     write(&dir.join("main.hcl"), &fleet_config(n))?;
     let parallelism = format!("-parallelism={}", opts.parallelism);
-    let mut samples: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    let env = [("FLOTILLA_TIMINGS", "1")];
     let clusters = n.to_string();
-    for _ in 0..opts.runs.max(1) {
-        for f in [
-            ".flotilla",
-            "flotilla.state.json",
-            "flotilla.state.json.backup",
-        ] {
-            let p = dir.join(f);
-            let _ = std::fs::remove_dir_all(&p);
-            let _ = std::fs::remove_file(&p);
-        }
-        let commands: [(&str, Vec<&str>); 3] = [
-            ("sandbox up", vec!["sandbox", "up", "--clusters", &clusters]),
-            (
-                "apply",
-                vec!["apply", "-auto-approve", "-no-color", &parallelism],
-            ),
-            (
-                "no-change plan",
-                vec!["plan", "-detailed-exitcode", "-no-color", &parallelism],
-            ),
-        ];
-        let result = (|| -> Result<(), String> {
-            for (name, args) in &commands {
-                let log = dir.join(format!("{}.log", name.replace(' ', "-")));
-                let s = step(&dir, bin, args, &env, 0, &log)?;
-                samples.entry(name).or_default().push(s);
-                if let Some(r) = requests(&log) {
-                    counts.insert(name, r);
-                }
-            }
-            Ok(())
-        })();
-        let _ = measure(
-            &dir,
-            bin,
-            &["sandbox", "down"],
-            &[],
-            STEP_TIMEOUT,
-            &dir.join("down.log"),
-        );
-        result?;
-    }
-    let mut out = BTreeMap::new();
-    for (name, xs) in samples {
-        let m = median(xs);
-        eprintln!(
-            "  fleet {n:>5} clusters  {name:<15} {:>8.3} s {:>8.1} MiB",
-            m.secs,
-            mib(m.peak_kib)
-        );
-        out.insert(
-            name,
-            Cell {
-                sample: m,
-                requests: counts.get(name).copied(),
-            },
-        );
-    }
-    Ok(out)
+    let commands = [
+        (
+            "sandbox up",
+            args(&["sandbox", "up", "--clusters", &clusters]),
+        ),
+        (
+            "apply",
+            args(&["apply", "-auto-approve", "-no-color", &parallelism]),
+        ),
+        (
+            "no-change plan",
+            args(&["plan", "-detailed-exitcode", "-no-color", &parallelism]),
+        ),
+    ];
+    run_steps(opts, bin, &dir, &format!("fleet {n} clusters"), &commands)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,84 +290,37 @@ fn run_quickstart(
     fresh_dir(&dir)?;
     write(&dir.join("main.hcl"), &quickstart_config(n))?;
     let parallelism = format!("-parallelism={}", opts.parallelism);
-    let env = [("FLOTILLA_TIMINGS", "1")];
-    let mut samples: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for _ in 0..opts.runs.max(1) {
-        for f in [
-            ".flotilla",
-            "flotilla.state.json",
-            "flotilla.state.json.backup",
-        ] {
-            let p = dir.join(f);
-            let _ = std::fs::remove_dir_all(&p);
-            let _ = std::fs::remove_file(&p);
-        }
-        // The sandbox in its own process, its simulated controllers acting 20 ms after a
-        // change (200 ms by default): what is measured is flotilla, not the simulation's
-        // pace (at 200 ms, 100 clusters take about 100 s, nearly all of it waiting).
-        let commands: [(&str, Vec<&str>, i32); 3] = [
-            (
-                "sandbox up",
-                vec![
-                    "sandbox",
-                    "up",
-                    "--name",
-                    "mgmt",
-                    "--controller-delay",
-                    "20ms",
-                ],
-                0,
-            ),
-            (
-                "apply",
-                vec!["apply", "-auto-approve", "-no-color", &parallelism],
-                0,
-            ),
-            (
-                "no-change plan",
-                vec!["plan", "-detailed-exitcode", "-no-color", &parallelism],
-                0,
-            ),
-        ];
-        let result = (|| -> Result<(), String> {
-            for (name, args, want) in &commands {
-                let log = dir.join(format!("{}.log", name.replace(' ', "-")));
-                let s = step(&dir, bin, args, &env, *want, &log)?;
-                samples.entry(name).or_default().push(s);
-                if let Some(r) = requests(&log) {
-                    counts.insert(name, r);
-                }
-            }
-            Ok(())
-        })();
-        let _ = measure(
-            &dir,
-            bin,
-            &["sandbox", "down"],
-            &[],
-            STEP_TIMEOUT,
-            &dir.join("down.log"),
-        );
-        result?;
-    }
-    let mut out = BTreeMap::new();
-    for (name, xs) in samples {
-        let m = median(xs);
-        eprintln!(
-            "  quickstart {n:>4} clusters  {name:<15} {:>8.3} s {:>8.1} MiB",
-            m.secs,
-            mib(m.peak_kib)
-        );
-        out.insert(
-            name,
-            Cell {
-                sample: m,
-                requests: counts.get(name).copied(),
-            },
-        );
-    }
-    Ok(out)
+    // The sandbox in its own process, its simulated controllers acting 20 ms after a
+    // change (200 ms by default): what is measured is flotilla, not the simulation's pace
+    // (at 200 ms, 100 clusters take about 100 s, nearly all of it waiting).
+    let commands = [
+        (
+            "sandbox up",
+            args(&[
+                "sandbox",
+                "up",
+                "--name",
+                "mgmt",
+                "--controller-delay",
+                "20ms",
+            ]),
+        ),
+        (
+            "apply",
+            args(&["apply", "-auto-approve", "-no-color", &parallelism]),
+        ),
+        (
+            "no-change plan",
+            args(&["plan", "-detailed-exitcode", "-no-color", &parallelism]),
+        ),
+    ];
+    run_steps(
+        opts,
+        bin,
+        &dir,
+        &format!("quickstart {n} clusters"),
+        &commands,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
