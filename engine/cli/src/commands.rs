@@ -40,7 +40,7 @@ pub async fn run(command: Command, ui: &Ui, host: &Arc<ProviderHost>) -> u8 {
         Command::Module(crate::ModuleCommand::Publish { dir, target }) => {
             crate::modules::publish(ui, &dir, &target).await
         }
-        Command::Validate(a) => validate(ui, a.json),
+        Command::Validate(a) => validate(ui, a.json).await,
         Command::Fmt(a) => fmt(ui, a),
         Command::Plan(a) => plan_apply(ui, host, a, None, Op::Plan).await,
         Command::Apply(ApplyArgs { plan, plan_file }) => {
@@ -105,17 +105,20 @@ pub(crate) fn init(ui: &Ui) -> u8 {
     0
 }
 
-fn validate(ui: &Ui, json: bool) -> u8 {
+async fn validate(ui: &Ui, json: bool) -> u8 {
     let dir = PathBuf::from(".");
     let mut sources = SourceMap::new();
     let (module, mut diags) = workspace::load_config(&dir, &mut sources);
-    if let Some(m) = &module {
-        let (_, graph_diags) = flotilla_graph::build(m);
+    if let Some(m) = module {
+        let (graph, graph_diags) = flotilla_graph::build(&m);
         diags.extend(graph_diags);
         diags.extend(flotilla_plan::validate_static(
-            m,
+            &m,
             &workspace::offline_registry(),
         ));
+        if !diags.has_errors() && uses_domain_blocks(&m) {
+            diags.extend(evaluate_offline(m, graph).await);
+        }
     }
     let ok = !diags.has_errors();
     if json {
@@ -135,6 +138,46 @@ fn validate(ui: &Ui, json: bool) -> u8 {
         }
     }
     if ok { 0 } else { 1 }
+}
+
+fn uses_domain_blocks(m: &flotilla_config::Module) -> bool {
+    m.all_modules()
+        .iter()
+        .any(|m| m.module_calls.keys().any(|k| k.contains('.')))
+}
+
+/// The checks domain blocks make in their modules' preconditions and types (an addon for
+/// members its fleet lacks, a value of the wrong type), evaluated offline as `flotilla diff`
+/// does, every root variable without a value unknown. Errors that only unknown values cause
+/// (keys known only after apply) are left to `plan`, which has the values.
+async fn evaluate_offline(
+    config: flotilla_config::Module,
+    graph: flotilla_graph::Graph,
+) -> Vec<Diagnostic> {
+    let paths = Paths {
+        root: PathBuf::from("."),
+        cwd: PathBuf::from("."),
+    };
+    let evaluated = flotilla_plan::desired::desired_state(
+        Arc::new(config),
+        Arc::new(graph),
+        workspace::offline_registry(),
+        paths,
+        Default::default(),
+    )
+    .await;
+    match evaluated {
+        Ok(_) => Vec::new(),
+        Err(diags) => diags
+            .0
+            .into_iter()
+            .filter(|d| {
+                !d.detail
+                    .as_deref()
+                    .is_some_and(|t| t.contains("known only after apply"))
+            })
+            .collect(),
+    }
 }
 
 fn fmt(ui: &Ui, args: FmtArgs) -> u8 {

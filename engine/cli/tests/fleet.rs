@@ -1197,7 +1197,12 @@ addon "istio-but-unknown" {
 }
 "#,
     );
-    let e = w.run(&["plan"]).expect(1);
+    // `validate` evaluates domain blocks offline: no cluster is reached.
+    let e = w.run(&["validate"]).expect(1);
+    assert!(
+        !w.path(".flotilla/sandbox").exists(),
+        "validate started no sandbox"
+    );
     for part in [
         "addon \"istio\" names members fleet prod does not have: hangzhou (its members: mgmt)",
         "main.hcl:9:1: in addon.istio",
@@ -1206,6 +1211,19 @@ addon "istio-but-unknown" {
     ] {
         assert!(e.stderr.contains(part), "{part}\n{}", e.stderr);
     }
+    // A value of the wrong type for a block's argument.
+    w.write(
+        "main.hcl",
+        "cluster \"mgmt\" {\n  sandbox = \"mgmt\"\n  labels  = \"eu\"\n}\n",
+    );
+    let e = w.run(&["validate"]).expect(1);
+    assert!(
+        e.stderr
+            .contains("variable `labels` must be map(string) (from `cluster \"mgmt\"`)"),
+        "{}",
+        e.stderr
+    );
+    assert!(e.stderr.contains("main.hcl:3:"), "{}", e.stderr);
 }
 
 #[test]

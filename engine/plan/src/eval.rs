@@ -614,7 +614,11 @@ impl WalkCtx {
                         let ectx = EvalContext::in_dir(arg.expr.file, parent_cfg.files());
                         Evaluator::new(&scope, &ectx).eval_expr(&arg.expr)?
                     };
-                    (Some(v), arg.expr.span(), format!("module `{call_name}`"))
+                    let from = match call_name.split_once('.') {
+                        Some((kind, label)) => format!("`{kind} \"{label}\"`"),
+                        None => format!("module `{call_name}`"),
+                    };
+                    (Some(v), arg.expr.span(), from)
                 }
                 None => (None, var.span.clone(), String::new()),
             }
