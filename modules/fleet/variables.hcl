@@ -5,7 +5,7 @@ variable "name" {
 
 variable "clusters" {
   type        = any
-  description = "The clusters that may be members: a list of cluster blocks (`[cluster.beijing, cluster.shanghai]`)."
+  description = "The clusters that may be members: a list of cluster blocks (`[cluster.beijing, cluster.shanghai]`), or a map of them (`cluster.site` with `for_each`)."
 }
 
 variable "selector" {

@@ -1237,7 +1237,25 @@ fn domain_blocks_take_for_each_and_name_each_instance_by_its_key() {
 }
 
 fleet "edge" {
-  clusters = values(cluster.site)
+  clusters = cluster.site
+}
+
+addon "kyverno" {
+  fleet         = fleet.edge
+  member_values = { edge-b = { admissionController = { replicas = 3 } } }
+}
+
+policy "baseline" {
+  fleet      = fleet.edge
+  preset     = "pod-security-baseline"
+  depends_on = [addon.kyverno]
+}
+
+rollout "sensor" {
+  fleet    = fleet.edge
+  selector = { "flotilla.dev/cluster" = "edge-a" }
+  image    = "ghcr.io/acme/sensor:2.0"
+  strategy = "none"
 }
 
 output "members" {
@@ -1249,6 +1267,14 @@ output "labels" {
 }
 "#,
     )]);
+    // Per-member values reach only that member's release.
+    let plan = w.run(&["plan"]).expect(0);
+    assert_eq!(
+        plan.stdout.matches("replicas = 3").count(),
+        1,
+        "{}",
+        plan.stdout
+    );
     let out = w.run(&["apply", "-auto-approve"]).expect(0);
     assert!(
         out.stdout
@@ -1268,4 +1294,37 @@ output "labels" {
         "{:?}",
         w.state_addresses()
     );
+    // Without Karmada the policy is applied to each member (after Kyverno is installed
+    // there), and `strategy = "none"` is a Deployment and a Service on the selected member.
+    for member in ["edge-a", "edge-b"] {
+        let policy = get(
+            &w,
+            member,
+            "kyverno.io/v1",
+            "ClusterPolicy",
+            "clusterpolicies",
+            None,
+            "baseline",
+        )
+        .expect("ClusterPolicy baseline");
+        assert_eq!(
+            policy["spec"]["rules"][0]["validate"]["podSecurity"]["level"],
+            "baseline"
+        );
+        let service = get(
+            &w,
+            member,
+            "v1",
+            "Service",
+            "services",
+            Some("default"),
+            "sensor",
+        );
+        assert_eq!(
+            service.is_some(),
+            member == "edge-a",
+            "Service sensor on {member}"
+        );
+    }
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
 }

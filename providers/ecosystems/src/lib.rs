@@ -439,6 +439,13 @@ mod tests {
             vec![Ecosystem::Capi, Ecosystem::Volcano]
         );
         assert_eq!(Ecosystem::parse_list("all").unwrap().len(), 9);
+        assert_eq!(Ecosystem::of_chart("istiod"), Some(Ecosystem::Istio));
+        assert_eq!(Ecosystem::of_chart("cloudcore"), Some(Ecosystem::KubeEdge));
+        assert_eq!(
+            Ecosystem::of_chart("kube-prometheus-stack"),
+            Some(Ecosystem::Prometheus)
+        );
+        assert_eq!(Ecosystem::of_chart("podinfo"), None);
         assert!(
             Ecosystem::parse_list("mesos")
                 .unwrap_err()
