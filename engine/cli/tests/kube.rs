@@ -631,3 +631,74 @@ fn provider_for_each_configures_one_instance_per_member_in_one_apply() {
     );
     assert!(e.stderr.contains("main.hcl:"), "{}", e.stderr);
 }
+
+fn deployment(image: &str, extra: &str) -> String {
+    format!(
+        r#"provider "kube" {{
+  sandbox = "dev"
+}}
+
+resource "kube_manifest" "web" {{
+  manifest = {{
+    apiVersion = "apps/v1"
+    kind       = "Deployment"
+    metadata   = {{ name = "web", namespace = "default" }}
+    spec = {{
+      replicas = 2
+      selector = {{ matchLabels = {{ app = "web" }} }}
+      template = {{
+        metadata = {{ labels = {{ app = "web" }} }}
+        spec     = {{ containers = [{{ name = "web", image = "{image}" }}] }}
+      }}
+    }}
+  }}
+  {extra}
+}}
+"#
+    )
+}
+
+#[test]
+fn deployments_wait_for_their_rollout_at_the_new_generation() {
+    let w = Work::new(&[("main.hcl", &deployment("nginx:1.27", ""))]);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    let status = |w: &Work| {
+        with_cluster(w, "dev", async |client| {
+            let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+                Api::namespaced(client, "default");
+            let d = api.get("web").await.expect("get");
+            serde_json::to_value(d.status).unwrap()
+        })
+    };
+    // The apply returned once the rollout was done, not when the object was accepted.
+    let s = status(&w);
+    assert_eq!(s["availableReplicas"], 2, "{s}");
+    assert_eq!(s["observedGeneration"], 1, "{s}");
+
+    // A rollout that never finishes times out naming what it waits for, and is tainted.
+    w.write(
+        ".flotilla/sandbox/faults.json",
+        r#"{"dev": {"rollouts_stall": true}}"#,
+    );
+    w.write(
+        "main.hcl",
+        &deployment("nginx:1.28", "timeouts {\n    update = \"1s\"\n  }"),
+    );
+    let e = w.run(&["apply", "-auto-approve"]).expect(1);
+    assert!(
+        e.stderr
+            .contains("Deployment default/web did not become ready within 1s"),
+        "{}",
+        e.stderr
+    );
+    assert!(
+        e.stderr.contains(
+            "rollout: 2 old replicas still running while the 2 updated ones become available (Available is False"
+        ),
+        "{}",
+        e.stderr
+    );
+    // `wait = false` does not wait.
+    w.write("main.hcl", &deployment("nginx:1.29", "wait = false"));
+    w.run(&["apply", "-auto-approve"]).expect(0);
+}

@@ -192,6 +192,9 @@ pub enum Readiness {
     },
     /// Judged from the objects a controller made for it (a Karmada policy's bindings).
     Related(&'static Related),
+    /// A workload's rollout at its current generation (Terraform's `wait_for_rollout`):
+    /// Deployments, StatefulSets and DaemonSets.
+    Rollout,
     /// Any kind (`kube_manifest`): a `Ready` condition when the object has one, else accepted.
     Auto,
 }
@@ -324,8 +327,8 @@ pub static MANIFEST: Kind = Kind {
 /// When an object applied with `kube_manifest` is ready, by its kind: kinds whose
 /// controllers report a `Ready` condition wait for it even before the first status arrives
 /// (a Flux HelmRelease is ready once its chart is installed, a Kyverno policy once its
-/// webhooks serve it); every other kind waits for `Ready` if it has one, else is ready once
-/// accepted.
+/// webhooks serve it); workloads wait for their rollout at the new generation; every other
+/// kind waits for `Ready` if it has one, else is ready once accepted.
 pub fn manifest_readiness(api_version: &str, kind: &str) -> Readiness {
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     match (group, kind) {
@@ -333,6 +336,7 @@ pub fn manifest_readiness(api_version: &str, kind: &str) -> Readiness {
         | ("source.toolkit.fluxcd.io", "HelmRepository" | "GitRepository" | "OCIRepository")
         | ("kustomize.toolkit.fluxcd.io", "Kustomization")
         | ("kyverno.io", "ClusterPolicy" | "Policy") => Readiness::Condition("Ready"),
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") => Readiness::Rollout,
         _ => Readiness::Auto,
     }
 }
@@ -457,6 +461,9 @@ mod tests {
             Readiness::Condition("Ready")
         );
         assert_eq!(manifest_readiness("v1", "ConfigMap"), Readiness::Auto);
-        assert_eq!(manifest_readiness("apps/v1", "Deployment"), Readiness::Auto);
+        assert_eq!(
+            manifest_readiness("apps/v1", "Deployment"),
+            Readiness::Rollout
+        );
     }
 }

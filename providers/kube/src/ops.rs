@@ -522,6 +522,7 @@ pub fn check(obj: &Json, readiness: Readiness) -> Status {
                 None => Status::Waiting(format!("no {field} yet, waiting for {want}")),
             }
         }
+        Readiness::Rollout => rollout(obj),
         Readiness::Condition(kind) => {
             let c = conditions.iter().find(|c| c["type"] == kind);
             match c {
@@ -539,6 +540,93 @@ pub fn check(obj: &Json, readiness: Readiness) -> Status {
             }
         }
     }
+}
+
+/// A workload's rollout, as `kubectl rollout status` judges it: the controller has seen the
+/// current generation, and every desired replica is updated and available (a DaemonSet: every
+/// scheduled node's pod updated and available). Waiting names the condition that is short.
+fn rollout(obj: &Json) -> Status {
+    let status = &obj["status"];
+    let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
+    let observed = status["observedGeneration"].as_i64().unwrap_or(0);
+    if observed < generation {
+        return Status::Waiting(format!(
+            "the rollout of generation {generation} has not started (observedGeneration {observed})"
+        ));
+    }
+    let n = |k: &str| status[k].as_i64().unwrap_or(0);
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let (want, updated, available) = match kind {
+        "DaemonSet" => (
+            n("desiredNumberScheduled"),
+            n("updatedNumberScheduled"),
+            n("numberAvailable"),
+        ),
+        "StatefulSet" => (
+            obj["spec"]["replicas"].as_i64().unwrap_or(1),
+            n("updatedReplicas"),
+            n("readyReplicas"),
+        ),
+        _ => (
+            obj["spec"]["replicas"].as_i64().unwrap_or(1),
+            n("updatedReplicas"),
+            n("availableReplicas"),
+        ),
+    };
+    let progressing = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Progressing");
+    if let Some(p) = progressing
+        && p["status"] == "False"
+        && p["reason"] == "ProgressDeadlineExceeded"
+    {
+        return Status::Failed(format!(
+            "its rollout exceeded its progress deadline: {}",
+            p["message"].as_str().unwrap_or_default()
+        ));
+    }
+    let total = if kind == "Deployment" {
+        n("replicas")
+    } else {
+        updated
+    };
+    if updated < want {
+        return Status::Waiting(format!("rollout: {updated} of {want} replicas updated"));
+    }
+    let why = || {
+        status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Available" && c["status"] != "True")
+            .map(|c| {
+                format!(
+                    " (Available is {}: {})",
+                    c["status"].as_str().unwrap_or("?"),
+                    c["message"]
+                        .as_str()
+                        .or(c["reason"].as_str())
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default()
+    };
+    if total > updated {
+        return Status::Waiting(format!(
+            "rollout: {} old replicas still running while the {updated} updated ones become available{}",
+            total - updated,
+            why()
+        ));
+    }
+    if available < want {
+        let why = why();
+        return Status::Waiting(format!(
+            "rollout: {available} of {want} updated replicas available{why}"
+        ));
+    }
+    Status::Ready
 }
 
 /// `90s`, `5m`, `1h30m`.
@@ -560,6 +648,41 @@ pub fn human(d: Duration) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_deployment_is_ready_when_its_rollout_at_this_generation_is_done() {
+        let d = |generation: i64, status: Json| {
+            serde_json::json!({"kind": "Deployment", "metadata": {"generation": generation},
+                "spec": {"replicas": 2}, "status": status})
+        };
+        let status = |o: i64, r: i64, u: i64, a: i64| {
+            serde_json::json!({"observedGeneration": o, "replicas": r, "updatedReplicas": u,
+                "availableReplicas": a, "conditions": [{"type": "Available", "status": if a >= 2 { "True" } else { "False" },
+                "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."}]})
+        };
+        assert_eq!(
+            check(&d(2, status(2, 2, 2, 2)), Readiness::Rollout),
+            Status::Ready
+        );
+        assert!(
+            matches!(check(&d(3, status(2, 2, 2, 2)), Readiness::Rollout),
+            Status::Waiting(w) if w.contains("generation 3 has not started"))
+        );
+        assert!(
+            matches!(check(&d(2, status(2, 3, 1, 2)), Readiness::Rollout),
+            Status::Waiting(w) if w == "rollout: 1 of 2 replicas updated")
+        );
+        assert!(
+            matches!(check(&d(2, status(2, 2, 2, 1)), Readiness::Rollout),
+            Status::Waiting(w) if w.contains("1 of 2 updated replicas available (Available is False: Deployment does not have minimum availability.)"))
+        );
+        let deadline = serde_json::json!({"observedGeneration": 1, "conditions": [{"type": "Progressing", "status": "False",
+            "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"web-1\" has timed out progressing."}]});
+        assert!(matches!(
+            check(&d(1, deadline), Readiness::Rollout),
+            Status::Failed(_)
+        ));
+    }
 
     #[test]
     fn readiness_by_condition_needs_the_current_generation() {

@@ -24,6 +24,7 @@ pub fn prepare(kind: Builtin, obj: &mut Value, old: Option<&Value>, causes: &mut
         Builtin::ConfigMap => config_map(obj, old, causes),
         Builtin::Service => service(obj, old, causes),
         Builtin::Deployment => deployment(obj, old, causes),
+        Builtin::ReplicaSet => replica_set(obj, old, causes),
         Builtin::Crd => crd(obj, old, causes),
         Builtin::Event => {
             if obj.get("involvedObject").is_none() {
@@ -270,6 +271,22 @@ fn deployment(obj: &mut Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
         "strategy",
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
     );
+    workload(spec, old, causes);
+}
+
+fn replica_set(obj: &mut Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    let spec = ensure_object(obj, "spec");
+    default(spec, "replicas", json!(1));
+    workload(spec, old, causes);
+}
+
+/// What Deployments and ReplicaSets share: a selector matching the template's labels (and
+/// never changing), and the pod template's defaults.
+fn workload(
+    spec: &mut serde_json::Map<String, Value>,
+    old: Option<&Value>,
+    causes: &mut Vec<Cause>,
+) {
     match spec.get("selector") {
         None => causes.push(Cause::required("spec.selector")),
         Some(selector) => {

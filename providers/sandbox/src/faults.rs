@@ -33,6 +33,8 @@ pub struct FaultConfig {
     pub unreachable_for_ms: u64,
     /// Only writes (POST, PUT, PATCH, DELETE) are subject to the rates.
     pub writes_only: bool,
+    /// Deployments never finish rolling out: a new ReplicaSet's pods never become available.
+    pub rollouts_stall: bool,
 }
 
 impl FaultConfig {
@@ -89,9 +91,10 @@ impl FaultConfig {
                 "unreachable" => config.unreachable = flag()?,
                 "unreachable_for" => config.unreachable_for_ms = millis()?,
                 "writes_only" => config.writes_only = flag()?,
+                "rollouts_stall" => config.rollouts_stall = flag()?,
                 _ => {
                     return Err(format!(
-                        "unknown fault {key:?}; known: seed, latency, errors, throttle, retry_after, conflicts, drops, unreachable, unreachable_for, writes_only"
+                        "unknown fault {key:?}; known: seed, latency, errors, throttle, retry_after, conflicts, drops, unreachable, unreachable_for, writes_only, rollouts_stall"
                     ));
                 }
             }

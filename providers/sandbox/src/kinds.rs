@@ -15,6 +15,7 @@ pub enum Builtin {
     Service,
     ServiceAccount,
     Deployment,
+    ReplicaSet,
     Crd,
     Lease,
     Node,
@@ -203,6 +204,24 @@ pub fn builtins() -> Vec<ResourceType> {
             .with_list("status.conditions", conditions()),
     );
 
+    let mut replica_set = builtin(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        true,
+        Builtin::ReplicaSet,
+    );
+    replica_set.short_names = vec!["rs".into()];
+    replica_set.categories = vec!["all".into()];
+    replica_set.status_subresource = true;
+    replica_set.has_generation = true;
+    let replica_set = with_schema(
+        replica_set,
+        pod_template(meta_schema(), "spec.template.spec")
+            .with_list("status.conditions", conditions()),
+    );
+
     let mut service = short(
         builtin("", "v1", "Service", "services", true, Builtin::Service),
         &["svc"],
@@ -311,6 +330,7 @@ pub fn builtins() -> Vec<ResourceType> {
             meta_schema(),
         ),
         deployment,
+        replica_set,
         crd,
         with_schema(
             builtin(

@@ -39,6 +39,12 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
             col("Available", "integer", ".status.availableReplicas"),
             age(),
         ]),
+        Some(Builtin::ReplicaSet) => cols.extend([
+            col("Desired", "integer", ".spec.replicas"),
+            col("Current", "integer", ".status.replicas"),
+            col("Ready", "integer", ".status.readyReplicas"),
+            age(),
+        ]),
         Some(Builtin::Crd) => cols.push(col("Created At", "date", ".metadata.creationTimestamp")),
         Some(Builtin::Node) => cols.extend([
             col("Status", "string", "#node-status"),

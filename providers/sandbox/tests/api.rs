@@ -75,6 +75,7 @@ async fn discovery_lists_builtin_kinds_and_crds() {
             "Lease",
             "Namespace",
             "Node",
+            "ReplicaSet",
             "Role",
             "RoleBinding",
             "Secret",

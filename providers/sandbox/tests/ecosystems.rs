@@ -1093,3 +1093,84 @@ async fn the_examples_apply_as_their_readme_says() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn deployments_roll_out_through_replica_sets() {
+    let sb = sandbox_with(&["apps"], "").await;
+    let c = client(&sb, "apps").await;
+    let deployments = ns_api(&c, "apps/v1", "Deployment", "deployments");
+    let sets = ns_api(&c, "apps/v1", "ReplicaSet", "replicasets");
+    let body = |image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}})
+    };
+    let rolled = |generation: i64| {
+        move |o: Option<&Value>| {
+            o.is_some_and(|o| {
+                let s = &o["status"];
+                s["observedGeneration"] == generation
+                    && s["updatedReplicas"] == 3
+                    && s["availableReplicas"] == 3
+                    && s["replicas"] == 3
+                    && condition(Some(o), "Available").as_deref() == Some("True")
+            })
+        }
+    };
+    put(&deployments, body("nginx:1.27")).await;
+    let d = wait_for(&deployments, "web", "the first rollout", rolled(1))
+        .await
+        .unwrap();
+    assert_eq!(condition(Some(&d), "Progressing").as_deref(), Some("True"));
+    let first: Vec<Value> = sets
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| serde_json::to_value(o).unwrap())
+        .collect();
+    assert_eq!(first.len(), 1);
+    let first_name = first[0]["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(first_name.starts_with("web-"), "{first_name}");
+    assert_eq!(
+        first[0]["metadata"]["labels"]["pod-template-hash"],
+        first_name["web-".len()..]
+    );
+
+    // A new pod template: a second ReplicaSet (revision 2), the first scaled to zero.
+    put(&deployments, body("nginx:1.28")).await;
+    wait_for(&deployments, "web", "the second rollout", rolled(2)).await;
+    let old = wait_for(&sets, &first_name, "the old ReplicaSet scaled down", |o| {
+        o.is_some_and(|o| o["spec"]["replicas"] == 0)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        old["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    assert_eq!(sets.list(&Default::default()).await.unwrap().items.len(), 2);
+
+    // With rollouts stalled, a third template never becomes available.
+    sb.cluster("apps")
+        .unwrap()
+        .faults
+        .set(flotilla_sandbox::FaultConfig {
+            rollouts_stall: true,
+            ..Default::default()
+        });
+    put(&deployments, body("nginx:1.29")).await;
+    let stuck = wait_for(&deployments, "web", "the stalled rollout", |o| {
+        o.is_some_and(|o| {
+            o["status"]["observedGeneration"] == 3 && o["status"]["updatedReplicas"] == 3
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(stuck["status"]["availableReplicas"], 0, "{stuck}");
+    assert_eq!(
+        condition(Some(&stuck), "Available").as_deref(),
+        Some("False")
+    );
+}

@@ -1,13 +1,15 @@
 //! Simulated controllers: what the ecosystems' controllers do that a client can see. A
 //! short while (the controller delay) after a cluster changes, every controller looks at
 //! the objects of its kinds and moves them one step on: conditions and phases, generated
-//! objects (kubeconfig Secrets, ResourceBindings, PodGroups), copies of propagated objects
+//! objects (kubeconfig Secrets, ResourceBindings, PodGroups, Deployments' ReplicaSets),
+//! copies of propagated objects
 //! in member clusters, and new sandbox clusters for Cluster API Clusters.
 //!
 //! Controllers are registered per ecosystem ([`controllers`]). They are level-triggered and idempotent: a pass that finds nothing to do writes
 //! nothing, and a pass that writes wakes the next one, so multi-step progress (Pending, then
 //! Running) takes one delay per step.
 
+mod apps;
 mod capi;
 mod karmada;
 mod simple;
@@ -83,6 +85,8 @@ fn controllers(eco: Ecosystem) -> &'static [Controller] {
 /// One pass of every ecosystem's controllers over one cluster.
 fn pass(shared: &Shared, cluster: &Arc<Cluster>) {
     let local = Local::new(cluster, MANAGER);
+    // Kubernetes' own: Deployments and their ReplicaSets, in every cluster.
+    apps::reconcile(&local);
     for eco in Ecosystem::ALL {
         for controller in controllers(eco) {
             controller(shared, &local);
