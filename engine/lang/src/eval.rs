@@ -159,9 +159,15 @@ impl<'a> Evaluator<'a> {
                 if let [Element::Interpolation(i)] = elements.as_slice() {
                     return self.eval(&i.expr);
                 }
-                self.template_value(t, false, false)
+                self.template_whole(t)
             }
-            Expression::HeredocTemplate(h) => self.template_value(&h.template, false, false),
+            Expression::HeredocTemplate(h) => match h.undented() {
+                // `<<-`: HCL's indentation rule over the template as written.
+                Some(raw) => {
+                    self.template_value(&crate::template::normalize(raw, true), false, false)
+                }
+                None => self.template_whole(&h.template),
+            },
             Expression::Parenthesis(p) => self.eval(p.inner()),
             Expression::Variable(v) => self.variable(v.as_str(), &[], e),
             Expression::Traversal(t) => match &t.expr {
@@ -176,14 +182,9 @@ impl<'a> Evaluator<'a> {
                 let (cond, sensitive) = self.eval(&c.cond_expr)?.unmark();
                 let out = match cond {
                     Value::Unknown => Value::Unknown,
-                    Value::Bool(true) => self.eval(&c.true_expr)?,
-                    Value::Bool(false) => self.eval(&c.false_expr)?,
+                    Value::Bool(b) => self.conditional(c, b)?,
                     Value::String(s) if s == "true" || s == "false" => {
-                        if s == "true" {
-                            self.eval(&c.true_expr)?
-                        } else {
-                            self.eval(&c.false_expr)?
-                        }
+                        self.conditional(c, s == "true")?
                     }
                     Value::Null => {
                         return Err(self.err(&c.cond_expr, "null condition", "the condition of a conditional expression is null")
@@ -825,9 +826,53 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
+    /// A conditional's result, unified with the other branch's type as Terraform does
+    /// (`true ? 1 : "x"` is `"1"`). The other branch is evaluated for its type only: its
+    /// errors are not this expression's.
+    fn conditional(
+        &mut self,
+        c: &flotilla_syntax::hcl_edit::expr::Conditional,
+        taken: bool,
+    ) -> EvalResult {
+        let (chosen, other) = if taken {
+            (&c.true_expr, &c.false_expr)
+        } else {
+            (&c.false_expr, &c.true_expr)
+        };
+        let value = self.eval(chosen)?;
+        let Ok(other_value) = self.eval(other) else {
+            return Ok(value);
+        };
+        let describe = |v: &Value| v.type_name();
+        let (t, f) = if taken {
+            (describe(&value), describe(&other_value))
+        } else {
+            (describe(&other_value), describe(&value))
+        };
+        match crate::types::unify(vec![value, other_value]) {
+            Ok(mut both) => Ok(both.swap_remove(0)),
+            Err(e) => Err(self
+                .err(
+                    chosen,
+                    "inconsistent conditional result types",
+                    format!("the true and false results must have consistent types: the true value is {t}, the false value is {f} ({e})"),
+                )
+                .with_help("convert one of them, e.g. with tostring() or jsonencode(), or make both the same kind")),
+        }
+    }
+
     /// Evaluates a standalone template (for `templatefile`).
     pub fn eval_template(&mut self, t: &Template) -> EvalResult {
-        self.template_value(t, false, false)
+        self.template_whole(t)
+    }
+
+    /// A whole template, its strip markers applied line by line as HCL does.
+    fn template_whole(&mut self, t: &Template) -> EvalResult {
+        if crate::template::has_strip_markers(t) {
+            self.template_value(&crate::template::normalize(t, false), false, false)
+        } else {
+            self.template_value(t, false, false)
+        }
     }
 }
 

@@ -19,13 +19,14 @@ mod eval;
 pub mod functions;
 mod path;
 mod refs;
+mod template;
 mod types;
 mod value;
 
 pub use eval::{EmptyScope, EvalContext, Evaluator, Scope, values_equal};
 pub use path::{AttrPath, PathStep, diff_paths};
 pub use refs::{Reference, Subject, parse_reference, references};
-pub use types::{ObjectAttr, Type, convert, parse_type};
+pub use types::{ObjectAttr, Type, convert, parse_type, unify};
 pub use value::{Value, number_to_string, render_value};
 
 pub use flotilla_syntax::{Diagnostic, Diagnostics, Span};

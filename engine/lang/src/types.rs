@@ -382,6 +382,169 @@ fn convert_items(items: Vec<Value>, elem: &Type, path: &mut String) -> Result<Ve
     Ok(out)
 }
 
+/// Terraform's type unification: `items` converted to one common type, the way `tolist`,
+/// `toset`, `tomap` and conditional results need them. Primitives unify to string when any
+/// is a string (`1` → `"1"`, `true` → `"true"`), and otherwise must be of one type; lists and
+/// sets unify their elements across all of them; objects and maps unify each attribute across
+/// the ones that have it. Nulls and unknowns fit any type. The error names the two types that
+/// have no common one.
+pub fn unify(items: Vec<Value>) -> Result<Vec<Value>, String> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Kind {
+        Bool,
+        Number,
+        String,
+        Seq,
+        Map,
+    }
+    let kind = |v: &Value| match v {
+        Value::Sensitive(inner) => match **inner {
+            Value::Bool(_) => Some(Kind::Bool),
+            Value::Number(_) => Some(Kind::Number),
+            Value::String(_) => Some(Kind::String),
+            Value::List(_) | Value::Set(_) => Some(Kind::Seq),
+            Value::Map(_) => Some(Kind::Map),
+            _ => None,
+        },
+        Value::Bool(_) => Some(Kind::Bool),
+        Value::Number(_) => Some(Kind::Number),
+        Value::String(_) => Some(Kind::String),
+        Value::List(_) | Value::Set(_) => Some(Kind::Seq),
+        Value::Map(_) => Some(Kind::Map),
+        Value::Null | Value::Unknown => None,
+    };
+    let kinds: Vec<(Kind, &Value)> = items
+        .iter()
+        .filter_map(|v| kind(v).map(|k| (k, v)))
+        .collect();
+    let Some(&(first, first_value)) = kinds.first() else {
+        return Ok(items);
+    };
+    let primitive = |k: Kind| matches!(k, Kind::Bool | Kind::Number | Kind::String);
+    if kinds.iter().all(|(k, _)| *k == first) && primitive(first) {
+        return Ok(items);
+    }
+    if kinds.iter().all(|(k, _)| primitive(*k)) {
+        if let Some((_, other)) = kinds.iter().find(|(k, _)| *k != first)
+            && !kinds.iter().any(|(k, _)| *k == Kind::String)
+        {
+            return Err(format!(
+                "no common type for {} and {}",
+                first_value.type_name(),
+                other.type_name()
+            ));
+        }
+        return Ok(items.into_iter().map(to_string_value).collect());
+    }
+    if let Some((_, other)) = kinds.iter().find(|(k, _)| *k != first) {
+        return Err(format!(
+            "no common type for {} and {}",
+            first_value.type_name(),
+            other.type_name()
+        ));
+    }
+    match first {
+        Kind::Seq => {
+            // Every element of every list, unified together, then put back.
+            let mut lens = Vec::new();
+            let mut all = Vec::new();
+            for v in &items {
+                let inner = match peel(v) {
+                    Value::List(xs) | Value::Set(xs) => xs.clone(),
+                    _ => Vec::new(),
+                };
+                lens.push(inner.len());
+                all.extend(inner);
+            }
+            let mut unified = unify(all)?.into_iter();
+            Ok(items
+                .into_iter()
+                .zip(lens)
+                .map(|(v, n)| {
+                    rebuild(v, |shape| match shape {
+                        Value::List(_) => Value::List(unified.by_ref().take(n).collect()),
+                        Value::Set(_) => Value::set(unified.by_ref().take(n).collect()),
+                        other => other,
+                    })
+                })
+                .collect())
+        }
+        _ => {
+            // Each attribute across the objects that have it.
+            let mut keys: Vec<String> = items
+                .iter()
+                .filter_map(|v| match peel(v) {
+                    Value::Map(m) => Some(m.keys().cloned().collect::<Vec<_>>()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            keys.sort();
+            keys.dedup();
+            let mut maps: Vec<Option<std::collections::BTreeMap<String, Value>>> = items
+                .iter()
+                .map(|v| match peel(v) {
+                    Value::Map(m) => Some(m.clone()),
+                    _ => None,
+                })
+                .collect();
+            for key in keys {
+                let at: Vec<usize> = (0..maps.len())
+                    .filter(|&i| maps[i].as_ref().is_some_and(|m| m.contains_key(&key)))
+                    .collect();
+                let values: Vec<Value> = at
+                    .iter()
+                    .map(|&i| {
+                        maps[i]
+                            .as_ref()
+                            .map(|m| m[&key].clone())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let unified = unify(values).map_err(|e| format!("attribute `{key}`: {e}"))?;
+                for (i, v) in at.into_iter().zip(unified) {
+                    if let Some(m) = maps[i].as_mut() {
+                        m.insert(key.clone(), v);
+                    }
+                }
+            }
+            Ok(items
+                .into_iter()
+                .zip(maps)
+                .map(|(v, m)| match m {
+                    Some(m) => rebuild(v, |_| Value::Map(m)),
+                    None => v,
+                })
+                .collect())
+        }
+    }
+}
+
+/// The value under a sensitive mark.
+fn peel(v: &Value) -> &Value {
+    match v {
+        Value::Sensitive(inner) => inner,
+        other => other,
+    }
+}
+
+/// `v` with its contents replaced by `f` (keeping a sensitive mark).
+fn rebuild(v: Value, f: impl FnOnce(Value) -> Value) -> Value {
+    match v {
+        Value::Sensitive(inner) => f(*inner).sensitive(),
+        other => f(other),
+    }
+}
+
+/// A primitive as a string (`1` → `"1"`, `true` → `"true"`), keeping marks and others.
+fn to_string_value(v: Value) -> Value {
+    rebuild(v, |inner| match inner {
+        Value::Number(n) => Value::String(crate::value::number_to_string(n)),
+        Value::Bool(b) => Value::String(b.to_string()),
+        other => other,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

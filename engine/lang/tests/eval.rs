@@ -403,3 +403,26 @@ fn errors_point_at_the_failing_expression() {
     let d = eval("var.nope").unwrap_err();
     assert_eq!(d.summary, "undeclared");
 }
+
+/// Every case of `testdata/terraform/expressions.json` (an expression and what Terraform
+/// 1.11's `jsonencode` of it is) gives what Terraform gives. Regenerate the table with the
+/// commands in `testdata/terraform/README.md`.
+#[test]
+fn terraform_gives_the_same_results() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/terraform/expressions.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() > 20);
+    for case in cases {
+        let expr = case["expr"].as_str().unwrap();
+        let want = case["terraform"].as_str().unwrap();
+        let src = format!("jsonencode({expr})");
+        let got = match eval(&src) {
+            Ok(v) => v,
+            Err(d) => panic!("{expr}: {d}"),
+        };
+        assert_eq!(got, Value::string(want), "for {expr}");
+    }
+}

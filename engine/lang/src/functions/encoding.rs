@@ -44,9 +44,7 @@ pub fn yamlencode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 
 pub fn yamldecode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     let s = str_arg(&a[0], "the string")?;
-    let j: serde_json::Value =
-        serde_yaml::from_str(&s).map_err(|e| format!("invalid YAML: {e}"))?;
-    Ok(Value::from_json(&j))
+    super::yaml::decode(&s)
 }
 
 pub fn urlencode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {

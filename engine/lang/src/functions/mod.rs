@@ -13,6 +13,7 @@ mod net;
 mod numeric;
 mod string;
 mod time;
+mod yaml;
 
 use std::collections::BTreeMap;
 
@@ -325,16 +326,28 @@ mod types {
         }
     }
 
+    /// The elements of a list or set, unified to one type (Terraform: "cannot convert tuple
+    /// to list of any single type" when there is none).
+    fn unified(items: Vec<Value>, what: &str) -> Result<Vec<Value>, String> {
+        crate::types::unify(items)
+            .map_err(|e| format!("cannot convert to {what} of any single type: {e}"))
+    }
+
     pub fn tolist(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-        list_arg(a.into_iter().next().unwrap_or_default(), "the value").map(Value::List)
+        let items = list_arg(a.into_iter().next().unwrap_or_default(), "the value")?;
+        unified(items, "a list").map(Value::List)
     }
 
     pub fn toset(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-        list_arg(a.into_iter().next().unwrap_or_default(), "the value").map(Value::set)
+        let items = list_arg(a.into_iter().next().unwrap_or_default(), "the value")?;
+        unified(items, "a set").map(Value::set)
     }
 
     pub fn tomap(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-        map_arg(a.into_iter().next().unwrap_or_default(), "the value").map(Value::Map)
+        let m = map_arg(a.into_iter().next().unwrap_or_default(), "the value")?;
+        let (keys, values): (Vec<String>, Vec<Value>) = m.into_iter().unzip();
+        let values = unified(values, "a map")?;
+        Ok(Value::Map(keys.into_iter().zip(values).collect()))
     }
 
     pub fn type_of(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {

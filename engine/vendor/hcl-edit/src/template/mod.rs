@@ -164,6 +164,8 @@ pub struct HeredocTemplate {
     pub template: Template,
 
     indent: Option<usize>,
+    // flotilla patch: the template as written, before `dedent` (see `undented`).
+    undented: Option<Box<Template>>,
     trailing: RawString,
     decor: Decor,
     span: Option<Range<usize>>,
@@ -176,6 +178,7 @@ impl HeredocTemplate {
             delimiter,
             template,
             indent: None,
+            undented: None,
             trailing: RawString::default(),
             decor: Decor::default(),
             span: None,
@@ -207,13 +210,25 @@ impl HeredocTemplate {
     /// This will set the heredoc's indent to the number of leading
     /// spaces that were stripped off of template string literals, if any.
     pub fn dedent(&mut self) {
+        // flotilla patch: keep the template as written, so an evaluator can apply HCL's
+        // indentation rule (which sees strip markers and nested directives) itself.
+        self.undented = Some(Box::new(self.template.clone()));
         let stripped_indent = self.template.dedent();
         self.indent = stripped_indent;
+    }
+
+    /// flotilla patch: for a `<<-` heredoc, the template as written, before its common
+    /// indentation was removed.
+    pub fn undented(&self) -> Option<&Template> {
+        self.undented.as_deref()
     }
 
     pub(crate) fn despan(&mut self, input: &str) {
         self.decor.despan(input);
         self.template.despan(input);
+        if let Some(t) = &mut self.undented {
+            t.despan(input);
+        }
         self.trailing.despan(input);
     }
 }
