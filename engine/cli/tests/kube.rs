@@ -165,7 +165,59 @@ fn drift_conflicts_and_refresh_only() {
         refresh.stdout
     );
 
-    // Putting it back would take a field another manager owns: the plan says who and how.
+    // `ignore_changes` on the field keeps the other manager's value, with no conflict.
+    w.write(
+        "main.hcl",
+        &settings("cn-north", false).replace(
+            "  \n}\n",
+            "  lifecycle {\n    ignore_changes = [data]\n  }\n}\n",
+        ),
+    );
+    let ignored = w.run(&["plan", "-detailed-exitcode"]).expect(0);
+    assert!(ignored.stdout.contains("No changes."), "{}", ignored.stdout);
+
+    // A field flotilla applied before, changed by another manager: drift the plan takes back,
+    // naming who changed it, and the apply forces exactly that.
+    w.write("main.hcl", &settings("cn-north", false));
+    let plan = w.run(&["plan"]).expect(0);
+    for part in [
+        "# kube_config_map.settings will be updated in place",
+        "# (takes back data.region from ops-team, which changed it outside flotilla)",
+        r#""eu-west" -> "cn-north""#,
+    ] {
+        assert!(plan.stdout.contains(part), "{part}\n{}", plan.stdout);
+    }
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    let region = with_cluster(&w, "dev", async |client| {
+        let cm = config_maps(&client, "default")
+            .get("settings")
+            .await
+            .expect("get");
+        serde_json::to_value(cm).unwrap()["data"]["region"].clone()
+    });
+    assert_eq!(region, "cn-north");
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+
+    // A field flotilla never set that another manager owns stays a conflict, with the hint.
+    with_cluster(&w, "dev", async |client| {
+        let patch = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings"}, "data": {"owner": "ops"}});
+        config_maps(&client, "default")
+            .patch(
+                "settings",
+                &PatchParams::apply("ops-team").force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .expect("patch");
+    });
+    w.write(
+        "main.hcl",
+        &settings("cn-north", false).replace(
+            "region = \"cn-north\"",
+            "region = \"cn-north\"\n    owner  = \"platform\"",
+        ),
+    );
     let conflict = w.run(&["plan"]).expect(1);
     assert!(conflict.stderr.contains("ops-team"), "{}", conflict.stderr);
     assert!(
@@ -174,14 +226,14 @@ fn drift_conflicts_and_refresh_only() {
         conflict.stderr
     );
 
-    // Accepting the drift into state makes the plan clean if the config agrees.
-    w.run(&["apply", "-refresh-only", "-auto-approve"])
-        .expect(0);
-    w.write("main.hcl", &settings("eu-west", false));
-    w.run(&["plan", "-detailed-exitcode"]).expect(0);
-
-    // Taking the field back, deliberately.
-    w.write("main.hcl", &settings("cn-north", true));
+    // Taking such a field over, deliberately.
+    w.write(
+        "main.hcl",
+        &settings("cn-north", true).replace(
+            "region = \"cn-north\"",
+            "region = \"cn-north\"\n    owner  = \"platform\"",
+        ),
+    );
     let forced = w.run(&["apply", "-auto-approve"]).expect(0);
     assert!(forced.stdout.contains("1 changed"), "{}", forced.stdout);
     w.run(&["plan", "-detailed-exitcode"]).expect(0);

@@ -701,6 +701,84 @@ fn conflict_error(target: &Target, loc: &Location, status: &kube::core::Status) 
     ))
 }
 
+/// Fields another manager took over from flotilla: when every field of a conflict is one
+/// flotilla applied before (in `prior`, what state records), the fields and the managers
+/// that changed them; `None` when any is a field flotilla never set.
+fn taken_from_flotilla(
+    kind: &Kind,
+    prior: Option<&Value>,
+    status: &kube::core::Status,
+) -> Option<(Vec<String>, Vec<String>)> {
+    let before = object::build(kind, prior?).ok()?;
+    let causes = status.details.as_ref()?.causes.clone();
+    if causes.is_empty() {
+        return None;
+    }
+    let mut fields = Vec::new();
+    let mut managers = Vec::new();
+    for cause in causes {
+        if !field_in(&before, &cause.field) {
+            return None;
+        }
+        fields.push(cause.field.trim_start_matches('.').to_string());
+        if let Some(m) = cause.message.split('"').nth(1)
+            && !managers.iter().any(|x| x == m)
+        {
+            managers.push(m.to_string());
+        }
+    }
+    Some((fields, managers))
+}
+
+/// Whether a managed-fields path (`.data.region`, `.spec.containers[name="web"].image`) is in
+/// `obj`.
+fn field_in(obj: &Json, path: &str) -> bool {
+    let mut at = obj;
+    let mut rest = path.trim_start_matches('.');
+    while !rest.is_empty() {
+        if let Some(sel) = rest.strip_prefix('[') {
+            let Some((inside, after)) = sel.split_once(']') else {
+                return false;
+            };
+            let Some(items) = at.as_array() else {
+                return false;
+            };
+            let found = match inside.split_once('=') {
+                Some((k, v)) => {
+                    let v = v.trim_matches('"');
+                    items.iter().find(|i| match &i[k] {
+                        Json::String(s) => s == v,
+                        other => other.to_string() == v,
+                    })
+                }
+                None => inside.parse::<usize>().ok().and_then(|n| items.get(n)),
+            };
+            let Some(next) = found else { return false };
+            at = next;
+            rest = after.trim_start_matches('.');
+            continue;
+        }
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let (key, after) = rest.split_at(end);
+        match at.get(key) {
+            Some(next) => at = next,
+            None => return false,
+        }
+        rest = after.trim_start_matches('.');
+    }
+    true
+}
+
+/// The plan's note for fields taken back from other managers.
+fn takeback_note(fields: &[String], managers: &[String]) -> String {
+    format!(
+        "takes back {} from {}, which changed {} outside flotilla",
+        fields.join(", "),
+        managers.join(" and "),
+        if fields.len() == 1 { "it" } else { "them" }
+    )
+}
+
 impl KubeProvider {
     /// The computed attributes of a planned value.
     /// Fills the computed attributes of a planned value. `same` is the refreshed prior value
@@ -851,7 +929,8 @@ impl KubeProvider {
         }
         let desired = object::build(kind, req.proposed)?;
         let force = flag(req.proposed, "force_conflicts", false);
-        match ops::apply(
+        let mut notes = Vec::new();
+        let mut answer = ops::apply(
             target,
             &loc.resource,
             loc.namespace.as_deref(),
@@ -860,8 +939,26 @@ impl KubeProvider {
             true,
             force,
         )
-        .await
+        .await;
+        // Drift made by another manager on fields flotilla applied: planned as an update that
+        // takes them back (forced, those fields only), not a conflict.
+        if let Err(kube::Error::Api(status)) = &answer
+            && status.code == 409
+            && let Some((fields, managers)) = taken_from_flotilla(kind, prior, status)
         {
+            notes.push(takeback_note(&fields, &managers));
+            answer = ops::apply(
+                target,
+                &loc.resource,
+                loc.namespace.as_deref(),
+                &loc.name,
+                &desired,
+                true,
+                true,
+            )
+            .await;
+        }
+        match answer {
             Ok(merged) => {
                 if let (Some(prior), Some(live)) = (prior, &live)
                     && reasons.is_empty()
@@ -922,7 +1019,7 @@ impl KubeProvider {
         Ok(PlanResponse {
             planned: Value::Map(planned),
             requires_replace: reasons,
-            notes: Vec::new(),
+            notes,
         })
     }
 
@@ -1080,7 +1177,7 @@ impl KubeProvider {
         if let (Some(c), Some(kubeconfig)) = (kind.credentials, join::kubeconfig(kind, planned)) {
             self.hand_over(c, &loc.name, &kubeconfig).await?;
         }
-        let applied = match ops::apply(
+        let mut answer = ops::apply(
             target,
             &loc.resource,
             loc.namespace.as_deref(),
@@ -1089,8 +1186,25 @@ impl KubeProvider {
             false,
             force,
         )
-        .await
+        .await;
+        // Fields flotilla applied before that another manager changed: taken back, as the
+        // plan said.
+        if let Err(kube::Error::Api(status)) = &answer
+            && status.code == 409
+            && taken_from_flotilla(kind, req.prior, status).is_some()
         {
+            answer = ops::apply(
+                target,
+                &loc.resource,
+                loc.namespace.as_deref(),
+                &loc.name,
+                &desired,
+                false,
+                true,
+            )
+            .await;
+        }
+        let applied = match answer {
             Ok(o) => o,
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 return Err(conflict_error(target, &loc, &status));
