@@ -748,7 +748,7 @@ fn field_in(obj: &Json, path: &str) -> bool {
                     let v = v.trim_matches('"');
                     items.iter().find(|i| match &i[k] {
                         Json::String(s) => s == v,
-                        other => other.to_string() == v,
+                        other => *other == *v,
                     })
                 }
                 None => inside.parse::<usize>().ok().and_then(|n| items.get(n)),
