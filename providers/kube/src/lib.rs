@@ -748,6 +748,7 @@ fn field_in(obj: &Json, path: &str) -> bool {
                     let v = v.trim_matches('"');
                     items.iter().find(|i| match &i[k] {
                         Json::String(s) => s == v,
+                        Json::Number(n) => n.to_string() == v,
                         other => *other == *v,
                     })
                 }
@@ -1764,5 +1765,21 @@ mod tests {
         let r = static_replacements(kind, &v("Opaque"), &v("kubernetes.io/tls"));
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].path, AttrPath::attr("type"));
+    }
+}
+
+#[cfg(test)]
+mod takeback_tests {
+    use super::*;
+
+    #[test]
+    fn managed_field_paths_are_found_in_objects() {
+        let obj = serde_json::json!({"data": {"region": "x"},
+            "spec": {"containers": [{"name": "web", "image": "a"}], "ports": [{"port": 80, "protocol": "TCP"}]}});
+        assert!(field_in(&obj, ".data.region"));
+        assert!(field_in(&obj, ".spec.containers[name=\"web\"].image"));
+        assert!(field_in(&obj, ".spec.ports[port=80]"));
+        assert!(!field_in(&obj, ".data.owner"));
+        assert!(!field_in(&obj, ".spec.containers[name=\"db\"].image"));
     }
 }
