@@ -19,7 +19,7 @@ use flotilla_plan::{
     state_value,
 };
 use flotilla_provider::{ApplyRequest, PlanRequest, Provider, ProviderRegistry, ReadDataRequest};
-use flotilla_state::{JournalEntry, LocalBackend, OutputState, ResourceInstanceState, State};
+use flotilla_state::{JournalEntry, OutputState, ResourceInstanceState, State, StateStore};
 use flotilla_syntax::{Diagnostic, Diagnostics};
 
 use crate::journal::JournalSink;
@@ -73,7 +73,7 @@ pub struct ApplyInput {
     /// `path.*` values.
     pub paths: Paths,
     /// Where state lives.
-    pub backend: LocalBackend,
+    pub backend: Arc<dyn StateStore>,
     /// How many operations may run at once.
     pub parallelism: usize,
     /// Set on Ctrl-C.

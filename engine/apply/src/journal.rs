@@ -7,7 +7,7 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use flotilla_state::{Journal, JournalEntry, StateError};
+use flotilla_state::{JournalEntry, JournalWriter, StateError};
 
 /// What the writer receives.
 enum Message {
@@ -23,7 +23,7 @@ pub struct JournalSink {
 
 impl JournalSink {
     /// Starts the writer.
-    pub fn start(mut journal: Journal) -> JournalSink {
+    pub fn start(mut journal: Box<dyn JournalWriter>) -> JournalSink {
         let (tx, rx) = mpsc::channel::<Message>();
         let handle = std::thread::spawn(move || {
             while let Ok(first) = rx.recv() {

@@ -98,7 +98,7 @@ pub(crate) fn init(ui: &Ui) -> u8 {
     }
     ui.out(&format!(
         "- state: {}\n\n{}\n",
-        ws.backend.path().display(),
+        ws.backend.describe(),
         ui.green("flotilla has been successfully initialized!")
     ));
     ui.out("\nRun `flotilla plan` to see what flotilla would change.\n");
@@ -388,8 +388,8 @@ async fn plan_apply(
         Ok::<_, flotilla_state::StateError>((lock, backend.load()))
     }));
     let mut sources = ws.sources.clone();
-    let (_lock, loaded) = match locked {
-        Ok(l) => l,
+    let (lock, loaded) = match locked {
+        Ok((l, loaded)) => (Arc::<dyn flotilla_state::StoreLock>::from(l), loaded),
         Err(e) => {
             return error(ui, e.to_diagnostic("cannot lock state"));
         }
@@ -471,7 +471,8 @@ async fn plan_apply(
         return 1;
     }
     ui.out("\n");
-    let report = flotilla_apply::apply(apply_input(&ws, registry, plan, args.parallelism)).await;
+    let report =
+        flotilla_apply::apply(apply_input(&ws, registry, plan, args.parallelism, &lock)).await;
     ui.diags(&report.diags.0, &sources);
     if report.diags.has_errors() {
         ui.err(&format!("\nApply failed. Resources: {} added, {} changed, {} destroyed; the state records exactly what exists.", report.added, report.changed, report.destroyed));
@@ -514,7 +515,10 @@ fn apply_input(
     registry: ProviderRegistry,
     plan: Plan,
     parallelism: usize,
+    lock: &Arc<dyn flotilla_state::StoreLock>,
 ) -> ApplyInput {
+    let stop = ctrl_c_stop();
+    watch_lock(Arc::clone(lock), Arc::clone(&stop));
     ApplyInput {
         plan,
         config: Arc::clone(&ws.config),
@@ -523,9 +527,29 @@ fn apply_input(
         paths: paths(),
         backend: ws.backend.clone(),
         parallelism: parallelism.max(1),
-        stop: ctrl_c_stop(),
+        stop,
         progress: Arc::new(PrintProgress),
     }
+}
+
+/// Stops an apply the way Ctrl-C does when the state lock is lost (a lease that expired):
+/// nothing new starts, what is in progress finishes and is recorded.
+fn watch_lock(lock: Arc<dyn flotilla_state::StoreLock>, stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            if lock.lost() {
+                stop.store(true, Ordering::SeqCst);
+                eprintln!(
+                    "\nThe state lock was lost: no new operations will start; waiting for those in progress to finish and recording them..."
+                );
+                return;
+            }
+        }
+    });
 }
 
 /// `flotilla import ADDR ID`: plans the import alone (targeting the address) and records the
@@ -566,8 +590,8 @@ async fn import(ui: &Ui, host: &Arc<ProviderHost>, args: ImportArgs) -> u8 {
                 .with_help("write durations like 0s, 30s, 5m"),
         );
     };
-    let _lock = match ws.backend.lock("import", timeout) {
-        Ok(l) => l,
+    let lock: Arc<dyn flotilla_state::StoreLock> = match ws.backend.lock("import", timeout) {
+        Ok(l) => Arc::from(l),
         Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
     };
     let state = tri!(workspace::load_state(&ws, ui, true));
@@ -609,7 +633,7 @@ async fn import(ui: &Ui, host: &Arc<ProviderHost>, args: ImportArgs) -> u8 {
         return error(ui, Diagnostic::error("nothing imported").with_detail(format!("`{addr}` was not planned; check that the address names an instance of a resource block")));
     }
     ui.out(&format!("{addr}: Importing from ID {:?}...\n", args.id));
-    let report = flotilla_apply::apply(apply_input(&ws, registry, plan, 10)).await;
+    let report = flotilla_apply::apply(apply_input(&ws, registry, plan, 10, &lock)).await;
     ui.diags(&report.diags.0, &sources);
     if report.diags.has_errors() {
         return 1;
@@ -665,12 +689,16 @@ fn read_saved_plan(ui: &Ui, ws: &Workspace, state: &State, file: &PathBuf) -> Re
                 .with_help("make a new plan with `flotilla plan -out FILE` and review it"),
         ));
     }
-    // A state never written (serial 0) has no lineage yet; any other difference means the
-    // plan was made against something else.
-    if plan.state_serial != state.serial
-        || (state.serial > 0 && plan.prior_state.lineage != state.lineage)
-    {
-        return Err(error(ui, Diagnostic::error("saved plan is stale").with_detail(format!("the state changed since {} was made (plan made at serial {}, state is now at serial {})", file.display(), plan.state_serial, state.serial)).with_help("make a new plan with `flotilla plan -out FILE` and review it")));
+    if let Some(why) = flotilla_plan::state_edit::stale_reason(&plan, state) {
+        return Err(error(
+            ui,
+            Diagnostic::error("saved plan is stale")
+                .with_detail(format!(
+                    "the state changed since {} was made ({why})",
+                    file.display()
+                ))
+                .with_help("make a new plan with `flotilla plan -out FILE` and review it"),
+        ));
     }
     Ok(plan)
 }
@@ -961,12 +989,7 @@ fn state(ui: &Ui, cmd: StateCommand) -> u8 {
         StateCommand::Rm { addresses } => {
             let filters = tri!(parse_addrs::<TargetAddr>(ui, "state rm", &addresses));
             edit_state(ui, &ws, |state| {
-                let doomed: Vec<ResourceInstanceAddr> = state
-                    .resources
-                    .keys()
-                    .filter(|a| filters.iter().any(|f| f.contains(a)))
-                    .cloned()
-                    .collect();
+                let doomed = flotilla_plan::state_edit::remove(state, &filters);
                 if doomed.is_empty() {
                     return Err(Diagnostic::error("nothing to remove")
                         .with_detail(format!(
@@ -974,9 +997,6 @@ fn state(ui: &Ui, cmd: StateCommand) -> u8 {
                             addresses.join(", ")
                         ))
                         .with_help("list what state holds with `flotilla state list`"));
-                }
-                for a in &doomed {
-                    state.resources.remove(a);
                 }
                 Ok(format!(
                     "{}Successfully removed {} resource instance(s). The real objects were not destroyed.\n",
@@ -1002,30 +1022,21 @@ fn state(ui: &Ui, cmd: StateCommand) -> u8 {
             ))
             .remove(0);
             edit_state(ui, &ws, |state| {
-                let moves: Vec<(ResourceInstanceAddr, ResourceInstanceAddr)> = state
-                    .resources
-                    .keys()
-                    .filter_map(|a| flotilla_plan::moved_address(&f, &t, a).map(|n| (a.clone(), n)))
-                    .collect();
-                if moves.is_empty() {
-                    return Err(Diagnostic::error("nothing to move").with_detail(format!("no instance in state matches `{from}`")).with_help("source and destination must be the same kind of address (module, resource or instance); list what state holds with `flotilla state list`"));
-                }
-                if let Some((_, clash)) =
-                    moves.iter().find(|(_, n)| state.resources.contains_key(n))
-                {
-                    return Err(Diagnostic::error("destination already exists")
+                use flotilla_plan::state_edit::MoveError;
+                match flotilla_plan::state_edit::move_instances(state, &f, &t) {
+                    Err(MoveError::Nothing) => Err(Diagnostic::error("nothing to move").with_detail(format!("no instance in state matches `{from}`")).with_help("source and destination must be the same kind of address (module, resource or instance); list what state holds with `flotilla state list`")),
+                    Err(MoveError::Exists(clash)) => Err(Diagnostic::error("destination already exists")
                         .with_detail(format!("`{clash}` is already in state"))
-                        .with_help("remove or move the existing instance first"));
-                }
-                let mut text = String::new();
-                for (a, n) in &moves {
-                    if let Some(r) = state.resources.remove(a) {
-                        state.resources.insert(n.clone(), r);
-                        text.push_str(&format!("Move \"{a}\" to \"{n}\"\n"));
+                        .with_help("remove or move the existing instance first")),
+                    Ok(moves) => {
+                        let mut text = String::new();
+                        for (a, n) in &moves {
+                            text.push_str(&format!("Move \"{a}\" to \"{n}\"\n"));
+                        }
+                        text.push_str(&format!("Successfully moved {} object(s).\n", moves.len()));
+                        Ok(text)
                     }
                 }
-                text.push_str(&format!("Successfully moved {} object(s).\n", moves.len()));
-                Ok(text)
             })
         }
     }

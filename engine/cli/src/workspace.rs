@@ -6,7 +6,7 @@ use std::sync::Arc;
 use flotilla_config::Module;
 use flotilla_graph::Graph;
 use flotilla_provider::{ProviderHost, ProviderRegistry};
-use flotilla_state::{LocalBackend, State};
+use flotilla_state::{LocalBackend, State, StateStore};
 use flotilla_syntax::{Diagnostic, Diagnostics, SourceMap};
 
 use crate::output::Ui;
@@ -25,7 +25,7 @@ pub struct Workspace {
     /// Its dependency graph.
     pub graph: Arc<Graph>,
     /// Where state lives.
-    pub backend: LocalBackend,
+    pub backend: Arc<dyn StateStore>,
     /// blake3 over the configuration files.
     pub config_hash: String,
 }
@@ -81,14 +81,14 @@ pub fn load(ui: &Ui) -> Result<Workspace, u8> {
 /// when the configuration has errors.
 pub fn load_alongside<T: Send>(
     ui: &Ui,
-    alongside: impl FnOnce(&LocalBackend) -> T + Send,
+    alongside: impl FnOnce(&dyn StateStore) -> T + Send,
 ) -> Result<(Workspace, T), u8> {
     load_with(ui, alongside, true)
 }
 
 fn load_with<T: Send>(
     ui: &Ui,
-    alongside: impl FnOnce(&LocalBackend) -> T + Send,
+    alongside: impl FnOnce(&dyn StateStore) -> T + Send,
     on_a_thread: bool,
 ) -> Result<(Workspace, T), u8> {
     let dir = PathBuf::from(".");
@@ -105,7 +105,7 @@ fn load_with<T: Send>(
         Ok(b) => b,
         Err(d) => {
             diags.push(d);
-            LocalBackend::new(dir.join(DEFAULT_STATE))
+            Arc::new(LocalBackend::new(dir.join(DEFAULT_STATE)))
         }
     };
     let usable = !diags.has_errors();
@@ -116,7 +116,7 @@ fn load_with<T: Send>(
     };
     let ((graph, graph_diags), beside) = if on_a_thread && usable {
         std::thread::scope(|scope| {
-            let beside = scope.spawn(|| alongside(&backend));
+            let beside = scope.spawn(|| alongside(&*backend));
             let built = build_graph();
             match beside.join() {
                 Ok(v) => (built, Some(v)),
@@ -124,7 +124,7 @@ fn load_with<T: Send>(
             }
         })
     } else {
-        (build_graph(), usable.then(|| alongside(&backend)))
+        (build_graph(), usable.then(|| alongside(&*backend)))
     };
     diags.extend(graph_diags);
     let Some(beside) = beside.filter(|_| !diags.has_errors()) else {
@@ -173,9 +173,9 @@ fn config_hash(sources: &SourceMap) -> String {
     h.finalize().to_hex().to_string()
 }
 
-fn backend_for(module: &Module, dir: &Path) -> Result<LocalBackend, Diagnostic> {
+fn backend_for(module: &Module, dir: &Path) -> Result<Arc<dyn StateStore>, Diagnostic> {
     let Some(b) = &module.settings.backend else {
-        return Ok(LocalBackend::new(dir.join(DEFAULT_STATE)));
+        return Ok(Arc::new(LocalBackend::new(dir.join(DEFAULT_STATE))));
     };
     if b.kind != "local" {
         return Err(Diagnostic::error("unsupported backend")
@@ -198,9 +198,9 @@ fn backend_for(module: &Module, dir: &Path) -> Result<LocalBackend, Diagnostic> 
         }
     }
     match b.body.attr("path") {
-        None => Ok(LocalBackend::new(dir.join(DEFAULT_STATE))),
+        None => Ok(Arc::new(LocalBackend::new(dir.join(DEFAULT_STATE)))),
         Some(a) => match flotilla_config::literal_str(&a.expr.expr) {
-            Some(p) => Ok(LocalBackend::new(dir.join(p))),
+            Some(p) => Ok(Arc::new(LocalBackend::new(dir.join(p)))),
             None => Err(Diagnostic::error("expected a literal string")
                 .with_span(a.expr.span())
                 .with_detail("the backend `path` must be known before anything is evaluated")
@@ -258,7 +258,7 @@ pub fn finish_state_load(
             if replayed > 0 {
                 ui.err(&format!(
                     "Warning: recovered {replayed} change(s) recorded by an interrupted apply into {}",
-                    ws.backend.path().display()
+                    ws.backend.describe()
                 ));
                 if holding_lock && let Err(e) = ws.backend.persist(&mut state) {
                     ui.diags(&[e.to_diagnostic("cannot save state")], &SourceMap::new());

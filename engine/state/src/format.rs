@@ -71,6 +71,22 @@ pub fn encode(state: &State) -> Vec<u8> {
     out
 }
 
+/// The lineage and serial of an encoded state from its first bytes (they come before the
+/// resources), without decoding the rest: what a compare-and-swap needs.
+pub fn peek_version(head: &[u8]) -> Option<(String, u64)> {
+    let text = String::from_utf8_lossy(head);
+    let field = |name: &str| {
+        let key = format!("\"{name}\":");
+        let at = text.find(&key)? + key.len();
+        let rest = text[at..].trim_start();
+        let end = rest.find([',', '\n', '}'])?;
+        Some(rest[..end].trim().to_string())
+    };
+    let serial = field("serial")?.parse().ok()?;
+    let lineage = field("lineage")?.trim_matches('"').to_string();
+    Some((lineage, serial))
+}
+
 /// State for embedding in a document with its own checksum (a plan file), serialized where
 /// it is written, without a JSON tree in between; [`from_json`] reads it back.
 pub fn embedded(state: &State) -> impl serde::Serialize + '_ {

@@ -5,6 +5,8 @@
 //! - [`format`] is the versioned on-disk JSON document with a blake3 checksum; a corrupt or
 //!   truncated file, or one from a newer format version, is refused with a clear error and
 //!   never overwritten.
+//! - [`StateStore`] is the seam the CLI, plan and apply use: lock, read, compare-and-swap
+//!   persist, and the journal writer.
 //! - [`LocalBackend`] stores state in a file next to the configuration, with an OS file lock
 //!   (a second run waits, then fails naming the holder), atomic snapshots (temp file, fsync,
 //!   rename, previous copy kept as `.backup`) and an append-only journal during apply so a
@@ -15,9 +17,11 @@
 pub mod format;
 mod local;
 mod model;
+mod store;
 
 pub use local::{Journal, LocalBackend, LockGuard, LockInfo};
 pub use model::{JournalEntry, OutputState, ResourceInstanceState, State};
+pub use store::{JournalWriter, StateStore, StoreLock};
 
 /// Everything that can go wrong reading, writing or locking state.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +63,16 @@ pub enum StateError {
         /// Who holds it: pid, host, operation and since when.
         holder: String,
     },
+    /// The stored state changed since it was read here: another writer got there first.
+    #[error("{store} changed since it was read: expected {expected}, found {found}")]
+    Conflict {
+        /// The store.
+        store: String,
+        /// The lineage and serial this run read.
+        expected: String,
+        /// What is stored now.
+        found: String,
+    },
 }
 
 impl StateError {
@@ -79,6 +93,9 @@ impl StateError {
             StateError::TooNew { .. } => "upgrade flotilla to the version that wrote this state",
             StateError::Locked { .. } => {
                 "wait for the other run to finish, or pass -lock-timeout=DURATION to wait longer; if the holder is gone, the lock is released automatically"
+            }
+            StateError::Conflict { .. } => {
+                "another run wrote the state meanwhile; nothing was overwritten: run the command again"
             }
         }
     }

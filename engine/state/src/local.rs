@@ -76,6 +76,22 @@ impl LocalBackend {
         LocalBackend { path: path.into() }
     }
 
+    /// The lineage and serial of the snapshot on disk, from its first bytes.
+    fn stored_version(&self) -> Result<Option<(String, u64)>, StateError> {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(1024);
+        match File::open(&self.path) {
+            Ok(f) => {
+                f.take(1024)
+                    .read_to_end(&mut head)
+                    .map_err(io("cannot read", &self.path))?;
+                Ok(format::peek_version(&head))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("cannot read", &self.path)(e)),
+        }
+    }
+
     /// The state file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -184,6 +200,17 @@ impl LocalBackend {
     /// Writes a new snapshot atomically: serial + 1, temp file, fsync, rename; the previous
     /// snapshot is kept as `.backup`. Removes any journal, whose entries the snapshot holds.
     pub fn persist(&self, state: &mut State) -> Result<(), StateError> {
+        // Compare-and-swap: the file must still hold the snapshot this state was read from
+        // (same lineage, same serial), whoever else has written it meanwhile.
+        if let Some((lineage, serial)) = self.stored_version()?
+            && (lineage != state.lineage || serial != state.serial)
+        {
+            return Err(StateError::Conflict {
+                store: self.path.display().to_string(),
+                expected: format!("lineage {} serial {}", state.lineage, state.serial),
+                found: format!("lineage {lineage} serial {serial}"),
+            });
+        }
         state.serial += 1;
         let bytes = format::encode(state);
         let tmp = self.sibling(".tmp");
@@ -222,6 +249,41 @@ impl LocalBackend {
             .open(&path)
             .map_err(io("cannot open", &path))?;
         Ok(Journal { file, path })
+    }
+}
+
+impl crate::StoreLock for LockGuard {}
+
+impl crate::JournalWriter for Journal {
+    fn append(&mut self, entries: &[JournalEntry]) -> Result<(), StateError> {
+        Journal::append(self, entries)
+    }
+}
+
+impl crate::StateStore for LocalBackend {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn lock(
+        &self,
+        operation: &str,
+        timeout: Duration,
+    ) -> Result<Box<dyn crate::StoreLock>, StateError> {
+        LocalBackend::lock(self, operation, timeout)
+            .map(|g| Box::new(g) as Box<dyn crate::StoreLock>)
+    }
+
+    fn load(&self) -> Result<(Option<State>, usize), StateError> {
+        LocalBackend::load(self)
+    }
+
+    fn persist(&self, state: &mut State) -> Result<(), StateError> {
+        LocalBackend::persist(self, state)
+    }
+
+    fn journal(&self) -> Result<Box<dyn crate::JournalWriter>, StateError> {
+        LocalBackend::journal(self).map(|j| Box::new(j) as Box<dyn crate::JournalWriter>)
     }
 }
 
@@ -315,6 +377,26 @@ mod tests {
         assert_eq!(replayed, 2);
         assert_eq!(loaded.resources.len(), 2);
         assert_eq!(loaded.lineage, s.lineage);
+    }
+
+    #[test]
+    fn persist_refuses_a_state_that_is_not_the_one_last_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("s.json"));
+        let mut s = State::new();
+        b.persist(&mut s).unwrap();
+        // Another writer of the same file moves it on.
+        let other = LocalBackend::new(dir.path().join("s.json"));
+        let mut theirs = other.load().unwrap().0.unwrap();
+        other.persist(&mut theirs).unwrap();
+        // The copy read before is stale now: refused, and nothing is written.
+        let err = b.persist(&mut s).unwrap_err();
+        assert!(matches!(err, StateError::Conflict { .. }), "{err}");
+        assert_eq!(other.load().unwrap().0.unwrap().serial, 2);
+        // Reading again makes writing possible again.
+        let mut fresh = b.load().unwrap().0.unwrap();
+        b.persist(&mut fresh).unwrap();
+        assert_eq!(fresh.serial, 3);
     }
 
     #[test]
