@@ -132,15 +132,11 @@ fn settings(region: &str, force: bool) -> String {
         .replace("FORCE", if force { "force_conflicts = true" } else { "" })
 }
 
-#[test]
-fn drift_conflicts_and_refresh_only() {
-    let w = Work::new(&[("main.hcl", &settings("cn-north", false))]);
-    w.run(&["apply", "-auto-approve"]).expect(0);
-
-    // Someone else takes `region` over with their own field manager.
-    with_cluster(&w, "dev", async |client| {
+/// Server-side applies `data` to ConfigMap `settings` as the field manager `ops-team`.
+fn patch_as_ops_team(w: &Work, data: serde_json::Value) {
+    with_cluster(w, "dev", async |client| {
         let patch = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "settings"}, "data": {"region": "eu-west"}});
+            "metadata": {"name": "settings"}, "data": data});
         config_maps(&client, "default")
             .patch(
                 "settings",
@@ -150,6 +146,15 @@ fn drift_conflicts_and_refresh_only() {
             .await
             .expect("patch");
     });
+}
+
+#[test]
+fn drift_conflicts_and_refresh_only() {
+    let w = Work::new(&[("main.hcl", &settings("cn-north", false))]);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+
+    // Someone else takes `region` over with their own field manager.
+    patch_as_ops_team(&w, serde_json::json!({"region": "eu-west"}));
 
     let refresh = w.run(&["plan", "-refresh-only"]).expect(0);
     assert!(
@@ -199,18 +204,7 @@ fn drift_conflicts_and_refresh_only() {
     w.run(&["plan", "-detailed-exitcode"]).expect(0);
 
     // A field flotilla never set that another manager owns stays a conflict, with the hint.
-    with_cluster(&w, "dev", async |client| {
-        let patch = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "settings"}, "data": {"owner": "ops"}});
-        config_maps(&client, "default")
-            .patch(
-                "settings",
-                &PatchParams::apply("ops-team").force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .expect("patch");
-    });
+    patch_as_ops_team(&w, serde_json::json!({"owner": "ops"}));
     w.write(
         "main.hcl",
         &settings("cn-north", false).replace(
