@@ -63,7 +63,9 @@ pub async fn install(
             upgrade,
             new: RefCell::new(std::mem::take(&mut new)),
             pending: RefCell::new(Vec::new()),
-            workdir,
+            // One per round: a package is hashed once within a round, and again after the
+            // fetches between rounds may have replaced it.
+            installed: Installed::new(workdir, LockFile::default()),
         };
         let mut round_sources = SourceMap::new();
         let (_, diags) = flotilla_config::load(&tree, workdir, &mut round_sources, &resolver);
@@ -177,7 +179,7 @@ struct Collecting<'a> {
     upgrade: bool,
     new: RefCell<LockFile>,
     pending: RefCell<Vec<(String, ModuleCall)>>,
-    workdir: &'a Path,
+    installed: Installed,
 }
 
 impl ModuleResolver for Collecting<'_> {
@@ -186,15 +188,14 @@ impl ModuleResolver for Collecting<'_> {
             return Resolution::Found(crate::standard::package(kind));
         }
         let key = path.to_string();
-        let installed = |lock: LockFile| Installed::new(self.workdir, lock);
         if let Some(entry) = self.new.borrow().modules.get(&key).cloned() {
-            return match installed(LockFile::default()).verify(&key, call, &entry) {
+            return match self.installed.verify(&key, call, &entry) {
                 Ok(p) => Resolution::Found(p),
                 Err(d) => Resolution::Failed(d),
             };
         }
         if let Some(entry) = reusable(self.old, &key, call, self.upgrade)
-            && let Ok(p) = installed(LockFile::default()).verify(&key, call, entry)
+            && let Ok(p) = self.installed.verify(&key, call, entry)
         {
             let mut entry = entry.clone();
             entry.span = None;
