@@ -241,6 +241,8 @@ pub(crate) struct Shared {
     /// While starting: the faults each cluster has from its first moment, before its server
     /// and controllers run (so no controller pass ever sees it without them).
     starting_faults: Mutex<std::collections::BTreeMap<String, FaultConfig>>,
+    /// Held while the kubeconfig is computed and written, so writes land in order.
+    kubeconfig_write: Mutex<()>,
     _lock: Option<File>,
 }
 
@@ -296,6 +298,7 @@ impl Sandbox {
                 me: me.clone(),
                 kubeconfig_dirty: Arc::new(Notify::new()),
                 starting_faults: Mutex::new(starting),
+                kubeconfig_write: Mutex::new(()),
                 clusters: Mutex::new(Vec::new()),
                 dir: options.dir.clone(),
                 shutdown,
@@ -556,6 +559,7 @@ impl Shared {
 
     fn write_kubeconfig(&self) -> Result<(), SandboxError> {
         let Some(dir) = &self.dir else { return Ok(()) };
+        let _one_at_a_time = lock(&self.kubeconfig_write);
         let path = dir.join("kubeconfig");
         write_atomic(&path, self.kubeconfig().as_bytes())
     }
@@ -681,7 +685,11 @@ async fn faults_file_loop(
 /// a thousand clusters saved with one fsync each took seconds; a power loss may lose the last
 /// writes.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
-    let tmp = path.with_extension("tmp");
+    // A temporary name of its own: two writers of one file (the kubeconfig's write-behind
+    // task and a direct write) must not rename each other's temporary file away.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
@@ -727,5 +735,27 @@ async fn persist_loop(cluster: Arc<Cluster>, dir: PathBuf) {
                 cluster.name
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_atomic_writes_of_one_file_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let path = &path;
+                s.spawn(move || {
+                    for i in 0..50 {
+                        write_atomic(path, format!("{t}-{i}").as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("-49"));
     }
 }
