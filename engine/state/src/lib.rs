@@ -14,14 +14,19 @@
 //!
 //! **Invariant:** nothing in this crate prints; every failure is a [`StateError`].
 
+pub mod crypt;
 pub mod format;
 mod local;
 mod model;
 mod store;
 
-pub use local::{Journal, LocalBackend, LockGuard, LockInfo};
+pub use crypt::{Codec, Encryption, Key, KeySource};
+pub use local::{Journal, LocalBackend, LocalWorkspaces, LockGuard};
 pub use model::{JournalEntry, OutputState, ResourceInstanceState, State};
-pub use store::{JournalWriter, StateStore, StoreLock};
+pub use store::{
+    Backend, DEFAULT_WORKSPACE, JournalWriter, LockInfo, StateStore, StoreLock, check_push,
+    check_workspace_name,
+};
 
 /// Everything that can go wrong reading, writing or locking state.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +67,45 @@ pub enum StateError {
     Locked {
         /// Who holds it: pid, host, operation and since when.
         holder: String,
+        /// The lock's id, for `flotilla force-unlock` (when the store can break it).
+        id: Option<String>,
     },
+    /// A remote store (a database, an API server) failed or could not be reached.
+    #[error("{store}: {action}: {message}")]
+    Remote {
+        /// The store.
+        store: String,
+        /// What was being done ("cannot connect").
+        action: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// No configured key opens the encrypted data.
+    #[error("cannot decrypt {path}: no configured key opens it (tried {tried})")]
+    Decrypt {
+        /// The document.
+        path: String,
+        /// The keys tried.
+        tried: String,
+    },
+    /// Encrypted data, and no encryption configured.
+    #[error("{path} is encrypted, and this configuration has no `encryption` block")]
+    Encrypted {
+        /// The document.
+        path: String,
+    },
+    /// Unencrypted data where encryption is configured.
+    #[error("{path} is not encrypted, and this configuration requires encryption")]
+    NotEncrypted {
+        /// The document.
+        path: String,
+    },
+    /// A workspace name, or a workspace that does not exist.
+    #[error("{0}")]
+    Workspace(String),
+    /// `state push` or a forced unlock refused.
+    #[error("{0}")]
+    Refused(String),
     /// The stored state changed since it was read here: another writer got there first.
     #[error("{store} changed since it was read: expected {expected}, found {found}")]
     Conflict {
@@ -91,9 +134,28 @@ impl StateError {
                 "restore the previous version from the `.backup` file next to it, or from version control; flotilla did not modify the file"
             }
             StateError::TooNew { .. } => "upgrade flotilla to the version that wrote this state",
-            StateError::Locked { .. } => {
+            StateError::Locked { id: Some(_), .. } => {
+                "wait for the other run to finish, or pass -lock-timeout=DURATION to wait; a holder that was killed releases the lock by itself; if it is stuck, `flotilla force-unlock LOCK_ID` with the id above"
+            }
+            StateError::Locked { id: None, .. } => {
                 "wait for the other run to finish, or pass -lock-timeout=DURATION to wait longer; if the holder is gone, the lock is released automatically"
             }
+            StateError::Remote { .. } => {
+                "check that the backend is reachable and the credentials are right; nothing was lost: what an apply did is kept in its journal and recovered by the next run"
+            }
+            StateError::Decrypt { .. } => {
+                "check the passphrase or key; when rotating keys, keep the old key in a `fallback` block until the state has been written once"
+            }
+            StateError::Encrypted { .. } => {
+                "add the `encryption` block (and its key) this state was written with to the `flotilla` block"
+            }
+            StateError::NotEncrypted { .. } => {
+                "to encrypt existing state, add `fallback { unencrypted = true }` to the `encryption` block for one apply, then remove it"
+            }
+            StateError::Workspace(_) => {
+                "workspace names are lower-case letters, digits and `-` (at most 40); `flotilla workspace list` shows those that exist"
+            }
+            StateError::Refused(_) => "pass -force to do it anyway",
             StateError::Conflict { .. } => {
                 "another run wrote the state meanwhile; nothing was overwritten: run the command again"
             }

@@ -5,35 +5,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::{JournalEntry, State, StateError, format};
+use crate::{Codec, JournalEntry, LockInfo, State, StateError, format};
 
 /// State stored in a local file.
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     path: PathBuf,
-}
-
-/// Who holds a lock, written into the lock file so others can say who is blocking them.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct LockInfo {
-    /// Process id.
-    pub pid: u32,
-    /// Host name.
-    pub host: String,
-    /// The command (`plan`, `apply`, ...).
-    pub operation: String,
-    /// When the lock was taken (RFC 3339).
-    pub created: String,
-}
-
-impl std::fmt::Display for LockInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "pid {} on {} running `{}` since {}",
-            self.pid, self.host, self.operation, self.created
-        )
-    }
+    codec: Codec,
 }
 
 /// Holds the state lock until dropped.
@@ -57,23 +35,18 @@ fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown host".into())
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 impl LocalBackend {
     /// A backend for the state file at `path`.
     pub fn new(path: impl Into<PathBuf>) -> LocalBackend {
-        LocalBackend { path: path.into() }
+        LocalBackend::with_codec(path, Codec::plain())
+    }
+
+    /// A backend for the state file at `path` that encodes (and encrypts) with `codec`.
+    pub fn with_codec(path: impl Into<PathBuf>, codec: Codec) -> LocalBackend {
+        LocalBackend {
+            path: path.into(),
+            codec,
+        }
     }
 
     /// The lineage and serial of the snapshot on disk, from its first bytes.
@@ -142,19 +115,14 @@ impl LocalBackend {
                                 || "another flotilla process".to_string(),
                                 |i| i.to_string(),
                             );
-                        return Err(StateError::Locked { holder });
+                        return Err(StateError::Locked { holder, id: None });
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", &path)(e)),
             }
         }
-        let info = LockInfo {
-            pid: std::process::id(),
-            host: hostname(),
-            operation: operation.to_string(),
-            created: now_rfc3339(),
-        };
+        let info = LockInfo::here(operation);
         file.set_len(0)
             .map_err(io("cannot write lock file", &path))?;
         file.write_all(serde_json::to_string(&info).unwrap_or_default().as_bytes())
@@ -168,7 +136,10 @@ impl LocalBackend {
     /// Returns `None` when there is no state yet, and the number of journal entries replayed.
     pub fn load(&self) -> Result<(Option<State>, usize), StateError> {
         let base = match std::fs::read(&self.path) {
-            Ok(bytes) => Some(format::decode(&bytes, &self.path.display().to_string())?),
+            Ok(bytes) => Some(
+                self.codec
+                    .decode_state(&bytes, &self.path.display().to_string())?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io("cannot read", &self.path)(e)),
         };
@@ -180,15 +151,17 @@ impl LocalBackend {
         };
         let mut state = base.unwrap_or_else(State::new);
         let mut replayed = 0;
+        let journal_name = journal.display().to_string();
         for line in BufReader::new(file).lines() {
             let Ok(line) = line else { break };
-            let Some((json, sum)) = line.rsplit_once('\t') else {
+            let Some((sealed, sum)) = line.rsplit_once('\t') else {
                 break;
             };
-            if blake3::hash(json.as_bytes()).to_hex().as_str() != sum {
+            if blake3::hash(sealed.as_bytes()).to_hex().as_str() != sum {
                 break; // a torn final write: everything before it is intact
             }
-            let Ok(entry) = serde_json::from_str::<JournalEntry>(json) else {
+            let json = self.codec.open_line(sealed.as_bytes(), &journal_name)?;
+            let Ok(entry) = serde_json::from_slice::<JournalEntry>(&json) else {
                 break;
             };
             state.apply_entry(&entry);
@@ -212,7 +185,13 @@ impl LocalBackend {
             });
         }
         state.serial += 1;
-        let bytes = format::encode(state);
+        self.write_snapshot(state)
+    }
+
+    /// Writes `state` as the snapshot (temp file, fsync, rename, `.backup`) and removes the
+    /// journal.
+    fn write_snapshot(&self, state: &State) -> Result<(), StateError> {
+        let bytes = self.codec.encode_state(state);
         let tmp = self.sibling(".tmp");
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io("cannot create directory for", &self.path))?;
@@ -248,7 +227,11 @@ impl LocalBackend {
             .append(true)
             .open(&path)
             .map_err(io("cannot open", &path))?;
-        Ok(Journal { file, path })
+        Ok(Journal {
+            file,
+            path,
+            codec: self.codec.clone(),
+        })
     }
 }
 
@@ -285,6 +268,100 @@ impl crate::StateStore for LocalBackend {
     fn journal(&self) -> Result<Box<dyn crate::JournalWriter>, StateError> {
         LocalBackend::journal(self).map(|j| Box::new(j) as Box<dyn crate::JournalWriter>)
     }
+
+    fn write_exact(&self, state: &State) -> Result<(), StateError> {
+        self.write_snapshot(state)
+    }
+
+    fn force_unlock(&self, id: &str) -> Result<(), StateError> {
+        let held = std::fs::read_to_string(self.lock_path())
+            .ok()
+            .and_then(|t| serde_json::from_str::<LockInfo>(&t).ok());
+        Err(StateError::Refused(match held {
+            Some(info) if info.id == id => format!(
+                "the local lock is held by a running process ({info}); the operating system releases it when that process exits, so stop it instead"
+            ),
+            _ => format!("{} is not locked with ID {id}", self.path.display()),
+        }))
+    }
+}
+
+/// The local backend's workspaces: `default` in the configured file, every other one in
+/// `flotilla.state.d/NAME/` beside it, under the same file name (Terraform's layout).
+#[derive(Debug, Clone)]
+pub struct LocalWorkspaces {
+    path: PathBuf,
+    codec: Codec,
+}
+
+impl LocalWorkspaces {
+    /// Workspaces whose `default` state is the file at `path`.
+    pub fn new(path: impl Into<PathBuf>, codec: Codec) -> LocalWorkspaces {
+        LocalWorkspaces {
+            path: path.into(),
+            codec,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.path.with_file_name("flotilla.state.d")
+    }
+
+    /// The state file of `workspace`.
+    pub fn path_of(&self, workspace: &str) -> PathBuf {
+        if workspace == crate::DEFAULT_WORKSPACE {
+            self.path.clone()
+        } else {
+            self.dir()
+                .join(workspace)
+                .join(self.path.file_name().unwrap_or_default())
+        }
+    }
+}
+
+impl crate::Backend for LocalWorkspaces {
+    fn describe(&self) -> String {
+        format!("local backend ({})", self.path.display())
+    }
+
+    fn workspaces(&self) -> Result<Vec<String>, StateError> {
+        let mut out = vec![crate::DEFAULT_WORKSPACE.to_string()];
+        let dir = self.dir();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if e.path().is_dir() && crate::check_workspace_name(&name).is_ok() {
+                        out.push(name);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("cannot read", &dir)(e)),
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn store(&self, workspace: &str) -> Result<std::sync::Arc<dyn crate::StateStore>, StateError> {
+        crate::check_workspace_name(workspace)?;
+        Ok(std::sync::Arc::new(LocalBackend::with_codec(
+            self.path_of(workspace),
+            self.codec.clone(),
+        )))
+    }
+
+    fn delete_workspace(&self, workspace: &str) -> Result<(), StateError> {
+        crate::check_workspace_name(workspace)?;
+        if workspace == crate::DEFAULT_WORKSPACE {
+            return Err(StateError::Workspace(
+                "the default workspace cannot be deleted".into(),
+            ));
+        }
+        let dir = self.dir().join(workspace);
+        std::fs::remove_dir_all(&dir).map_err(io("cannot remove", &dir))
+    }
 }
 
 /// The append-only record of changes made during one apply.
@@ -295,6 +372,7 @@ impl crate::StateStore for LocalBackend {
 pub struct Journal {
     file: File,
     path: PathBuf,
+    codec: Codec,
 }
 
 impl Journal {
@@ -305,10 +383,11 @@ impl Journal {
         }
         let mut buf = Vec::new();
         for e in entries {
-            let json = serde_json::to_string(e).expect("journal entries always serialize");
-            buf.extend_from_slice(json.as_bytes());
+            let json = serde_json::to_vec(e).expect("journal entries always serialize");
+            let line = self.codec.seal_line(&json);
+            buf.extend_from_slice(&line);
             buf.push(b'\t');
-            buf.extend_from_slice(blake3::hash(json.as_bytes()).to_hex().as_bytes());
+            buf.extend_from_slice(blake3::hash(&line).to_hex().as_bytes());
             buf.push(b'\n');
         }
         self.file
@@ -407,11 +486,71 @@ mod tests {
         let err = b.lock("plan", Duration::from_millis(120)).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
+            msg.contains(&format!("(pid {}", std::process::id())),
             "{msg}"
         );
         assert!(msg.contains("running `apply`"), "{msg}");
         drop(_held);
         assert!(b.lock("plan", Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn workspaces_live_beside_the_default_state() {
+        use crate::Backend;
+        let dir = tempfile::tempdir().unwrap();
+        let ws = LocalWorkspaces::new(dir.path().join("flotilla.state.json"), Codec::plain());
+        assert_eq!(ws.workspaces().unwrap(), ["default"]);
+        ws.store("staging")
+            .unwrap()
+            .persist(&mut State::new())
+            .unwrap();
+        assert!(
+            dir.path()
+                .join("flotilla.state.d/staging/flotilla.state.json")
+                .exists()
+        );
+        assert_eq!(ws.workspaces().unwrap(), ["default", "staging"]);
+        assert!(ws.store("Not Valid").is_err());
+        assert!(ws.delete_workspace("default").is_err());
+        ws.delete_workspace("staging").unwrap();
+        assert_eq!(ws.workspaces().unwrap(), ["default"]);
+    }
+
+    #[test]
+    fn an_encrypted_journal_replays_only_with_the_key() {
+        use crate::{Encryption, Key, KeySource};
+        let key = |k: u8| Key {
+            name: format!("key {k}"),
+            source: KeySource::Raw([k; 32]),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let b = LocalBackend::with_codec(
+            &path,
+            Codec::encrypted(Encryption::new(key(1), vec![], false)),
+        );
+        let mut s = State::new();
+        b.persist(&mut s).unwrap();
+        let mut j = b.journal().unwrap();
+        let mut secret = instance(1);
+        secret.attributes = serde_json::json!({ "input": "do-not-show-me" });
+        j.append(&[JournalEntry::Put {
+            addr: "builtin_data.a".parse().unwrap(),
+            instance: secret,
+        }])
+        .unwrap();
+        let on_disk = std::fs::read_to_string(b.journal_path()).unwrap();
+        assert!(!on_disk.contains("do-not-show-me"), "{on_disk}");
+        let (loaded, replayed) = b.load().unwrap();
+        assert_eq!((loaded.unwrap().resources.len(), replayed), (1, 1));
+        let wrong = LocalBackend::with_codec(
+            &path,
+            Codec::encrypted(Encryption::new(key(2), vec![], false)),
+        );
+        assert!(matches!(wrong.load(), Err(StateError::Decrypt { .. })));
+        assert!(matches!(
+            LocalBackend::new(&path).load(),
+            Err(StateError::Encrypted { .. })
+        ));
     }
 }

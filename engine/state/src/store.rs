@@ -12,10 +12,88 @@
 //!   and writes nothing.
 //! - [`StateStore::journal`] supplies the writer apply records each operation with, durably,
 //!   so a crash loses at most what was in flight; [`StateStore::load`] replays it.
+//!
+//! A [`Backend`] is the configured place (a directory, a database schema, a namespace) that
+//! holds one store per workspace.
+//!
+//! The trait is synchronous: the local backend's work is file IO, and the remote backends
+//! run their async clients on the command's runtime (`block_in_place`), so callers on a
+//! runtime worker, on the journal writer's thread and on a plain thread all work the same.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{JournalEntry, State, StateError};
+
+/// The workspace every backend has.
+pub const DEFAULT_WORKSPACE: &str = "default";
+
+/// Who holds a lock, recorded with it so others can say who is blocking them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LockInfo {
+    /// The lock's id (for `force-unlock`).
+    #[serde(default)]
+    pub id: String,
+    /// Process id.
+    pub pid: u32,
+    /// Host name.
+    pub host: String,
+    /// The command (`plan`, `apply`, ...).
+    pub operation: String,
+    /// When the lock was taken (RFC 3339).
+    pub created: String,
+    /// Who ran it (the user name), when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub who: String,
+}
+
+impl LockInfo {
+    /// Describes this process taking a lock for `operation`.
+    pub fn here(operation: &str) -> LockInfo {
+        LockInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            pid: std::process::id(),
+            host: hostname(),
+            operation: operation.to_string(),
+            created: now_rfc3339(),
+            who: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for LockInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = if self.who.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", self.who)
+        };
+        write!(
+            f,
+            "{who}(pid {} on {}) running `{}` since {}",
+            self.pid, self.host, self.operation, self.created
+        )?;
+        if !self.id.is_empty() {
+            write!(f, "; lock ID {}", self.id)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown host".into())
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
 
 /// Holds a store's lock until dropped.
 pub trait StoreLock: Send + Sync {
@@ -47,4 +125,65 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn persist(&self, state: &mut State) -> Result<(), StateError>;
     /// The journal for an apply (after the first snapshot is persisted).
     fn journal(&self) -> Result<Box<dyn JournalWriter>, StateError>;
+    /// Writes `state` exactly as given, serial included, replacing what is stored and
+    /// clearing the journal (`state push`, migration; the caller has checked with
+    /// [`check_push`] and holds the lock).
+    fn write_exact(&self, state: &State) -> Result<(), StateError>;
+    /// Breaks the lock with this id held by someone else (`flotilla force-unlock`).
+    fn force_unlock(&self, id: &str) -> Result<(), StateError>;
+}
+
+/// The configured place state lives: one [`StateStore`] per workspace.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// How the backend is named in messages.
+    fn describe(&self) -> String;
+    /// The workspaces that have state, sorted, `default` always among them.
+    fn workspaces(&self) -> Result<Vec<String>, StateError>;
+    /// The store of one workspace (which need not exist yet).
+    fn store(&self, workspace: &str) -> Result<Arc<dyn StateStore>, StateError>;
+    /// Removes a workspace's state (never `default`'s).
+    fn delete_workspace(&self, workspace: &str) -> Result<(), StateError>;
+}
+
+/// Refuses names a backend could not store: lower-case letters, digits and `-`, starting
+/// and ending with a letter or digit, at most 40 characters (they become parts of
+/// Kubernetes object names and database keys, so one rule holds for every backend and
+/// state can move between them).
+pub fn check_workspace_name(name: &str) -> Result<(), StateError> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::Workspace(format!(
+            "`{name}` is not a valid workspace name"
+        )))
+    }
+}
+
+/// Whether `pushed` may replace `stored` (`state push`): the same lineage and a serial no
+/// lower, unless forced.
+pub fn check_push(stored: Option<&State>, pushed: &State, force: bool) -> Result<(), StateError> {
+    let Some(stored) = stored else { return Ok(()) };
+    if force {
+        return Ok(());
+    }
+    if stored.lineage != pushed.lineage {
+        return Err(StateError::Refused(format!(
+            "the pushed state has lineage {}, the stored state lineage {}: they are different histories",
+            pushed.lineage, stored.lineage
+        )));
+    }
+    if pushed.serial < stored.serial {
+        return Err(StateError::Refused(format!(
+            "the pushed state has serial {}, lower than the stored state's {}: it is older",
+            pushed.serial, stored.serial
+        )));
+    }
+    Ok(())
 }
