@@ -99,6 +99,9 @@ pub struct ApplyReport {
     pub imported: usize,
     /// Whether Ctrl-C stopped it early.
     pub interrupted: bool,
+    /// Whether `state` is what the store holds now: `false` when the final write failed
+    /// (the store went away), so the caller must keep `state` somewhere else.
+    pub saved: bool,
 }
 
 struct Applier {
@@ -125,6 +128,7 @@ impl ApplyReport {
             destroyed: 0,
             imported: 0,
             interrupted: false,
+            saved: true,
         }
     }
 }
@@ -237,11 +241,17 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         };
     }
     if let Err(e) = journal_result {
-        diags.push(e.to_diagnostic("cannot save state"));
+        diags.push(e.to_diagnostic("cannot record the apply journal"));
     }
-    if let Err(e) = input.backend.persist(&mut state) {
-        diags.push(e.to_diagnostic("cannot save state"));
-    }
+    // The snapshot holds everything, so a journal that failed part-way loses nothing once
+    // it is written.
+    let saved = match input.backend.persist(&mut state) {
+        Ok(()) => true,
+        Err(e) => {
+            diags.push(e.to_diagnostic("cannot save state"));
+            false
+        }
+    };
     if interrupted {
         diags.push(Diagnostic::error("apply interrupted").with_detail("operations in progress were allowed to finish and the state records everything that was done").with_help("run `flotilla apply` again to finish the remaining changes"));
     }
@@ -253,6 +263,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         destroyed: counts.2,
         imported: counts.3,
         interrupted,
+        saved,
     }
 }
 

@@ -19,23 +19,13 @@ use flotilla_syntax::{Diagnostic, SourceMap};
 use crate::output::{PrintProgress, Ui};
 use crate::workspace::{self, Workspace};
 use crate::{
-    ApplyArgs, Command, FmtArgs, GraphArgs, ImportArgs, OutputArgs, PlanArgs, ShowArgs,
-    StateCommand, VarArgs,
+    ApplyArgs, Command, FmtArgs, GraphArgs, ImportArgs, OutputArgs, PlanArgs, ShowArgs, VarArgs,
 };
-
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(code) => return code,
-        }
-    };
-}
 
 /// Runs one command.
 pub async fn run(command: Command, ui: &Ui, host: &Arc<ProviderHost>) -> u8 {
     match command {
-        Command::Init(a) => crate::modules::init(ui, a.upgrade).await,
+        Command::Init(a) => crate::modules::init(ui, host, a).await,
         Command::Modules(a) => crate::modules::list(ui, a.json),
         Command::Module(crate::ModuleCommand::Publish { dir, target }) => {
             crate::modules::publish(ui, &dir, &target).await
@@ -47,10 +37,12 @@ pub async fn run(command: Command, ui: &Ui, host: &Arc<ProviderHost>) -> u8 {
             plan_apply(ui, host, plan, plan_file, Op::Apply).await
         }
         Command::Destroy(a) => plan_apply(ui, host, a, None, Op::Destroy).await,
-        Command::Show(a) => show(ui, a),
-        Command::Output(a) => output(ui, a),
-        Command::State(c) => state(ui, c),
-        Command::Graph(a) => graph(ui, a),
+        Command::Show(a) => show(ui, host, a),
+        Command::Output(a) => output(ui, host, a),
+        Command::State(c) => crate::state::state(ui, host, c),
+        Command::Workspace(c) => crate::state::workspace(ui, host, c),
+        Command::ForceUnlock(a) => crate::state::force_unlock(ui, host, a),
+        Command::Graph(a) => graph(ui, host, a),
         Command::Diff(a) => crate::diff::diff(ui, a).await,
         Command::Console(a) => console(ui, host, a).await,
         Command::Import(a) => import(ui, host, a).await,
@@ -67,9 +59,13 @@ pub(crate) fn error(ui: &Ui, d: Diagnostic) -> u8 {
     1
 }
 
-/// The part of `init` after modules are installed: the configuration loads, providers.
-pub(crate) fn init(ui: &Ui) -> u8 {
-    let ws = tri!(workspace::load(ui));
+/// The part of `init` after modules are installed: the configuration loads, providers, and
+/// the backend (migrating state when the backend block changed).
+pub(crate) fn init(ui: &Ui, host: &Arc<ProviderHost>, args: &crate::InitArgs) -> u8 {
+    if let Err(code) = crate::state::init_backend(ui, host, args) {
+        return code;
+    }
+    let ws = tri!(workspace::load(ui, &env(host, &VarArgs::default())));
     let registry = workspace::offline_registry();
     let diags = flotilla_plan::validate_static(&ws.config, &registry);
     ui.diags(&diags.0, &ws.sources);
@@ -97,8 +93,9 @@ pub(crate) fn init(ui: &Ui) -> u8 {
         ui.out(&format!("- provider \"{p}\": built in\n"));
     }
     ui.out(&format!(
-        "- state: {}\n\n{}\n",
+        "- state: {} (workspace \"{}\")\n\n{}\n",
         ws.backend.describe(),
+        ws.workspace,
         ui.green("flotilla has been successfully initialized!")
     ));
     ui.out("\nRun `flotilla plan` to see what flotilla would change.\n");
@@ -157,6 +154,7 @@ async fn evaluate_offline(
     let paths = Paths {
         root: PathBuf::from("."),
         cwd: PathBuf::from("."),
+        workspace: crate::backend::selected_workspace(std::path::Path::new(".")),
     };
     let evaluated = flotilla_plan::desired::desired_state(
         Arc::new(config),
@@ -252,6 +250,14 @@ enum Op {
     Destroy,
 }
 
+/// What loading the working directory needs from the command.
+pub(crate) fn env<'a>(host: &'a Arc<ProviderHost>, vars: &VarArgs) -> workspace::Env<'a> {
+    workspace::Env {
+        host,
+        vars: var_args(vars),
+    }
+}
+
 pub(crate) fn var_args(v: &VarArgs) -> Vec<VarArg> {
     // -var and -var-file keep their relative order only within each kind; files first.
     v.var_files
@@ -262,11 +268,12 @@ pub(crate) fn var_args(v: &VarArgs) -> Vec<VarArg> {
         .collect()
 }
 
-fn paths() -> Paths {
+fn paths(ws: &Workspace) -> Paths {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     Paths {
         root: PathBuf::from("."),
         cwd,
+        workspace: ws.workspace.clone(),
     }
 }
 
@@ -290,7 +297,7 @@ fn ctrl_c_stop() -> Arc<AtomicBool> {
     stop
 }
 
-fn parse_addrs<T: std::str::FromStr<Err = flotilla_config::addr::AddrError>>(
+pub(crate) fn parse_addrs<T: std::str::FromStr<Err = flotilla_config::addr::AddrError>>(
     ui: &Ui,
     flag: &str,
     items: &[String],
@@ -341,7 +348,7 @@ async fn make_plan(
         config: Arc::clone(&ws.config),
         graph: Arc::clone(&ws.graph),
         registry: registry.clone(),
-        paths: paths(),
+        paths: paths(ws),
         inputs,
         prior: state,
         config_hash: ws.config_hash.clone(),
@@ -382,11 +389,15 @@ async fn plan_apply(
         Op::Destroy => "destroy",
     };
     // The lock is taken and state read while the graph is built.
-    let (ws, locked) = tri!(workspace::load_alongside(ui, |backend| {
-        let lock = backend.lock(op_name, timeout)?;
-        let _load = flotilla_syntax::timing::phase("load state");
-        Ok::<_, flotilla_state::StateError>((lock, backend.load()))
-    }));
+    let (ws, locked) = tri!(workspace::load_alongside(
+        ui,
+        &env(host, &args.vars),
+        |backend| {
+            let lock = backend.lock(op_name, timeout)?;
+            let _load = flotilla_syntax::timing::phase("load state");
+            Ok::<_, flotilla_state::StateError>((lock, backend.load()))
+        }
+    ));
     let mut sources = ws.sources.clone();
     let (lock, loaded) = match locked {
         Ok((l, loaded)) => (Arc::<dyn flotilla_state::StoreLock>::from(l), loaded),
@@ -436,7 +447,10 @@ async fn plan_apply(
             ui.out(&render_plan(&plan, style));
         }
         if let Some(out) = &args.out {
-            if let Err(e) = std::fs::write(out, flotilla_plan::planfile::encode(&plan)) {
+            let bytes = ws
+                .codec
+                .seal_document(flotilla_plan::planfile::encode(&plan), PLAN_DOCUMENT);
+            if let Err(e) = std::fs::write(out, bytes) {
                 return error(
                     ui,
                     Diagnostic::error("cannot write plan file")
@@ -474,6 +488,9 @@ async fn plan_apply(
     let report =
         flotilla_apply::apply(apply_input(&ws, registry, plan, args.parallelism, &lock)).await;
     ui.diags(&report.diags.0, &sources);
+    if !report.saved {
+        return keep_unsaved_state(ui, &ws, &report.state);
+    }
     if report.diags.has_errors() {
         ui.err(&format!("\nApply failed. Resources: {} added, {} changed, {} destroyed; the state records exactly what exists.", report.added, report.changed, report.destroyed));
         return 1;
@@ -503,6 +520,26 @@ async fn plan_apply(
     0
 }
 
+/// Where an apply whose store went away keeps the state it could not write.
+pub const ERRORED_STATE: &str = "flotilla.errored.state.json";
+
+/// Writes the state an apply could not save to [`ERRORED_STATE`] (encrypted like the store)
+/// and says how to push it once the backend is back. Always exit code 1.
+fn keep_unsaved_state(ui: &Ui, ws: &Workspace, state: &State) -> u8 {
+    let bytes = ws.codec.encode_state(state);
+    match std::fs::write(ERRORED_STATE, bytes) {
+        Ok(()) => ui.err(&format!(
+            "\nError: the state could not be saved to {}.\n  flotilla wrote it to {ERRORED_STATE} instead: it records everything this apply did.\n  help: once the backend is reachable, run `flotilla state push {ERRORED_STATE}`, then `flotilla plan`",
+            ws.backend.describe()
+        )),
+        Err(e) => ui.err(&format!(
+            "\nError: the state could not be saved to {}, nor to {ERRORED_STATE} ({e}).\n  The apply's journal in the backend holds what was recorded before it went away.",
+            ws.backend.describe()
+        )),
+    }
+    1
+}
+
 /// Skips freeing a command's large structures: the process exits right after, and freeing a
 /// 100,000-resource plan value by value took longer than the OS takes to reclaim it all.
 fn exit_without_freeing<T>(big: T) {
@@ -524,7 +561,7 @@ fn apply_input(
         config: Arc::clone(&ws.config),
         graph: Arc::clone(&ws.graph),
         registry,
-        paths: paths(),
+        paths: paths(ws),
         backend: ws.backend.clone(),
         parallelism: parallelism.max(1),
         stop,
@@ -581,7 +618,7 @@ async fn import(ui: &Ui, host: &Arc<ProviderHost>, args: ImportArgs) -> u8 {
         auto_approve: true,
         json: false,
     };
-    let ws = tri!(workspace::load(ui));
+    let ws = tri!(workspace::load(ui, &env(host, &plan_args.vars)));
     let mut sources = ws.sources.clone();
     let Some(timeout) = workspace::parse_duration(&plan_args.lock_timeout) else {
         return error(
@@ -635,6 +672,9 @@ async fn import(ui: &Ui, host: &Arc<ProviderHost>, args: ImportArgs) -> u8 {
     ui.out(&format!("{addr}: Importing from ID {:?}...\n", args.id));
     let report = flotilla_apply::apply(apply_input(&ws, registry, plan, 10, &lock)).await;
     ui.diags(&report.diags.0, &sources);
+    if !report.saved {
+        return keep_unsaved_state(ui, &ws, &report.state);
+    }
     if report.diags.has_errors() {
         return 1;
     }
@@ -661,23 +701,39 @@ fn approve(ui: &Ui, op: Op) -> bool {
     answer.trim() == "yes"
 }
 
-fn read_saved_plan(ui: &Ui, ws: &Workspace, state: &State, file: &PathBuf) -> Result<Plan, u8> {
+/// What encrypted plan files are sealed as (the additional authenticated data).
+const PLAN_DOCUMENT: &str = "flotilla-plan";
+
+/// A plan file's bytes opened with `codec` (encrypted plan files need the configuration's
+/// keys) and decoded.
+fn decode_plan(ui: &Ui, codec: &flotilla_state::Codec, file: &std::path::Path) -> Result<Plan, u8> {
+    let name = file.display().to_string();
     let bytes = std::fs::read(file).map_err(|e| {
         error(
             ui,
             Diagnostic::error("cannot read plan file")
-                .with_detail(format!("{}: {e}", file.display())),
+                .with_detail(format!("{name}: {e}"))
+                .with_help("pass a file written by `flotilla plan -out FILE`"),
         )
     })?;
-    let plan =
-        flotilla_plan::planfile::decode(&bytes, &file.display().to_string()).map_err(|e| {
-            error(
-                ui,
-                Diagnostic::error("cannot use plan file")
-                    .with_detail(e.to_string())
-                    .with_help("make a new plan with `flotilla plan -out FILE`"),
-            )
-        })?;
+    let bytes = match codec.open_document_as(&bytes, PLAN_DOCUMENT, &name) {
+        // A plan saved before encryption was configured is still readable.
+        Err(flotilla_state::StateError::NotEncrypted { .. }) => bytes,
+        Ok(b) => b,
+        Err(e) => return Err(error(ui, e.to_diagnostic("cannot read plan file"))),
+    };
+    flotilla_plan::planfile::decode(&bytes, &name).map_err(|e| {
+        error(
+            ui,
+            Diagnostic::error("cannot use plan file")
+                .with_detail(e.to_string())
+                .with_help("make a new plan with `flotilla plan -out FILE`"),
+        )
+    })
+}
+
+fn read_saved_plan(ui: &Ui, ws: &Workspace, state: &State, file: &PathBuf) -> Result<Plan, u8> {
+    let plan = decode_plan(ui, &ws.codec, file)?;
     if plan.config_hash != ws.config_hash {
         return Err(error(
             ui,
@@ -719,22 +775,18 @@ fn print_outputs(ui: &Ui, state: &State) {
     }
 }
 
-/// Reads a saved plan for `show` and `graph` (no workspace needed).
-fn read_plan_file(ui: &Ui, file: &std::path::Path) -> Result<Plan, u8> {
-    let bytes = std::fs::read(file).map_err(|e| {
-        error(
-            ui,
-            Diagnostic::error("cannot read plan file")
-                .with_detail(format!("{}: {e}", file.display()))
-                .with_help("pass a file written by `flotilla plan -out FILE`"),
-        )
-    })?;
-    flotilla_plan::planfile::decode(&bytes, &file.display().to_string()).map_err(|e| {
-        error(
-            ui,
-            Diagnostic::error("cannot read plan file").with_detail(e.to_string()),
-        )
-    })
+/// Reads a saved plan for `show` and `graph` (the configuration is only read for its
+/// encryption keys, when the plan file is encrypted).
+fn read_plan_file(ui: &Ui, host: &Arc<ProviderHost>, file: &std::path::Path) -> Result<Plan, u8> {
+    let sealed = std::fs::read(file)
+        .map(|b| flotilla_state::crypt::is_sealed_document(&b))
+        .unwrap_or(false);
+    let codec = if sealed {
+        workspace::backend_only(ui, &env(host, &VarArgs::default()))?.codec
+    } else {
+        flotilla_state::Codec::plain()
+    };
+    decode_plan(ui, &codec, file)
 }
 
 /// Markdown settings from the command line.
@@ -797,10 +849,10 @@ pub(crate) fn output_format(ui: &Ui, format: &str, json: bool) -> Result<Format,
     }
 }
 
-fn show(ui: &Ui, args: ShowArgs) -> u8 {
+fn show(ui: &Ui, host: &Arc<ProviderHost>, args: ShowArgs) -> u8 {
     let format = tri!(output_format(ui, &args.format, args.json));
     if let Some(file) = &args.file {
-        let plan = tri!(read_plan_file(ui, file));
+        let plan = tri!(read_plan_file(ui, host, file));
         match format {
             Format::Json => ui.out(&format!(
                 "{}\n",
@@ -828,7 +880,7 @@ fn show(ui: &Ui, args: ShowArgs) -> u8 {
         );
     }
     let json = format == Format::Json;
-    let ws = tri!(workspace::load(ui));
+    let ws = tri!(workspace::load(ui, &env(host, &VarArgs::default())));
     let state = tri!(workspace::load_state(&ws, ui, false));
     if json {
         ui.out(&format!(
@@ -852,7 +904,7 @@ fn show(ui: &Ui, args: ShowArgs) -> u8 {
     0
 }
 
-fn resource_text(addr: &ResourceInstanceAddr, v: &Value) -> String {
+pub(crate) fn resource_text(addr: &ResourceInstanceAddr, v: &Value) -> String {
     let kind = if addr.resource.mode == flotilla_config::addr::ResourceMode::Data {
         "data"
     } else {
@@ -875,8 +927,8 @@ fn resource_text(addr: &ResourceInstanceAddr, v: &Value) -> String {
     )
 }
 
-fn output(ui: &Ui, args: OutputArgs) -> u8 {
-    let ws = tri!(workspace::load(ui));
+fn output(ui: &Ui, host: &Arc<ProviderHost>, args: OutputArgs) -> u8 {
+    let ws = tri!(workspace::load(ui, &env(host, &VarArgs::default())));
     let state = tri!(workspace::load_state(&ws, ui, false));
     let shown = |o: &flotilla_state::OutputState| {
         if o.sensitive {
@@ -941,133 +993,8 @@ fn output(ui: &Ui, args: OutputArgs) -> u8 {
     }
 }
 
-fn state(ui: &Ui, cmd: StateCommand) -> u8 {
-    let ws = tri!(workspace::load(ui));
-    match cmd {
-        StateCommand::List { addresses } => {
-            let filters = tri!(parse_addrs::<TargetAddr>(ui, "state list", &addresses));
-            let state = tri!(workspace::load_state(&ws, ui, false));
-            for addr in state.resources.keys() {
-                if filters.is_empty() || filters.iter().any(|f| f.contains(addr)) {
-                    ui.out(&format!("{addr}\n"));
-                }
-            }
-            0
-        }
-        StateCommand::Show { address } => {
-            let addr = tri!(parse_addrs::<ResourceInstanceAddr>(
-                ui,
-                "state show",
-                &[address]
-            ))
-            .remove(0);
-            let state = tri!(workspace::load_state(&ws, ui, false));
-            match state.resources.get(&addr) {
-                Some(r) => {
-                    ui.out(&format!(
-                        "# {addr}:\n{}\n",
-                        resource_text(&addr, &flotilla_plan::state_value(r))
-                    ));
-                    0
-                }
-                None => {
-                    let names: Vec<String> =
-                        state.resources.keys().map(|a| a.to_string()).collect();
-                    let mut d = Diagnostic::error("no such resource instance in state")
-                        .with_detail(format!("`{addr}` is not in state"));
-                    d = match flotilla_syntax::did_you_mean(
-                        &addr.to_string(),
-                        names.iter().map(String::as_str),
-                    ) {
-                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                        None => d.with_help("list what state holds with `flotilla state list`"),
-                    };
-                    error(ui, d)
-                }
-            }
-        }
-        StateCommand::Rm { addresses } => {
-            let filters = tri!(parse_addrs::<TargetAddr>(ui, "state rm", &addresses));
-            edit_state(ui, &ws, |state| {
-                let doomed = flotilla_plan::state_edit::remove(state, &filters);
-                if doomed.is_empty() {
-                    return Err(Diagnostic::error("nothing to remove")
-                        .with_detail(format!(
-                            "no instance in state matches {}",
-                            addresses.join(", ")
-                        ))
-                        .with_help("list what state holds with `flotilla state list`"));
-                }
-                Ok(format!(
-                    "{}Successfully removed {} resource instance(s). The real objects were not destroyed.\n",
-                    doomed
-                        .iter()
-                        .map(|a| format!("Removed {a}\n"))
-                        .collect::<String>(),
-                    doomed.len()
-                ))
-            })
-        }
-        StateCommand::Mv { from, to } => {
-            let f = tri!(parse_addrs::<TargetAddr>(
-                ui,
-                "state mv",
-                std::slice::from_ref(&from)
-            ))
-            .remove(0);
-            let t = tri!(parse_addrs::<TargetAddr>(
-                ui,
-                "state mv",
-                std::slice::from_ref(&to)
-            ))
-            .remove(0);
-            edit_state(ui, &ws, |state| {
-                use flotilla_plan::state_edit::MoveError;
-                match flotilla_plan::state_edit::move_instances(state, &f, &t) {
-                    Err(MoveError::Nothing) => Err(Diagnostic::error("nothing to move").with_detail(format!("no instance in state matches `{from}`")).with_help("source and destination must be the same kind of address (module, resource or instance); list what state holds with `flotilla state list`")),
-                    Err(MoveError::Exists(clash)) => Err(Diagnostic::error("destination already exists")
-                        .with_detail(format!("`{clash}` is already in state"))
-                        .with_help("remove or move the existing instance first")),
-                    Ok(moves) => {
-                        let mut text = String::new();
-                        for (a, n) in &moves {
-                            text.push_str(&format!("Move \"{a}\" to \"{n}\"\n"));
-                        }
-                        text.push_str(&format!("Successfully moved {} object(s).\n", moves.len()));
-                        Ok(text)
-                    }
-                }
-            })
-        }
-    }
-}
-
-fn edit_state(
-    ui: &Ui,
-    ws: &Workspace,
-    edit: impl FnOnce(&mut State) -> Result<String, Diagnostic>,
-) -> u8 {
-    let _lock = match ws.backend.lock("state", std::time::Duration::ZERO) {
-        Ok(l) => l,
-        Err(e) => {
-            return error(ui, e.to_diagnostic("cannot lock state"));
-        }
-    };
-    let mut state = tri!(workspace::load_state(ws, ui, true));
-    match edit(&mut state) {
-        Ok(message) => match ws.backend.persist(&mut state) {
-            Ok(()) => {
-                ui.out(&message);
-                0
-            }
-            Err(e) => error(ui, e.to_diagnostic("cannot save state")),
-        },
-        Err(d) => error(ui, d),
-    }
-}
-
-fn graph(ui: &Ui, args: GraphArgs) -> u8 {
-    let ws = tri!(workspace::load(ui));
+fn graph(ui: &Ui, host: &Arc<ProviderHost>, args: GraphArgs) -> u8 {
+    let ws = tri!(workspace::load(ui, &env(host, &VarArgs::default())));
     let format = match args.format.as_str() {
         "dot" => flotilla_graph::export::Format::Dot,
         "mermaid" => flotilla_graph::export::Format::Mermaid,
@@ -1084,7 +1011,7 @@ fn graph(ui: &Ui, args: GraphArgs) -> u8 {
         ui.out(&flotilla_graph::export::render(&ws.graph, format, args.all));
         return 0;
     };
-    let plan = tri!(read_plan_file(ui, file));
+    let plan = tri!(read_plan_file(ui, host, file));
     // A resource's class is the strongest action any of its instances takes.
     let mut actions: std::collections::HashMap<String, flotilla_plan::Action> =
         std::collections::HashMap::new();
@@ -1108,7 +1035,7 @@ fn graph(ui: &Ui, args: GraphArgs) -> u8 {
 }
 
 async fn console(ui: &Ui, host: &Arc<ProviderHost>, args: VarArgs) -> u8 {
-    let ws = tri!(workspace::load(ui));
+    let ws = tri!(workspace::load(ui, &env(host, &args)));
     let state = tri!(workspace::load_state(&ws, ui, false));
     let mut sources = ws.sources.clone();
     let (inputs, diags) = flotilla_plan::inputs::collect(
@@ -1126,7 +1053,7 @@ async fn console(ui: &Ui, host: &Arc<ProviderHost>, args: VarArgs) -> u8 {
         Arc::clone(&ws.config),
         Arc::clone(&ws.graph),
         workspace::registry(host),
-        paths(),
+        paths(&ws),
         inputs,
         Arc::new(AtomicBool::new(false)),
     ));

@@ -9,6 +9,17 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Returns the exit code from an `Err`.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(code) => return code,
+        }
+    };
+}
+
+mod backend;
 mod commands;
 mod diff;
 mod fmt;
@@ -16,6 +27,7 @@ mod host;
 mod modules;
 mod output;
 mod sandbox;
+mod state;
 mod workspace;
 
 use std::path::PathBuf;
@@ -101,12 +113,23 @@ enum Command {
         after_help = "Examples:\n  flotilla output\n  flotilla output -json\n  flotilla output endpoint\n\nSensitive outputs are shown as (sensitive value)."
     )]
     Output(OutputArgs),
-    /// Inspect or edit state: list, show, rm, mv.
+    /// Inspect or edit state: list, show, rm, mv, pull, push.
     #[command(
         subcommand,
-        after_help = "Examples:\n  flotilla state list\n  flotilla state show 'builtin_data.a[0]'\n  flotilla state mv builtin_data.old builtin_data.new\n  flotilla state rm builtin_file.tmp"
+        after_help = "Examples:\n  flotilla state list\n  flotilla state show 'builtin_data.a[0]'\n  flotilla state mv builtin_data.old builtin_data.new\n  flotilla state rm builtin_file.tmp\n  flotilla state pull > backup.json\n  flotilla state push backup.json"
     )]
     State(StateCommand),
+    /// Manage workspaces: several states of one configuration in one backend.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  flotilla workspace new staging\n  flotilla workspace select staging\n  flotilla workspace list\n  FLOTILLA_WORKSPACE=prod flotilla plan\n\n`flotilla.workspace` in expressions is the selected workspace's name."
+    )]
+    Workspace(WorkspaceCommand),
+    /// Release a state lock whose holder is stuck (the lock ID is in the "locked" error).
+    #[command(
+        after_help = "Example:\n  flotilla force-unlock 3f2c9e4a-...\n\nA holder that was killed releases its lock by itself (a closed database session, an\nexpired Lease); force-unlock is for a holder that is alive but stuck, and ends it.\nLocal locks are released by the operating system when their process exits."
+    )]
+    ForceUnlock(ForceUnlockArgs),
     /// Print the dependency graph as DOT or Mermaid.
     #[command(
         after_help = "Examples:\n  flotilla graph | dot -Tsvg > graph.svg\n  flotilla graph -format=mermaid\n  flotilla graph -plan tfplan -format=mermaid   # resources coloured by planned action"
@@ -153,6 +176,50 @@ struct InitArgs {
     /// Resolve every module again within its `version` constraint and rewrite the lock file.
     #[arg(long)]
     upgrade: bool,
+    /// Copy every workspace's state from the backend used before to the configured one.
+    #[arg(long)]
+    migrate_state: bool,
+    /// With -migrate-state: copy without asking, replacing state already in the new backend.
+    #[arg(long)]
+    force_copy: bool,
+    /// Use the configured backend as it is, without copying state from the previous one.
+    #[arg(long)]
+    reconfigure: bool,
+}
+
+#[derive(Args, Debug)]
+struct ForceUnlockArgs {
+    /// The lock ID from the error that named the holder.
+    lock_id: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum WorkspaceCommand {
+    /// List workspaces; the selected one is marked with `*`.
+    List,
+    /// Print the selected workspace's name.
+    Show,
+    /// Create a workspace (with empty state) and select it.
+    New {
+        /// Its name: lower-case letters, digits and `-`.
+        name: String,
+    },
+    /// Select a workspace (recorded in .flotilla/environment; FLOTILLA_WORKSPACE overrides).
+    Select {
+        /// The workspace.
+        name: String,
+    },
+    /// Delete a workspace's state (refused while it still records resources, unless -force).
+    Delete {
+        /// The workspace.
+        name: String,
+        /// Delete even if its state records resources (they are not destroyed, only forgotten).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -346,6 +413,20 @@ enum StateCommand {
         from: String,
         /// New address.
         to: String,
+    },
+    /// Print the state document (decrypted) to stdout.
+    Pull,
+    /// Replace the stored state with a state file (refused for another lineage or an older
+    /// serial unless -force).
+    Push {
+        /// The state file (`-` for stdin).
+        file: PathBuf,
+        /// Replace even another lineage or an older serial.
+        #[arg(long)]
+        force: bool,
+        /// How long to wait for the state lock (e.g. 30s, 2m).
+        #[arg(long, value_name = "DURATION", default_value = "0s")]
+        lock_timeout: String,
     },
 }
 

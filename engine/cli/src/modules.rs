@@ -9,8 +9,14 @@ use flotilla_syntax::{Diagnostic, SourceMap};
 use crate::commands::error;
 use crate::output::Ui;
 
-/// `flotilla init [-upgrade]`: installs modules, writes the lock file, then checks the rest.
-pub async fn init(ui: &Ui, upgrade: bool) -> u8 {
+/// `flotilla init [-upgrade] [-migrate-state]`: installs modules, writes the lock file, sets
+/// up the backend, then checks the rest.
+pub async fn init(
+    ui: &Ui,
+    host: &std::sync::Arc<flotilla_provider::ProviderHost>,
+    args: crate::InitArgs,
+) -> u8 {
+    let upgrade = args.upgrade;
     let dir = PathBuf::from(".");
     ui.out("Initializing flotilla...\n\n");
     let mut sources = SourceMap::new();
@@ -56,7 +62,7 @@ pub async fn init(ui: &Ui, upgrade: bool) -> u8 {
             n - outcome.fetched.len().min(n)
         ));
     }
-    crate::commands::init(ui)
+    crate::commands::init(ui, host, &args)
 }
 
 /// `flotilla modules [-json]`.

@@ -5,14 +5,22 @@ use std::sync::Arc;
 
 use flotilla_config::Module;
 use flotilla_graph::Graph;
+use flotilla_plan::inputs::VarArg;
 use flotilla_provider::{ProviderHost, ProviderRegistry};
-use flotilla_state::{LocalBackend, State, StateStore};
+use flotilla_state::{Backend, Codec, LocalBackend, State, StateStore};
 use flotilla_syntax::{Diagnostic, Diagnostics, SourceMap};
 
+use crate::backend::{self, BackendSpec};
 use crate::output::Ui;
 
-/// The default state file name, next to the configuration.
-pub const DEFAULT_STATE: &str = "flotilla.state.json";
+/// What loading a directory needs beyond the directory: the host (the Kubernetes backend
+/// connects through it) and the root variables (an encryption passphrase may be one).
+pub struct Env<'a> {
+    /// The command's provider host.
+    pub host: &'a Arc<ProviderHost>,
+    /// `-var` and `-var-file` arguments.
+    pub vars: Vec<VarArg>,
+}
 
 /// A loaded configuration directory.
 pub struct Workspace {
@@ -24,8 +32,12 @@ pub struct Workspace {
     pub config: Arc<Module>,
     /// Its dependency graph.
     pub graph: Arc<Graph>,
-    /// Where state lives.
+    /// The selected workspace's state.
     pub backend: Arc<dyn StateStore>,
+    /// The selected workspace (`flotilla.workspace`).
+    pub workspace: String,
+    /// How state and plan files are encoded (encrypted when configured).
+    pub codec: Codec,
     /// blake3 over the configuration files.
     pub config_hash: String,
 }
@@ -71,8 +83,8 @@ pub fn offline_registry() -> ProviderRegistry {
 }
 
 /// Loads configuration and graph; prints diagnostics and returns `Err(exit code)` on errors.
-pub fn load(ui: &Ui) -> Result<Workspace, u8> {
-    load_with(ui, |_| (), false).map(|(ws, ())| ws)
+pub fn load(ui: &Ui, env: &Env<'_>) -> Result<Workspace, u8> {
+    load_with(ui, env, |_| (), false).map(|(ws, ())| ws)
 }
 
 /// Loads configuration and graph like [`load`], running `alongside` with the configured
@@ -81,13 +93,15 @@ pub fn load(ui: &Ui) -> Result<Workspace, u8> {
 /// when the configuration has errors.
 pub fn load_alongside<T: Send>(
     ui: &Ui,
+    env: &Env<'_>,
     alongside: impl FnOnce(&dyn StateStore) -> T + Send,
 ) -> Result<(Workspace, T), u8> {
-    load_with(ui, alongside, true)
+    load_with(ui, env, alongside, true)
 }
 
 fn load_with<T: Send>(
     ui: &Ui,
+    env: &Env<'_>,
     alongside: impl FnOnce(&dyn StateStore) -> T + Send,
     on_a_thread: bool,
 ) -> Result<(Workspace, T), u8> {
@@ -101,11 +115,32 @@ fn load_with<T: Send>(
         return Err(1);
     };
     check_required_version(&module, &mut diags);
-    let backend = match backend_for(&module, &dir) {
-        Ok(b) => b,
-        Err(d) => {
-            diags.push(d);
-            Arc::new(LocalBackend::new(dir.join(DEFAULT_STATE)))
+    let opened = if diags.has_errors() {
+        None
+    } else {
+        match open_backend(&module, &dir, &mut sources, env, true) {
+            Ok(o) => Some(o),
+            Err(d) => {
+                diags.push(d);
+                None
+            }
+        }
+    };
+    let (_, codec, _, workspace, backend) = match opened {
+        Some(o) => o,
+        None => {
+            let spec = BackendSpec::local_default();
+            let path = dir.join(backend::DEFAULT_STATE);
+            let backends: Arc<dyn Backend> =
+                Arc::new(flotilla_state::LocalWorkspaces::new(&path, Codec::plain()));
+            let store: Arc<dyn StateStore> = Arc::new(LocalBackend::new(path));
+            (
+                spec,
+                Codec::plain(),
+                backends,
+                flotilla_state::DEFAULT_WORKSPACE.to_string(),
+                store,
+            )
         }
     };
     let usable = !diags.has_errors();
@@ -140,10 +175,51 @@ fn load_with<T: Send>(
             config: Arc::new(module),
             graph: Arc::new(graph),
             backend,
+            workspace,
+            codec,
             config_hash,
         },
         beside,
     ))
+}
+
+/// The backend of the configuration in the working directory, for the `workspace`
+/// commands (the selected workspace need not exist: `workspace select` is how to leave it).
+pub struct BackendOnly {
+    /// Which backend.
+    pub spec: BackendSpec,
+    /// Its workspaces.
+    pub backends: Arc<dyn Backend>,
+    /// The selected workspace.
+    pub workspace: String,
+    /// How state and plan files are encoded.
+    pub codec: Codec,
+}
+
+/// Opens the configured backend without building the graph.
+pub fn backend_only(ui: &Ui, env: &Env<'_>) -> Result<BackendOnly, u8> {
+    let dir = PathBuf::from(".");
+    let mut sources = SourceMap::new();
+    let (module, diags) = load_config(&dir, &mut sources);
+    let module = match module {
+        Some(m) if !diags.has_errors() => m,
+        _ => {
+            ui.diags(&diags.0, &sources);
+            return Err(1);
+        }
+    };
+    match open_backend(&module, &dir, &mut sources, env, false) {
+        Ok((spec, codec, backends, workspace, _)) => Ok(BackendOnly {
+            spec,
+            backends,
+            workspace,
+            codec,
+        }),
+        Err(d) => {
+            ui.diags(&[d], &sources);
+            Err(1)
+        }
+    }
 }
 
 /// Loads the configuration in `dir` with the modules `flotilla init` installed, verified
@@ -173,40 +249,72 @@ fn config_hash(sources: &SourceMap) -> String {
     h.finalize().to_hex().to_string()
 }
 
-fn backend_for(module: &Module, dir: &Path) -> Result<Arc<dyn StateStore>, Diagnostic> {
-    let Some(b) = &module.settings.backend else {
-        return Ok(Arc::new(LocalBackend::new(dir.join(DEFAULT_STATE))));
-    };
-    if b.kind != "local" {
-        return Err(Diagnostic::error("unsupported backend")
-            .with_span(b.span.clone())
+/// The configured backend, encryption and selected workspace's store; an error when the
+/// backend block changed since `flotilla init` recorded it, or the workspace is missing.
+type Opened = (
+    BackendSpec,
+    Codec,
+    Arc<dyn Backend>,
+    String,
+    Arc<dyn StateStore>,
+);
+
+fn open_backend(
+    module: &Module,
+    dir: &Path,
+    sources: &mut SourceMap,
+    env: &Env<'_>,
+    require_selected: bool,
+) -> Result<Opened, Diagnostic> {
+    let spec = backend::spec_of(module)?;
+    if let Some(recorded) = backend::recorded(dir)
+        && recorded != spec
+    {
+        let mut d = Diagnostic::error("backend configuration changed")
             .with_detail(format!(
-                "backend `{}` is not available in this version",
-                b.kind
+                "`flotilla init` set up the {}; the configuration now names the {}",
+                recorded.describe(),
+                spec.describe()
             ))
-            .with_help("use `backend \"local\" { path = \"...\" }`"));
+            .with_help("run `flotilla init -migrate-state` to copy the state to the new backend, or `flotilla init -reconfigure` to use it as it is");
+        if let Some(b) = &module.settings.backend {
+            d = d.with_span(b.span.clone());
+        }
+        return Err(d);
     }
-    for a in &b.body.attrs {
-        if a.name != "path" {
-            return Err(Diagnostic::error("unsupported argument")
-                .with_span(a.span.clone())
+    let codec = if module.settings.encryption.is_some() {
+        let (inputs, diags) =
+            flotilla_plan::inputs::collect(module, dir, sources, &env.vars, std::env::vars());
+        if let Some(d) = diags.0.into_iter().find(|d| d.is_error()) {
+            return Err(d);
+        }
+        backend::codec(module, &inputs)?
+    } else {
+        Codec::plain()
+    };
+    let backends = backend::open(&spec, dir, codec.clone(), env.host);
+    let workspace = backend::selected_workspace(dir);
+    let store = backends.store(&workspace).map_err(|e| {
+        e.to_diagnostic("invalid workspace")
+            .with_help("select another with `flotilla workspace select NAME`")
+    })?;
+    if require_selected && workspace != flotilla_state::DEFAULT_WORKSPACE {
+        let known = backends
+            .workspaces()
+            .map_err(|e| e.to_diagnostic("cannot list workspaces"))?;
+        if !known.contains(&workspace) {
+            return Err(Diagnostic::error("workspace does not exist")
                 .with_detail(format!(
-                    "`{}` is not an argument of the local backend",
-                    a.name
+                    "the selected workspace \"{workspace}\" does not exist in the {}",
+                    spec.describe()
                 ))
-                .with_help("the local backend takes only `path`"));
+                .with_help(format!(
+                    "create it with `flotilla workspace new {workspace}`, or select one of: {}",
+                    known.join(", ")
+                )));
         }
     }
-    match b.body.attr("path") {
-        None => Ok(Arc::new(LocalBackend::new(dir.join(DEFAULT_STATE)))),
-        Some(a) => match flotilla_config::literal_str(&a.expr.expr) {
-            Some(p) => Ok(Arc::new(LocalBackend::new(dir.join(p)))),
-            None => Err(Diagnostic::error("expected a literal string")
-                .with_span(a.expr.span())
-                .with_detail("the backend `path` must be known before anything is evaluated")
-                .with_help("write a quoted path without interpolation")),
-        },
-    }
+    Ok((spec, codec, backends, workspace, store))
 }
 
 fn check_required_version(module: &Module, diags: &mut Diagnostics) {

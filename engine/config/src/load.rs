@@ -1180,17 +1180,27 @@ impl Builder<'_> {
             &block.body,
             "flotilla",
             &["required_version"],
-            &["backend"],
+            &["backend", "encryption"],
         );
         if let Some(a) = attrs.get("required_version")
             && let Some(v) = self.literal_string(a, "required_version")
         {
             self.module.settings.required_version = Some((v, a.expr.span()));
         }
-        for (_, b) in blocks {
+        for (name, b) in blocks {
             let span = header_span(file, b);
             let labels: Vec<String> = b.labels.iter().map(label_str).collect();
-            if let Some([kind]) = self.labels::<1>(&labels, "backend", &["KIND"], &span) {
+            if name == "encryption" {
+                if self
+                    .labels::<0>(&labels, "encryption", &[], &span)
+                    .is_some()
+                {
+                    self.module.settings.encryption = Some(EncryptionConfig {
+                        body: generic_body(file, &b.body),
+                        span,
+                    });
+                }
+            } else if let Some([kind]) = self.labels::<1>(&labels, "backend", &["KIND"], &span) {
                 self.module.settings.backend = Some(BackendConfig {
                     kind,
                     body: generic_body(file, &b.body),

@@ -257,9 +257,19 @@ pub struct Import {
 /// `backend "KIND" { ... }` inside the `flotilla` block.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
-    /// `local`, and later `postgres` or `kubernetes`.
+    /// `local`, `postgres` or `kubernetes`.
     pub kind: String,
     /// Its arguments.
+    pub body: BlockBody,
+    /// The block.
+    pub span: Span,
+}
+
+/// `encryption { ... }` inside the `flotilla` block: its arguments stay unevaluated here
+/// (the passphrase may be a variable); the CLI evaluates them before touching state.
+#[derive(Debug, Clone)]
+pub struct EncryptionConfig {
+    /// `method`, `key_provider "KIND" {}` and `fallback {}`.
     pub body: BlockBody,
     /// The block.
     pub span: Span,
@@ -272,6 +282,8 @@ pub struct Settings {
     pub required_version: Option<(String, Span)>,
     /// The state backend.
     pub backend: Option<BackendConfig>,
+    /// Client-side encryption of state and plan files.
+    pub encryption: Option<EncryptionConfig>,
 }
 
 /// One module: the blocks of every file in one directory, plus its loaded children.

@@ -110,13 +110,15 @@ pub struct Values {
     pub instances: HashMap<ModulePath, Vec<ModuleInstance>>,
 }
 
-/// Where `path.*` points.
+/// Where `path.*` points, and which workspace `flotilla.workspace` names.
 #[derive(Debug, Clone)]
 pub struct Paths {
     /// The root module directory.
     pub root: PathBuf,
     /// The working directory.
     pub cwd: PathBuf,
+    /// The selected workspace (`flotilla.workspace`).
+    pub workspace: String,
 }
 
 /// Resolves references from one module instance (optionally inside one resource instance).
@@ -247,7 +249,7 @@ impl Scope for InstanceScope<'_> {
             Subject::SelfRef => self.self_value.map(Cow::Borrowed).ok_or_else(|| {
                 Self::not_available(span, "`self`", "`self` can only be used in postconditions")
             }),
-            Subject::Flotilla(_) => Ok(Cow::Owned(Value::string("default"))),
+            Subject::Flotilla(_) => Ok(Cow::Owned(Value::string(self.paths.workspace.clone()))),
         }
     }
 }

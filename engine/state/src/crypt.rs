@@ -185,6 +185,11 @@ impl Encryption {
     }
 }
 
+/// Whether `bytes` are an encrypted document (state or plan) rather than a plain one.
+pub fn is_sealed_document(bytes: &[u8]) -> bool {
+    bytes.starts_with(ENVELOPE_PREFIX)
+}
+
 /// How a store turns state into bytes and back: plain, or encrypted.
 #[derive(Debug, Clone, Default)]
 pub struct Codec(Option<Arc<Encryption>>);
@@ -273,8 +278,7 @@ impl Codec {
         path: &str,
         aad: impl FnOnce(&Envelope) -> Vec<u8>,
     ) -> Result<Vec<u8>, StateError> {
-        let sealed = bytes.starts_with(ENVELOPE_PREFIX);
-        match (&self.0, sealed) {
+        match (&self.0, is_sealed_document(bytes)) {
             (None, false) => Ok(bytes.to_vec()),
             (None, true) => Err(StateError::Encrypted {
                 path: path.to_string(),
