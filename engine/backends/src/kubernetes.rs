@@ -607,7 +607,8 @@ async fn renew_loop(api: Api<DynamicObject>, name: String, id: String, lost: Arc
     loop {
         tokio::time::sleep(RENEW).await;
         let renewed = async {
-            let mut l = api.get(&name).await.map_err(|_| false)?;
+            // Gone (force-unlocked) counts as taken.
+            let mut l = api.get(&name).await.map_err(|e| is_status(&e, 404))?;
             if holder(&l) != Some(id.as_str()) {
                 return Err(true); // someone else holds it now
             }

@@ -400,25 +400,14 @@ impl PgStore {
 
 /// Holds a workspace's advisory lock on its own connection.
 struct PgLock {
-    client: Option<Client>,
+    /// Kept only to hold the session open; dropping it ends the session.
+    _client: Client,
     alive: Arc<AtomicBool>,
-    handle: Handle,
 }
 
 impl StoreLock for PgLock {
     fn lost(&self) -> bool {
         !self.alive.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for PgLock {
-    fn drop(&mut self) {
-        // Closing the session releases its advisory lock; the lock row stays as a record
-        // of the last holder and is only read while the lock is held.
-        if let Some(client) = self.client.take() {
-            let _guard = self.handle.enter();
-            drop(client);
-        }
     }
 }
 
@@ -517,10 +506,11 @@ impl StateStore for PgStore {
             )
             .await
             .map_err(|e| s.err("cannot record the lock holder", e))?;
+            // Dropping the guard closes the session, which releases the advisory lock; the
+            // lock row stays as a record of the last holder, read only while it is held.
             Ok(Box::new(PgLock {
-                client: Some(session.client),
+                _client: session.client,
                 alive: session.alive,
-                handle: s.handle.clone(),
             }) as Box<dyn StoreLock>)
         })
     }

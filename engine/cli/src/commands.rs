@@ -555,7 +555,7 @@ fn apply_input(
     lock: &Arc<dyn flotilla_state::StoreLock>,
 ) -> ApplyInput {
     let stop = ctrl_c_stop();
-    watch_lock(Arc::clone(lock), Arc::clone(&stop));
+    watch_lock(Arc::downgrade(lock), Arc::clone(&stop));
     ApplyInput {
         plan,
         config: Arc::clone(&ws.config),
@@ -570,14 +570,17 @@ fn apply_input(
 }
 
 /// Stops an apply the way Ctrl-C does when the state lock is lost (a lease that expired):
-/// nothing new starts, what is in progress finishes and is recorded.
-fn watch_lock(lock: Arc<dyn flotilla_state::StoreLock>, stop: Arc<AtomicBool>) {
+/// nothing new starts, what is in progress finishes and is recorded. The watcher holds the
+/// lock weakly: the command releases it by dropping its guard (a Lease is deleted then,
+/// rather than left to expire).
+fn watch_lock(lock: std::sync::Weak<dyn flotilla_state::StoreLock>, stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             if stop.load(Ordering::SeqCst) {
                 return;
             }
+            let Some(lock) = lock.upgrade() else { return };
             if lock.lost() {
                 stop.store(true, Ordering::SeqCst);
                 eprintln!(

@@ -266,7 +266,7 @@ resource "builtin_sleep" "wait" {
     let run = w.run(&["plan", "-lock-timeout=300ms"]).expect(1);
     assert!(start.elapsed() >= Duration::from_millis(300));
     assert!(
-        run.stderr.contains("state is locked by pid"),
+        run.stderr.contains("state is locked by") && run.stderr.contains("(pid "),
         "{}",
         run.stderr
     );

@@ -4,6 +4,7 @@
 
 pub mod clusters;
 pub mod git;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
