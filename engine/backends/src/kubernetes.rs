@@ -38,8 +38,10 @@ use crate::{block_on, gunzip, gzip, remote};
 
 /// The largest piece of a snapshot one Secret holds (Secrets are limited to 1 MiB).
 pub const CHUNK: usize = 1_000_000;
-/// A journal Secret is closed once it holds this much.
+/// A journal Secret is closed once it holds this much (base64).
 const JOURNAL_FULL: usize = 800_000;
+/// The largest piece of one journal batch (gzip, before base64).
+const JOURNAL_PIECE: usize = 600_000;
 /// How long a lease lasts without renewal.
 pub const LEASE_SECONDS: i64 = 15;
 /// How often the holder renews it.
@@ -543,17 +545,23 @@ impl Drop for LeaseLock {
             if let Ok(Some(l)) = api.get_opt(&name).await
                 && holder(&l) == Some(id.as_str())
             {
-                let mut dp = DeleteParams::default();
-                dp.preconditions = Some(kube::api::Preconditions {
-                    resource_version: l.metadata.resource_version.clone(),
-                    uid: None,
-                });
-                let _ = api.delete(&name, &dp).await;
+                let _ = api.delete(&name, &unchanged_since(&l)).await;
             }
         };
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             block_on(&self.shared.handle, release)
         }));
+    }
+}
+
+/// Deletes only the version of `o` that was read (a Lease renewed or taken meanwhile stays).
+fn unchanged_since(o: &DynamicObject) -> DeleteParams {
+    DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: o.metadata.resource_version.clone(),
+            uid: None,
+        }),
+        ..DeleteParams::default()
     }
 }
 
@@ -657,44 +665,87 @@ impl JournalWriter for KubeJournal {
             );
             lines.push(b'\n');
         }
-        let value = b64(&gzip(&lines));
-        if self.created && self.size + value.len() > JOURNAL_FULL {
-            self.index += 1;
-            self.created = false;
-            self.size = 0;
-        }
         self.seq += 1;
-        let name = format!("flotilla-journal-{}-{}", self.base, self.index);
-        let key = format!("e{:08}", self.seq);
-        let labels = s.labels(&self.workspace, "journal");
-        let create = !self.created;
-        block_on(&s.handle, async {
-            let api = s.api(&secrets()).await?;
-            if create {
-                let o = object(json!({
-                    "apiVersion": "v1", "kind": "Secret",
-                    "metadata": { "name": name, "labels": labels },
-                    "type": "Opaque",
-                    "data": { key.clone(): value },
-                }));
-                api.create(&PostParams::default(), &o)
-                    .await
-                    .map_err(|e| s.err("cannot record the apply journal", &e))?;
-            } else {
-                api.patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "data": { key.clone(): value } })),
-                )
-                .await
-                .map_err(|e| s.err("cannot record the apply journal", &e))?;
+        // A batch larger than a Secret holds (one big attribute) is split into pieces, in
+        // order, across as many Secrets as it takes.
+        for (part, piece) in gzip(&lines).chunks(JOURNAL_PIECE).enumerate() {
+            let value = b64(piece);
+            if self.created && self.size + value.len() > JOURNAL_FULL {
+                self.index += 1;
+                self.created = false;
+                self.size = 0;
             }
-            Ok::<_, StateError>(())
-        })?;
-        self.created = true;
-        self.size += value.len();
+            let name = format!("flotilla-journal-{}-{}", self.base, self.index);
+            let key = format!("e{:08}-{part:04}", self.seq);
+            let labels = s.labels(&self.workspace, "journal");
+            let create = !self.created;
+            let size = value.len();
+            block_on(&s.handle, async {
+                let api = s.api(&secrets()).await?;
+                let written = if create {
+                    let o = object(json!({
+                        "apiVersion": "v1", "kind": "Secret",
+                        "metadata": { "name": name, "labels": labels },
+                        "type": "Opaque",
+                        "data": { key: value },
+                    }));
+                    api.create(&PostParams::default(), &o).await.map(|_| ())
+                } else {
+                    api.patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "data": { key: value } })),
+                    )
+                    .await
+                    .map(|_| ())
+                };
+                written.map_err(|e| s.err("cannot record the apply journal", &e))
+            })?;
+            self.created = true;
+            self.size += size;
+        }
         Ok(())
     }
+}
+
+/// The journal's lines: every batch's pieces in order (Secrets by index, keys sorted),
+/// joined and unzipped.
+fn journal_lines(
+    mut journals: Vec<(usize, DynamicObject)>,
+    name: &str,
+) -> Result<Vec<Vec<u8>>, StateError> {
+    journals.sort_by_key(|(i, _)| *i);
+    let corrupt = |key: &str| StateError::Corrupt {
+        path: name.to_string(),
+        reason: format!("journal batch {key} is not readable"),
+    };
+    let mut batches: Vec<(String, Vec<u8>)> = Vec::new();
+    for (_, j) in &journals {
+        let Some(data) = j.data.get("data").and_then(Value::as_object) else {
+            continue;
+        };
+        let mut keys: Vec<&String> = data.keys().collect();
+        keys.sort();
+        for k in keys {
+            let batch = k.split('-').next().unwrap_or_default().to_string();
+            let piece = data[k].as_str().and_then(unb64).ok_or_else(|| corrupt(k))?;
+            match batches.last_mut() {
+                Some((b, bytes)) if *b == batch => bytes.extend(piece),
+                _ => batches.push((batch, piece)),
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    for (key, gz) in batches {
+        let batch = gunzip(&gz).ok_or_else(|| corrupt(&key))?;
+        lines.extend(
+            batch
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+    }
+    Ok(lines)
 }
 
 impl StateStore for KubeStore {
@@ -778,7 +829,7 @@ impl StateStore for KubeStore {
                     &s.selector(Some(&self.workspace), Some("journal")),
                 )
                 .await?;
-            let mut journals: Vec<(usize, DynamicObject)> = journals
+            let journals: Vec<(usize, DynamicObject)> = journals
                 .into_iter()
                 .map(|o| {
                     let index = o
@@ -791,31 +842,7 @@ impl StateStore for KubeStore {
                     (index, o)
                 })
                 .collect();
-            journals.sort_by_key(|(i, _)| *i);
-            let mut lines = Vec::new();
-            for (_, j) in &journals {
-                let Some(data) = j.data.get("data").and_then(Value::as_object) else {
-                    continue;
-                };
-                let mut keys: Vec<&String> = data.keys().collect();
-                keys.sort();
-                for k in keys {
-                    let batch = data[k]
-                        .as_str()
-                        .and_then(unb64)
-                        .and_then(|gz| gunzip(&gz))
-                        .ok_or_else(|| StateError::Corrupt {
-                            path: self.name(),
-                            reason: format!("journal batch {k} is not readable"),
-                        })?;
-                    lines.extend(
-                        batch
-                            .split(|b| *b == b'\n')
-                            .filter(|l| !l.is_empty())
-                            .map(<[u8]>::to_vec),
-                    );
-                }
-            }
+            let lines = journal_lines(journals, &self.name())?;
             if lines.is_empty() {
                 return Ok((base, 0));
             }
@@ -907,17 +934,11 @@ impl StateStore for KubeStore {
                 .await
                 .map_err(|e| s.err("cannot unlock", &e))?;
             match lease {
-                Some(l) if holder(&l) == Some(id) => {
-                    let mut dp = DeleteParams::default();
-                    dp.preconditions = Some(kube::api::Preconditions {
-                        resource_version: l.metadata.resource_version.clone(),
-                        uid: None,
-                    });
-                    api.delete(&name, &dp)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| s.err("cannot unlock", &e))
-                }
+                Some(l) if holder(&l) == Some(id) => api
+                    .delete(&name, &unchanged_since(&l))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| s.err("cannot unlock", &e)),
                 _ => Err(StateError::Refused(format!(
                     "{} is not locked with ID {id}",
                     self.name()

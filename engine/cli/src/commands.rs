@@ -393,7 +393,7 @@ async fn plan_apply(
         ui,
         &env(host, &args.vars),
         |backend| {
-            let lock = backend.lock(op_name, timeout)?;
+            let lock = workspace::lock(ui, backend, op_name, timeout)?;
             let _load = flotilla_syntax::timing::phase("load state");
             Ok::<_, flotilla_state::StateError>((lock, backend.load()))
         }
@@ -630,10 +630,11 @@ async fn import(ui: &Ui, host: &Arc<ProviderHost>, args: ImportArgs) -> u8 {
                 .with_help("write durations like 0s, 30s, 5m"),
         );
     };
-    let lock: Arc<dyn flotilla_state::StoreLock> = match ws.backend.lock("import", timeout) {
-        Ok(l) => Arc::from(l),
-        Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
-    };
+    let lock: Arc<dyn flotilla_state::StoreLock> =
+        match workspace::lock(ui, &*ws.backend, "import", timeout) {
+            Ok(l) => Arc::from(l),
+            Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
+        };
     let state = tri!(workspace::load_state(&ws, ui, true));
     if state.resources.contains_key(&addr) {
         return error(
@@ -735,7 +736,12 @@ fn decode_plan(ui: &Ui, codec: &flotilla_state::Codec, file: &std::path::Path) -
     })
 }
 
-fn read_saved_plan(ui: &Ui, ws: &Workspace, state: &State, file: &PathBuf) -> Result<Plan, u8> {
+fn read_saved_plan(
+    ui: &Ui,
+    ws: &Workspace,
+    state: &State,
+    file: &std::path::Path,
+) -> Result<Plan, u8> {
     let plan = decode_plan(ui, &ws.codec, file)?;
     if plan.config_hash != ws.config_hash {
         return Err(error(

@@ -157,7 +157,7 @@ async fn side(
     let paths = Paths {
         root: PathBuf::from("."),
         cwd: PathBuf::from("."),
-        workspace: crate::backend::selected_workspace(&dir),
+        workspace: crate::backend::selected_workspace(std::path::Path::new(".")),
     };
     match flotilla_plan::desired::desired_state(
         Arc::clone(&config),

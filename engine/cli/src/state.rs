@@ -195,7 +195,7 @@ fn push(ui: &Ui, ws: &Workspace, file: &Path, force: bool, lock_timeout: &str) -
         );
     };
     let mut pushed = tri!(read_state_file(ui, &ws.codec, file));
-    let _lock = match ws.backend.lock("state push", timeout) {
+    let _lock = match workspace::lock(ui, &*ws.backend, "state push", timeout) {
         Ok(l) => l,
         Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
     };

@@ -343,6 +343,26 @@ fn check_required_version(module: &Module, diags: &mut Diagnostics) {
 
 pub use flotilla_provider::parse_duration;
 
+/// Takes `store`'s lock for `operation`; when another run holds it and `timeout` allows
+/// waiting, says who holds it, then waits.
+pub fn lock(
+    ui: &Ui,
+    store: &dyn StateStore,
+    operation: &str,
+    timeout: std::time::Duration,
+) -> Result<Box<dyn flotilla_state::StoreLock>, flotilla_state::StateError> {
+    match store.lock(operation, std::time::Duration::ZERO) {
+        Err(flotilla_state::StateError::Locked { holder, .. }) if !timeout.is_zero() => {
+            ui.err(&format!(
+                "State is locked by {holder}; waiting up to {}s for it...",
+                timeout.as_secs_f64()
+            ));
+            store.lock(operation, timeout)
+        }
+        other => other,
+    }
+}
+
 /// Loads state, finishing the recovery of an interrupted apply when the lock is held.
 pub fn load_state(ws: &Workspace, ui: &Ui, holding_lock: bool) -> Result<State, u8> {
     let loaded = {
@@ -363,14 +383,23 @@ pub fn finish_state_load(
     match loaded {
         Ok((state, replayed)) => {
             let mut state = state.unwrap_or_else(State::new);
+            let encrypt = ws.codec.read_unencrypted_data() && state.serial > 0;
             if replayed > 0 {
                 ui.err(&format!(
                     "Warning: recovered {replayed} change(s) recorded by an interrupted apply into {}",
                     ws.backend.describe()
                 ));
-                if holding_lock && let Err(e) = ws.backend.persist(&mut state) {
+            }
+            if holding_lock && (replayed > 0 || encrypt) {
+                if let Err(e) = ws.backend.persist(&mut state) {
                     ui.diags(&[e.to_diagnostic("cannot save state")], &SourceMap::new());
                     return Err(1);
+                }
+                if encrypt {
+                    ui.err(&format!(
+                        "Encrypted the state in {}: remove `unencrypted = true` from the fallback block now",
+                        ws.backend.describe()
+                    ));
                 }
             }
             Ok(state)

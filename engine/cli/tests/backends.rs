@@ -149,6 +149,11 @@ fn two_runs_at_once(w: &Work) {
         .run(&["apply", "-auto-approve", "-lock-timeout=60s"])
         .expect(0);
     assert!(waited.stdout.contains("0 added"), "{}", waited.stdout);
+    assert!(
+        waited.stderr.contains("waiting up to 60s"),
+        "{}",
+        waited.stderr
+    );
     running.lines.for_each(drop);
     assert!(running.child.wait().unwrap().success());
     assert_eq!(files(w, "default").len(), 5);
@@ -274,4 +279,430 @@ fn kubernetes_backend_keeps_every_promise() {
             std::thread::sleep(Duration::from_millis(500));
         },
     );
+}
+
+/// The secrets of the sandbox cluster `mgmt` that `flotilla sandbox up` serves for `w`,
+/// by name, with their labels.
+fn secrets(w: &Work, selector: &str) -> Vec<String> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let text = std::fs::read_to_string(w.path(".flotilla/sandbox/kubeconfig")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let options = KubeConfigOptions {
+            context: Some("mgmt".into()),
+            ..KubeConfigOptions::default()
+        };
+        let config =
+            kube::Config::from_custom_kubeconfig(Kubeconfig::from_yaml(&text).unwrap(), &options)
+                .await
+                .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client, "default");
+        let list = api
+            .list(&kube::api::ListParams::default().labels(selector))
+            .await
+            .unwrap();
+        let mut names: Vec<String> = list
+            .items
+            .into_iter()
+            .filter_map(|s| s.metadata.name)
+            .collect();
+        names.sort();
+        names
+    })
+}
+
+fn config_with(backend: &str, body: &str) -> String {
+    format!("flotilla {{\n{backend}\n}}\n\n{body}")
+}
+
+const OUTPUTS: &str = r#"
+variable "token" {
+  type      = string
+  sensitive = true
+  default   = "s3cr3t-token-value"
+}
+
+resource "builtin_data" "token" {
+  input = var.token
+}
+
+resource "builtin_file" "note" {
+  path    = "out/${flotilla.workspace}.txt"
+  content = "kept"
+}
+
+output "where" {
+  value = flotilla.workspace
+}
+"#;
+
+#[test]
+fn state_migrates_local_to_postgres_to_kubernetes_and_back_unchanged() {
+    let Some(pg) = Postgres::start() else { return };
+    let w = Work::new(&[("main.hcl", OUTPUTS)]);
+    let _served = Served::up(&w);
+    w.run(&["init"]).expect(0);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    w.run(&["workspace", "new", "staging"]).expect(0);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    w.run(&["workspace", "select", "default"]).expect(0);
+    let pull = |w: &Work, ws: &str| {
+        let out = w
+            .command(&["state", "pull"])
+            .env("FLOTILLA_WORKSPACE", ws)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (default0, staging0) = (pull(&w, "default"), pull(&w, "staging"));
+    assert!(default0.contains("\"lineage\""), "{default0}");
+
+    for backend in [pg_backend(&pg), KUBE_BACKEND.to_string()] {
+        w.write("main.hcl", &config_with(&backend, OUTPUTS));
+        // Until the state is migrated, nothing runs against the new backend.
+        let refused = w.run(&["plan"]).expect(1);
+        assert!(
+            refused.stderr.contains("backend configuration changed"),
+            "{}",
+            refused.stderr
+        );
+        assert!(
+            refused.stderr.contains("init -migrate-state"),
+            "{}",
+            refused.stderr
+        );
+        let refused = w.run(&["init"]).expect(1);
+        assert!(
+            refused.stderr.contains("-migrate-state"),
+            "{}",
+            refused.stderr
+        );
+        let migrated = w.run(&["init", "-migrate-state", "-force-copy"]).expect(0);
+        assert!(
+            migrated.stdout.contains("workspace \"staging\""),
+            "{}",
+            migrated.stdout
+        );
+        assert_eq!(pull(&w, "default"), default0);
+        assert_eq!(pull(&w, "staging"), staging0);
+        assert_eq!(
+            w.run(&["workspace", "list"]).expect(0).stdout,
+            "* default\n  staging\n"
+        );
+        w.run(&["plan", "-detailed-exitcode"]).expect(0);
+    }
+    // Back to a local file that is gone meanwhile: written again, byte for byte.
+    std::fs::remove_file(w.path("flotilla.state.json")).unwrap();
+    std::fs::remove_dir_all(w.path("flotilla.state.d")).unwrap();
+    w.write("main.hcl", OUTPUTS);
+    w.run(&["init", "-migrate-state", "-force-copy"]).expect(0);
+    assert_eq!(
+        std::fs::read_to_string(w.path("flotilla.state.json")).unwrap(),
+        default0
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("flotilla.state.d/staging/flotilla.state.json")).unwrap(),
+        staging0
+    );
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+
+    // state push refuses another lineage or an older serial unless forced.
+    let other = Work::new(&[("main.hcl", OUTPUTS)]);
+    other.run(&["apply", "-auto-approve"]).expect(0);
+    std::fs::copy(other.path("flotilla.state.json"), w.path("other.json")).unwrap();
+    let refused = w.run(&["state", "push", "other.json"]).expect(1);
+    assert!(refused.stderr.contains("lineage"), "{}", refused.stderr);
+    std::fs::write(w.path("old.json"), &default0).unwrap();
+    w.run(&[
+        "apply",
+        "-auto-approve",
+        "-var",
+        "token=another-secret-value",
+    ])
+    .expect(0);
+    let refused = w.run(&["state", "push", "old.json"]).expect(1);
+    assert!(refused.stderr.contains("older"), "{}", refused.stderr);
+    w.run(&["state", "push", "-force", "old.json"]).expect(0);
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+}
+
+const ENCRYPTED: &str = r#"
+variable "passphrase" {
+  type      = string
+  sensitive = true
+}
+
+flotilla {
+  encryption {
+    key_provider "pbkdf2" {
+      passphrase = var.passphrase
+      iterations = 100000
+    }
+  }
+}
+"#;
+
+#[test]
+fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
+    let Some(pg) = Postgres::start() else { return };
+    let key = ("FLOTILLA_VAR_passphrase", "correct horse battery staple");
+    let run = |w: &Work, env: &[(&str, &str)], args: &[&str]| {
+        let mut c = w.command(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        support::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    // Local: the state file, its backup and saved plans are ciphertext.
+    let w = Work::new(&[("main.hcl", &format!("{OUTPUTS}{ENCRYPTED}"))]);
+    run(&w, &[key], &["apply", "-auto-approve"]).expect(0);
+    run(
+        &w,
+        &[key],
+        &[
+            "apply",
+            "-auto-approve",
+            "-var",
+            "token=second-secret-value",
+        ],
+    )
+    .expect(0);
+    run(
+        &w,
+        &[key],
+        &["plan", "-out", "p.plan", "-var", "token=third-secret-value"],
+    )
+    .expect(0);
+    for f in [
+        "flotilla.state.json",
+        "flotilla.state.json.backup",
+        "p.plan",
+    ] {
+        let bytes = std::fs::read(w.path(f)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in [
+            "s3cr3t-token-value",
+            "second-secret-value",
+            "third-secret-value",
+        ] {
+            assert!(!text.contains(secret), "{f} holds {secret} in clear");
+        }
+        assert!(text.starts_with("{\"encryption\":"), "{f}: {text}");
+    }
+    let shown = run(&w, &[key], &["show", "p.plan"]).expect(0);
+    assert!(
+        shown.stdout.contains("builtin_data.token"),
+        "{}",
+        shown.stdout
+    );
+    // Without the key, or with a wrong one: a clear error, and nothing is written.
+    let before = std::fs::read(w.path("flotilla.state.json")).unwrap();
+    let missing = run(&w, &[], &["plan"]).expect(1);
+    assert!(
+        missing.stderr.contains("FLOTILLA_VAR_passphrase"),
+        "{}",
+        missing.stderr
+    );
+    let wrong = run(
+        &w,
+        &[("FLOTILLA_VAR_passphrase", "not the right passphrase")],
+        &["apply", "-auto-approve"],
+    )
+    .expect(1);
+    assert!(wrong.stderr.contains("cannot decrypt"), "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("fallback"), "{}", wrong.stderr);
+    let shown = run(
+        &w,
+        &[("FLOTILLA_VAR_passphrase", "not the right passphrase")],
+        &["show", "p.plan"],
+    )
+    .expect(1);
+    assert!(shown.stderr.contains("cannot decrypt"), "{}", shown.stderr);
+    assert_eq!(
+        std::fs::read(w.path("flotilla.state.json")).unwrap(),
+        before
+    );
+    // Rotation: the new key writes, the old one in `fallback` reads.
+    let rotated = ENCRYPTED.replace(
+        "  }\n}\n",
+        "    fallback {\n      key_provider \"pbkdf2\" {\n        passphrase = var.old_passphrase\n        iterations = 100000\n      }\n    }\n  }\n}\n\nvariable \"old_passphrase\" {\n  type      = string\n  sensitive = true\n}\n",
+    );
+    w.write("main.hcl", &format!("{OUTPUTS}{rotated}"));
+    let new_key = ("FLOTILLA_VAR_passphrase", "a brand new passphrase for 2027");
+    let old_key = ("FLOTILLA_VAR_old_passphrase", key.1);
+    run(
+        &w,
+        &[new_key, old_key],
+        &[
+            "apply",
+            "-auto-approve",
+            "-var",
+            "token=fourth-secret-value",
+        ],
+    )
+    .expect(0);
+    w.write("main.hcl", &format!("{OUTPUTS}{ENCRYPTED}"));
+    run(
+        &w,
+        &[new_key],
+        &[
+            "plan",
+            "-detailed-exitcode",
+            "-var",
+            "token=fourth-secret-value",
+        ],
+    )
+    .expect(0);
+    run(&w, &[key], &["plan"]).expect(1);
+
+    // Plain state stays readable only when the configuration says so, once.
+    let plain = Work::new(&[("main.hcl", OUTPUTS)]);
+    plain.run(&["apply", "-auto-approve"]).expect(0);
+    plain.write("main.hcl", &format!("{OUTPUTS}{ENCRYPTED}"));
+    let refused = run(&plain, &[key], &["plan"]).expect(1);
+    assert!(
+        refused.stderr.contains("unencrypted = true"),
+        "{}",
+        refused.stderr
+    );
+    let migrating = ENCRYPTED.replace(
+        "  }\n}\n",
+        "    fallback {\n      unencrypted = true\n    }\n  }\n}\n",
+    );
+    plain.write("main.hcl", &format!("{OUTPUTS}{migrating}"));
+    run(&plain, &[key], &["apply", "-auto-approve"]).expect(0);
+    let text = std::fs::read_to_string(plain.path("flotilla.state.json")).unwrap();
+    assert!(
+        text.starts_with("{\"encryption\":") && !text.contains("s3cr3t"),
+        "{text}"
+    );
+
+    // PostgreSQL holds only ciphertext too.
+    let w = Work::new(&[(
+        "main.hcl",
+        &format!("{}{ENCRYPTED}", config_with(&pg_backend(&pg), OUTPUTS)),
+    )]);
+    run(&w, &[key], &["apply", "-auto-approve"]).expect(0);
+    let rows = pg.sql("SELECT encode(data, 'escape') FROM team.flotilla_states");
+    assert!(
+        rows.contains("\"encryption\":") && !rows.contains("s3cr3t"),
+        "{rows}"
+    );
+    let pulled = run(&w, &[key], &["state", "pull"]).expect(0);
+    assert!(
+        pulled.stdout.contains("s3cr3t-token-value"),
+        "state pull decrypts"
+    );
+}
+
+#[test]
+fn force_unlock_breaks_a_stuck_holder_and_nothing_else() {
+    let Some(pg) = Postgres::start() else { return };
+    let slow = "resource \"builtin_sleep\" \"wait\" {\n  create_duration = \"8s\"\n}\n";
+    let lock_id = |stderr: &str| {
+        let at = stderr.find("lock ID ").expect("a lock ID in the message") + "lock ID ".len();
+        stderr[at..at + 36].to_string()
+    };
+    let w = Work::new(&[("main.hcl", &config_with(&pg_backend(&pg), slow))]);
+    let served = Work::new(&[("main.hcl", &config_with(KUBE_BACKEND, slow))]);
+    let _sandbox = Served::up(&served);
+    for w in [&w, &served] {
+        let mut running = w.spawn_until(
+            &["apply", "-auto-approve"],
+            "builtin_sleep.wait: Creating...",
+        );
+        let refused = w.run(&["plan"]).expect(1);
+        let id = lock_id(&refused.stderr);
+        let wrong = w
+            .run(&[
+                "force-unlock",
+                "-force",
+                "00000000-0000-0000-0000-000000000000",
+            ])
+            .expect(1);
+        assert!(
+            wrong.stderr.contains("no lock") || wrong.stderr.contains("not locked"),
+            "{}",
+            wrong.stderr
+        );
+        let asked = w.run(&["force-unlock", &id]).expect(1);
+        assert!(
+            asked.stderr.contains("-force"),
+            "without a terminal it asks for -force: {}",
+            asked.stderr
+        );
+        w.run(&["force-unlock", "-force", &id]).expect(0);
+        // The holder notices, finishes what it started, records it, and stops.
+        let mut out = String::new();
+        for line in running.lines.by_ref() {
+            out.push_str(&line.unwrap());
+            out.push('\n');
+        }
+        let status = running.child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(running.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(stderr.contains("lock was lost"), "{out}\n{stderr}");
+        assert!(stderr.contains("apply interrupted"), "{out}\n{stderr}");
+        assert_eq!(status.code(), Some(1), "{out}\n{stderr}");
+        assert!(
+            out.contains("Creation complete"),
+            "the operation in progress finished: {out}"
+        );
+        w.run(&["plan", "-detailed-exitcode", "-lock-timeout=30s"])
+            .expect(0);
+    }
+}
+
+#[test]
+fn kubernetes_state_above_a_megabyte_is_chunked_and_read_back() {
+    // 3 MB of hex does not compress below two chunks.
+    let mut big = String::with_capacity(3_000_000);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while big.len() < 3_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.push_str(&format!("{x:016x}"));
+    }
+    let body = format!("resource \"builtin_data\" \"big\" {{\n  input = \"{big}\"\n}}\n");
+    let w = Work::new(&[("main.hcl", &config_with(KUBE_BACKEND, &body))]);
+    let _served = Served::up(&w);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    let chunks = secrets(&w, "flotilla.dev/part=chunk");
+    assert!(!chunks.is_empty(), "{chunks:?}");
+    assert_eq!(
+        secrets(&w, "flotilla.dev/part=state"),
+        ["flotilla-state-default-fleet"]
+    );
+    assert!(
+        secrets(&w, "flotilla.dev/part=journal").is_empty(),
+        "the journal is cleared"
+    );
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+    // A second write replaces the chunks: only the current generation's remain.
+    w.write(
+        "main.hcl",
+        &config_with(KUBE_BACKEND, &body.replace("\"big\"", "\"large\"")),
+    );
+    w.write(
+        "moved.hcl",
+        "moved {\n  from = builtin_data.big\n  to   = builtin_data.large\n}\n",
+    );
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    assert_eq!(secrets(&w, "flotilla.dev/part=chunk").len(), chunks.len());
+    assert_ne!(secrets(&w, "flotilla.dev/part=chunk"), chunks);
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+    let pulled = w.run(&["state", "pull"]).expect(0);
+    assert!(pulled.stdout.contains(&big[..64]));
 }

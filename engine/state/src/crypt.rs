@@ -11,6 +11,7 @@
 //! past; nothing is written on that path.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload, rand_core::RngCore};
@@ -67,6 +68,9 @@ pub struct Key {
     pub source: KeySource,
 }
 
+/// An AES-256 key.
+type DerivedKey = [u8; 32];
+
 /// The keys state is encrypted with.
 pub struct Encryption {
     /// The key that writes, then the fallback keys that only read.
@@ -76,7 +80,9 @@ pub struct Encryption {
     /// This process's salt for passphrase keys.
     salt: [u8; SALT_LEN],
     /// Derived keys by (key index, salt): PBKDF2 runs once per salt.
-    derived: Mutex<HashMap<(usize, Vec<u8>), [u8; 32]>>,
+    derived: Mutex<HashMap<(usize, Vec<u8>), DerivedKey>>,
+    /// Whether unencrypted data was read (the caller writes it back encrypted).
+    read_plain: AtomicBool,
 }
 
 impl std::fmt::Debug for Encryption {
@@ -101,6 +107,7 @@ impl Encryption {
             read_unencrypted,
             salt,
             derived: Mutex::new(HashMap::new()),
+            read_plain: AtomicBool::new(false),
         }
     }
 
@@ -226,6 +233,14 @@ impl Codec {
         self.0.is_some()
     }
 
+    /// Whether it has read unencrypted data (allowed by `fallback { unencrypted = true }`),
+    /// which should now be written back encrypted.
+    pub fn read_unencrypted_data(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|e| e.read_plain.load(Ordering::SeqCst))
+    }
+
     /// A state snapshot as stored.
     pub fn encode_state(&self, state: &State) -> Vec<u8> {
         let plain = format::encode(state);
@@ -283,7 +298,10 @@ impl Codec {
             (None, true) => Err(StateError::Encrypted {
                 path: path.to_string(),
             }),
-            (Some(enc), false) if enc.read_unencrypted => Ok(bytes.to_vec()),
+            (Some(enc), false) if enc.read_unencrypted => {
+                enc.read_plain.store(true, Ordering::SeqCst);
+                Ok(bytes.to_vec())
+            }
             (Some(_), false) => Err(StateError::NotEncrypted {
                 path: path.to_string(),
             }),
@@ -324,7 +342,10 @@ impl Codec {
             (None, true) => Err(StateError::Encrypted {
                 path: path.to_string(),
             }),
-            (Some(enc), false) if enc.read_unencrypted => Ok(line.to_vec()),
+            (Some(enc), false) if enc.read_unencrypted => {
+                enc.read_plain.store(true, Ordering::SeqCst);
+                Ok(line.to_vec())
+            }
             (Some(_), false) => Err(StateError::NotEncrypted {
                 path: path.to_string(),
             }),
