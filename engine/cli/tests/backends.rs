@@ -706,3 +706,42 @@ fn kubernetes_state_above_a_megabyte_is_chunked_and_read_back() {
     let pulled = w.run(&["state", "pull"]).expect(0);
     assert!(pulled.stdout.contains(&big[..64]));
 }
+
+#[test]
+fn the_team_state_example_runs_as_its_readme_says() {
+    let (w, readme) = support::clusters::example("team-state");
+    let key = "FLOTILLA_STATE_KEY";
+    let value = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let run = |args: &[&str]| {
+        let out = w.command(args).env(key, value).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for step in [
+        "sandbox up --name mgmt",
+        "workspace new production",
+        "state pull",
+    ] {
+        assert!(
+            readme.contains(&format!("flotilla {step}")),
+            "README shows `{step}`"
+        );
+    }
+    let _served = Served::up(&w);
+    run(&["init"]);
+    assert!(run(&["apply", "-auto-approve"]).contains("replicas    = 1"));
+    run(&["workspace", "new", "production"]);
+    assert!(run(&["apply", "-auto-approve"]).contains("replicas    = 3"));
+    assert_eq!(run(&["workspace", "list"]), "  default\n* production\n");
+    assert!(run(&["state", "pull"]).contains("example-token-not-for-production"));
+    run(&["workspace", "select", "default"]);
+    assert_eq!(
+        secrets(&w, "flotilla.dev/part=state"),
+        [
+            "flotilla-state-default-platform",
+            "flotilla-state-production-platform"
+        ]
+    );
+    let without = w.run(&["plan"]).expect(1);
+    assert!(without.stderr.contains(key), "{}", without.stderr);
+}

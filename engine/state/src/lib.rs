@@ -6,11 +6,14 @@
 //!   truncated file, or one from a newer format version, is refused with a clear error and
 //!   never overwritten.
 //! - [`StateStore`] is the seam the CLI, plan and apply use: lock, read, compare-and-swap
-//!   persist, and the journal writer.
+//!   persist, and the journal writer; a [`Backend`] holds one store per workspace (the
+//!   PostgreSQL and Kubernetes ones live in flotilla-backends).
+//! - [`crypt`] is client-side encryption: the [`Codec`] every store encodes with.
 //! - [`LocalBackend`] stores state in a file next to the configuration, with an OS file lock
 //!   (a second run waits, then fails naming the holder), atomic snapshots (temp file, fsync,
 //!   rename, previous copy kept as `.backup`) and an append-only journal during apply so a
-//!   crash loses at most the resources in flight.
+//!   crash loses at most the resources in flight; [`LocalWorkspaces`] keeps other workspaces
+//!   in `flotilla.state.d/`.
 //!
 //! **Invariant:** nothing in this crate prints; every failure is a [`StateError`].
 
