@@ -267,12 +267,27 @@ fn open_backend(
     require_selected: bool,
 ) -> Result<Opened, Diagnostic> {
     let spec = backend::spec_of(module)?;
-    if let Some(recorded) = backend::recorded(dir)
+    // The backend state was last used in: the one `init` (or the first command) recorded,
+    // or, before any record, a local state file that a new backend block would hide.
+    let previous = match backend::recorded(dir) {
+        Some(r) => Some(r),
+        None if spec != BackendSpec::local_default()
+            && dir.join(backend::DEFAULT_STATE).exists() =>
+        {
+            Some(BackendSpec::local_default())
+        }
+        None => {
+            // Best effort: without a record, a later change of the block goes unnoticed.
+            let _ = backend::record(dir, &spec);
+            None
+        }
+    };
+    if let Some(recorded) = previous
         && recorded != spec
     {
         let mut d = Diagnostic::error("backend configuration changed")
             .with_detail(format!(
-                "`flotilla init` set up the {}; the configuration now names the {}",
+                "the state is in the {}; the configuration now names the {}",
                 recorded.describe(),
                 spec.describe()
             ))

@@ -131,7 +131,9 @@ fn round_trip_with_workspaces(w: &Work) {
 fn two_runs_at_once(w: &Work) {
     let mut running = w.spawn_until(&["apply", "-auto-approve"], "builtin_sleep.s0: Creating...");
     let start = Instant::now();
-    let refused = w.run(&["plan", "-lock-timeout=300ms"]).expect(1);
+    let refused = w
+        .run(&["apply", "-auto-approve", "-lock-timeout=300ms"])
+        .expect(1);
     assert!(start.elapsed() >= Duration::from_millis(300));
     assert!(
         refused.stderr.contains("state is locked by"),
@@ -210,6 +212,13 @@ fn store_goes_away(w: &Work, away: impl FnOnce(), back: impl FnOnce()) {
     assert!(stderr.contains("flotilla.errored.state.json"), "{stderr}");
     assert!(stderr.contains("state push"), "{stderr}");
     back();
+    // What was recorded before the store went away is in its journal, which the next read
+    // replays: at least the two files whose completion was reported.
+    let recorded = files_in_state(w);
+    assert!(
+        recorded.starts_with(&["builtin_file.f0".to_string(), "builtin_file.f1".to_string()]),
+        "{recorded:?}"
+    );
     let pushed = w
         .run(&[
             "state",
