@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use flotilla_provider::ProviderHost;
 use flotilla_state::{
-    Backend, Codec, DEFAULT_WORKSPACE, JournalEntry, JournalWriter, LockInfo, State, StateError,
-    StateStore, StoreLock, check_workspace_name,
+    Backend, Codec, JournalEntry, JournalWriter, LockInfo, State, StateError, StateStore,
+    StoreLock, check_deletable, check_workspace_name, workspace_list,
 };
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
@@ -289,7 +289,7 @@ impl Backend for Kubernetes {
 
     fn workspaces(&self) -> Result<Vec<String>, StateError> {
         let s = &self.shared;
-        let mut names: Vec<String> = block_on(&s.handle, async {
+        let names: Vec<String> = block_on(&s.handle, async {
             let found = s.list(&secrets(), &s.selector(None, Some("state"))).await?;
             Ok::<_, StateError>(
                 found
@@ -298,10 +298,7 @@ impl Backend for Kubernetes {
                     .collect(),
             )
         })?;
-        names.push(DEFAULT_WORKSPACE.to_string());
-        names.sort();
-        names.dedup();
-        Ok(names)
+        Ok(workspace_list(names))
     }
 
     fn store(&self, workspace: &str) -> Result<Arc<dyn StateStore>, StateError> {
@@ -313,12 +310,7 @@ impl Backend for Kubernetes {
     }
 
     fn delete_workspace(&self, workspace: &str) -> Result<(), StateError> {
-        check_workspace_name(workspace)?;
-        if workspace == DEFAULT_WORKSPACE {
-            return Err(StateError::Workspace(
-                "the default workspace cannot be deleted".into(),
-            ));
-        }
+        check_deletable(workspace)?;
         let s = &self.shared;
         block_on(&s.handle, async {
             s.delete_all(&secrets(), &s.selector(Some(workspace), None))

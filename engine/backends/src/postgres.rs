@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flotilla_state::{
-    Backend, Codec, DEFAULT_WORKSPACE, JournalEntry, JournalWriter, LockInfo, State, StateError,
-    StateStore, StoreLock, check_workspace_name,
+    Backend, Codec, JournalEntry, JournalWriter, LockInfo, State, StateError, StateStore,
+    StoreLock, check_deletable, check_workspace_name, workspace_list,
 };
 use tokio::runtime::Handle;
 use tokio_postgres::Client;
@@ -245,7 +245,7 @@ impl Backend for Postgres {
     fn workspaces(&self) -> Result<Vec<String>, StateError> {
         let s = &self.shared;
         let sql = format!("SELECT name FROM {}.flotilla_states", s.schema());
-        let mut names: Vec<String> = block_on(
+        let names: Vec<String> = block_on(
             &s.handle,
             s.with_client(async |c| {
                 let rows = c
@@ -255,10 +255,7 @@ impl Backend for Postgres {
                 Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
             }),
         )?;
-        names.push(DEFAULT_WORKSPACE.to_string());
-        names.sort();
-        names.dedup();
-        Ok(names)
+        Ok(workspace_list(names))
     }
 
     fn store(&self, workspace: &str) -> Result<Arc<dyn StateStore>, StateError> {
@@ -270,12 +267,7 @@ impl Backend for Postgres {
     }
 
     fn delete_workspace(&self, workspace: &str) -> Result<(), StateError> {
-        check_workspace_name(workspace)?;
-        if workspace == DEFAULT_WORKSPACE {
-            return Err(StateError::Workspace(
-                "the default workspace cannot be deleted".into(),
-            ));
-        }
+        check_deletable(workspace)?;
         let s = &self.shared;
         let schema = s.schema();
         block_on(

@@ -27,8 +27,8 @@ pub use crypt::{Codec, Encryption, Key, KeySource};
 pub use local::{Journal, LocalBackend, LocalWorkspaces, LockGuard};
 pub use model::{JournalEntry, OutputState, ResourceInstanceState, State};
 pub use store::{
-    Backend, DEFAULT_WORKSPACE, JournalWriter, LockInfo, StateStore, StoreLock, check_push,
-    check_workspace_name,
+    Backend, DEFAULT_WORKSPACE, JournalWriter, LockInfo, StateStore, StoreLock, check_deletable,
+    check_push, check_workspace_name, workspace_list,
 };
 
 /// Everything that can go wrong reading, writing or locking state.

@@ -325,7 +325,7 @@ impl crate::Backend for LocalWorkspaces {
     }
 
     fn workspaces(&self) -> Result<Vec<String>, StateError> {
-        let mut out = vec![crate::DEFAULT_WORKSPACE.to_string()];
+        let mut out = Vec::new();
         let dir = self.dir();
         match std::fs::read_dir(&dir) {
             Ok(entries) => {
@@ -339,9 +339,7 @@ impl crate::Backend for LocalWorkspaces {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("cannot read", &dir)(e)),
         }
-        out.sort();
-        out.dedup();
-        Ok(out)
+        Ok(crate::workspace_list(out))
     }
 
     fn store(&self, workspace: &str) -> Result<std::sync::Arc<dyn crate::StateStore>, StateError> {
@@ -353,12 +351,7 @@ impl crate::Backend for LocalWorkspaces {
     }
 
     fn delete_workspace(&self, workspace: &str) -> Result<(), StateError> {
-        crate::check_workspace_name(workspace)?;
-        if workspace == crate::DEFAULT_WORKSPACE {
-            return Err(StateError::Workspace(
-                "the default workspace cannot be deleted".into(),
-            ));
-        }
+        crate::check_deletable(workspace)?;
         let dir = self.dir().join(workspace);
         std::fs::remove_dir_all(&dir).map_err(io("cannot remove", &dir))
     }

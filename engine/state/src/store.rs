@@ -166,6 +166,25 @@ pub fn check_workspace_name(name: &str) -> Result<(), StateError> {
     }
 }
 
+/// A backend's workspace names as it lists them: `default` among them, sorted, once each.
+pub fn workspace_list(mut names: Vec<String>) -> Vec<String> {
+    names.push(DEFAULT_WORKSPACE.to_string());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Refuses to delete `default`, or a workspace with an invalid name.
+pub fn check_deletable(workspace: &str) -> Result<(), StateError> {
+    check_workspace_name(workspace)?;
+    if workspace == DEFAULT_WORKSPACE {
+        return Err(StateError::Workspace(
+            "the default workspace cannot be deleted".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `pushed` may replace `stored` (`state push`): the same lineage and a serial no
 /// lower, unless forced.
 pub fn check_push(stored: Option<&State>, pushed: &State, force: bool) -> Result<(), StateError> {
