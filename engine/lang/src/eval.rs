@@ -12,9 +12,10 @@ use flotilla_syntax::hcl_edit::expr::{
 use flotilla_syntax::hcl_edit::template::{Directive, Element, Strip, Template};
 use flotilla_syntax::{Diagnostic, FileId, Span, did_you_mean};
 
+use crate::Number;
 use crate::functions::{self, FnCtx};
 use crate::refs::{Subject, parse_reference};
-use crate::value::{Value, number_to_string};
+use crate::value::Value;
 
 /// Resolves references to values. Implemented by the planner (module instance scopes), the
 /// console, and [`EmptyScope`].
@@ -116,7 +117,7 @@ impl<'a> Evaluator<'a> {
         match e {
             Expression::Null(_) => Ok(Value::Null),
             Expression::Bool(b) => Ok(Value::Bool(*b.value())),
-            Expression::Number(n) => Ok(Value::Number(n.value().as_f64().unwrap_or(0.0))),
+            Expression::Number(n) => Ok(Value::Number(literal_number(n))),
             Expression::String(s) => Ok(Value::String(s.value().to_string())),
             Expression::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -205,7 +206,7 @@ impl<'a> Evaluator<'a> {
                 let (v, sensitive) = self.eval(&u.expr)?.unmark();
                 let out = match (u.operator.value(), v) {
                     (_, Value::Unknown) => Value::Unknown,
-                    (UnaryOperator::Neg, v) => Value::Number(-self.number(&u.expr, v)?),
+                    (UnaryOperator::Neg, v) => Value::Number(self.number(&u.expr, v)?.neg()),
                     (UnaryOperator::Not, v) => Value::Bool(!self.boolean(&u.expr, v)?),
                 };
                 Ok(if sensitive { out.sensitive() } else { out })
@@ -249,7 +250,7 @@ impl<'a> Evaluator<'a> {
                     cur = self.step(cur, op, |v| index(v, &key))?;
                 }
                 TraversalOperator::LegacyIndex(n) => {
-                    let key = Value::Number(*n.value() as f64);
+                    let key = Value::Number(Number::from(*n.value()));
                     cur = self.step(cur, op, |v| index(v, &key))?;
                 }
                 TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
@@ -308,10 +309,10 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn number(&self, node: &Expression, v: Value) -> Result<f64, Diagnostic> {
+    fn number(&self, node: &Expression, v: Value) -> Result<Number, Diagnostic> {
         match v {
             Value::Number(n) => Ok(n),
-            Value::String(ref s) => s.trim().parse().map_err(|_| {
+            Value::String(ref s) => Number::parse(s).ok_or_else(|| {
                 self.err(
                     node,
                     "invalid operand",
@@ -380,18 +381,18 @@ impl<'a> Evaluator<'a> {
                 let a = self.number(lhs, l)?;
                 let b = self.number(rhs, r)?;
                 match op {
-                    BinaryOperator::Plus => Value::Number(a + b),
-                    BinaryOperator::Minus => Value::Number(a - b),
-                    BinaryOperator::Mul => Value::Number(a * b),
-                    BinaryOperator::Div | BinaryOperator::Mod if b == 0.0 => {
-                        return Err(self.err(
+                    BinaryOperator::Plus => Value::Number(a.add(&b)),
+                    BinaryOperator::Minus => Value::Number(a.sub(&b)),
+                    BinaryOperator::Mul => Value::Number(a.mul(&b)),
+                    // As in Terraform: x / 0 is an infinity, x % 0 is x, 0 / 0 an error.
+                    BinaryOperator::Div => Value::Number(a.div(&b).map_err(|_| {
+                        self.err(
                             whole,
                             "division by zero",
-                            "the right-hand operand is zero",
-                        ));
-                    }
-                    BinaryOperator::Div => Value::Number(a / b),
-                    BinaryOperator::Mod => Value::Number(a % b),
+                            "cannot divide zero by zero or infinity by infinity",
+                        )
+                    })?),
+                    BinaryOperator::Mod => Value::Number(a.rem(&b)),
                     BinaryOperator::Less => Value::Bool(a < b),
                     BinaryOperator::LessEq => Value::Bool(a <= b),
                     BinaryOperator::Greater => Value::Bool(a > b),
@@ -409,7 +410,7 @@ impl<'a> Evaluator<'a> {
         let (kv, sensitive) = self.eval(ke)?.unmark();
         let key = match kv {
             Value::String(s) => s,
-            Value::Number(n) => number_to_string(n),
+            Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Unknown => return Ok(None),
             other => {
@@ -436,7 +437,7 @@ impl<'a> Evaluator<'a> {
             Value::List(items) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| (Value::Number(i as f64), v))
+                .map(|(i, v)| (Value::Number(Number::from(i)), v))
                 .collect(),
             Value::Set(items) => items.into_iter().map(|v| (v.clone(), v)).collect(),
             Value::Map(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
@@ -702,7 +703,7 @@ impl<'a> Evaluator<'a> {
                     match v {
                         Value::Unknown => *unknown = true,
                         Value::String(s) => out.push_str(&s),
-                        Value::Number(n) => out.push_str(&number_to_string(n)),
+                        Value::Number(n) => out.push_str(&n.to_string()),
                         Value::Bool(b) => out.push_str(&b.to_string()),
                         Value::Null => {
                             return Err(self
@@ -778,7 +779,7 @@ impl<'a> Evaluator<'a> {
                             Value::List(items) => items
                                 .into_iter()
                                 .enumerate()
-                                .map(|(i, v)| (Value::Number(i as f64), v))
+                                .map(|(i, v)| (Value::Number(Number::from(i)), v))
                                 .collect(),
                             Value::Set(items) => {
                                 items.into_iter().map(|v| (v.clone(), v)).collect()
@@ -960,7 +961,7 @@ fn index<'v>(v: &'v Value, key: &Value) -> Result<Step<'v>, StepError> {
         }
         Value::List(items) => {
             let i = match &key {
-                Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n as usize,
+                Value::Number(n) => n.to_usize().ok_or_else(|| invalid_index(&key))?,
                 Value::String(s) => s.parse::<usize>().map_err(|_| invalid_index(&key))?,
                 _ => return Err(invalid_index(&key)),
             };
@@ -981,7 +982,7 @@ fn index<'v>(v: &'v Value, key: &Value) -> Result<Step<'v>, StepError> {
         Value::Map(m) => {
             let k = match &key {
                 Value::String(s) => s.clone(),
-                Value::Number(n) => number_to_string(*n),
+                Value::Number(n) => n.to_string(),
                 _ => return Err(invalid_index(&key)),
             };
             match m.get(&k) {
@@ -1037,6 +1038,23 @@ fn invalid_index(key: &Value) -> StepError {
         format!("a {} cannot be used as an index here", key.type_name()),
         None,
     )
+}
+
+/// A number literal exactly as written (`0.1` is a tenth at 512 bits, not the nearest
+/// `f64`); the parser's value only when the text is somehow unavailable.
+fn literal_number(
+    n: &flotilla_syntax::hcl_edit::Formatted<flotilla_syntax::hcl_edit::Number>,
+) -> Number {
+    n.as_repr()
+        .map(|r| r.replace(|c: char| c.is_whitespace(), ""))
+        .and_then(|s| Number::parse(&s))
+        .unwrap_or_else(|| {
+            let v = n.value();
+            v.as_i64()
+                .map(Number::from)
+                .or_else(|| v.as_u64().map(Number::from))
+                .unwrap_or_else(|| Number::from_f64(v.as_f64().unwrap_or(0.0)))
+        })
 }
 
 /// Equality as the `==` operator sees it: numbers by value, collections element-wise.

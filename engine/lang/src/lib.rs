@@ -17,6 +17,7 @@
 
 mod eval;
 pub mod functions;
+mod number;
 mod path;
 mod refs;
 mod template;
@@ -24,9 +25,10 @@ mod types;
 mod value;
 
 pub use eval::{EmptyScope, EvalContext, Evaluator, Scope, values_equal};
+pub use number::{Number, NumberError};
 pub use path::{AttrPath, PathStep, diff_paths};
 pub use refs::{Reference, Subject, parse_reference, references};
 pub use types::{ObjectAttr, Type, convert, parse_type, unify};
-pub use value::{Value, number_to_string, render_value};
+pub use value::{Value, number_from_json, number_to_json, render_value};
 
 pub use flotilla_syntax::{Diagnostic, Diagnostics, Span};

@@ -7,7 +7,7 @@ use flotilla_syntax::hcl_edit::expr::{Expression, ObjectKey};
 use flotilla_syntax::{Diagnostic, FileId, Span};
 
 use crate::eval::{EmptyScope, EvalContext, Evaluator};
-use crate::value::{Value, number_to_string};
+use crate::value::Value;
 
 /// A type constraint.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,7 +245,7 @@ fn convert_at(value: Value, ty: &Type, path: &mut String) -> Result<Value, Strin
         Type::Any => Ok(value),
         Type::String => match value {
             Value::String(_) => Ok(value),
-            Value::Number(n) => Ok(Value::String(number_to_string(n))),
+            Value::Number(n) => Ok(Value::String(n.to_string())),
             Value::Bool(b) => Ok(Value::String(b.to_string())),
             other => Err(at(
                 path,
@@ -254,7 +254,7 @@ fn convert_at(value: Value, ty: &Type, path: &mut String) -> Result<Value, Strin
         },
         Type::Number => match value {
             Value::Number(_) => Ok(value),
-            Value::String(ref s) => s.trim().parse::<f64>().map(Value::Number).map_err(|_| {
+            Value::String(ref s) => crate::Number::parse(s).map(Value::Number).ok_or_else(|| {
                 at(
                     path,
                     format!("a number is required, got the string {:?}", s),
@@ -539,7 +539,7 @@ fn rebuild(v: Value, f: impl FnOnce(Value) -> Value) -> Value {
 /// A primitive as a string (`1` → `"1"`, `true` → `"true"`), keeping marks and others.
 fn to_string_value(v: Value) -> Value {
     rebuild(v, |inner| match inner {
-        Value::Number(n) => Value::String(crate::value::number_to_string(n)),
+        Value::Number(n) => Value::String(n.to_string()),
         Value::Bool(b) => Value::String(b.to_string()),
         other => other,
     })
@@ -572,7 +572,7 @@ mod tests {
             out,
             Value::List(vec![Value::object([
                 ("name", Value::string("a")),
-                ("port", Value::Number(80.0))
+                ("port", Value::int(80))
             ])])
         );
         let bad = Value::List(vec![Value::object([("name", Value::List(vec![]))])]);

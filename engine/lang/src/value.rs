@@ -4,6 +4,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::Number;
+
 /// A value of the language.
 ///
 /// `Unknown` stands for a value that will only be known after apply; `Sensitive` wraps a value
@@ -15,8 +17,8 @@ pub enum Value {
     Null,
     /// `true` / `false`
     Bool(bool),
-    /// A number (HCL numbers are shown without a fraction when they are whole).
-    Number(f64),
+    /// A number: arbitrary precision, as Terraform's (see [`Number`]).
+    Number(Number),
     /// A string.
     String(String),
     /// A list or tuple.
@@ -32,6 +34,16 @@ pub enum Value {
 }
 
 impl Value {
+    /// An integer value.
+    pub fn int(i: i64) -> Value {
+        Value::Number(Number::from(i))
+    }
+
+    /// A number from a float (53 bits, as Terraform's float functions give them).
+    pub fn float(f: f64) -> Value {
+        Value::Number(Number::from_f64(f))
+    }
+
     /// A string value.
     pub fn string(s: impl Into<String>) -> Value {
         Value::String(s.into())
@@ -167,7 +179,7 @@ impl Value {
         match json {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(*b),
-            serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
+            serde_json::Value::Number(n) => Value::Number(number_from_json(n)),
             serde_json::Value::String(s) => Value::String(s.clone()),
             serde_json::Value::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
             serde_json::Value::Object(o) => Value::Map(
@@ -186,7 +198,7 @@ impl Value {
         match self {
             Value::Null | Value::Unknown => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Number(n) => number_to_json(*n),
+            Value::Number(n) => number_to_json(n),
             Value::String(s) => serde_json::Value::String(s.clone()),
             Value::List(items) | Value::Set(items) => {
                 serde_json::Value::Array(items.iter().map(Value::to_json).collect())
@@ -330,23 +342,33 @@ fn mask(v: &Value, is_marked: &dyn Fn(&Value) -> bool) -> serde_json::Value {
     }
 }
 
-fn number_to_json(n: f64) -> serde_json::Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        serde_json::Value::Number((n as i64).into())
-    } else {
-        serde_json::Number::from_f64(n)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null)
+/// A number as JSON: integers exactly (up to 64 bits), the rest as the nearest 64-bit float
+/// (JSON documents such as state and Kubernetes objects hold no more; `null` beyond its
+/// range).
+pub fn number_to_json(n: &Number) -> serde_json::Value {
+    if let Some(i) = n.to_i64() {
+        return serde_json::Value::Number(i.into());
     }
+    if n.is_integer()
+        && let Ok(u) = n.to_string().parse::<u64>()
+    {
+        return serde_json::Value::Number(u.into());
+    }
+    serde_json::Number::from_f64(n.to_f64())
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
 }
 
-/// Formats a number the way HCL shows it: whole numbers without a fraction.
-pub fn number_to_string(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
+/// A JSON number as a number: its shortest decimal, read as a literal would be, so `0.3`
+/// read back from state equals `0.3` in configuration.
+pub fn number_from_json(n: &serde_json::Number) -> Number {
+    if let Some(i) = n.as_i64() {
+        return Number::from(i);
     }
+    if let Some(u) = n.as_u64() {
+        return Number::from(u);
+    }
+    Number::parse(&n.to_string()).unwrap_or_else(|| Number::from_f64(n.as_f64().unwrap_or(0.0)))
 }
 
 /// A total order over values, used to sort sets and `sort()` results deterministically.
@@ -366,7 +388,7 @@ pub fn compare(a: &Value, b: &Value) -> Ordering {
     }
     match (a, b) {
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Number(x), Value::Number(y)) => x.total_cmp(y),
+        (Value::Number(x), Value::Number(y)) => x.cmp(y),
         (Value::String(x), Value::String(y)) => x.cmp(y),
         (Value::List(x), Value::List(y)) | (Value::Set(x), Value::Set(y)) => {
             for (p, q) in x.iter().zip(y) {
@@ -405,7 +427,7 @@ fn render_into(v: &Value, indent: usize, out: &mut String) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => write!(out, "{b}").unwrap(),
-        Value::Number(n) => out.push_str(&number_to_string(*n)),
+        Value::Number(n) => write!(out, "{n}").unwrap(),
         Value::String(s) if s.contains('\n') && !s.trim_end_matches('\n').is_empty() => {
             let lead = "  ".repeat(indent);
             out.push_str(if indent == 0 { "<<EOT\n" } else { "<<-EOT\n" });
@@ -482,7 +504,7 @@ mod tests {
         let v = Value::object([
             ("a", Value::Unknown),
             ("b", Value::string("x").sensitive()),
-            ("c", Value::List(vec![Value::Number(1.0), Value::Unknown])),
+            ("c", Value::List(vec![Value::int(1), Value::Unknown])),
         ]);
         let (j, u, s) = v.to_json_parts();
         assert_eq!(u, serde_json::json!({"a": true, "c": [false, true]}));
@@ -494,7 +516,7 @@ mod tests {
     fn renders_like_console() {
         let v = Value::object([
             ("name", Value::string("a")),
-            ("ports", Value::List(vec![Value::Number(80.0)])),
+            ("ports", Value::List(vec![Value::int(80)])),
             ("secret", Value::string("x").sensitive()),
         ]);
         assert_eq!(

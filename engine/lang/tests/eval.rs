@@ -12,7 +12,7 @@ impl Scope for TestScope {
     fn resolve(&self, subject: &Subject, span: &Span) -> Result<Cow<'_, Value>, Diagnostic> {
         let v = match subject {
             Subject::Var(n) if n == "name" => Value::string("web"),
-            Subject::Var(n) if n == "n" => Value::Number(3.0),
+            Subject::Var(n) if n == "n" => Value::int(3),
             Subject::Var(n) if n == "secret" => Value::string("hunter2").sensitive(),
             Subject::Var(n) if n == "later" => Value::Unknown,
             Subject::Var(n) if n == "list" => {
@@ -20,11 +20,11 @@ impl Scope for TestScope {
             }
             Subject::Var(n) if n == "objs" => Value::List(vec![
                 Value::object([
-                    ("id", Value::Number(1.0)),
+                    ("id", Value::int(1)),
                     ("tags", Value::object([("env", Value::string("dev"))])),
                 ]),
                 Value::object([
-                    ("id", Value::Number(2.0)),
+                    ("id", Value::int(2)),
                     ("tags", Value::object([("env", Value::string("prod"))])),
                 ]),
             ]),
@@ -81,7 +81,40 @@ fn operators_and_literals() {
     check("var.n > 2 ? \"big\" : \"small\"", "\"big\"");
     check("null", "null");
     check(r#"{ a = 1, "b c" = 2 }"#, r#"{   a     = 1   "b c" = 2 }"#);
-    check_err("1 / 0", "right-hand operand is zero");
+    // Division by zero as in Terraform: an infinity, `x % 0` is x, and 0 / 0 an error.
+    check("1 / 0", "+Inf");
+    check("5 % 0", "5");
+    check_err("0 / 0", "cannot divide zero by zero");
+}
+
+#[test]
+fn numbers_are_exact_as_in_terraform() {
+    check("0.1 + 0.2", "0.3");
+    check(r#""n=${0.1 + 0.2}""#, "\"n=0.3\"");
+    check("12345678901234567890", "12345678901234567890");
+    check("12345678901234567890 + 1", "12345678901234567891");
+    check("1 / 3 * 3 == 1", "true");
+    check("0.1 * 3 == 0.3", "true");
+    check("-7 % 3", "-1");
+    check("7.5 % 2", "1.5");
+    check("floor(-7.5)", "-8");
+    check("max(0.1, 0.2)", "0.2");
+    check("sum([0.1, 0.2])", "0.3");
+    check(
+        "parseint(\"123456789012345678901234567890\", 10)",
+        "123456789012345678901234567890",
+    );
+    check("pow(2, 100)", "1267650600228229400000000000000");
+    check(
+        r#"format("%g", 12345678901234567890)"#,
+        "\"1.234567890123456789e+19\"",
+    );
+    check(r#"tonumber("1e3")"#, "1000");
+    // Where a whole number is required, a fraction is an error, not truncated.
+    check_err(r#"format("%d", 1.5)"#, "whole number");
+    check_err("element([\"a\", \"b\"], 1.5)", "whole number");
+    check_err("signum(-0.5)", "whole number");
+    check_err("[1, 2, 3][1.5]", "index");
 }
 
 #[test]

@@ -208,7 +208,7 @@ impl Scope for InstanceScope<'_> {
             }
             Subject::CountIndex => self
                 .count_index
-                .map(|i| Cow::Owned(Value::Number(i as f64)))
+                .map(|i| Cow::Owned(Value::Number(flotilla_lang::Number::from(i))))
                 .ok_or_else(|| {
                     Self::not_available(
                         span,
@@ -1073,7 +1073,9 @@ impl WalkCtx {
                 };
                 let instance_key = match v.unmark().0 {
                     Value::String(s) => InstanceKey::Str(s),
-                    Value::Number(n) if n.fract() == 0.0 && n >= 0.0 => InstanceKey::Int(n as i64),
+                    Value::Number(n) if n.to_usize().is_some() => {
+                        InstanceKey::Int(n.to_i64().unwrap_or_default())
+                    }
                     other => {
                         return Err(Diagnostic::error("invalid provider instance key")
                             .with_span(k.span())
@@ -1313,7 +1315,9 @@ pub fn expand(
         let v = Evaluator::new(scope, &ectx).eval_expr(c)?;
         let (v, _) = v.unmark();
         return match v {
-            Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => Ok(Expansion::Count(n as usize)),
+            Value::Number(n) if n.to_usize().is_some() => {
+                Ok(Expansion::Count(n.to_usize().unwrap_or_default()))
+            }
             Value::Unknown => Err(Diagnostic::error("invalid count argument")
                 .with_span(c.span())
                 .with_detail("the value of `count` depends on values known only after apply")

@@ -95,9 +95,7 @@ impl serde::Serialize for Plain<'_> {
         match self.0 {
             Value::Null | Value::Unknown => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
-            Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => s.serialize_i64(*n as i64),
-            Value::Number(n) if n.is_finite() => s.serialize_f64(*n),
-            Value::Number(_) => s.serialize_unit(),
+            Value::Number(n) => flotilla_lang::number_to_json(n).serialize(s),
             Value::String(v) => s.serialize_str(v),
             Value::List(items) | Value::Set(items) => s.collect_seq(items.iter().map(Plain)),
             Value::Map(m) => s.collect_map(m.iter().map(|(k, v)| (k, Plain(v)))),
@@ -366,15 +364,12 @@ mod tests {
             action: Action::DeleteThenCreate,
             before: Some(Value::object([
                 ("input", secret.clone()),
-                ("n", Value::Number(1.5)),
+                ("n", Value::float(1.5)),
             ])),
             after: Some(Value::object([
                 ("input", secret),
                 ("id", Value::Unknown),
-                (
-                    "list",
-                    Value::List(vec![Value::Number(3.0), Value::Unknown]),
-                ),
+                ("list", Value::List(vec![Value::int(3), Value::Unknown])),
             ])),
             replace_reasons: vec![ReplaceReason {
                 path: flotilla_lang::AttrPath::attr("input"),

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use flotilla_config::addr::ResourceMode;
-use flotilla_lang::{AttrPath, Value, number_to_string, values_equal};
+use flotilla_lang::{AttrPath, Value, values_equal};
 use flotilla_plan::{Action, OutputChange, Plan, PlanMode, ResourceChange};
 use flotilla_provider::ReplaceReason;
 
@@ -299,7 +299,7 @@ pub(crate) fn inline(v: &Value) -> String {
         Value::Unknown => "(known after apply)".into(),
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) => number_to_string(*n),
+        Value::Number(n) => n.to_string(),
         Value::String(s) => flotilla_config::addr::quote(s),
         Value::List(items) | Value::Set(items) if items.is_empty() => "[]".into(),
         Value::Map(m) if m.is_empty() => "{}".into(),

@@ -267,7 +267,7 @@ impl Provider for Builtin {
         }
         if type_name == "builtin_random"
             && let Some(Value::Number(n)) = m.get("length")
-            && (*n < 1.0 || n.fract() != 0.0)
+            && n.to_usize().is_none_or(|l| l < 1)
         {
             out.push(
                 ProviderError::new("`length` must be a whole number of at least 1")
@@ -297,7 +297,7 @@ impl Provider for Builtin {
             }
             "builtin_random" => {
                 if get(&m, "length").is_null() {
-                    m.insert("length".into(), Value::Number(16.0));
+                    m.insert("length".into(), Value::int(16));
                 }
                 if get(&m, "special").is_null() {
                     m.insert("special".into(), Value::Bool(false));
@@ -368,7 +368,7 @@ impl Provider for Builtin {
             "builtin_random" => {
                 if get(&m, "result").is_unknown() {
                     let len = match get(&m, "length") {
-                        Value::Number(n) => n as usize,
+                        Value::Number(n) => n.to_usize().unwrap_or(16),
                         _ => 16,
                     };
                     let special = matches!(get(&m, "special"), Value::Bool(true));
@@ -467,7 +467,7 @@ mod tests {
             let p = Builtin;
             let proposed = Value::object([
                 ("input", Value::string("a")),
-                ("triggers_replace", Value::Number(1.0)),
+                ("triggers_replace", Value::int(1)),
             ]);
             let plan = p
                 .plan_change(PlanRequest {
@@ -494,7 +494,7 @@ mod tests {
 
             let changed = Value::object([
                 ("input", Value::string("a")),
-                ("triggers_replace", Value::Number(2.0)),
+                ("triggers_replace", Value::int(2)),
             ]);
             let plan = p
                 .plan_change(PlanRequest {
@@ -573,7 +573,7 @@ mod tests {
     fn random_is_stable_until_replaced() {
         rt().block_on(async {
             let p = Builtin;
-            let proposed = Value::object([("length", Value::Number(24.0))]);
+            let proposed = Value::object([("length", Value::int(24))]);
             let plan = p
                 .plan_change(PlanRequest {
                     type_name: "builtin_random",

@@ -93,12 +93,13 @@ pub fn check(value: &Value, schema: &Json, path: &mut AttrPath, errors: &mut Vec
                 ));
             }
         }
-        ("integer", Value::Number(n)) if n.fract() != 0.0 => {
+        ("integer", Value::Number(n)) if !n.is_integer() => {
             fail(format!("{} must be a whole number, not {n}", show(path)));
         }
         ("integer" | "number", Value::Number(n)) => {
             let (lo, hi) = (schema["minimum"].as_f64(), schema["maximum"].as_f64());
-            if lo.is_some_and(|lo| *n < lo) || hi.is_some_and(|hi| *n > hi) {
+            let n_f = n.to_f64();
+            if lo.is_some_and(|lo| n_f < lo) || hi.is_some_and(|hi| n_f > hi) {
                 let bound = |b: Option<f64>| b.map(|b| b.to_string()).unwrap_or_default();
                 fail(format!(
                     "{} must be between {} and {}, not {n}",

@@ -97,7 +97,7 @@ mod tests {
         }
         let config = Value::object([
             ("name", Value::string("training")),
-            ("spec", Value::object([("weight", Value::Number(0.0))])),
+            ("spec", Value::object([("weight", Value::int(0))])),
         ]);
         let e: Vec<String> = p
             .validate("volcano_queue", &config)

@@ -14,7 +14,7 @@ pub fn length(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
         Value::Null => return Err("cannot take the length of null".into()),
         other => return Err(format!("cannot take the length of a {}", other.type_name())),
     };
-    Ok(Value::Number(n as f64))
+    Ok(Value::Number(Number::from(n)))
 }
 
 pub fn alltrue(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -151,7 +151,7 @@ pub fn index(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     items
         .iter()
         .position(|i| values_equal(i, &needle))
-        .map(|p| Value::Number(p as f64))
+        .map(|p| Value::Number(Number::from(p)))
         .ok_or_else(|| "the item was not found in the list".into())
 }
 
@@ -201,30 +201,35 @@ pub fn one(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 }
 
 pub fn range(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    let nums: Vec<f64> = a
+    let nums: Vec<Number> = a
         .iter()
         .map(|v| num_arg(v, "every argument"))
         .collect::<Result<_, _>>()?;
+    let one = Number::from(1i64);
     let (start, end, step) = match nums.as_slice() {
-        [e] => (0.0, *e, 1.0),
-        [s, e] => (*s, *e, if s <= e { 1.0 } else { -1.0 }),
-        [s, e, st] => (*s, *e, *st),
+        [e] => (Number::zero(), e.clone(), one),
+        [s, e] => {
+            let step = if s <= e { one } else { one.neg() };
+            (s.clone(), e.clone(), step)
+        }
+        [s, e, st] => (s.clone(), e.clone(), st.clone()),
         _ => return Err("expected 1 to 3 arguments".into()),
     };
-    if step == 0.0 {
+    if step.is_zero() {
         return Err("the step must not be zero".into());
     }
-    if (step > 0.0 && start > end) || (step < 0.0 && start < end) {
+    let up = !step.is_negative();
+    if (up && start > end) || (!up && start < end) {
         return Err("the step moves away from the end".into());
     }
     let mut out = Vec::new();
     let mut x = start;
-    while (step > 0.0 && x < end) || (step < 0.0 && x > end) {
-        out.push(Value::Number(x));
+    while (up && x < end) || (!up && x > end) {
+        out.push(Value::Number(x.clone()));
         if out.len() > 1_024 * 1_024 {
             return Err("more than 1048576 elements".into());
         }
-        x += step;
+        x = x.add(&step);
     }
     Ok(Value::List(out))
 }
@@ -311,9 +316,9 @@ pub fn sum(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     if items.is_empty() {
         return Err("cannot sum an empty list".into());
     }
-    let mut total = 0.0;
+    let mut total = Number::zero();
     for i in &items {
-        total += num_arg(i, "every element")?;
+        total = total.add(&num_arg(i, "every element")?);
     }
     Ok(Value::Number(total))
 }

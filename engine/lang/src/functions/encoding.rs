@@ -19,8 +19,50 @@ pub fn base64decode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
         .map_err(|_| "the decoded bytes are not valid UTF-8".into())
 }
 
+/// JSON with every number written exactly as it prints (`1/3` keeps its 155 digits, as in
+/// Terraform), keys sorted.
+fn write_json(v: &Value, out: &mut String) -> Result<(), String> {
+    match v {
+        Value::Null | Value::Unknown => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let text = n.to_string();
+            if text.ends_with("Inf") {
+                return Err(format!("JSON has no infinity ({text})"));
+            }
+            out.push_str(&text);
+        }
+        Value::String(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
+        Value::List(items) | Value::Set(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out)?;
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            out.push('{');
+            for (i, (k, item)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                out.push(':');
+                write_json(item, out)?;
+            }
+            out.push('}');
+        }
+        Value::Sensitive(inner) => write_json(inner, out)?,
+    }
+    Ok(())
+}
+
 pub fn jsonencode(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    let s = serde_json::to_string(&a[0].to_json()).map_err(|e| e.to_string())?;
+    let mut s = String::new();
+    write_json(&a[0], &mut s)?;
     // Like Terraform, escape characters that are unsafe inside HTML.
     Ok(Value::String(
         s.replace('<', "\\u003c")

@@ -17,7 +17,8 @@ mod yaml;
 
 use std::collections::BTreeMap;
 
-use crate::value::{Value, number_to_string};
+use crate::Number;
+use crate::value::Value;
 
 /// What a function can see besides its arguments.
 pub struct FnCtx<'a> {
@@ -239,7 +240,7 @@ pub fn call(def: &FnDef, args: Vec<Value>, ctx: &FnCtx<'_>) -> Result<Value, Str
 pub(crate) fn str_arg(v: &Value, what: &str) -> Result<String, String> {
     match v {
         Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(number_to_string(*n)),
+        Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
         Value::Null => Err(format!("{what} must not be null")),
         other => Err(format!(
@@ -249,13 +250,12 @@ pub(crate) fn str_arg(v: &Value, what: &str) -> Result<String, String> {
     }
 }
 
-pub(crate) fn num_arg(v: &Value, what: &str) -> Result<f64, String> {
+pub(crate) fn num_arg(v: &Value, what: &str) -> Result<Number, String> {
     match v {
-        Value::Number(n) => Ok(*n),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| format!("{what} must be a number, got {s:?}")),
+        Value::Number(n) => Ok(n.clone()),
+        Value::String(s) => {
+            Number::parse(s).ok_or_else(|| format!("{what} must be a number, got {s:?}"))
+        }
         Value::Null => Err(format!("{what} must not be null")),
         other => Err(format!(
             "{what} must be a number, got {}",
@@ -264,12 +264,21 @@ pub(crate) fn num_arg(v: &Value, what: &str) -> Result<f64, String> {
     }
 }
 
+/// A number argument as the nearest `f64` (for functions defined on floats).
+pub(crate) fn float_arg(v: &Value, what: &str) -> Result<f64, String> {
+    num_arg(v, what).map(|n| n.to_f64())
+}
+
+/// A whole-number argument (Terraform: "value must be a whole number").
 pub(crate) fn int_arg(v: &Value, what: &str) -> Result<i64, String> {
     let n = num_arg(v, what)?;
-    if n.fract() != 0.0 {
-        return Err(format!("{what} must be a whole number, got {n}"));
-    }
-    Ok(n as i64)
+    n.to_i64().ok_or_else(|| {
+        if n.is_integer() {
+            format!("{what} must be a whole number between -9223372036854775808 and 9223372036854775807, got {n}")
+        } else {
+            format!("{what} must be a whole number, got {n}")
+        }
+    })
 }
 
 pub(crate) fn bool_arg(v: &Value, what: &str) -> Result<bool, String> {

@@ -1,7 +1,7 @@
 //! Numeric functions.
 use super::*;
 
-fn one(a: &[Value]) -> Result<f64, String> {
+fn one(a: &[Value]) -> Result<Number, String> {
     num_arg(&a[0], "the argument")
 }
 
@@ -14,30 +14,34 @@ pub fn ceil(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 pub fn floor(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     Ok(Value::Number(one(&a)?.floor()))
 }
+/// As in Terraform, defined on whole numbers only.
 pub fn signum(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    let n = one(&a)?;
-    Ok(Value::Number(if n == 0.0 { 0.0 } else { n.signum() }))
+    Ok(Value::int(int_arg(&a[0], "the argument")?.signum()))
 }
+/// Computed in 64-bit floats, as Terraform does (`pow(2, 100)` prints 17 digits).
 pub fn pow(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    Ok(Value::Number(
-        num_arg(&a[0], "the base")?.powf(num_arg(&a[1], "the exponent")?),
+    Ok(Value::float(
+        float_arg(&a[0], "the base")?.powf(float_arg(&a[1], "the exponent")?),
     ))
 }
 
-fn fold(a: &[Value], pick: fn(f64, f64) -> f64) -> Result<Value, String> {
-    let mut out: Option<f64> = None;
+fn fold(a: &[Value], keep_new: fn(&Number, &Number) -> bool) -> Result<Value, String> {
+    let mut out: Option<Number> = None;
     for v in a {
         let n = num_arg(v, "every argument")?;
-        out = Some(out.map_or(n, |o| pick(o, n)));
+        out = Some(match out {
+            Some(o) if !keep_new(&o, &n) => o,
+            _ => n,
+        });
     }
     out.map(Value::Number)
         .ok_or_else(|| "at least one number is required".into())
 }
 pub fn max(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    fold(&a, f64::max)
+    fold(&a, |old, new| new > old)
 }
 pub fn min(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    fold(&a, f64::min)
+    fold(&a, |old, new| new < old)
 }
 
 pub fn parseint(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
@@ -53,7 +57,8 @@ pub fn parseint(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
     if digits.is_empty() {
         return Err(format!("cannot parse {s:?} as a base {base} integer"));
     }
-    let mut n: f64 = 0.0;
+    let mut n = Number::zero();
+    let radix = Number::from(base);
     for c in digits.chars() {
         let d = match c {
             '0'..='9' => c as i64 - '0' as i64,
@@ -65,7 +70,7 @@ pub fn parseint(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
         if d >= base {
             return Err(format!("cannot parse {s:?} as a base {base} integer"));
         }
-        n = n * base as f64 + d as f64;
+        n = n.mul(&radix).add(&Number::from(d));
     }
-    Ok(Value::Number(if neg { -n } else { n }))
+    Ok(Value::Number(if neg { n.neg() } else { n }))
 }

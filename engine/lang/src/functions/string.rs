@@ -275,7 +275,7 @@ fn format_with(spec: &str, args: &[Value]) -> Result<String, String> {
             'v' if flags.contains('#') => serde_json::to_string(&arg.to_json()).unwrap_or_default(),
             'v' => match arg {
                 Value::String(s) => s.clone(),
-                Value::Number(n) => number_to_string(*n),
+                Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 Value::Null => "null".into(),
                 other => serde_json::to_string(&other.to_json()).unwrap_or_default(),
@@ -285,18 +285,18 @@ fn format_with(spec: &str, args: &[Value]) -> Result<String, String> {
             't' => bool_arg(arg, "a %t argument")?.to_string(),
             'd' => {
                 let n = num_arg(arg, "a %d argument")?;
-                if n.fract() != 0.0 {
+                if !n.is_integer() {
                     return Err(format!("%d needs a whole number, got {n}"));
                 }
-                let s = format!("{}", n as i64);
-                if flags.contains('+') && n >= 0.0 {
+                let s = n.to_string();
+                if flags.contains('+') && !n.is_negative() {
                     format!("+{s}")
                 } else {
                     s
                 }
             }
             'f' => {
-                let n = num_arg(arg, "a %f argument")?;
+                let n = float_arg(arg, "a %f argument")?;
                 let s = format!("{:.*}", precision.unwrap_or(6), n);
                 if flags.contains('+') && n >= 0.0 {
                     format!("+{s}")
@@ -305,18 +305,21 @@ fn format_with(spec: &str, args: &[Value]) -> Result<String, String> {
                 }
             }
             'e' | 'E' => {
-                let n = num_arg(arg, "a %e argument")?;
+                let n = float_arg(arg, "a %e argument")?;
                 let s = format!("{:.*e}", precision.unwrap_or(6), n);
                 let s = go_exponent(&s);
                 if verb == 'E' { s.to_uppercase() } else { s }
             }
-            'g' | 'G' => number_to_string(num_arg(arg, "a %g argument")?),
-            'b' => format!("{:b}", num_arg(arg, "a %b argument")? as i64),
-            'o' => format!("{:o}", num_arg(arg, "a %o argument")? as i64),
+            'g' | 'G' => {
+                let s = num_arg(arg, "a %g argument")?.to_g();
+                if verb == 'G' { s.to_uppercase() } else { s }
+            }
+            'b' => format!("{:b}", int_arg(arg, "a %b argument")?),
+            'o' => format!("{:o}", int_arg(arg, "a %o argument")?),
             'x' | 'X' => {
                 let s = match arg {
                     Value::String(s) => s.bytes().map(|b| format!("{b:02x}")).collect(),
-                    other => format!("{:x}", num_arg(other, "a %x argument")? as i64),
+                    other => format!("{:x}", int_arg(other, "a %x argument")?),
                 };
                 if verb == 'X' { s.to_uppercase() } else { s }
             }

@@ -51,7 +51,7 @@ impl Builder {
                 None => {
                     *key = Some(match v {
                         Value::String(s) => s,
-                        Value::Number(n) => crate::value::number_to_string(n),
+                        Value::Number(n) => n.to_string(),
                         Value::Bool(b) => b.to_string(),
                         Value::Null => "null".to_string(),
                         _ => {
@@ -135,8 +135,8 @@ fn resolve(text: &str) -> Option<Value> {
     let unsigned = text.trim_start_matches(['+', '-']);
     let negative = text.starts_with('-');
     if let Some(hex) = unsigned.strip_prefix("0x") {
-        let n = i64::from_str_radix(&hex.replace('_', ""), 16).ok()? as f64;
-        return Some(Value::Number(if negative { -n } else { n }));
+        let n = crate::Number::from(i64::from_str_radix(&hex.replace('_', ""), 16).ok()?);
+        return Some(Value::Number(if negative { n.neg() } else { n }));
     }
     let plain = text.replace('_', "");
     let numeric = !plain.is_empty()
@@ -144,7 +144,7 @@ fn resolve(text: &str) -> Option<Value> {
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | 'e' | 'E'))
         && plain.chars().any(|c| c.is_ascii_digit());
-    if numeric && let Ok(n) = plain.parse::<f64>() {
+    if numeric && let Some(n) = crate::Number::parse(plain.trim_start_matches('+')) {
         return Some(Value::Number(n));
     }
     None
@@ -181,9 +181,9 @@ mod tests {
                 t,
                 Value::string("yes"),
                 Value::string("on"),
-                Value::Number(3.0),
-                Value::Number(31.0),
-                Value::Number(1.5),
+                Value::int(3),
+                Value::int(31),
+                Value::Number(crate::Number::parse("1.5").unwrap()),
                 Value::Null,
                 Value::Null,
             ]

@@ -9,14 +9,23 @@ use winnow::token::one_of;
 
 pub(super) fn number(input: &mut Input) -> ModalResult<Number> {
     alt((
-        float.verify_map(Number::from_f64),
+        float.map(finite_or_max),
         integer.map(Number::from),
         // Integers which do not fit into a `u64` are represented as floats.
         digit1
             .try_map(|s: &str| f64::from_str(s))
-            .verify_map(Number::from_f64),
+            .map(finite_or_max),
     ))
     .parse_next(input)
+}
+
+// flotilla patch: a literal beyond f64's range (`1e400`) is a number, not a syntax error.
+// Its value saturates at f64::MAX; the literal's text is kept as the expression's repr, which
+// flotilla reads for its arbitrary-precision numbers.
+fn finite_or_max(f: f64) -> Number {
+    Number::from_f64(f)
+        .or_else(|| Number::from_f64(f64::MAX.copysign(f)))
+        .expect("f64::MAX is finite")
 }
 
 fn integer(input: &mut Input) -> ModalResult<u64> {
