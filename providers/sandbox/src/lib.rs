@@ -18,6 +18,7 @@ pub mod kinds;
 pub mod local;
 pub mod names;
 pub mod patch;
+pub mod protobuf;
 pub mod query;
 pub mod schema;
 pub mod server;

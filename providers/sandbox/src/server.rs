@@ -382,7 +382,11 @@ impl ApiRequest {
                 "the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; json parse error: {e}"
             ))
         };
-        if content_type.contains("protobuf") || content_type.contains("cbor") {
+        if content_type.contains("protobuf") {
+            return crate::protobuf::decode(&self.body)
+                .map_err(|e| ApiError::new(415, "UnsupportedMediaType", e));
+        }
+        if content_type.contains("cbor") {
             return Err(ApiError::unsupported_media_type(content_type));
         }
         if content_type.contains("yaml") {
@@ -683,6 +687,15 @@ fn resource(
         None => "",
         Some("status") if rt.status_subresource => "status",
         Some("finalize") if rt.plural == "namespaces" && rt.group.is_empty() => "finalize",
+        Some("scale")
+            if rt.group == "apps"
+                && matches!(
+                    rt.plural.as_str(),
+                    "deployments" | "replicasets" | "statefulsets"
+                ) =>
+        {
+            "scale"
+        }
         Some(_) => return Err(ApiError::not_found_path()),
     };
     let namespace = path.namespace.unwrap_or("");
@@ -691,6 +704,10 @@ fn resource(
         version,
         namespace,
     };
+    if subresource == "scale" {
+        let name = path.name.ok_or_else(ApiError::not_found_path)?;
+        return scale(cluster, req, &target, name);
+    }
     let shape = shape(&req.headers);
     let method = req.method.clone();
     let result = match (&method, path.name) {
@@ -774,6 +791,104 @@ fn resource(
     Ok(json_response(
         outcome.code,
         &outcome.body,
+        &outcome.warnings,
+    ))
+}
+
+/// The `autoscaling/v1` Scale of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let meta = &obj["metadata"];
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": { "replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1)) },
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+/// The `scale` subresource of Deployments, ReplicaSets and StatefulSets (`kubectl scale`):
+/// GET reads it; PUT and PATCH set `spec.replicas` of the workload.
+fn scale(
+    cluster: &Cluster,
+    req: &ApiRequest,
+    target: &Target<'_>,
+    name: &str,
+) -> Result<Response<Body>, ApiError> {
+    let current = cluster.store().get(target, name)?;
+    let before = scale_of(&current);
+    let wanted = match req.method {
+        Method::GET => return Ok(json_response(200, &before, &[])),
+        Method::PUT => req.object("Scale")?,
+        Method::PATCH => {
+            let content_type = req.header(header::CONTENT_TYPE);
+            let patch_type = PatchType::from_content_type(content_type)
+                .filter(|t| *t != PatchType::Apply)
+                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+            let body: Value = serde_json::from_slice(&req.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            crate::patch::apply_patch(
+                &before,
+                patch_type,
+                &body,
+                &target.rt.schema(target.version),
+            )?
+        }
+        ref other => {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({other})"
+            )));
+        }
+    };
+    if let Some(rv) = wanted
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        && Some(rv) != before["metadata"]["resourceVersion"].as_str()
+    {
+        return Err(ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {}.{} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                target.rt.plural, target.rt.group
+            ),
+        ));
+    }
+    let Some(replicas) = wanted.pointer("/spec/replicas").and_then(Value::as_i64) else {
+        return Err(ApiError::bad_request("spec.replicas: Required value"));
+    };
+    if replicas < 0 {
+        return Err(ApiError::bad_request(
+            "spec.replicas: Invalid value: must be greater than or equal to 0",
+        ));
+    }
+    let mut updated = current;
+    updated["spec"]["replicas"] = json!(replicas);
+    let opts = write_options(req)?;
+    let outcome = cluster.store().update(target, name, updated, &opts, "")?;
+    cluster.changed();
+    Ok(json_response(
+        200,
+        &scale_of(&outcome.body),
         &outcome.warnings,
     ))
 }

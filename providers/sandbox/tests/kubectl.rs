@@ -156,6 +156,35 @@ async fn kubectl_drives_the_sandbox() {
         assert!(!kubectl(d, &["get", "widget", "w1"]).status.success());
         ok(d, &["delete", "crd", "widgets.example.com"]);
 
+        // Typed commands send protobuf bodies; `scale` goes through the scale subresource.
+        assert!(ok(d, &["create", "namespace", "typed"]).contains("namespace/typed created"));
+        ok(d, &["create", "configmap", "settings", "-n", "typed", "--from-literal=region=eu"]);
+        assert_eq!(
+            ok(d, &["get", "configmap", "settings", "-n", "typed", "-o", "jsonpath={.data.region}"]),
+            "eu"
+        );
+        ok(d, &["create", "secret", "generic", "token", "-n", "typed", "--from-literal=k=v"]);
+        assert_eq!(
+            ok(d, &["get", "secret", "token", "-n", "typed", "-o", "jsonpath={.data.k}"]),
+            "dg=="
+        );
+        ok(d, &["create", "serviceaccount", "robot", "-n", "typed"]);
+        std::fs::write(
+            d.join("web.yaml"),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: typed\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers: [{name: web, image: nginx}]\n",
+        )
+        .unwrap();
+        ok(d, &["apply", "-f", "web.yaml"]);
+        assert!(ok(d, &["scale", "deployment", "web", "-n", "typed", "--replicas=3"]).contains("scaled"));
+        assert_eq!(
+            ok(d, &["get", "deployment", "web", "-n", "typed", "-o", "jsonpath={.spec.replicas}"]),
+            "3"
+        );
+        // What has no protobuf table is refused with a hint, not half-read.
+        let refused = kubectl(d, &["create", "deployment", "api", "-n", "typed", "--image=nginx"]);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("send JSON"));
+
         // kubectl's tables come 500 rows at a time: the sandbox pages them like a server.
         let many: String = (0..620)
             .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm{i}\n  namespace: default\n"))
