@@ -1,12 +1,15 @@
 //! Request bodies in Kubernetes' protobuf encoding, as kubectl's typed commands send them
 //! (`kubectl create namespace`, `create configmap`, `create secret`, `create serviceaccount`).
 //!
+//! Also `kubectl create deployment|service|role|rolebinding|clusterrole|clusterrolebinding`.
 //! A body is the magic `k8s\0` and a `runtime.Unknown` message: the type (apiVersion, kind)
 //! and the object's own message bytes. The object is decoded with a table of its fields
 //! (protobuf field number, JSON name, type) into the JSON object the rest of the server
 //! works with. The tables hold the field numbers of the upstream `generated.proto` files for
-//! the kinds below; a kind without a table, or a field a table does not know, is refused
-//! with 415 and a hint to send JSON, never dropped silently.
+//! the kinds below. Go writes every non-pointer field whether set or not, so an empty string
+//! is omitted from the JSON and an unknown field holding its zero value is skipped; a kind
+//! without a table, or an unknown field with a value, is refused with 415 and a hint to send
+//! JSON, never dropped silently.
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -26,6 +29,10 @@ enum Ty {
     RepeatedMsg(&'static [Field]),
     MapStr,
     MapBytes,
+    /// `map<string, Quantity>`: quantities as strings.
+    MapQuantity,
+    /// `intstr.IntOrString` (type, intVal, strVal): a number or a string in JSON.
+    IntOrString,
 }
 
 /// One field of a message: number, JSON name, type.
@@ -108,12 +115,220 @@ const SERVICE_ACCOUNT: &[Field] = &[
     (4, "automountServiceAccountToken", Ty::Bool),
 ];
 
-/// The kinds decoded, by apiVersion and kind.
+const LABEL_SELECTOR: &[Field] = &[
+    (1, "matchLabels", Ty::MapStr),
+    (
+        2,
+        "matchExpressions",
+        Ty::RepeatedMsg(&[
+            (1, "key", Ty::Str),
+            (2, "operator", Ty::Str),
+            (3, "values", Ty::RepeatedStr),
+        ]),
+    ),
+];
+
+const CONTAINER: &[Field] = &[
+    (1, "name", Ty::Str),
+    (2, "image", Ty::Str),
+    (3, "command", Ty::RepeatedStr),
+    (4, "args", Ty::RepeatedStr),
+    (5, "workingDir", Ty::Str),
+    (
+        6,
+        "ports",
+        Ty::RepeatedMsg(&[
+            (1, "name", Ty::Str),
+            (2, "hostPort", Ty::Int),
+            (3, "containerPort", Ty::Int),
+            (4, "protocol", Ty::Str),
+            (5, "hostIP", Ty::Str),
+        ]),
+    ),
+    (
+        7,
+        "env",
+        Ty::RepeatedMsg(&[(1, "name", Ty::Str), (2, "value", Ty::Str)]),
+    ),
+    (
+        8,
+        "resources",
+        Ty::Msg(&[
+            (1, "limits", Ty::MapQuantity),
+            (2, "requests", Ty::MapQuantity),
+        ]),
+    ),
+    (13, "terminationMessagePath", Ty::Str),
+    (14, "imagePullPolicy", Ty::Str),
+    (16, "stdin", Ty::Bool),
+    (17, "stdinOnce", Ty::Bool),
+    (18, "tty", Ty::Bool),
+    (20, "terminationMessagePolicy", Ty::Str),
+];
+
+const POD_SPEC: &[Field] = &[
+    (2, "containers", Ty::RepeatedMsg(CONTAINER)),
+    (3, "restartPolicy", Ty::Str),
+    (4, "terminationGracePeriodSeconds", Ty::Int),
+    (5, "activeDeadlineSeconds", Ty::Int),
+    (6, "dnsPolicy", Ty::Str),
+    (7, "nodeSelector", Ty::MapStr),
+    (8, "serviceAccountName", Ty::Str),
+    (9, "serviceAccount", Ty::Str),
+    (10, "nodeName", Ty::Str),
+    (11, "hostNetwork", Ty::Bool),
+    (
+        15,
+        "imagePullSecrets",
+        Ty::RepeatedMsg(&[(1, "name", Ty::Str)]),
+    ),
+    (16, "hostname", Ty::Str),
+    (17, "subdomain", Ty::Str),
+    (19, "schedulerName", Ty::Str),
+    (20, "initContainers", Ty::RepeatedMsg(CONTAINER)),
+    (21, "automountServiceAccountToken", Ty::Bool),
+    (24, "priorityClassName", Ty::Str),
+    (25, "priority", Ty::Int),
+    (30, "enableServiceLinks", Ty::Bool),
+];
+
+const POD_TEMPLATE: &[Field] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (2, "spec", Ty::Msg(POD_SPEC)),
+];
+
+const DEPLOYMENT: &[Field] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        Ty::Msg(&[
+            (1, "replicas", Ty::Int),
+            (2, "selector", Ty::Msg(LABEL_SELECTOR)),
+            (3, "template", Ty::Msg(POD_TEMPLATE)),
+            (
+                4,
+                "strategy",
+                Ty::Msg(&[
+                    (1, "type", Ty::Str),
+                    (
+                        2,
+                        "rollingUpdate",
+                        Ty::Msg(&[
+                            (1, "maxUnavailable", Ty::IntOrString),
+                            (2, "maxSurge", Ty::IntOrString),
+                        ]),
+                    ),
+                ]),
+            ),
+            (5, "minReadySeconds", Ty::Int),
+            (6, "revisionHistoryLimit", Ty::Int),
+            (7, "paused", Ty::Bool),
+            (9, "progressDeadlineSeconds", Ty::Int),
+        ]),
+    ),
+    // Clients send an empty status; what the controller writes is never sent.
+    (3, "status", Ty::Msg(&[])),
+];
+
+const SERVICE: &[Field] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        Ty::Msg(&[
+            (
+                1,
+                "ports",
+                Ty::RepeatedMsg(&[
+                    (1, "name", Ty::Str),
+                    (2, "protocol", Ty::Str),
+                    (3, "port", Ty::Int),
+                    (4, "targetPort", Ty::IntOrString),
+                    (5, "nodePort", Ty::Int),
+                    (6, "appProtocol", Ty::Str),
+                ]),
+            ),
+            (2, "selector", Ty::MapStr),
+            (3, "clusterIP", Ty::Str),
+            (4, "type", Ty::Str),
+            (5, "externalIPs", Ty::RepeatedStr),
+            (7, "sessionAffinity", Ty::Str),
+            (8, "loadBalancerIP", Ty::Str),
+            (10, "externalName", Ty::Str),
+            (11, "externalTrafficPolicy", Ty::Str),
+            (18, "clusterIPs", Ty::RepeatedStr),
+            (19, "ipFamilies", Ty::RepeatedStr),
+            (17, "ipFamilyPolicy", Ty::Str),
+            (22, "internalTrafficPolicy", Ty::Str),
+        ]),
+    ),
+    (3, "status", Ty::Msg(&[(1, "loadBalancer", Ty::Msg(&[]))])),
+];
+
+const POLICY_RULE: &[Field] = &[
+    (1, "verbs", Ty::RepeatedStr),
+    (2, "apiGroups", Ty::RepeatedStr),
+    (3, "resources", Ty::RepeatedStr),
+    (4, "resourceNames", Ty::RepeatedStr),
+    (5, "nonResourceURLs", Ty::RepeatedStr),
+];
+
+const ROLE: &[Field] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (2, "rules", Ty::RepeatedMsg(POLICY_RULE)),
+];
+
+const CLUSTER_ROLE: &[Field] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (2, "rules", Ty::RepeatedMsg(POLICY_RULE)),
+    (
+        3,
+        "aggregationRule",
+        Ty::Msg(&[(1, "clusterRoleSelectors", Ty::RepeatedMsg(LABEL_SELECTOR))]),
+    ),
+];
+
+const BINDING: &[Field] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (
+        2,
+        "subjects",
+        Ty::RepeatedMsg(&[
+            (1, "kind", Ty::Str),
+            (2, "apiGroup", Ty::Str),
+            (3, "name", Ty::Str),
+            (4, "namespace", Ty::Str),
+        ]),
+    ),
+    (
+        3,
+        "roleRef",
+        Ty::Msg(&[
+            (1, "apiGroup", Ty::Str),
+            (2, "kind", Ty::Str),
+            (3, "name", Ty::Str),
+        ]),
+    ),
+];
+
+/// The kinds decoded, by apiVersion and kind: the built-in kinds the sandbox serves that
+/// clients send typed (kubectl's `create` generators).
 const KINDS: &[(&str, &str, &[Field])] = &[
     ("v1", "Namespace", NAMESPACE),
     ("v1", "ConfigMap", CONFIG_MAP),
     ("v1", "Secret", SECRET),
     ("v1", "ServiceAccount", SERVICE_ACCOUNT),
+    ("v1", "Service", SERVICE),
+    ("apps/v1", "Deployment", DEPLOYMENT),
+    ("rbac.authorization.k8s.io/v1", "Role", ROLE),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", CLUSTER_ROLE),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", BINDING),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        BINDING,
+    ),
 ];
 
 const MAGIC: &[u8] = b"k8s\0";
@@ -229,6 +444,47 @@ fn time(b: &[u8]) -> Result<Value, String> {
     ))
 }
 
+/// `intstr.IntOrString`: type 0 is the int, 1 the string.
+fn int_or_string(b: &[u8]) -> Result<Value, String> {
+    let mut buf = b;
+    let (mut ty, mut int, mut text_val) = (0u64, 0i64, String::new());
+    while !buf.is_empty() {
+        let tag = varint(&mut buf)?;
+        match (tag >> 3, tag & 7) {
+            (1, 0) => ty = varint(&mut buf)?,
+            (2, 0) => int = varint(&mut buf)? as i32 as i64,
+            (3, 2) => text_val = text(bytes(&mut buf)?)?,
+            _ => return Err("an IntOrString has an unknown field".into()),
+        }
+    }
+    Ok(if ty == 1 { json!(text_val) } else { json!(int) })
+}
+
+/// A `map<string, Quantity>` entry: the quantity's `string` (field 1) is its JSON.
+fn quantity_entry(b: &[u8]) -> Result<(String, Value), String> {
+    let mut buf = b;
+    let (mut key, mut value) = (String::new(), String::new());
+    while !buf.is_empty() {
+        let tag = varint(&mut buf)?;
+        let field = bytes(&mut buf)?;
+        match tag >> 3 {
+            1 => key = text(field)?,
+            2 => {
+                let mut q = field;
+                while !q.is_empty() {
+                    let t = varint(&mut q)?;
+                    let f = bytes(&mut q)?;
+                    if t >> 3 == 1 {
+                        value = text(f)?;
+                    }
+                }
+            }
+            _ => return Err("a quantity map entry has an unknown field".into()),
+        }
+    }
+    Ok((key, json!(value)))
+}
+
 /// Decodes one message by its field table.
 fn message(b: &[u8], fields: &[Field], name: &str) -> Result<Value, String> {
     let mut out = Map::new();
@@ -237,6 +493,16 @@ fn message(b: &[u8], fields: &[Field], name: &str) -> Result<Value, String> {
         let tag = varint(&mut buf)?;
         let (number, wire) = ((tag >> 3) as u32, tag & 7);
         let Some((_, json_name, ty)) = fields.iter().find(|(n, _, _)| *n == number) else {
+            // Go writes every non-pointer field, set or not: an unknown field holding its
+            // zero value says nothing and is skipped; anything else is refused.
+            let zero = match wire {
+                0 => varint(&mut buf)? == 0,
+                2 => bytes(&mut buf)?.is_empty(),
+                _ => false,
+            };
+            if zero {
+                continue;
+            }
             return Err(format!(
                 "field {number} of {name} is not supported in protobuf bodies by the sandbox; send JSON"
             ));
@@ -252,6 +518,8 @@ fn message(b: &[u8], fields: &[Field], name: &str) -> Result<Value, String> {
             (_, 2) => {
                 let field = bytes(&mut buf)?;
                 match ty {
+                    // An empty string is how Go writes an unset one (JSON omits it).
+                    Ty::Str if field.is_empty() => {}
                     Ty::Str => {
                         out.insert(key, json!(text(field)?));
                     }
@@ -279,8 +547,15 @@ fn message(b: &[u8], fields: &[Field], name: &str) -> Result<Value, String> {
                             a.push(item);
                         }
                     }
-                    Ty::MapStr | Ty::MapBytes => {
-                        let (k, v) = entry(field, matches!(ty, Ty::MapBytes))?;
+                    Ty::IntOrString => {
+                        out.insert(key, int_or_string(field)?);
+                    }
+                    Ty::MapStr | Ty::MapBytes | Ty::MapQuantity => {
+                        let (k, v) = if matches!(ty, Ty::MapQuantity) {
+                            quantity_entry(field)?
+                        } else {
+                            entry(field, matches!(ty, Ty::MapBytes))?
+                        };
                         if let Value::Object(m) = out.entry(key).or_insert_with(|| json!({})) {
                             m.insert(k, v);
                         }
@@ -375,7 +650,7 @@ mod tests {
         field(9, b"x", &mut cm);
         let err = decode(&envelope("v1", "ConfigMap", &cm)).unwrap_err();
         assert!(err.contains("field 9"), "{err}");
-        let err = decode(&envelope("apps/v1", "Deployment", &[])).unwrap_err();
+        let err = decode(&envelope("batch/v1", "Job", &[])).unwrap_err();
         assert!(err.contains("send JSON"), "{err}");
         assert!(decode(b"{}").is_err());
     }

@@ -180,10 +180,23 @@ async fn kubectl_drives_the_sandbox() {
             ok(d, &["get", "deployment", "web", "-n", "typed", "-o", "jsonpath={.spec.replicas}"]),
             "3"
         );
-        // What has no protobuf table is refused with a hint, not half-read.
-        let refused = kubectl(d, &["create", "deployment", "api", "-n", "typed", "--image=nginx"]);
-        assert!(!refused.status.success());
-        assert!(String::from_utf8_lossy(&refused.stderr).contains("send JSON"));
+        ok(d, &["create", "deployment", "api", "-n", "typed", "--image=nginx", "--replicas=0", "--port=8080"]);
+        assert_eq!(
+            ok(d, &["get", "deployment", "api", "-n", "typed", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].ports[0].containerPort}"]),
+            "0 8080",
+            "an explicit zero survives the protobuf body"
+        );
+        ok(d, &["create", "service", "clusterip", "api", "-n", "typed", "--tcp=80:8080"]);
+        assert_eq!(
+            ok(d, &["get", "service", "api", "-n", "typed", "-o", "jsonpath={.spec.ports[0].targetPort}"]),
+            "8080"
+        );
+        ok(d, &["create", "role", "reader", "-n", "typed", "--verb=get,list", "--resource=configmaps"]);
+        ok(d, &["create", "rolebinding", "readers", "-n", "typed", "--role=reader", "--user=ana"]);
+        assert_eq!(
+            ok(d, &["get", "rolebinding", "readers", "-n", "typed", "-o", "jsonpath={.roleRef.name} {.subjects[0].name}"]),
+            "reader ana"
+        );
 
         // kubectl's tables come 500 rows at a time: the sandbox pages them like a server.
         let many: String = (0..620)
