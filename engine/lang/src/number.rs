@@ -540,8 +540,12 @@ impl Number {
         Big::parse(s).map(Number::from_big)
     }
 
-    /// An `f64` as the 53-bit number it is (what Terraform's `f64` functions give).
+    /// An `f64` as the 53-bit number it is (what Terraform's `f64` functions give); NaN,
+    /// which no number is, becomes zero (callers refuse it first).
     pub fn from_f64(f: f64) -> Number {
+        if f.is_nan() {
+            return Number::zero();
+        }
         if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
             return Number(Repr::Int(f as i64));
         }

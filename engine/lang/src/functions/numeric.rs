@@ -20,9 +20,13 @@ pub fn signum(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
 }
 /// Computed in 64-bit floats, as Terraform does (`pow(2, 100)` prints 17 digits).
 pub fn pow(_: &FnCtx<'_>, a: Vec<Value>) -> Result<Value, String> {
-    Ok(Value::float(
-        float_arg(&a[0], "the base")?.powf(float_arg(&a[1], "the exponent")?),
-    ))
+    let r = float_arg(&a[0], "the base")?.powf(float_arg(&a[1], "the exponent")?);
+    if r.is_nan() {
+        return Err(
+            "the result is not a number (a negative base with a fractional exponent)".into(),
+        );
+    }
+    Ok(Value::float(r))
 }
 
 fn fold(a: &[Value], keep_new: fn(&Number, &Number) -> bool) -> Result<Value, String> {
