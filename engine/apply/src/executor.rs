@@ -1,6 +1,6 @@
 //! Executing a plan: the apply walk and the deletion phase.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -331,8 +331,11 @@ impl Applier {
         }
     }
 
-    async fn delete_phase(&self, ctx: &Arc<WalkCtx>, parallelism: usize) {
-        let deletes: Vec<&ResourceChange> = self
+    /// Deletions run as a graph of their own, walked like the configuration: an object is
+    /// deleted after everything that depended on it (by the dependencies recorded in state)
+    /// is gone, and a failed deletion keeps what it depended on.
+    async fn delete_phase(self: &Arc<Self>, ctx: &Arc<WalkCtx>, parallelism: usize) {
+        let mut deletes: Vec<&ResourceChange> = self
             .changes
             .values()
             .filter(|c| c.action == Action::Delete)
@@ -340,74 +343,94 @@ impl Applier {
         if deletes.is_empty() {
             return;
         }
-        // x must go before y when x depends on y's resource.
-        let mut remaining: Vec<&ResourceChange> = deletes;
-        remaining.sort_by(|a, b| a.addr.cmp(&b.addr));
-        while !remaining.is_empty() {
-            let needed: HashSet<String> = remaining
-                .iter()
-                .flat_map(|c| c.dependencies.iter().cloned())
-                .collect();
-            let (now, later): (Vec<&ResourceChange>, Vec<&ResourceChange>) =
-                remaining.iter().partition(|c| {
-                    !needed.contains(&c.addr.config_addr())
-                        || c.dependencies.contains(&c.addr.config_addr())
-                });
-            let now = if now.is_empty() { later.clone() } else { now };
-            let later: Vec<&ResourceChange> = remaining
-                .iter()
-                .filter(|c| !now.iter().any(|n| n.addr == c.addr))
-                .copied()
-                .collect();
-            for chunk in now.chunks(parallelism.max(1)) {
-                if ctx.stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let mut set = tokio::task::JoinSet::new();
-                for c in chunk {
-                    let c = (*c).clone();
-                    let ctx = Arc::clone(ctx);
-                    let progress = Arc::clone(&self.progress);
-                    set.spawn(async move {
-                        let Some(provider) = ctx.provider_or_default(&c.provider) else {
-                            ctx.report(Diagnostic::error("unknown provider in state").with_detail(format!("cannot delete `{}`: provider `{}` is not available", c.addr, c.provider)));
-                            return (c, None);
-                        };
-                        progress.event(ApplyEvent::Started { addr: &c.addr, action: Action::Delete });
-                        let start = Instant::now();
-                        let before = c.before.clone().unwrap_or(Value::Null);
-                        match provider.apply_change(ApplyRequest { type_name: &c.addr.resource.type_, prior: Some(&before), planned: None }).await {
-                            Ok(_) => (c, Some(start.elapsed())),
-                            Err(e) => {
-                                progress.event(ApplyEvent::Failed { addr: &c.addr, action: Action::Delete });
-                                ctx.report(Diagnostic::error("cannot delete resource").with_detail(format!("{}: {}", c.addr, e.describe())).with_help("fix the cause and run apply again; the object is still recorded in state"));
-                                (c, None)
-                            }
-                        }
-                    });
-                }
-                while let Some(Ok((c, deleted))) = set.join_next().await {
-                    if let Some(elapsed) = deleted {
-                        self.remove(&c.addr);
-                        self.count(Action::Delete);
-                        // Announced once state no longer lists it, as for creates.
-                        let progress = Arc::clone(&self.progress);
-                        self.journal.after_sync(move || {
-                            progress.event(ApplyEvent::Finished {
-                                addr: &c.addr,
-                                action: Action::Delete,
-                                elapsed,
-                                id: None,
-                            })
-                        });
-                    }
+        deletes.sort_by(|a, b| a.addr.cmp(&b.addr));
+        let mut ops = flotilla_graph::OpGraph::default();
+        let mut by_resource: HashMap<String, Vec<_>> = HashMap::new();
+        let nodes: Vec<_> = deletes
+            .iter()
+            .map(|c| {
+                let n = ops.add((*c).clone());
+                by_resource.entry(c.addr.config_addr()).or_default().push(n);
+                n
+            })
+            .collect();
+        for (c, &n) in deletes.iter().zip(&nodes) {
+            let own = c.addr.config_addr();
+            for dep in c.dependencies.iter().filter(|d| **d != own) {
+                for &m in by_resource.get(dep).into_iter().flatten() {
+                    // `c` needed `dep`: `dep` goes once `c` is gone.
+                    ops.edge(n, m);
                 }
             }
-            if later.len() == remaining.len() {
-                break;
-            }
-            remaining = later;
         }
+        if ops.seal().is_err() {
+            // Dependencies recorded in state form no cycle unless state was edited by hand;
+            // delete in address order rather than not at all.
+            ops.inner.clear_edges();
+            let _ = ops.seal();
+        }
+        let ops = Arc::new(ops);
+        flotilla_graph::walk(&ops, None, parallelism, Arc::clone(&ctx.stop), |n| {
+            let me = Arc::clone(self);
+            let ctx = Arc::clone(ctx);
+            let change = ops.op(n).clone();
+            async move { me.delete(&ctx, change).await }
+        })
+        .await;
+    }
+
+    /// Deletes one object; whether it is gone.
+    async fn delete(&self, ctx: &WalkCtx, c: ResourceChange) -> bool {
+        let Some(provider) = ctx.provider_or_default(&c.provider) else {
+            ctx.report(
+                Diagnostic::error("unknown provider in state").with_detail(format!(
+                    "cannot delete `{}`: provider `{}` is not available",
+                    c.addr, c.provider
+                )),
+            );
+            return false;
+        };
+        self.progress.event(ApplyEvent::Started {
+            addr: &c.addr,
+            action: Action::Delete,
+        });
+        let start = Instant::now();
+        let before = c.before.clone().unwrap_or(Value::Null);
+        let deleted = provider
+            .apply_change(ApplyRequest {
+                type_name: &c.addr.resource.type_,
+                prior: Some(&before),
+                planned: None,
+            })
+            .await;
+        if let Err(e) = deleted {
+            self.progress.event(ApplyEvent::Failed {
+                addr: &c.addr,
+                action: Action::Delete,
+            });
+            ctx.report(
+                Diagnostic::error("cannot delete resource")
+                    .with_detail(format!("{}: {}", c.addr, e.describe()))
+                    .with_help(
+                        "fix the cause and run apply again; the object is still recorded in state",
+                    ),
+            );
+            return false;
+        }
+        let elapsed = start.elapsed();
+        self.remove(&c.addr);
+        self.count(Action::Delete);
+        // Announced once state no longer lists it, as for creates.
+        let progress = Arc::clone(&self.progress);
+        self.journal.after_sync(move || {
+            progress.event(ApplyEvent::Finished {
+                addr: &c.addr,
+                action: Action::Delete,
+                elapsed,
+                id: None,
+            })
+        });
+        true
     }
 
     async fn execute(

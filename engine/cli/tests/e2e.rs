@@ -330,6 +330,82 @@ fn a_killed_apply_leaves_state_matching_what_exists() {
 }
 
 #[test]
+fn destroy_removes_dependents_first_and_a_failed_deletion_keeps_what_it_needs() {
+    // base <- mid <- top (two instances), and a separate file.
+    let config = r#"
+resource "builtin_file" "base" {
+  path    = "out/base.txt"
+  content = "base"
+}
+
+resource "builtin_file" "mid" {
+  path    = "out/mid.txt"
+  content = builtin_file.base.id
+}
+
+resource "builtin_file" "top" {
+  count   = 2
+  path    = "out/top${count.index}.txt"
+  content = builtin_file.mid.id
+}
+
+resource "builtin_file" "alone" {
+  path    = "out/alone.txt"
+  content = "alone"
+}
+"#;
+    let w = Work::new(&[("main.hcl", config)]);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    let out = w
+        .run(&["destroy", "-auto-approve", "-parallelism=4"])
+        .expect(0);
+    // "Destruction complete" is printed once the journal has it, which may be after the
+    // next deletion started; the order deletions start in is the order that matters.
+    let started = |addr: &str| {
+        out.stdout
+            .find(&format!("{addr}: Destroying"))
+            .unwrap_or_else(|| panic!("{addr} started:\n{}", out.stdout))
+    };
+    assert!(
+        started("builtin_file.top[0]") < started("builtin_file.mid"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        started("builtin_file.top[1]") < started("builtin_file.mid"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        started("builtin_file.mid") < started("builtin_file.base"),
+        "{}",
+        out.stdout
+    );
+    assert!(w.run(&["state", "list"]).expect(0).stdout.is_empty());
+
+    // A deletion that fails keeps everything it depended on, and nothing else waits.
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    std::fs::remove_file(w.path("out/mid.txt")).unwrap();
+    std::fs::create_dir(w.path("out/mid.txt")).unwrap();
+    std::fs::write(w.path("out/mid.txt/blocker"), "x").unwrap();
+    let failed = w
+        .run(&["destroy", "-auto-approve", "-refresh=false"])
+        .expect(1);
+    assert!(
+        failed.stderr.contains("cannot delete resource"),
+        "{}",
+        failed.stderr
+    );
+    let left = w.run(&["state", "list"]).expect(0).stdout;
+    assert_eq!(
+        left, "builtin_file.base\nbuiltin_file.mid\n",
+        "{}",
+        failed.stdout
+    );
+    assert!(w.path("out/base.txt").exists());
+}
+
+#[test]
 fn a_failed_resource_skips_dependents_and_keeps_the_rest() {
     let config = r#"
 resource "builtin_data" "ok" {

@@ -31,7 +31,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 pub use build::{build, build_with, resolve_provider};
 pub use petgraph::graph::NodeIndex as NodeId;
-pub use walk::{WalkOutcome, walk};
+pub use walk::{Dag, OpGraph, WalkOutcome, walk};
 
 /// What a node stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,4 +1,6 @@
-//! Walking the graph with bounded parallelism: a node runs once everything it needs is done.
+//! Walking a DAG with bounded parallelism: a node runs once everything it needs is done.
+//! The walk is generic over [`Dag`]: the configuration [`Graph`] and any [`OpGraph`] (a
+//! graph of operations, such as apply's deletions) walk the same way.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -11,6 +13,95 @@ use petgraph::graph::NodeIndex;
 use tokio::task::JoinSet;
 
 use crate::Graph;
+
+/// What [`walk`] visits: nodes in dependency order and each node's edges.
+pub trait Dag: Sync {
+    /// Every node, each after everything it needs.
+    fn order(&self) -> &[NodeIndex];
+    /// The nodes `n` needs.
+    fn needs(&self, n: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_;
+    /// The nodes that need `n`.
+    fn needed_by(&self, n: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_;
+}
+
+impl Dag for Graph {
+    fn order(&self) -> &[NodeIndex] {
+        &self.order
+    }
+    fn needs(&self, n: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.dependencies(n)
+    }
+    fn needed_by(&self, n: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.dependents(n)
+    }
+}
+
+impl<G: Dag + Send> Dag for Arc<G> {
+    fn order(&self) -> &[NodeIndex] {
+        (**self).order()
+    }
+    fn needs(&self, n: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        (**self).needs(n)
+    }
+    fn needed_by(&self, n: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        (**self).needed_by(n)
+    }
+}
+
+/// A DAG of operations (`T`), built edge by edge and then ordered with [`OpGraph::seal`].
+#[derive(Debug, Clone)]
+pub struct OpGraph<T> {
+    /// The operations; an edge `a -> b` means `b` runs after `a`.
+    pub inner: petgraph::graph::DiGraph<T, ()>,
+    order: Vec<NodeIndex>,
+}
+
+impl<T> Default for OpGraph<T> {
+    fn default() -> Self {
+        OpGraph {
+            inner: petgraph::graph::DiGraph::new(),
+            order: Vec::new(),
+        }
+    }
+}
+
+impl<T> OpGraph<T> {
+    /// Adds an operation.
+    pub fn add(&mut self, op: T) -> NodeIndex {
+        self.inner.add_node(op)
+    }
+
+    /// `after` runs once `before` is done.
+    pub fn edge(&mut self, before: NodeIndex, after: NodeIndex) {
+        self.inner.update_edge(before, after, ());
+    }
+
+    /// Orders the operations; on a cycle, the operation found on it.
+    pub fn seal(&mut self) -> Result<(), NodeIndex> {
+        // petgraph's toposort is iterative (a DFS with an explicit stack).
+        self.order = petgraph::algo::toposort(&self.inner, None).map_err(|c| c.node_id())?;
+        Ok(())
+    }
+
+    /// The operation at `n`.
+    pub fn op(&self, n: NodeIndex) -> &T {
+        &self.inner[n]
+    }
+}
+
+impl<T: Sync> Dag for OpGraph<T> {
+    fn order(&self) -> &[NodeIndex] {
+        &self.order
+    }
+    fn needs(&self, n: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.inner
+            .neighbors_directed(n, petgraph::Direction::Incoming)
+    }
+    fn needed_by(&self, n: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.inner
+            .neighbors_directed(n, petgraph::Direction::Outgoing)
+    }
+}
 
 /// How a walk ended.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -42,14 +133,15 @@ const INLINE_BELOW: usize = 4;
 /// batch stops at the first visit that waits and hands it back to run as a task of its
 /// own. At most `parallelism` batches and waiting visits are in flight, so at most
 /// `parallelism` visits wait on I/O at once.
-pub async fn walk<F, Fut>(
-    graph: &Graph,
+pub async fn walk<G, F, Fut>(
+    graph: &G,
     nodes: Option<&HashSet<NodeIndex>>,
     parallelism: usize,
     stop: Arc<AtomicBool>,
     visit: F,
 ) -> WalkOutcome
 where
+    G: Dag,
     F: Fn(NodeIndex) -> Fut,
     Fut: Future<Output = bool> + Send + 'static,
 {
@@ -169,8 +261,8 @@ where
 
 /// The bookkeeping of a walk: what waits on how many dependencies, what is ready, what
 /// is poisoned by a failure.
-struct Walker<'g, I> {
-    graph: &'g Graph,
+struct Walker<'g, G, I> {
+    graph: &'g G,
     included: I,
     pending: HashMap<NodeIndex, usize>,
     ready: VecDeque<NodeIndex>,
@@ -178,15 +270,15 @@ struct Walker<'g, I> {
     outcome: WalkOutcome,
 }
 
-impl<'g, I: Fn(NodeIndex) -> bool> Walker<'g, I> {
-    fn new(graph: &'g Graph, included: I) -> Self {
+impl<'g, G: Dag, I: Fn(NodeIndex) -> bool> Walker<'g, G, I> {
+    fn new(graph: &'g G, included: I) -> Self {
         let mut pending = HashMap::new();
         let mut ready = VecDeque::new();
-        for &n in &graph.order {
+        for &n in graph.order() {
             if !included(n) {
                 continue;
             }
-            let deps = graph.dependencies(n).filter(|&d| included(d)).count();
+            let deps = graph.needs(n).filter(|&d| included(d)).count();
             if deps == 0 {
                 ready.push_back(n);
             } else {
@@ -225,7 +317,8 @@ impl<'g, I: Fn(NodeIndex) -> bool> Walker<'g, I> {
     }
 
     fn release(&mut self, n: NodeIndex, ok: bool) {
-        for d in self.graph.dependents(n) {
+        let graph = self.graph;
+        for d in graph.needed_by(n) {
             if !(self.included)(d) {
                 continue;
             }
