@@ -9,7 +9,7 @@ use flotilla_config::addr::{
     AbsResourceAddr, InstanceKey, ModulePath, ResourceInstanceAddr, ResourceMode,
 };
 use flotilla_config::{Module, Resource};
-use flotilla_graph::Graph;
+use flotilla_graph::{Graph, NodeId};
 use flotilla_lang::{AttrPath, Value, diff_paths};
 use flotilla_plan::eval::{
     InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key,
@@ -106,6 +106,10 @@ pub struct ApplyReport {
 
 struct Applier {
     changes: HashMap<ResourceInstanceAddr, ResourceChange>,
+    /// Each opened resource's instance sets (its `count`/`for_each` evaluated at apply).
+    opened: Mutex<HashMap<NodeId, Vec<flotilla_plan::eval::InstanceSet>>>,
+    /// Values of the instances applied so far, for their resource's [`ApplyOp::Close`].
+    applied: Mutex<HashMap<ResourceInstanceAddr, Value>>,
     state: Mutex<State>,
     journal: JournalSink,
     progress: Arc<dyn Progress>,
@@ -181,6 +185,8 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         progress: input.progress,
         counts: Mutex::new((0, 0, 0, 0)),
         mode: input.plan.mode,
+        opened: Mutex::new(HashMap::new()),
+        applied: Mutex::new(HashMap::new()),
     });
     let subset = if input.plan.targets.is_empty() {
         None
@@ -199,9 +205,27 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
             .collect();
         Some(input.graph.closure(direct))
     };
-    let outcome = ctx
-        .run(applier.clone(), subset.as_ref(), input.parallelism)
-        .await;
+    let ops = Arc::new(execution_graph(
+        &input.graph,
+        subset.as_ref(),
+        &applier.changes,
+        input.plan.mode,
+    ));
+    let outcome = {
+        let (ctx, applier, ops2) = (Arc::clone(&ctx), Arc::clone(&applier), Arc::clone(&ops));
+        flotilla_graph::walk(
+            &ops,
+            None,
+            input.parallelism,
+            Arc::clone(&input.stop),
+            move |n| {
+                let (ctx, applier) = (Arc::clone(&ctx), Arc::clone(&applier));
+                let op = ops2.op(n).clone();
+                async move { applier.run_op(&ctx, op).await }
+            },
+        )
+        .await
+    };
     let mut interrupted = !outcome.not_started.is_empty();
     if !input.stop.load(Ordering::SeqCst) {
         applier.delete_phase(&ctx, input.parallelism).await;
@@ -581,6 +605,8 @@ impl Applier {
 
 #[async_trait::async_trait]
 impl ResourceHandler for Applier {
+    /// A resource with no planned instance in this module path (or in destroy mode): its
+    /// value is what state records, so references to it evaluate.
     async fn visit_resource(
         self: Arc<Self>,
         ctx: &Arc<WalkCtx>,
@@ -602,88 +628,245 @@ impl ResourceHandler for Applier {
             }
             return true;
         }
-        let Some((_, provider, schema)) = ctx.resource_type(path, r) else {
-            return false;
-        };
-        let (sets, mut ok) = ctx.expand_instances(path, module, r);
-        for flotilla_plan::eval::InstanceSet { inst, expansion } in sets {
-            let abs = AbsResourceAddr {
-                module: inst.clone(),
-                resource: r.addr.clone(),
-            };
-            let mut values = BTreeMap::new();
-            for key in expansion.keys() {
-                let addr = abs.instance(key.clone());
-                let Some(change) = self.changes.get(&addr) else {
-                    // Not in the plan (outside -target): references see what is recorded.
-                    let existing = lock(&self.state).resources.get(&addr).map(state_value);
-                    values.insert(key, existing.unwrap_or(Value::Unknown));
-                    continue;
-                };
-                // The instance the plan bound it to (a provider block with `for_each` has
-                // one per key).
-                let provider = match ctx.provider(&change.provider) {
-                    Some(p) => p,
-                    None => Arc::clone(&provider),
-                };
-                let value = if r.addr.mode == ResourceMode::Data {
-                    self.read_data(
-                        ctx,
-                        &inst,
-                        module,
-                        r,
-                        &key,
-                        &expansion,
-                        change,
-                        provider.as_ref(),
-                        &schema,
-                    )
-                    .await
-                } else {
-                    match ctx.eval_instance(&inst, module, r, &key, &expansion, &schema) {
-                        Ok(cfg) => {
-                            self.execute(r, &addr, change, provider.as_ref(), &schema, cfg)
-                                .await
-                        }
-                        Err(ds) => Err(ds
-                            .0
-                            .into_iter()
-                            .next()
-                            .unwrap_or_else(|| Diagnostic::error("invalid configuration"))),
-                    }
-                };
-                match value {
-                    Ok(v) => {
-                        let values_guard = ctx.values();
-                        let mut scope = ctx.scope(&values_guard, &inst, module);
-                        set_instance_key(&mut scope, &key, Some(&expansion));
-                        scope.self_value = Some(&v);
-                        let mut diags = Diagnostics::new();
-                        if !check_rules(
-                            &scope,
-                            module,
-                            &r.lifecycle.postconditions,
-                            "postcondition",
-                            Some(&addr),
-                            &mut diags,
-                        ) {
-                            ok = false;
-                        }
-                        drop(values_guard);
-                        ctx.report_all(diags);
-                        values.insert(key, v);
-                    }
-                    Err(d) => {
-                        ctx.report(d);
-                        ok = false;
-                        values.insert(key, Value::Unknown);
-                    }
-                }
-            }
-            ctx.set_resource(&inst, &r.addr, expansion.aggregate(values));
+        let (sets, ok) = ctx.expand_instances(path, module, r);
+        for set in sets {
+            let value = self.aggregate(&set, r);
+            ctx.set_resource(&set.inst, &r.addr, value);
         }
         ok
     }
+}
+
+/// One operation of apply's execution graph: the configuration graph with each resource
+/// that has planned instances split into an opening, one node per planned instance, and a
+/// closing, so instances run as nodes of their own (in parallel, each after what its
+/// resource needs) rather than one after another inside their resource.
+#[derive(Debug, Clone)]
+enum ApplyOp {
+    /// A configuration node evaluated as in planning: variables, locals, outputs, module
+    /// calls, providers (configured once their values exist, so deferred configurations
+    /// work), and resources with nothing planned.
+    Node(NodeId),
+    /// Before a resource's instances: its `count`/`for_each` in each module instance.
+    Open(NodeId),
+    /// One planned instance: evaluated with the values now known, planned again, executed.
+    Instance(NodeId, ResourceInstanceAddr),
+    /// After every instance: the resource's value, for what references it.
+    Close(NodeId),
+}
+
+/// Apply's execution graph for the plan's `changes` (over `subset` of the configuration
+/// graph, when targeting). Deletions are not in it: they run afterwards
+/// ([`Applier::delete_phase`]).
+fn execution_graph(
+    graph: &Graph,
+    subset: Option<&std::collections::HashSet<NodeId>>,
+    changes: &HashMap<ResourceInstanceAddr, ResourceChange>,
+    mode: PlanMode,
+) -> flotilla_graph::OpGraph<ApplyOp> {
+    let mut planned: HashMap<NodeId, Vec<&ResourceInstanceAddr>> = HashMap::new();
+    if mode != PlanMode::Destroy {
+        for (addr, c) in changes {
+            if c.action == Action::Delete {
+                continue;
+            }
+            let node = flotilla_graph::Node {
+                module: addr.module.path(),
+                kind: flotilla_graph::NodeKind::Resource(addr.resource.clone()),
+            };
+            if let Some(id) = graph.find(&node) {
+                planned.entry(id).or_default().push(addr);
+            }
+        }
+    }
+    let mut ops = flotilla_graph::OpGraph::default();
+    // Each configuration node's first and last operation.
+    let mut ends: HashMap<NodeId, (NodeId, NodeId)> = HashMap::new();
+    for &id in &graph.order {
+        if subset.is_some_and(|s| !s.contains(&id)) {
+            continue;
+        }
+        match planned.get_mut(&id) {
+            Some(addrs) => {
+                addrs.sort();
+                let open = ops.add(ApplyOp::Open(id));
+                let close = ops.add(ApplyOp::Close(id));
+                for addr in addrs.iter() {
+                    let n = ops.add(ApplyOp::Instance(id, (*addr).clone()));
+                    ops.edge(open, n);
+                    ops.edge(n, close);
+                }
+                ops.edge(open, close);
+                ends.insert(id, (open, close));
+            }
+            None => {
+                let n = ops.add(ApplyOp::Node(id));
+                ends.insert(id, (n, n));
+            }
+        }
+    }
+    for (&id, &(first, _)) in &ends {
+        for dep in graph.dependencies(id) {
+            if let Some(&(_, last)) = ends.get(&dep) {
+                ops.edge(last, first);
+            }
+        }
+    }
+    ops.seal()
+        .expect("the configuration graph is acyclic, and so is its expansion");
+    ops
+}
+
+impl Applier {
+    async fn run_op(self: Arc<Self>, ctx: &Arc<WalkCtx>, op: ApplyOp) -> bool {
+        match op {
+            ApplyOp::Node(id) => Arc::clone(ctx).visit(id, self).await,
+            ApplyOp::Open(id) => {
+                let Some((path, r)) = resource_of(ctx, id) else {
+                    return false;
+                };
+                let config = Arc::clone(&ctx.config);
+                let module = config.descendant(&path).expect("resource module exists");
+                let (sets, ok) = ctx.expand_instances(&path, module, &r);
+                lock(&self.opened).insert(id, sets);
+                ok
+            }
+            ApplyOp::Instance(id, addr) => self.apply_instance(ctx, id, &addr).await,
+            ApplyOp::Close(id) => {
+                let Some((_, r)) = resource_of(ctx, id) else {
+                    return false;
+                };
+                // Runs only when every instance succeeded (a failure skips what follows).
+                let sets = lock(&self.opened).remove(&id).unwrap_or_default();
+                for set in sets {
+                    let value = self.aggregate(&set, &r);
+                    ctx.set_resource(&set.inst, &r.addr, value);
+                }
+                true
+            }
+        }
+    }
+
+    /// A resource's value in one module instance: applied instances as applied, the rest
+    /// as recorded (unknown when neither, e.g. an instance whose apply failed).
+    fn aggregate(&self, set: &flotilla_plan::eval::InstanceSet, r: &Resource) -> Value {
+        let abs = AbsResourceAddr {
+            module: set.inst.clone(),
+            resource: r.addr.clone(),
+        };
+        let mut values = BTreeMap::new();
+        let applied = lock(&self.applied);
+        let state = lock(&self.state);
+        for key in set.expansion.keys() {
+            let addr = abs.instance(key.clone());
+            let v = match applied.get(&addr) {
+                Some(v) => v.clone(),
+                None => state
+                    .resources
+                    .get(&addr)
+                    .map(state_value)
+                    .unwrap_or(Value::Unknown),
+            };
+            values.insert(key, v);
+        }
+        set.expansion.aggregate(values)
+    }
+
+    /// One planned instance: evaluates its configuration with the values known now,
+    /// executes exactly the planned action, checks postconditions.
+    async fn apply_instance(
+        self: &Arc<Self>,
+        ctx: &Arc<WalkCtx>,
+        id: NodeId,
+        addr: &ResourceInstanceAddr,
+    ) -> bool {
+        let Some((path, r)) = resource_of(ctx, id) else {
+            return false;
+        };
+        let config = Arc::clone(&ctx.config);
+        let module = config.descendant(&path).expect("resource module exists");
+        let Some(change) = self.changes.get(addr) else {
+            return true;
+        };
+        // Its module instance and key as expanded at apply; a planned instance that the
+        // configuration no longer expands to is left alone (apply decides nothing new).
+        let found = lock(&self.opened).get(&id).and_then(|sets| {
+            sets.iter()
+                .find(|s| s.inst == addr.module && s.expansion.keys().contains(&addr.key))
+                .cloned()
+        });
+        let Some(set) = found else { return true };
+        let Some((_, default_provider, schema)) = ctx.resource_type(&path, &r) else {
+            return false;
+        };
+        // The instance the plan bound it to (a provider block with `for_each` has one per
+        // key).
+        let provider = ctx.provider(&change.provider).unwrap_or(default_provider);
+        let key = addr.key.clone();
+        let value = if r.addr.mode == ResourceMode::Data {
+            self.read_data(
+                ctx,
+                &set.inst,
+                module,
+                &r,
+                &key,
+                &set.expansion,
+                change,
+                provider.as_ref(),
+                &schema,
+            )
+            .await
+        } else {
+            match ctx.eval_instance(&set.inst, module, &r, &key, &set.expansion, &schema) {
+                Ok(cfg) => {
+                    self.execute(&r, addr, change, provider.as_ref(), &schema, cfg)
+                        .await
+                }
+                Err(ds) => Err(ds
+                    .0
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| Diagnostic::error("invalid configuration"))),
+            }
+        };
+        let v = match value {
+            Ok(v) => v,
+            Err(d) => {
+                ctx.report(d);
+                return false;
+            }
+        };
+        let ok = {
+            let values_guard = ctx.values();
+            let mut scope = ctx.scope(&values_guard, &set.inst, module);
+            set_instance_key(&mut scope, &key, Some(&set.expansion));
+            scope.self_value = Some(&v);
+            let mut diags = Diagnostics::new();
+            let ok = check_rules(
+                &scope,
+                module,
+                &r.lifecycle.postconditions,
+                "postcondition",
+                Some(addr),
+                &mut diags,
+            );
+            drop(values_guard);
+            ctx.report_all(diags);
+            ok
+        };
+        lock(&self.applied).insert(addr.clone(), v);
+        ok
+    }
+}
+
+/// The module path and resource of a configuration node known to be a resource.
+fn resource_of(ctx: &WalkCtx, id: NodeId) -> Option<(ModulePath, Resource)> {
+    let node = ctx.graph.node(id);
+    let flotilla_graph::NodeKind::Resource(addr) = &node.kind else {
+        return None;
+    };
+    let module = ctx.config.descendant(&node.module)?;
+    Some((node.module.clone(), module.resources.get(addr)?.clone()))
 }
 
 impl Applier {

@@ -330,6 +330,52 @@ fn a_killed_apply_leaves_state_matching_what_exists() {
 }
 
 #[test]
+fn instances_of_a_resource_run_side_by_side_after_what_they_need() {
+    // Apply's execution graph has a node per planned instance: the four waits start
+    // together, and the files, which need every wait, start only after all of them.
+    let config = r#"
+resource "builtin_sleep" "wait" {
+  count           = 4
+  create_duration = "600ms"
+}
+
+resource "builtin_file" "after" {
+  count   = 2
+  path    = "out/after${count.index}.txt"
+  content = join(",", builtin_sleep.wait[*].id)
+}
+"#;
+    let w = Work::new(&[("main.hcl", config)]);
+    let out = w
+        .run(&["apply", "-auto-approve", "-parallelism=4"])
+        .expect(0);
+    let at = |needle: &str| {
+        out.stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle}:\n{}", out.stdout))
+    };
+    let first_done = (0..4)
+        .map(|i| at(&format!("builtin_sleep.wait[{i}]: Creation complete")))
+        .min()
+        .unwrap();
+    for i in 0..4 {
+        assert!(
+            at(&format!("builtin_sleep.wait[{i}]: Creating...")) < first_done,
+            "all waits start before one finishes:\n{}",
+            out.stdout
+        );
+    }
+    // ("Creation complete" is printed once the journal holds it, which may be after the
+    // next operation started; what the files hold shows they waited for every wait.)
+    for i in 0..2 {
+        let text = std::fs::read_to_string(w.path(&format!("out/after{i}.txt"))).unwrap();
+        let ids: Vec<&str> = text.split(',').filter(|id| !id.is_empty()).collect();
+        assert_eq!(ids.len(), 4, "{text}");
+    }
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+}
+
+#[test]
 fn destroy_removes_dependents_first_and_a_failed_deletion_keeps_what_it_needs() {
     // base <- mid <- top (two instances), and a separate file.
     let config = r#"

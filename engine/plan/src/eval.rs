@@ -41,6 +41,7 @@ pub enum Expansion {
 }
 
 /// One module instance of a resource and its expansion.
+#[derive(Debug, Clone)]
 pub struct InstanceSet {
     /// The module instance.
     pub inst: ModuleInstance,
@@ -453,7 +454,9 @@ impl WalkCtx {
         .await
     }
 
-    async fn visit(self: Arc<Self>, id: NodeId, handler: Arc<dyn ResourceHandler>) -> bool {
+    /// Visits one configuration node (what [`WalkCtx::run`] does for each node), for
+    /// callers that walk a graph of their own (apply's execution graph).
+    pub async fn visit(self: Arc<Self>, id: NodeId, handler: Arc<dyn ResourceHandler>) -> bool {
         let node: Node = self.graph.node(id).clone();
         let config = Arc::clone(&self.config);
         let Some(module) = config.descendant(&node.module) else {
