@@ -106,8 +106,9 @@ pub struct ApplyReport {
 
 struct Applier {
     changes: HashMap<ResourceInstanceAddr, ResourceChange>,
-    /// Each opened resource's instance sets (its `count`/`for_each` evaluated at apply).
-    opened: Mutex<HashMap<NodeId, Vec<flotilla_plan::eval::InstanceSet>>>,
+    /// Each opened resource: its instance sets (`count`/`for_each` evaluated at apply), its
+    /// provider and schema, shared by its instances.
+    opened: Mutex<HashMap<NodeId, Arc<Opened>>>,
     /// Values of the instances applied so far, for their resource's [`ApplyOp::Close`].
     applied: Mutex<HashMap<ResourceInstanceAddr, Value>>,
     state: Mutex<State>,
@@ -115,6 +116,15 @@ struct Applier {
     progress: Arc<dyn Progress>,
     counts: Mutex<(usize, usize, usize, usize)>,
     mode: PlanMode,
+}
+
+/// A resource being applied, as its [`ApplyOp::Open`] found it.
+struct Opened {
+    sets: Vec<flotilla_plan::eval::InstanceSet>,
+    /// Each module instance's set, by position in `sets`.
+    by_module: HashMap<flotilla_config::addr::ModuleInstance, usize>,
+    provider: Arc<dyn Provider>,
+    schema: flotilla_provider::BlockSchema,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -647,6 +657,9 @@ enum ApplyOp {
     /// calls, providers (configured once their values exist, so deferred configurations
     /// work), and resources with nothing planned.
     Node(NodeId),
+    /// A resource with exactly one planned instance: open, apply it and close in one node
+    /// (most resources; three nodes each made a 100,000-resource apply 30% slower).
+    Only(NodeId, ResourceInstanceAddr),
     /// Before a resource's instances: its `count`/`for_each` in each module instance.
     Open(NodeId),
     /// One planned instance: evaluated with the values now known, planned again, executed.
@@ -687,6 +700,10 @@ fn execution_graph(
             continue;
         }
         match planned.get_mut(&id) {
+            Some(addrs) if addrs.len() == 1 => {
+                let n = ops.add(ApplyOp::Only(id, addrs[0].clone()));
+                ends.insert(id, (n, n));
+            }
             Some(addrs) => {
                 addrs.sort();
                 let open = ops.add(ApplyOp::Open(id));
@@ -721,30 +738,59 @@ impl Applier {
     async fn run_op(self: Arc<Self>, ctx: &Arc<WalkCtx>, op: ApplyOp) -> bool {
         match op {
             ApplyOp::Node(id) => Arc::clone(ctx).visit(id, self).await,
-            ApplyOp::Open(id) => {
-                let Some((path, r)) = resource_of(ctx, id) else {
-                    return false;
-                };
-                let config = Arc::clone(&ctx.config);
-                let module = config.descendant(&path).expect("resource module exists");
-                let (sets, ok) = ctx.expand_instances(&path, module, &r);
-                lock(&self.opened).insert(id, sets);
-                ok
+            ApplyOp::Only(id, addr) => {
+                self.open(ctx, id)
+                    && self.apply_instance(ctx, id, &addr).await
+                    && self.close(ctx, id)
             }
+            ApplyOp::Open(id) => self.open(ctx, id),
             ApplyOp::Instance(id, addr) => self.apply_instance(ctx, id, &addr).await,
-            ApplyOp::Close(id) => {
-                let Some((_, r)) = resource_of(ctx, id) else {
-                    return false;
-                };
-                // Runs only when every instance succeeded (a failure skips what follows).
-                let sets = lock(&self.opened).remove(&id).unwrap_or_default();
-                for set in sets {
-                    let value = self.aggregate(&set, &r);
-                    ctx.set_resource(&set.inst, &r.addr, value);
-                }
-                true
-            }
+            ApplyOp::Close(id) => self.close(ctx, id),
         }
+    }
+
+    /// Expands the resource at `id` in each of its module instances.
+    fn open(&self, ctx: &WalkCtx, id: NodeId) -> bool {
+        let config = Arc::clone(&ctx.config);
+        let Some((path, module, r)) = resource_of(&config, &ctx.graph, id) else {
+            return false;
+        };
+        let Some((_, provider, schema)) = ctx.resource_type(path, r) else {
+            return false;
+        };
+        let (sets, ok) = ctx.expand_instances(path, module, r);
+        let by_module = sets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.inst.clone(), i))
+            .collect();
+        lock(&self.opened).insert(
+            id,
+            Arc::new(Opened {
+                sets,
+                by_module,
+                provider,
+                schema,
+            }),
+        );
+        ok
+    }
+
+    /// Stores the resource's value from its instances (only reached when all succeeded:
+    /// a failure skips what follows it).
+    fn close(&self, ctx: &WalkCtx, id: NodeId) -> bool {
+        let config = Arc::clone(&ctx.config);
+        let Some((_, _, r)) = resource_of(&config, &ctx.graph, id) else {
+            return false;
+        };
+        let Some(opened) = lock(&self.opened).remove(&id) else {
+            return true;
+        };
+        for set in &opened.sets {
+            let value = self.aggregate(set, r);
+            ctx.set_resource(&set.inst, &r.addr, value);
+        }
+        true
     }
 
     /// A resource's value in one module instance: applied instances as applied, the rest
@@ -780,46 +826,50 @@ impl Applier {
         id: NodeId,
         addr: &ResourceInstanceAddr,
     ) -> bool {
-        let Some((path, r)) = resource_of(ctx, id) else {
+        let config = Arc::clone(&ctx.config);
+        let Some((_, module, r)) = resource_of(&config, &ctx.graph, id) else {
             return false;
         };
-        let config = Arc::clone(&ctx.config);
-        let module = config.descendant(&path).expect("resource module exists");
         let Some(change) = self.changes.get(addr) else {
+            return true;
+        };
+        let Some(opened) = lock(&self.opened).get(&id).cloned() else {
             return true;
         };
         // Its module instance and key as expanded at apply; a planned instance that the
         // configuration no longer expands to is left alone (apply decides nothing new).
-        let found = lock(&self.opened).get(&id).and_then(|sets| {
-            sets.iter()
-                .find(|s| s.inst == addr.module && s.expansion.keys().contains(&addr.key))
-                .cloned()
-        });
-        let Some(set) = found else { return true };
-        let Some((_, default_provider, schema)) = ctx.resource_type(&path, &r) else {
-            return false;
+        let Some(set) = opened
+            .by_module
+            .get(&addr.module)
+            .map(|&i| &opened.sets[i])
+            .filter(|s| s.expansion.contains(&addr.key))
+        else {
+            return true;
         };
+        let schema = &opened.schema;
         // The instance the plan bound it to (a provider block with `for_each` has one per
         // key).
-        let provider = ctx.provider(&change.provider).unwrap_or(default_provider);
+        let provider = ctx
+            .provider(&change.provider)
+            .unwrap_or_else(|| Arc::clone(&opened.provider));
         let key = addr.key.clone();
         let value = if r.addr.mode == ResourceMode::Data {
             self.read_data(
                 ctx,
                 &set.inst,
                 module,
-                &r,
+                r,
                 &key,
                 &set.expansion,
                 change,
                 provider.as_ref(),
-                &schema,
+                schema,
             )
             .await
         } else {
-            match ctx.eval_instance(&set.inst, module, &r, &key, &set.expansion, &schema) {
+            match ctx.eval_instance(&set.inst, module, r, &key, &set.expansion, schema) {
                 Ok(cfg) => {
-                    self.execute(&r, addr, change, provider.as_ref(), &schema, cfg)
+                    self.execute(r, addr, change, provider.as_ref(), schema, cfg)
                         .await
                 }
                 Err(ds) => Err(ds
@@ -859,14 +909,18 @@ impl Applier {
     }
 }
 
-/// The module path and resource of a configuration node known to be a resource.
-fn resource_of(ctx: &WalkCtx, id: NodeId) -> Option<(ModulePath, Resource)> {
-    let node = ctx.graph.node(id);
+/// The module path, module and resource of a configuration node that is a resource.
+fn resource_of<'a>(
+    config: &'a Module,
+    graph: &'a Graph,
+    id: NodeId,
+) -> Option<(&'a ModulePath, &'a Module, &'a Resource)> {
+    let node = graph.node(id);
     let flotilla_graph::NodeKind::Resource(addr) = &node.kind else {
         return None;
     };
-    let module = ctx.config.descendant(&node.module)?;
-    Some((node.module.clone(), module.resources.get(addr)?.clone()))
+    let module = config.descendant(&node.module)?;
+    Some((&node.module, module, module.resources.get(addr)?))
 }
 
 impl Applier {
