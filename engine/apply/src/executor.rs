@@ -693,8 +693,8 @@ fn execution_graph(
         }
     }
     let mut ops = flotilla_graph::OpGraph::default();
-    // Each configuration node's first and last operation.
-    let mut ends: HashMap<NodeId, (NodeId, NodeId)> = HashMap::new();
+    // Each configuration node's first and last operation, by node index.
+    let mut ends: Vec<Option<(NodeId, NodeId)>> = vec![None; graph.inner.node_count()];
     for &id in &graph.order {
         if subset.is_some_and(|s| !s.contains(&id)) {
             continue;
@@ -702,35 +702,38 @@ fn execution_graph(
         match planned.get_mut(&id) {
             Some(addrs) if addrs.len() == 1 => {
                 let n = ops.add(ApplyOp::Only(id, addrs[0].clone()));
-                ends.insert(id, (n, n));
+                ends[id.index()] = Some((n, n));
             }
             Some(addrs) => {
                 addrs.sort();
                 let open = ops.add(ApplyOp::Open(id));
+                let instances: Vec<NodeId> = addrs
+                    .iter()
+                    .map(|addr| ops.add(ApplyOp::Instance(id, (*addr).clone())))
+                    .collect();
                 let close = ops.add(ApplyOp::Close(id));
-                for addr in addrs.iter() {
-                    let n = ops.add(ApplyOp::Instance(id, (*addr).clone()));
+                for n in instances {
                     ops.edge(open, n);
                     ops.edge(n, close);
                 }
                 ops.edge(open, close);
-                ends.insert(id, (open, close));
+                ends[id.index()] = Some((open, close));
             }
             None => {
                 let n = ops.add(ApplyOp::Node(id));
-                ends.insert(id, (n, n));
+                ends[id.index()] = Some((n, n));
             }
         }
-    }
-    for (&id, &(first, _)) in &ends {
+        // Everything this node needs was added before it, in dependency order.
+        let (first, _) = ends[id.index()].expect("just added");
         for dep in graph.dependencies(id) {
-            if let Some(&(_, last)) = ends.get(&dep) {
+            if let Some((_, last)) = ends[dep.index()] {
                 ops.edge(last, first);
             }
         }
     }
-    ops.seal()
-        .expect("the configuration graph is acyclic, and so is its expansion");
+    ops.seal_in_added_order()
+        .expect("operations are added in the configuration graph's dependency order");
     ops
 }
 
@@ -801,12 +804,12 @@ impl Applier {
             resource: r.addr.clone(),
         };
         let mut values = BTreeMap::new();
-        let applied = lock(&self.applied);
+        let mut applied = lock(&self.applied);
         let state = lock(&self.state);
         for key in set.expansion.keys() {
             let addr = abs.instance(key.clone());
-            let v = match applied.get(&addr) {
-                Some(v) => v.clone(),
+            let v = match applied.remove(&addr) {
+                Some(v) => v,
                 None => state
                     .resources
                     .get(&addr)

@@ -85,6 +85,23 @@ impl<T> OpGraph<T> {
         Ok(())
     }
 
+    /// Orders the operations as they were added, which must already be an order in which
+    /// every operation comes after the ones it needs (no sort: a builder that adds in
+    /// dependency order pays nothing); on an edge that points back, the operation it
+    /// leaves.
+    pub fn seal_in_added_order(&mut self) -> Result<(), NodeIndex> {
+        if let Some(e) = self
+            .inner
+            .raw_edges()
+            .iter()
+            .find(|e| e.source().index() >= e.target().index())
+        {
+            return Err(e.source());
+        }
+        self.order = self.inner.node_indices().collect();
+        Ok(())
+    }
+
     /// The operation at `n`.
     pub fn op(&self, n: NodeIndex) -> &T {
         &self.inner[n]
@@ -496,5 +513,37 @@ mod tests {
             g.inner.node_count() - started,
             "every node not visited is reported"
         );
+    }
+
+    #[test]
+    fn an_op_graph_walks_in_dependency_order_and_refuses_a_backward_edge() {
+        let mut ops = OpGraph::default();
+        let a = ops.add("a");
+        let b = ops.add("b");
+        let c = ops.add("c");
+        ops.edge(a, c);
+        ops.edge(b, c);
+        ops.seal_in_added_order().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let ops = Arc::new(ops);
+        let outcome =
+            runtime().block_on(walk(&ops, None, 4, Arc::new(AtomicBool::new(false)), |n| {
+                let seen = Arc::clone(&seen);
+                let name = *ops.op(n);
+                async move {
+                    seen.lock().unwrap().push(name);
+                    name != "b"
+                }
+            }));
+        // "b" failed, so "c", which needs it, is skipped.
+        assert_eq!(outcome.failed, vec![b]);
+        assert_eq!(outcome.skipped, vec![c]);
+        assert_eq!(*seen.lock().unwrap(), vec!["a", "b"]);
+        let mut back = OpGraph::default();
+        let x = back.add(1);
+        let y = back.add(2);
+        back.edge(y, x);
+        assert_eq!(back.seal_in_added_order(), Err(y));
+        assert!(back.seal().is_ok());
     }
 }
