@@ -1,11 +1,13 @@
 //! The executor: carries out a [`Plan`], and records what exists as it goes.
 //!
-//! Apply walks the same graph as the planner with bounded parallelism, re-evaluating the
-//! configuration now that more values are known. For each instance it executes exactly the
-//! action written in the plan; the provider's final plan must agree with every value the plan
-//! already knew, or the instance fails with "inconsistent final plan". Deletions of instances
-//! no longer in the configuration (and everything, for `destroy`) run afterwards in reverse
-//! dependency order.
+//! Apply walks its own execution graph with bounded parallelism: the configuration graph with
+//! every planned resource instance as an operation of its own (instances of one resource run
+//! side by side), re-evaluating the configuration now that more values are known. For each
+//! instance it executes exactly the action written in the plan; the provider's final plan
+//! must agree with every value the plan already knew, or the instance fails with
+//! "inconsistent final plan". Deletions of instances no longer in the configuration (and
+//! everything, for `destroy`) run afterwards as a graph of their own, each object after
+//! everything that depended on it.
 //!
 //! Every completed operation is appended to the state journal (group-committed with one fsync
 //! per batch) so a crash loses at most the operations in flight; the snapshot is rewritten
