@@ -11,9 +11,7 @@ use flotilla_config::addr::{
 use flotilla_config::{Module, Resource};
 use flotilla_graph::{Graph, NodeId};
 use flotilla_lang::{AttrPath, Value, diff_paths};
-use flotilla_plan::eval::{
-    InputValue, Paths, ResourceHandler, WalkCtx, check_rules, set_instance_key,
-};
+use flotilla_plan::eval::{InputValue, Paths, ResourceHandler, WalkCtx};
 use flotilla_plan::{
     Action, Plan, PlanMode, ResourceChange, ignore_changes, mark_schema_sensitive, proposed_new,
     state_value,
@@ -889,24 +887,14 @@ impl Applier {
                 return false;
             }
         };
-        let ok = {
-            let values_guard = ctx.values();
-            let mut scope = ctx.scope(&values_guard, &set.inst, module);
-            set_instance_key(&mut scope, &key, Some(&set.expansion));
-            scope.self_value = Some(&v);
-            let mut diags = Diagnostics::new();
-            let ok = check_rules(
-                &scope,
-                module,
-                &r.lifecycle.postconditions,
-                "postcondition",
-                Some(addr),
-                &mut diags,
-            );
-            drop(values_guard);
-            ctx.report_all(diags);
-            ok
+        let at = flotilla_plan::eval::InstanceAt {
+            inst: &set.inst,
+            module,
+            resource: r,
+            key: &key,
+            expansion: &set.expansion,
         };
+        let ok = ctx.check_postconditions(&at, &v, addr);
         lock(&self.applied).insert(addr.clone(), v);
         ok
     }

@@ -40,6 +40,21 @@ pub enum Expansion {
     ForEach(BTreeMap<String, Value>),
 }
 
+/// One resource instance being planned or applied: its module instance, module, resource
+/// block, key and the expansion the key belongs to.
+pub struct InstanceAt<'a> {
+    /// The module instance.
+    pub inst: &'a ModuleInstance,
+    /// The module declaring the resource.
+    pub module: &'a Module,
+    /// The resource block.
+    pub resource: &'a Resource,
+    /// The instance key.
+    pub key: &'a InstanceKey,
+    /// The resource's expansion in `inst`.
+    pub expansion: &'a Expansion,
+}
+
 /// One module instance of a resource and its expansion.
 #[derive(Debug, Clone)]
 pub struct InstanceSet {
@@ -430,6 +445,35 @@ impl WalkCtx {
     pub fn provider_or_default(&self, addr: &ProviderConfigAddr) -> Option<Arc<dyn Provider>> {
         self.provider(addr)
             .or_else(|| self.registry.instantiate(&addr.name))
+    }
+
+    /// Checks a resource instance's postconditions with `self` = `value`, reporting what
+    /// fails; whether all held.
+    pub fn check_postconditions(
+        &self,
+        at: &InstanceAt<'_>,
+        value: &Value,
+        addr: &ResourceInstanceAddr,
+    ) -> bool {
+        if at.resource.lifecycle.postconditions.is_empty() {
+            return true;
+        }
+        let values = self.values();
+        let mut scope = self.scope(&values, at.inst, at.module);
+        set_instance_key(&mut scope, at.key, Some(at.expansion));
+        scope.self_value = Some(value);
+        let mut diags = Diagnostics::new();
+        let ok = check_rules(
+            &scope,
+            at.module,
+            &at.resource.lifecycle.postconditions,
+            "postcondition",
+            Some(addr),
+            &mut diags,
+        );
+        drop(values);
+        self.report_all(diags);
+        ok
     }
 
     /// Walks the graph (or the given subset), calling `handler` for resource nodes.

@@ -19,7 +19,7 @@ use flotilla_state::{ResourceInstanceState, State};
 use flotilla_syntax::{Diagnostic, Diagnostics, Span};
 
 use crate::eval::{
-    Expansion, InputValue, InstanceSet, Paths, ResourceHandler, WalkCtx, check_rules,
+    Expansion, InputValue, InstanceAt, InstanceSet, Paths, ResourceHandler, WalkCtx, check_rules,
     set_instance_key,
 };
 use crate::model::{Action, OutputChange, Plan, PlanMode, ResourceChange};
@@ -1408,25 +1408,15 @@ impl Planner {
             Some(_) => Action::Update,
         };
         // Postconditions with `self` = the planned object (unknown parts are checked at apply).
-        if !r.lifecycle.postconditions.is_empty() {
-            let values = ctx.values();
-            let mut scope = ctx.scope(&values, inst, module);
-            set_instance_key(&mut scope, key, Some(expansion));
-            scope.self_value = Some(&planned);
-            let mut diags = Diagnostics::new();
-            let ok = check_rules(
-                &scope,
-                module,
-                &r.lifecycle.postconditions,
-                "postcondition",
-                Some(addr),
-                &mut diags,
-            );
-            drop(values);
-            ctx.report_all(diags);
-            if !ok {
-                return None;
-            }
+        let at = InstanceAt {
+            inst,
+            module,
+            resource: r,
+            key,
+            expansion,
+        };
+        if !ctx.check_postconditions(&at, &planned, addr) {
+            return None;
         }
         self.record(ResourceChange {
             addr: addr.clone(),
