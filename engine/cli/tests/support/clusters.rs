@@ -36,12 +36,24 @@ pub fn with_cluster<T>(w: &Work, cluster: &str, f: impl AsyncFnOnce(kube::Client
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let sandbox = Sandbox::start(SandboxOptions {
-            dir: Some(w.path(".flotilla/sandbox")),
-            ..SandboxOptions::default()
-        })
-        .await
-        .expect("sandbox starts");
+        // A sandbox process that was just stopped may hold the directory's lock for a
+        // moment after `sandbox down` returns (seen once under load): wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let sandbox = loop {
+            match Sandbox::start(SandboxOptions {
+                dir: Some(w.path(".flotilla/sandbox")),
+                ..SandboxOptions::default()
+            })
+            .await
+            {
+                Err(flotilla_sandbox::SandboxError::Locked { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => break other.expect("sandbox starts"),
+            }
+        };
         let kc = Kubeconfig::from_yaml(&sandbox.kubeconfig()).expect("kubeconfig");
         let options = KubeConfigOptions {
             context: Some(cluster.to_string()),
