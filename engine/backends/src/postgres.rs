@@ -101,6 +101,15 @@ impl Shared {
         quote_ident(&self.settings.schema_name)
     }
 
+    /// Runs `f` with the shared session and waits for it: how the synchronous trait's
+    /// methods reach the database.
+    fn run<T>(
+        &self,
+        f: impl AsyncFnOnce(&Client) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        block_on(&self.handle, self.with_client(f))
+    }
+
     /// Runs `f` with the shared session, connecting (and creating the tables) first.
     async fn with_client<T>(
         &self,
@@ -245,16 +254,13 @@ impl Backend for Postgres {
     fn workspaces(&self) -> Result<Vec<String>, StateError> {
         let s = &self.shared;
         let sql = format!("SELECT name FROM {}.flotilla_states", s.schema());
-        let names: Vec<String> = block_on(
-            &s.handle,
-            s.with_client(async |c| {
-                let rows = c
-                    .query(&sql, &[])
-                    .await
-                    .map_err(|e| s.err("cannot list workspaces", e))?;
-                Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
-            }),
-        )?;
+        let names: Vec<String> = s.run(async |c| {
+            let rows = c
+                .query(&sql, &[])
+                .await
+                .map_err(|e| s.err("cannot list workspaces", e))?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        })?;
         Ok(workspace_list(names))
     }
 
@@ -270,25 +276,22 @@ impl Backend for Postgres {
         check_deletable(workspace)?;
         let s = &self.shared;
         let schema = s.schema();
-        block_on(
-            &s.handle,
-            s.with_client(async |c| {
-                c.batch_execute("BEGIN")
-                    .await
-                    .map_err(|e| s.err("cannot delete workspace", e))?;
-                for table in ["flotilla_states", "flotilla_journal"] {
-                    c.execute(
-                        &format!("DELETE FROM {schema}.{table} WHERE name = $1"),
-                        &[&workspace],
-                    )
-                    .await
-                    .map_err(|e| s.err("cannot delete workspace", e))?;
-                }
-                c.batch_execute("COMMIT")
-                    .await
-                    .map_err(|e| s.err("cannot delete workspace", e))
-            }),
-        )
+        s.run(async |c| {
+            c.batch_execute("BEGIN")
+                .await
+                .map_err(|e| s.err("cannot delete workspace", e))?;
+            for table in ["flotilla_states", "flotilla_journal"] {
+                c.execute(
+                    &format!("DELETE FROM {schema}.{table} WHERE name = $1"),
+                    &[&workspace],
+                )
+                .await
+                .map_err(|e| s.err("cannot delete workspace", e))?;
+            }
+            c.batch_execute("COMMIT")
+                .await
+                .map_err(|e| s.err("cannot delete workspace", e))
+        })
     }
 }
 
@@ -425,16 +428,13 @@ impl JournalWriter for PgJournal {
             "INSERT INTO {}.flotilla_journal (name, entry) SELECT $1, unnest($2::bytea[])",
             s.schema()
         );
-        block_on(
-            &s.handle,
-            s.with_client(async |c| {
-                // One statement is one transaction: the whole batch or none of it.
-                c.execute(&sql, &[&self.workspace, &lines])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| s.err("cannot record the apply journal", e))
-            }),
-        )
+        s.run(async |c| {
+            // One statement is one transaction: the whole batch or none of it.
+            c.execute(&sql, &[&self.workspace, &lines])
+                .await
+                .map(|_| ())
+                .map_err(|e| s.err("cannot record the apply journal", e))
+        })
     }
 }
 
@@ -511,54 +511,48 @@ impl StateStore for PgStore {
         let s = &self.shared;
         let schema = s.schema();
         let name = self.name();
-        block_on(
-            &s.handle,
-            s.with_client(async |c| {
-                let fail = |e| s.err("cannot read state", e);
-                let row = c
-                    .query_opt(
-                        &format!("SELECT data FROM {schema}.flotilla_states WHERE name = $1"),
-                        &[&self.workspace],
-                    )
-                    .await
-                    .map_err(fail)?;
-                let base = match row {
-                    Some(r) => Some(s.codec.decode_state(r.get::<_, &[u8]>(0), &name)?),
-                    None => None,
-                };
-                let entries: Vec<Vec<u8>> = c
-                    .query(
-                        &format!(
-                            "SELECT entry FROM {schema}.flotilla_journal WHERE name = $1 ORDER BY seq"
-                        ),
-                        &[&self.workspace],
-                    )
-                    .await
-                    .map_err(fail)?
-                    .iter()
-                    .map(|r| r.get::<_, Vec<u8>>(0))
-                    .collect();
-                if entries.is_empty() {
-                    return Ok((base, 0));
-                }
-                let mut state = base.unwrap_or_else(State::new);
-                let n = crate::replay(&s.codec, &mut state, entries, &name)?;
-                Ok((Some(state), n))
-            }),
-        )
+        s.run(async |c| {
+            let fail = |e| s.err("cannot read state", e);
+            let row = c
+                .query_opt(
+                    &format!("SELECT data FROM {schema}.flotilla_states WHERE name = $1"),
+                    &[&self.workspace],
+                )
+                .await
+                .map_err(fail)?;
+            let base = match row {
+                Some(r) => Some(s.codec.decode_state(r.get::<_, &[u8]>(0), &name)?),
+                None => None,
+            };
+            let entries: Vec<Vec<u8>> = c
+                .query(
+                    &format!(
+                        "SELECT entry FROM {schema}.flotilla_journal WHERE name = $1 ORDER BY seq"
+                    ),
+                    &[&self.workspace],
+                )
+                .await
+                .map_err(fail)?
+                .iter()
+                .map(|r| r.get::<_, Vec<u8>>(0))
+                .collect();
+            if entries.is_empty() {
+                return Ok((base, 0));
+            }
+            let mut state = base.unwrap_or_else(State::new);
+            let n = crate::replay(&s.codec, &mut state, entries, &name)?;
+            Ok((Some(state), n))
+        })
     }
 
     fn persist(&self, state: &mut State) -> Result<(), StateError> {
         let s = &self.shared;
         let mut next = state.clone();
         next.serial += 1;
-        block_on(
-            &s.handle,
-            s.with_client(async |c| {
-                self.write(c, &next, Some((&state.lineage, state.serial)))
-                    .await
-            }),
-        )?;
+        s.run(async |c| {
+            self.write(c, &next, Some((&state.lineage, state.serial)))
+                .await
+        })?;
         state.serial = next.serial;
         Ok(())
     }
@@ -572,19 +566,14 @@ impl StateStore for PgStore {
 
     fn write_exact(&self, state: &State) -> Result<(), StateError> {
         let s = &self.shared;
-        block_on(
-            &s.handle,
-            s.with_client(async |c| self.write(c, state, None).await),
-        )
+        s.run(async |c| self.write(c, state, None).await)
     }
 
     fn force_unlock(&self, id: &str) -> Result<(), StateError> {
         let s = &self.shared;
         let schema = s.schema();
         let key = self.lock_key();
-        block_on(
-            &s.handle,
-            s.with_client(async |c| {
+        s.run(async |c| {
                 let fail = |e| s.err("cannot unlock", e);
                 let holder = c
                     .query_opt(
@@ -621,7 +610,6 @@ impl StateStore for PgStore {
                     .await
                     .map_err(fail)?;
                 Ok(())
-            }),
-        )
+            })
     }
 }

@@ -470,7 +470,16 @@ pub fn codec(module: &Module, inputs: &BTreeMap<String, InputValue>) -> Result<C
         unknown_in(&f.body, "fallback", &["unencrypted"], &["key_provider"])?;
         fallback.extend(keys(&f.body, &scope)?);
         if let Some(a) = f.body.attr("unencrypted") {
-            unencrypted = matches!(&a.expr.expr, flotilla_syntax::hcl_edit::expr::Expression::Bool(b) if *b.value());
+            let flotilla_syntax::hcl_edit::expr::Expression::Bool(b) = &a.expr.expr else {
+                // Worded as the loader's own literal checks are.
+                return Err(Diagnostic::error("expected a literal boolean")
+                    .with_span(a.expr.span())
+                    .with_detail("`unencrypted` must be `true` or `false`")
+                    .with_help(
+                        "write `unencrypted = true` to read existing unencrypted state once",
+                    ));
+            };
+            unencrypted |= *b.value();
         }
     }
     Ok(Codec::encrypted(Encryption::new(

@@ -194,7 +194,7 @@ fn push(ui: &Ui, ws: &Workspace, file: &Path, force: bool, lock_timeout: &str) -
                 .with_help("write durations like 0s, 30s, 5m"),
         );
     };
-    let mut pushed = tri!(read_state_file(ui, &ws.codec, file));
+    let pushed = tri!(read_state_file(ui, &ws.codec, file));
     let _lock = match workspace::lock(ui, &*ws.backend, "state push", timeout) {
         Ok(l) => l,
         Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
@@ -203,18 +203,10 @@ fn push(ui: &Ui, ws: &Workspace, file: &Path, force: bool, lock_timeout: &str) -
         Ok((s, _)) => s,
         Err(e) => return error(ui, e.to_diagnostic("cannot read state")),
     };
-    if let Err(e) = flotilla_state::check_push(stored.as_ref(), &pushed, force) {
-        return error(ui, e.to_diagnostic("state push refused"));
-    }
-    // A write never reuses a serial another document had: readers compare by serial.
-    if let Some(s) = &stored
-        && s.serial >= pushed.serial
-        && (s.lineage != pushed.lineage
-            || s.resources != pushed.resources
-            || s.outputs != pushed.outputs)
-    {
-        pushed.serial = s.serial + 1;
-    }
+    let pushed = match flotilla_state::prepare_push(stored.as_ref(), pushed, force) {
+        Ok(p) => p,
+        Err(e) => return error(ui, e.to_diagnostic("state push refused")),
+    };
     match ws.backend.write_exact(&pushed) {
         Ok(()) => {
             ui.out(&format!(

@@ -110,12 +110,11 @@ fn round_trip_with_workspaces(w: &Work) {
         refused.stderr
     );
     // FLOTILLA_WORKSPACE selects too.
-    let destroyed = w
-        .command(&["destroy", "-auto-approve"])
-        .env("FLOTILLA_WORKSPACE", "staging")
-        .output()
-        .unwrap();
-    assert!(destroyed.status.success(), "{destroyed:?}");
+    w.run_with(
+        &[("FLOTILLA_WORKSPACE", "staging")],
+        &["destroy", "-auto-approve"],
+    )
+    .expect(0);
     assert!(files(w, "staging").is_empty());
     w.run(&["workspace", "delete", "staging"]).expect(0);
     assert_eq!(
@@ -258,12 +257,8 @@ fn postgres_backend_keeps_every_promise() {
         "main.hcl",
         &chain("  backend \"postgres\" {\n    schema_name = \"team\"\n  }"),
     )]);
-    let listed = w2
-        .command(&["workspace", "list"])
-        .env("PG_CONN_STR", pg.conn_str())
-        .output()
-        .unwrap();
-    assert!(listed.status.success(), "{listed:?}");
+    w2.run_with(&[("PG_CONN_STR", &pg.conn_str())], &["workspace", "list"])
+        .expect(0);
     let missing = w2.run(&["workspace", "list"]).expect(1);
     assert!(missing.stderr.contains("PG_CONN_STR"), "{}", missing.stderr);
 }
@@ -293,22 +288,13 @@ fn kubernetes_backend_keeps_every_promise() {
 /// The secrets of the sandbox cluster `mgmt` that `flotilla sandbox up` serves for `w`,
 /// by name, with their labels.
 fn secrets(w: &Work, selector: &str) -> Vec<String> {
-    use kube::config::{KubeConfigOptions, Kubeconfig};
     let text = std::fs::read_to_string(w.path(".flotilla/sandbox/kubeconfig")).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let options = KubeConfigOptions {
-            context: Some("mgmt".into()),
-            ..KubeConfigOptions::default()
-        };
-        let config =
-            kube::Config::from_custom_kubeconfig(Kubeconfig::from_yaml(&text).unwrap(), &options)
-                .await
-                .unwrap();
-        let client = kube::Client::try_from(config).unwrap();
+        let client = support::clusters::client(&text, "mgmt").await;
         let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
             kube::Api::namespaced(client, "default");
         let list = api
@@ -361,13 +347,9 @@ fn state_migrates_local_to_postgres_to_kubernetes_and_back_unchanged() {
     w.run(&["apply", "-auto-approve"]).expect(0);
     w.run(&["workspace", "select", "default"]).expect(0);
     let pull = |w: &Work, ws: &str| {
-        let out = w
-            .command(&["state", "pull"])
-            .env("FLOTILLA_WORKSPACE", ws)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
+        w.run_with(&[("FLOTILLA_WORKSPACE", ws)], &["state", "pull"])
+            .expect(0)
+            .stdout
     };
     let (default0, staging0) = (pull(&w, "default"), pull(&w, "staging"));
     assert!(default0.contains("\"lineage\""), "{default0}");
@@ -461,23 +443,10 @@ flotilla {
 fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
     let Some(pg) = Postgres::start() else { return };
     let key = ("FLOTILLA_VAR_passphrase", "correct horse battery staple");
-    let run = |w: &Work, env: &[(&str, &str)], args: &[&str]| {
-        let mut c = w.command(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let out = c.output().unwrap();
-        support::Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    };
     // Local: the state file, its backup and saved plans are ciphertext.
     let w = Work::new(&[("main.hcl", &format!("{OUTPUTS}{ENCRYPTED}"))]);
-    run(&w, &[key], &["apply", "-auto-approve"]).expect(0);
-    run(
-        &w,
+    w.run_with(&[key], &["apply", "-auto-approve"]).expect(0);
+    w.run_with(
         &[key],
         &[
             "apply",
@@ -487,8 +456,7 @@ fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
         ],
     )
     .expect(0);
-    run(
-        &w,
+    w.run_with(
         &[key],
         &["plan", "-out", "p.plan", "-var", "token=third-secret-value"],
     )
@@ -509,7 +477,7 @@ fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
         }
         assert!(text.starts_with("{\"encryption\":"), "{f}: {text}");
     }
-    let shown = run(&w, &[key], &["show", "p.plan"]).expect(0);
+    let shown = w.run_with(&[key], &["show", "p.plan"]).expect(0);
     assert!(
         shown.stdout.contains("builtin_data.token"),
         "{}",
@@ -517,26 +485,26 @@ fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
     );
     // Without the key, or with a wrong one: a clear error, and nothing is written.
     let before = std::fs::read(w.path("flotilla.state.json")).unwrap();
-    let missing = run(&w, &[], &["plan"]).expect(1);
+    let missing = w.run_with(&[], &["plan"]).expect(1);
     assert!(
         missing.stderr.contains("FLOTILLA_VAR_passphrase"),
         "{}",
         missing.stderr
     );
-    let wrong = run(
-        &w,
-        &[("FLOTILLA_VAR_passphrase", "not the right passphrase")],
-        &["apply", "-auto-approve"],
-    )
-    .expect(1);
+    let wrong = w
+        .run_with(
+            &[("FLOTILLA_VAR_passphrase", "not the right passphrase")],
+            &["apply", "-auto-approve"],
+        )
+        .expect(1);
     assert!(wrong.stderr.contains("cannot decrypt"), "{}", wrong.stderr);
     assert!(wrong.stderr.contains("fallback"), "{}", wrong.stderr);
-    let shown = run(
-        &w,
-        &[("FLOTILLA_VAR_passphrase", "not the right passphrase")],
-        &["show", "p.plan"],
-    )
-    .expect(1);
+    let shown = w
+        .run_with(
+            &[("FLOTILLA_VAR_passphrase", "not the right passphrase")],
+            &["show", "p.plan"],
+        )
+        .expect(1);
     assert!(shown.stderr.contains("cannot decrypt"), "{}", shown.stderr);
     assert_eq!(
         std::fs::read(w.path("flotilla.state.json")).unwrap(),
@@ -550,8 +518,7 @@ fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
     w.write("main.hcl", &format!("{OUTPUTS}{rotated}"));
     let new_key = ("FLOTILLA_VAR_passphrase", "a brand new passphrase for 2027");
     let old_key = ("FLOTILLA_VAR_old_passphrase", key.1);
-    run(
-        &w,
+    w.run_with(
         &[new_key, old_key],
         &[
             "apply",
@@ -562,8 +529,7 @@ fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
     )
     .expect(0);
     w.write("main.hcl", &format!("{OUTPUTS}{ENCRYPTED}"));
-    run(
-        &w,
+    w.run_with(
         &[new_key],
         &[
             "plan",
@@ -573,13 +539,13 @@ fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
         ],
     )
     .expect(0);
-    run(&w, &[key], &["plan"]).expect(1);
+    w.run_with(&[key], &["plan"]).expect(1);
 
     // Plain state stays readable only when the configuration says so, once.
     let plain = Work::new(&[("main.hcl", OUTPUTS)]);
     plain.run(&["apply", "-auto-approve"]).expect(0);
     plain.write("main.hcl", &format!("{OUTPUTS}{ENCRYPTED}"));
-    let refused = run(&plain, &[key], &["plan"]).expect(1);
+    let refused = plain.run_with(&[key], &["plan"]).expect(1);
     assert!(
         refused.stderr.contains("unencrypted = true"),
         "{}",
@@ -590,11 +556,28 @@ fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
         "    fallback {\n      unencrypted = true\n    }\n  }\n}\n",
     );
     plain.write("main.hcl", &format!("{OUTPUTS}{migrating}"));
-    run(&plain, &[key], &["apply", "-auto-approve"]).expect(0);
+    plain
+        .run_with(&[key], &["apply", "-auto-approve"])
+        .expect(0);
     let text = std::fs::read_to_string(plain.path("flotilla.state.json")).unwrap();
     assert!(
         text.starts_with("{\"encryption\":") && !text.contains("s3cr3t"),
         "{text}"
+    );
+    // Only a literal says whether unencrypted state may be read.
+    plain.write(
+        "main.hcl",
+        &format!(
+            "{OUTPUTS}{}",
+            migrating.replace("unencrypted = true", "unencrypted = \"yes\"")
+        ),
+    );
+    let refused = plain.run_with(&[key], &["plan"]).expect(1);
+    assert!(
+        refused.stderr.contains("expected a literal boolean")
+            && refused.stderr.contains("unencrypted"),
+        "{}",
+        refused.stderr
     );
 
     // PostgreSQL holds only ciphertext too.
@@ -602,13 +585,13 @@ fn encrypted_state_never_holds_a_secret_in_clear_and_needs_its_key() {
         "main.hcl",
         &format!("{}{ENCRYPTED}", config_with(&pg_backend(&pg), OUTPUTS)),
     )]);
-    run(&w, &[key], &["apply", "-auto-approve"]).expect(0);
+    w.run_with(&[key], &["apply", "-auto-approve"]).expect(0);
     let rows = pg.sql("SELECT encode(data, 'escape') FROM team.flotilla_states");
     assert!(
         rows.contains("\"encryption\":") && !rows.contains("s3cr3t"),
         "{rows}"
     );
-    let pulled = run(&w, &[key], &["state", "pull"]).expect(0);
+    let pulled = w.run_with(&[key], &["state", "pull"]).expect(0);
     assert!(
         pulled.stdout.contains("s3cr3t-token-value"),
         "state pull decrypts"
@@ -721,11 +704,7 @@ fn the_team_state_example_runs_as_its_readme_says() {
     let (w, readme) = support::clusters::example("team-state");
     let key = "FLOTILLA_STATE_KEY";
     let value = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-    let run = |args: &[&str]| {
-        let out = w.command(args).env(key, value).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| w.run_with(&[(key, value)], args).expect(0).stdout;
     for step in [
         "sandbox up --name mgmt",
         "workspace new production",

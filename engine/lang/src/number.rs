@@ -795,16 +795,6 @@ impl Ord for Number {
     }
 }
 
-impl std::hash::Hash for Number {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // Equal numbers hash equally: integers by value, the rest by their text.
-        match self.to_i64() {
-            Some(i) => i.hash(state),
-            None => self.to_string().hash(state),
-        }
-    }
-}
-
 impl std::fmt::Display for Number {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {

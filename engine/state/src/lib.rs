@@ -28,7 +28,7 @@ pub use local::{Journal, LocalBackend, LocalWorkspaces, LockGuard};
 pub use model::{JournalEntry, OutputState, ResourceInstanceState, State};
 pub use store::{
     Backend, DEFAULT_WORKSPACE, JournalWriter, LockInfo, StateStore, StoreLock, check_deletable,
-    check_push, check_workspace_name, workspace_list,
+    check_workspace_name, prepare_push, workspace_list,
 };
 
 /// Everything that can go wrong reading, writing or locking state.
@@ -156,7 +156,7 @@ impl StateError {
                 "to encrypt existing state, add `fallback { unencrypted = true }` to the `encryption` block for one apply, then remove it"
             }
             StateError::Workspace(_) => {
-                "workspace names are lower-case letters, digits and `-` (at most 40); `flotilla workspace list` shows those that exist"
+                "`flotilla workspace list` shows the workspaces; names are lower-case letters, digits and `-` (at most 40), and `default` always exists"
             }
             StateError::Refused(_) => "pass -force to do it anyway",
             StateError::Conflict { .. } => {

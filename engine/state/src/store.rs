@@ -127,7 +127,7 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn journal(&self) -> Result<Box<dyn JournalWriter>, StateError>;
     /// Writes `state` exactly as given, serial included, replacing what is stored and
     /// clearing the journal (`state push`, migration; the caller has checked with
-    /// [`check_push`] and holds the lock).
+    /// [`prepare_push`] and holds the lock).
     fn write_exact(&self, state: &State) -> Result<(), StateError>;
     /// Breaks the lock with this id held by someone else (`flotilla force-unlock`).
     fn force_unlock(&self, id: &str) -> Result<(), StateError>;
@@ -185,24 +185,71 @@ pub fn check_deletable(workspace: &str) -> Result<(), StateError> {
     Ok(())
 }
 
-/// Whether `pushed` may replace `stored` (`state push`): the same lineage and a serial no
-/// lower, unless forced.
-pub fn check_push(stored: Option<&State>, pushed: &State, force: bool) -> Result<(), StateError> {
-    let Some(stored) = stored else { return Ok(()) };
-    if force {
-        return Ok(());
-    }
-    if stored.lineage != pushed.lineage {
+/// What `state push` writes over `stored`: `pushed`, refused for another lineage or a lower
+/// serial unless forced. A document that differs from the stored one without a higher serial
+/// gets the next serial: no two documents ever share one (readers compare by serial).
+pub fn prepare_push(
+    stored: Option<&State>,
+    mut pushed: State,
+    force: bool,
+) -> Result<State, StateError> {
+    let Some(stored) = stored else {
+        return Ok(pushed);
+    };
+    if !force && stored.lineage != pushed.lineage {
         return Err(StateError::Refused(format!(
             "the pushed state has lineage {}, the stored state lineage {}: they are different histories",
             pushed.lineage, stored.lineage
         )));
     }
-    if pushed.serial < stored.serial {
+    if !force && pushed.serial < stored.serial {
         return Err(StateError::Refused(format!(
             "the pushed state has serial {}, lower than the stored state's {}: it is older",
             pushed.serial, stored.serial
         )));
     }
-    Ok(())
+    if stored.serial >= pushed.serial && *stored != pushed {
+        pushed.serial = stored.serial + 1;
+    }
+    Ok(pushed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_push_refuses_other_histories_and_older_states_and_never_reuses_a_serial() {
+        let mut stored = State::new();
+        stored.serial = 5;
+        let mut other = State::new();
+        other.serial = 9;
+        assert!(prepare_push(Some(&stored), other.clone(), false).is_err());
+        assert_eq!(prepare_push(Some(&stored), other, true).unwrap().serial, 9);
+        let mut older = stored.clone();
+        older.serial = 4;
+        assert!(prepare_push(Some(&stored), older.clone(), false).is_err());
+        // Forced over a newer serial, it takes the next one.
+        assert_eq!(prepare_push(Some(&stored), older, true).unwrap().serial, 6);
+        // The same document keeps its serial; a changed one at the same serial moves on.
+        assert_eq!(
+            prepare_push(Some(&stored), stored.clone(), false)
+                .unwrap()
+                .serial,
+            5
+        );
+        let mut changed = stored.clone();
+        changed.outputs.insert(
+            "x".into(),
+            crate::OutputState {
+                value: serde_json::json!(1),
+                sensitive: false,
+            },
+        );
+        assert_eq!(
+            prepare_push(Some(&stored), changed, false).unwrap().serial,
+            6
+        );
+        assert_eq!(prepare_push(None, stored.clone(), false).unwrap(), stored);
+    }
 }

@@ -54,16 +54,21 @@ pub fn with_cluster<T>(w: &Work, cluster: &str, f: impl AsyncFnOnce(kube::Client
                 other => break other.expect("sandbox starts"),
             }
         };
-        let kc = Kubeconfig::from_yaml(&sandbox.kubeconfig()).expect("kubeconfig");
-        let options = KubeConfigOptions {
-            context: Some(cluster.to_string()),
-            ..KubeConfigOptions::default()
-        };
-        let config = kube::Config::from_custom_kubeconfig(kc, &options)
-            .await
-            .expect("config");
-        let out = f(kube::Client::try_from(config).expect("client")).await;
+        let out = f(client(&sandbox.kubeconfig(), cluster).await).await;
         sandbox.stop().await.expect("sandbox stops");
         out
     })
+}
+
+/// A kube-rs client for `context` of a kubeconfig document.
+pub async fn client(kubeconfig: &str, context: &str) -> kube::Client {
+    let kc = Kubeconfig::from_yaml(kubeconfig).expect("kubeconfig");
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..KubeConfigOptions::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
 }

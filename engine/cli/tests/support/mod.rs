@@ -73,7 +73,16 @@ impl Work {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.command(args).output().expect("run flotilla");
+        self.run_with(&[], args)
+    }
+
+    /// Runs flotilla with extra environment variables.
+    pub fn run_with(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut c = self.command(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run flotilla");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
