@@ -36,6 +36,8 @@ struct Document {
     lineage: String,
     resources: BTreeMap<flotilla_config::addr::ResourceInstanceAddr, ResourceInstanceState>,
     outputs: BTreeMap<String, OutputState>,
+    #[serde(default)]
+    rollouts: BTreeMap<String, crate::RolloutRecord>,
 }
 
 /// Borrowed for writing, so encoding never copies the state.
@@ -48,6 +50,8 @@ struct DocumentRef<'a> {
     lineage: &'a str,
     resources: &'a BTreeMap<flotilla_config::addr::ResourceInstanceAddr, ResourceInstanceState>,
     outputs: &'a BTreeMap<String, OutputState>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    rollouts: &'a BTreeMap<String, crate::RolloutRecord>,
 }
 
 /// Serializes state to the versioned, checksummed document.
@@ -61,6 +65,7 @@ pub fn encode(state: &State) -> Vec<u8> {
         lineage: &state.lineage,
         resources: &state.resources,
         outputs: &state.outputs,
+        rollouts: &state.rollouts,
     };
     let mut out = serde_json::to_vec_pretty(&doc).expect("state always serializes");
     out.push(b'\n');
@@ -98,6 +103,7 @@ pub fn embedded(state: &State) -> impl serde::Serialize + '_ {
         lineage: &state.lineage,
         resources: &state.resources,
         outputs: &state.outputs,
+        rollouts: &state.rollouts,
     }
 }
 
@@ -153,6 +159,7 @@ pub fn to_json(state: &State) -> serde_json::Value {
         lineage: &state.lineage,
         resources: &state.resources,
         outputs: &state.outputs,
+        rollouts: &state.rollouts,
     })
     .expect("state always serializes")
 }
@@ -165,6 +172,7 @@ pub fn from_json(value: serde_json::Value) -> Result<State, String> {
         lineage: doc.lineage,
         resources: doc.resources,
         outputs: doc.outputs,
+        rollouts: doc.rollouts,
     })
 }
 
@@ -204,6 +212,7 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
         lineage: doc.lineage,
         resources: doc.resources,
         outputs: doc.outputs,
+        rollouts: doc.rollouts,
     })
 }
 
@@ -234,6 +243,7 @@ fn decode_v1(bytes: &[u8], path: &str) -> Result<State, StateError> {
         lineage: doc.lineage,
         resources: doc.resources,
         outputs: doc.outputs,
+        rollouts: doc.rollouts,
     })
 }
 

@@ -54,6 +54,8 @@ pub struct State {
     pub resources: BTreeMap<ResourceInstanceAddr, ResourceInstanceState>,
     /// Root module outputs.
     pub outputs: BTreeMap<String, OutputState>,
+    /// Fleet rollouts' progress, by the address of the module instance declaring each.
+    pub rollouts: BTreeMap<String, crate::RolloutRecord>,
 }
 
 impl State {
@@ -64,6 +66,7 @@ impl State {
             lineage: uuid::Uuid::new_v4().to_string(),
             resources: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            rollouts: BTreeMap::new(),
         }
     }
 
@@ -80,6 +83,9 @@ impl State {
                 if let Some(r) = self.resources.remove(from) {
                     self.resources.insert(to.clone(), r);
                 }
+            }
+            JournalEntry::Rollout { name, record } => {
+                self.rollouts.insert(name.clone(), (**record).clone());
             }
         }
     }
@@ -107,5 +113,13 @@ pub enum JournalEntry {
         from: ResourceInstanceAddr,
         /// New address.
         to: ResourceInstanceAddr,
+    },
+    /// A rollout's record changed (a member started or passed its gate, a wave was
+    /// approved, a soak began).
+    Rollout {
+        /// The rollout's address.
+        name: String,
+        /// Its whole record.
+        record: Box<crate::RolloutRecord>,
     },
 }

@@ -35,6 +35,9 @@ pub struct FaultConfig {
     pub writes_only: bool,
     /// Deployments never finish rolling out: a new ReplicaSet's pods never become available.
     pub rollouts_stall: bool,
+    /// Flagger's analysis of every new revision fails its checks (`canary_analysis=fail`):
+    /// failed checks accumulate to the Canary's `threshold`, then it is `Failed`.
+    pub canary_analysis_fail: bool,
 }
 
 impl FaultConfig {
@@ -92,9 +95,20 @@ impl FaultConfig {
                 "unreachable_for" => config.unreachable_for_ms = millis()?,
                 "writes_only" => config.writes_only = flag()?,
                 "rollouts_stall" => config.rollouts_stall = flag()?,
+                "canary_analysis" => {
+                    config.canary_analysis_fail = match value {
+                        "fail" => true,
+                        "pass" => false,
+                        _ => {
+                            return Err(format!(
+                                "canary_analysis: expected fail or pass, got {value:?}"
+                            ));
+                        }
+                    }
+                }
                 _ => {
                     return Err(format!(
-                        "unknown fault {key:?}; known: seed, latency, errors, throttle, retry_after, conflicts, drops, unreachable, unreachable_for, writes_only, rollouts_stall"
+                        "unknown fault {key:?}; known: seed, latency, errors, throttle, retry_after, conflicts, drops, unreachable, unreachable_for, writes_only, rollouts_stall, canary_analysis"
                     ));
                 }
             }

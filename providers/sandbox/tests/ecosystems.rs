@@ -809,10 +809,58 @@ async fn kubeedge_kyverno_flagger_and_flux_report_status() {
         Api::namespaced(c.clone(), "default");
     deployments.patch("podinfo", &apply(), &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "podinfo"},
         "spec": {"selector": {"matchLabels": {"app": "podinfo"}}, "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "podinfo", "image": "podinfo:6"}]}}}}))).await.unwrap();
-    wait_for(&canaries, "podinfo", "Initialized", |o| {
+    let initialized = wait_for(&canaries, "podinfo", "Initialized", |o| {
         o.is_some_and(|o| o["status"]["phase"] == "Initialized")
     })
-    .await;
+    .await
+    .unwrap();
+    let first = initialized["status"]["lastAppliedSpec"].clone();
+    assert_eq!(initialized["status"]["lastPromotedSpec"], first);
+    // A new revision of the pod template runs the analysis: the weight steps up, then the
+    // canary is promoted.
+    let podinfo = |image: &str| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "podinfo"},
+        "spec": {"selector": {"matchLabels": {"app": "podinfo"}}, "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "podinfo", "image": image}]}}}});
+    deployments.patch("podinfo", &apply(), &Patch::Apply(podinfo("podinfo:7"))).await.unwrap();
+    let stepping = wait_for(&canaries, "podinfo", "a weight step", |o| {
+        o.is_some_and(|o| o["status"]["phase"] == "Progressing" && o["status"]["canaryWeight"] == 20)
+    })
+    .await
+    .unwrap();
+    let second = stepping["status"]["lastAppliedSpec"].clone();
+    assert_ne!(second, first, "bound to the new revision");
+    let done = wait_for(&canaries, "podinfo", "Succeeded", |o| {
+        o.is_some_and(|o| o["status"]["phase"] == "Succeeded")
+    })
+    .await
+    .unwrap();
+    assert_eq!(done["status"]["lastPromotedSpec"], second);
+    assert_eq!(done["status"]["canaryWeight"], 0);
+    assert_eq!(condition(Some(&done), "Promoted").as_deref(), Some("True"));
+    // With the analysis failing, checks accumulate to the threshold and the canary fails.
+    sb.cluster("edge").unwrap().faults.set(flotilla_sandbox::FaultConfig {
+        canary_analysis_fail: true,
+        ..Default::default()
+    });
+    deployments.patch("podinfo", &apply(), &Patch::Apply(podinfo("podinfo:8"))).await.unwrap();
+    let failed = wait_for(&canaries, "podinfo", "Failed", |o| {
+        o.is_some_and(|o| o["status"]["phase"] == "Failed")
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed["status"]["failedChecks"], 5);
+    assert_eq!(failed["status"]["canaryWeight"], 0);
+    assert_eq!(failed["status"]["lastPromotedSpec"], second);
+    assert_eq!(condition(Some(&failed), "Promoted").as_deref(), Some("False"));
+    // Reverting to the promoted revision succeeds without an analysis.
+    sb.cluster("edge").unwrap().faults.set(Default::default());
+    deployments.patch("podinfo", &apply(), &Patch::Apply(podinfo("podinfo:7"))).await.unwrap();
+    let reverted = wait_for(&canaries, "podinfo", "the revert", |o| {
+        o.is_some_and(|o| o["status"]["phase"] == "Succeeded")
+    })
+    .await
+    .unwrap();
+    assert_eq!(reverted["status"]["lastAppliedSpec"], second);
+    assert_eq!(reverted["status"]["failedChecks"], 0);
 
     let releases = ns_api(
         &c,

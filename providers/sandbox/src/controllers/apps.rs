@@ -20,7 +20,7 @@ const REVISION: &str = "deployment.kubernetes.io/revision";
 const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// A stable 10-character hash of a pod template.
-fn template_hash(template: &Value) -> String {
+pub(super) fn template_hash(template: &Value) -> String {
     let digest = blake3::hash(template.to_string().as_bytes());
     digest
         .as_bytes()

@@ -316,46 +316,130 @@ pub(super) fn ready_policies(local: &Local<'_>) {
     }
 }
 
+/// Flagger: a Canary initialises once its target exists (the target's spec becomes the
+/// promoted one); each new revision of the target's pod template (its hash differs from
+/// `lastAppliedSpec`) runs the analysis, one step per controller pass (the `interval`, scaled
+/// down to the controller delay): `Progressing` with the weight stepping by `stepWeight` to
+/// `maxWeight` (or `iterations` steps without a `stepWeight`), then `Promoting`,
+/// `Finalising`, `Succeeded`. A revision equal to `lastPromotedSpec` (a revert) succeeds
+/// without analysis, as upstream skips it. With the cluster's `canary_analysis=fail` fault
+/// every check fails: `failedChecks` grows to `threshold`, then the Canary is `Failed` with
+/// its weight back at 0 (traffic to the primary).
 pub(super) fn flagger(local: &Local<'_>) {
+    let fail = local.cluster().faults.config().canary_analysis_fail;
     for canary in local.list("flagger.app", "Canary") {
-        let target = &canary["spec"]["targetRef"];
-        let target_name = target["name"].as_str().unwrap_or_default();
-        let found = target["kind"] != "Deployment"
-            || local
-                .get("apps", "Deployment", namespace(&canary), target_name)
-                .is_some();
-        let phase = canary["status"]["phase"].as_str().unwrap_or("");
-        let (next, ok, message) = match (phase, found) {
-            (_, false) => (
-                "Initializing",
-                false,
-                format!(
-                    "deployment {target_name}.{} not found, waiting for it",
-                    namespace(&canary)
-                ),
-            ),
-            ("", true) => (
-                "Initializing",
-                false,
-                "New Deployment detected, starting initialization.".to_string(),
-            ),
-            ("Initializing", true) => (
-                "Initialized",
-                true,
-                "Deployment initialization completed.".to_string(),
-            ),
-            (other, true) => (
-                other,
-                true,
-                "Deployment initialization completed.".to_string(),
-            ),
-        };
-        let reason = next;
-        let status = json!({"phase": next, "failedChecks": 0, "canaryWeight": 0, "iterations": 0,
-            "observedGeneration": generation(&canary),
-            "conditions": conditions(&canary["status"]["conditions"], &[("Promoted", ok, reason, &message)], None)});
-        set(local, &canary, status);
+        if let Some(status) = flagger_step(local, &canary, fail)
+            && status != canary["status"]
+        {
+            set(local, &canary, status);
+        }
     }
+}
+
+/// The Canary's next status, or `None` to leave it.
+fn flagger_step(local: &Local<'_>, canary: &Value, fail: bool) -> Option<Value> {
+    let target = &canary["spec"]["targetRef"];
+    let target_name = target["name"].as_str().unwrap_or_default();
+    let ns = namespace(canary);
+    let old = &canary["status"];
+    let text = |k: &str| old[k].as_str().unwrap_or("").to_string();
+    let num = |k: &str| old[k].as_i64().unwrap_or(0);
+    let (mut phase, mut weight, mut checks, mut iterations) =
+        (text("phase"), num("canaryWeight"), num("failedChecks"), num("iterations"));
+    let (mut applied, mut promoted) = (text("lastAppliedSpec"), text("lastPromotedSpec"));
+    let hash = if target["kind"] == "Deployment" {
+        local
+            .get("apps", "Deployment", ns, target_name)
+            .map(|d| super::apps::template_hash(&d["spec"]["template"]))
+    } else {
+        Some(String::new())
+    };
+    let analysis = &canary["spec"]["analysis"];
+    let step = analysis["stepWeight"].as_i64().unwrap_or(0);
+    let max_weight = analysis["maxWeight"].as_i64().unwrap_or(50);
+    let threshold = analysis["threshold"].as_i64().unwrap_or(5).max(1);
+    let max_iterations = analysis["iterations"].as_i64().unwrap_or(10).max(1);
+    let message;
+    match hash {
+        None => {
+            phase = "Initializing".into();
+            message = format!("deployment {target_name}.{ns} not found, waiting for it");
+        }
+        Some(hash) => match phase.as_str() {
+            "" => {
+                phase = "Initializing".into();
+                message = "New Deployment detected, starting initialization.".into();
+            }
+            "Initializing" => {
+                phase = "Initialized".into();
+                (applied, promoted) = (hash.clone(), hash);
+                message = "Deployment initialization completed.".into();
+            }
+            _ if hash != applied && phase != "Progressing" => {
+                applied = hash.clone();
+                (weight, checks, iterations) = (0, 0, 0);
+                if hash == promoted {
+                    phase = "Succeeded".into();
+                    message = "Revision is the promoted one; no analysis.".into();
+                } else {
+                    phase = "Progressing".into();
+                    message = "New revision detected, starting canary analysis.".into();
+                }
+            }
+            "Progressing" if hash != applied => {
+                applied = hash;
+                (weight, checks, iterations) = (0, 0, 0);
+                message = "New revision detected! Restarting analysis.".into();
+            }
+            "Progressing" if fail => {
+                checks += 1;
+                if checks >= threshold {
+                    phase = "Failed".into();
+                    weight = 0;
+                    message = format!(
+                        "Canary failed! {checks} failed checks (threshold {threshold}); traffic is back on the primary."
+                    );
+                } else {
+                    message = format!("Halt advancement: {checks} failed checks.");
+                }
+            }
+            "Progressing" => {
+                let done = if step > 0 {
+                    weight = (weight + step).min(max_weight);
+                    weight >= max_weight
+                } else {
+                    iterations += 1;
+                    iterations >= max_iterations
+                };
+                if done {
+                    phase = "Promoting".into();
+                    message = "Copying the canary spec to the primary.".into();
+                } else {
+                    message = format!("Advance canary weight {weight}.");
+                }
+            }
+            "Promoting" => {
+                phase = "Finalising".into();
+                promoted = applied.clone();
+                message = "Routing all traffic to the primary.".into();
+            }
+            "Finalising" => {
+                phase = "Succeeded".into();
+                weight = 0;
+                message = "Canary analysis completed successfully, promotion finished.".into();
+            }
+            _ => return None,
+        },
+    }
+    let ok = matches!(phase.as_str(), "Initialized" | "Succeeded");
+    let mut status = json!({"phase": phase, "failedChecks": checks, "canaryWeight": weight,
+        "iterations": iterations, "observedGeneration": generation(canary),
+        "conditions": conditions(&old["conditions"], &[("Promoted", ok, &phase, &message)], None)});
+    if !applied.is_empty() {
+        status["lastAppliedSpec"] = json!(applied);
+        status["lastPromotedSpec"] = json!(promoted);
+    }
+    Some(status)
 }
 
 /// Flux: sources are Ready; a HelmRelease is Ready once its HelmRepository exists, and a
