@@ -1,6 +1,8 @@
 # One application across a fleet: a Deployment on every selected member and, unless the
 # strategy is `none`, a Flagger Canary over Istio routing that analyses each new revision.
-# Every selected member gets the change at once; the members are the unit later waves order.
+# The members move in waves (`builtin_rollout.this`): the engine applies each member's
+# objects, waits for its health gate (the Canary, or the Deployment with `none`), soaks, asks
+# for approvals, and rolls back on failures beyond the budget.
 
 locals {
   members = { for name in module.select.names : name => var.fleet.members[name] }
@@ -122,6 +124,49 @@ resource "kube_manifest" "canary" {
       analysis  = local.analysis[var.strategy]
     }
   }
+}
+
+locals {
+  names = sort(module.select.names)
+  waves = var.waves != null ? var.waves : [{
+    name = "all", selector = null, members = null, max_concurrency = "100%", soak = "0s",
+    approval = false, max_failures = 0
+  }]
+}
+
+resource "builtin_rollout" "this" {
+  name  = var.name
+  label = var.image
+  revision = {
+    image     = var.image
+    replicas  = { for m in local.names : m => lookup(var.member_replicas, m, var.replicas) }
+    port      = var.port
+    env       = var.env
+    resources = var.resources
+    strategy  = var.strategy
+    analysis  = var.strategy == "none" ? null : local.analysis[var.strategy]
+  }
+  members = local.names
+  waves = [for i, w in local.waves : {
+    name = w.name != null ? w.name : "wave ${i + 1}"
+    # The members the wave selects, or null: the rest.
+    selected = w.selector == null && w.members == null ? null : [
+      for m in local.names : m
+      if(w.members == null ? true : contains(w.members, m)) && alltrue([for k, v in(w.selector == null ? {} : w.selector) : lookup(var.fleet.member_labels[m], k, null) == v])
+    ]
+    names           = w.members == null ? [] : w.members
+    max_concurrency = w.max_concurrency
+    soak            = w.soak
+    approval        = w.approval
+    max_failures    = w.max_failures
+  }]
+  max_failures      = var.max_failures
+  on_failure        = var.on_failure
+  progress_deadline = var.progress_deadline
+  manages           = ["kube_namespace.this", "kube_manifest.deployment", "kube_manifest.service", "kube_manifest.canary"]
+  gate              = var.strategy == "none" ? "kube_manifest.deployment" : "kube_manifest.canary"
+  replicas          = { for m in local.names : m => lookup(var.member_replicas, m, var.replicas) }
+  fleet_size        = length(var.fleet.member_names)
 }
 
 module "select" {

@@ -22,3 +22,8 @@ output "canaries" {
   value       = { for name, c in kube_manifest.canary : name => c.id }
   description = "The Flagger Canary on each member, by member (empty with strategy `none`)."
 }
+
+output "waves" {
+  value       = [for w in builtin_rollout.this.waves : { name = w.name, members = w.selected }]
+  description = "The waves as configured: `name` and the members each selects (null: the rest)."
+}

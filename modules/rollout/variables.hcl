@@ -95,3 +95,40 @@ variable "analysis" {
   default     = {}
   description = "Flagger's analysis: `interval`, failed-check `threshold`, `step_weight` and `max_weight` (canary), `iterations` (blue_green, ab), `match` (ab), `metrics` (default: request success rate >= 99% and duration <= 500ms), `webhooks`."
 }
+
+variable "waves" {
+  type = list(object({
+    name            = optional(string)
+    selector        = optional(map(string))
+    members         = optional(list(string))
+    max_concurrency = optional(string, "100%")
+    soak            = optional(string, "0s")
+    approval        = optional(bool, false)
+    max_failures    = optional(number, 0)
+  }))
+  default     = null
+  description = "The waves, in order: each selects members by `selector` (labels) and/or `members` (names), or takes the rest when it sets neither; `max_concurrency` (a number, or a percentage of the wave rounded up), `soak` after the wave is healthy, `approval` before it starts, `max_failures` within it. Default: one wave of every member, all at once."
+}
+
+variable "max_failures" {
+  type        = number
+  default     = 0
+  description = "Failed members the whole rollout tolerates before `on_failure`."
+}
+
+variable "on_failure" {
+  type        = string
+  default     = "pause"
+  description = "What a failure beyond the budget does: `rollback` (every touched member back to its previous revision, last wave first), `pause` (stop; `flotilla rollout resume` continues) or `abort` (stop for good at this revision)."
+
+  validation {
+    condition     = contains(["rollback", "pause", "abort"], var.on_failure)
+    error_message = "`on_failure` is rollback, pause or abort."
+  }
+}
+
+variable "progress_deadline" {
+  type        = string
+  default     = "10m"
+  description = "How long one member may take, from its first change to a healthy gate, before it counts as failed."
+}

@@ -19,6 +19,7 @@ pub mod inputs;
 mod model;
 pub mod planfile;
 mod planner;
+pub mod rollout;
 pub mod state_edit;
 mod validate;
 

@@ -165,6 +165,8 @@ pub struct Plan {
     pub config_hash: String,
     /// Resource addresses given with `-target` (apply honours the same set).
     pub targets: Vec<String>,
+    /// Fleet rollouts: waves, members and their changes, gates (apply's schedule).
+    pub rollouts: Vec<crate::rollout::RolloutPlan>,
 }
 
 /// Counts for the `Plan: N to add, N to change, N to destroy.` line.
@@ -216,5 +218,9 @@ impl Plan {
             .any(|c| c.is_change() && c.action != Action::Read)
             || self.outputs.iter().any(|o| o.action != Action::NoOp)
             || (self.mode == PlanMode::RefreshOnly && !self.drift.is_empty())
+            || self
+                .rollouts
+                .iter()
+                .any(|r| r.waves.iter().flat_map(|w| &w.members).any(|m| m.gate_pending))
     }
 }

@@ -218,6 +218,8 @@ struct BodyRef<'a, P: serde::Serialize> {
     variables: BTreeMap<&'a String, Parts<'a>>,
     config_hash: &'a str,
     targets: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    rollouts: &'a [crate::rollout::RolloutPlan],
 }
 
 #[derive(serde::Serialize)]
@@ -251,6 +253,7 @@ pub fn encode(plan: &Plan) -> Vec<u8> {
             variables: plan.variables.iter().map(|(k, v)| (k, Parts(v))).collect(),
             config_hash: &plan.config_hash,
             targets: &plan.targets,
+            rollouts: &plan.rollouts,
         },
     };
     let mut out = serde_json::to_vec(&doc).expect("plans always serialize");
@@ -342,6 +345,10 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<Plan, PlanFileError> {
         variables,
         config_hash: body["config_hash"].as_str().unwrap_or_default().to_string(),
         targets: serde_json::from_value(body["targets"].clone()).unwrap_or_default(),
+        rollouts: match body.get("rollouts") {
+            Some(r) => serde_json::from_value(r.clone()).map_err(|e| invalid(&e.to_string()))?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -400,6 +407,7 @@ mod tests {
             variables: [("region".to_string(), Value::string("cn-north"))].into(),
             config_hash: "abc".into(),
             targets: vec!["builtin_data.a".into()],
+            rollouts: Vec::new(),
         }
     }
 

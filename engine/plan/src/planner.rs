@@ -187,7 +187,24 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         .get(&ModuleInstance::root())
         .map(|m| m.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
+    let (rollouts, rollout_diags) = if input.options.mode == PlanMode::Destroy {
+        (Vec::new(), Vec::new())
+    } else {
+        crate::rollout::plan_rollouts(&changes, &prior, |addr| {
+            input
+                .config
+                .descendant(&addr.module.path())
+                .and_then(|m| m.resources.get(&addr.resource))
+                .map(|r| r.span.clone())
+        })
+    };
+    if !rollout_diags.is_empty() {
+        diags.extend(rollout_diags);
+        diags.sort();
+        return Err(diags);
+    }
     let plan = Plan {
+        rollouts,
         mode: input.options.mode,
         changes,
         drift,

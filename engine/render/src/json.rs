@@ -130,6 +130,7 @@ pub fn plan_json(plan: &Plan, diagnostics: Vec<Json>) -> Json {
         "output_changes": outputs,
         "summary": { "add": s.add, "change": s.change, "destroy": s.destroy, "move": s.moved, "import": s.import },
         "has_changes": plan.has_changes(),
+        "rollouts": crate::rollouts::waves_json(plan),
         "diagnostics": diagnostics,
     })
 }

@@ -12,6 +12,7 @@ mod diagnostics;
 pub mod json;
 pub mod markdown;
 mod plan;
+pub mod rollouts;
 
 pub use diagnostics::render_diagnostics;
 pub use plan::{Style, changed_attributes, render_change, render_plan, render_value_diff};

@@ -297,6 +297,7 @@ fn render(plan: &Plan, opts: &MarkdownOptions, level: Level, full_len: usize) ->
         }
         out.push('\n');
     }
+    out.push_str(&crate::rollouts::waves_markdown(plan));
     let dangerous: Vec<&&ResourceChange> = changes
         .iter()
         .filter(|c| c.action == Action::Delete || c.action.is_replace())

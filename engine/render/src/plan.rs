@@ -147,6 +147,7 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             }
             out.push('\n');
         }
+        out.push_str(&crate::rollouts::waves_text(plan));
         let s = plan.summary();
         let _ = write!(out, "{}", style.bold("Plan:"));
         if s.import > 0 {

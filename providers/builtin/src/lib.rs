@@ -7,6 +7,9 @@
 //! - `builtin_random`: a random string, stable until `length`, `special` or `keepers` change.
 //! - `builtin_sleep`: waits `create_duration` when created (and `destroy_duration` when
 //!   destroyed), for ordering against systems that need time to settle.
+//! - `builtin_rollout`: a fleet rollout's description (its waves, gates and budgets), which
+//!   the standard `rollout` module declares; the planner turns it into the plan's waves and
+//!   the execution graph's gates ([flotilla-plan `rollout`]). Applying it records it.
 //! - data `builtin_file`: reads a file.
 //!
 //! These are the test bed of the engine and the first thing new users apply.
@@ -82,6 +85,26 @@ fn schema() -> &'static ProviderSchema {
                     .attr("destroy_duration", AttributeSchema::optional(Type::String, "How long to wait on destroy."))
                     .attr("triggers", AttributeSchema::optional(Type::Map(Box::new(Type::String)), "Arbitrary values; a change waits again.").force_new())
                     .attr("id", AttributeSchema::computed(Type::String, "When the wait finished (RFC 3339).")),
+                ..ResourceSchema::default()
+            },
+        );
+        s.resources.insert(
+            "builtin_rollout".into(),
+            ResourceSchema {
+                description: "A fleet rollout: the members it moves in waves, its health gates and failure budget (declared by the standard `rollout` module).".into(),
+                block: BlockSchema::default()
+                    .attr("name", AttributeSchema::required(Type::String, "The rollout's name."))
+                    .attr("revision", AttributeSchema::required(Type::Any, "What is rolled out; its digest identifies the revision."))
+                    .attr("label", AttributeSchema::optional(Type::String, "A readable name of the revision (the image)."))
+                    .attr("members", AttributeSchema::required(Type::List(Box::new(Type::String)), "Every member, in order."))
+                    .attr("waves", AttributeSchema::required(Type::Any, "The waves: `name`, `selected` (members, or null for the rest), `names`, `max_concurrency`, `soak`, `approval`, `max_failures`."))
+                    .attr("max_failures", AttributeSchema::optional(Type::Number, "Failed members the whole rollout tolerates."))
+                    .attr("on_failure", AttributeSchema::optional(Type::String, "`rollback`, `pause` or `abort`."))
+                    .attr("progress_deadline", AttributeSchema::optional(Type::String, "How long one member may take to become healthy."))
+                    .attr("manages", AttributeSchema::required(Type::List(Box::new(Type::String)), "The module's resources it moves, each keyed by member."))
+                    .attr("gate", AttributeSchema::optional(Type::String, "The resource whose instance per member is the health gate."))
+                    .attr("replicas", AttributeSchema::optional(Type::Map(Box::new(Type::Number)), "Replicas per member, for exposure."))
+                    .attr("fleet_size", AttributeSchema::optional(Type::Number, "Members of the whole fleet, for exposure.")),
                 ..ResourceSchema::default()
             },
         );
@@ -265,6 +288,23 @@ impl Provider for Builtin {
                 }
             }
         }
+        if type_name == "builtin_rollout" {
+            if let Some(d) = string_attr(&m, "progress_deadline")
+                && let Err(e) = duration(&d, "progress_deadline")
+            {
+                out.push(e);
+            }
+            if let Some(f) = string_attr(&m, "on_failure")
+                && !["rollback", "pause", "abort"].contains(&f.as_str())
+            {
+                out.push(
+                    ProviderError::new(format!(
+                        "`on_failure` is rollback, pause or abort, not {f:?}"
+                    ))
+                    .at(AttrPath::attr("on_failure")),
+                );
+            }
+        }
         if type_name == "builtin_random"
             && let Some(Value::Number(n)) = m.get("length")
             && n.to_usize().is_none_or(|l| l < 1)
@@ -303,7 +343,7 @@ impl Provider for Builtin {
                     m.insert("special".into(), Value::Bool(false));
                 }
             }
-            "builtin_sleep" => {}
+            "builtin_sleep" | "builtin_rollout" => {}
             other => return Err(ProviderError::new(format!("unknown resource type {other}"))),
         }
         let requires_replace = replace_reasons(req.type_name, req.prior, &Value::Map(m.clone()));
@@ -389,6 +429,8 @@ impl Provider for Builtin {
                     m.insert("id".into(), Value::String(now.to_string()));
                 }
             }
+            // Recorded as planned: the execution graph's gates carry the rollout out.
+            "builtin_rollout" => {}
             other => return Err(ProviderError::new(format!("unknown resource type {other}"))),
         }
         Ok(ApplyResponse::done(Some(Value::Map(m))))

@@ -1,0 +1,505 @@
+//! Fleet rollouts in the plan: a `builtin_rollout` instance (the standard `rollout` module
+//! declares one) becomes a [`RolloutPlan`]: its waves resolved and checked, each member's
+//! changes, what state recorded of an unfinished rollout of the same revision (so apply
+//! resumes where it stopped), and the cumulative exposure after each wave. Apply turns it
+//! into gates of its execution graph.
+//!
+//! `max_concurrency` is a whole number of members (at least 1) or a percentage of the wave's
+//! members, rounded **up** and at least 1: `50%` of 3 members is 2, `1%` of 3 is 1. `0` and
+//! `0%` are errors (a peer reads `"0%"` as 1, which no one means).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flotilla_config::addr::{InstanceKey, ModuleInstance, ResourceInstanceAddr};
+use flotilla_lang::Value;
+use flotilla_state::{MemberPhase, RolloutRecord, RolloutStatus, State};
+use flotilla_syntax::Diagnostic;
+
+use crate::model::{Action, ResourceChange};
+
+/// The resource type that declares a rollout.
+pub const ROLLOUT_TYPE: &str = "builtin_rollout";
+
+/// What a failure beyond the budget does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Every touched member back to its previous revision, last wave first.
+    Rollback,
+    /// Stop; `flotilla rollout resume` lets the next apply continue.
+    Pause,
+    /// Stop for good at this revision.
+    Abort,
+}
+
+/// One rollout as planned.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RolloutPlan {
+    /// Where its state record lives: the declaring module instance (`rollout.checkout`).
+    pub key: String,
+    /// The declaring module instance.
+    pub module: ModuleInstance,
+    /// The rollout's name.
+    pub name: String,
+    /// Digest of what is rolled out.
+    pub revision: String,
+    /// Its readable name (the image).
+    pub label: String,
+    /// The waves, in order.
+    pub waves: Vec<WavePlan>,
+    /// Failed members the whole rollout tolerates.
+    pub max_failures: usize,
+    /// What a failure beyond a budget does.
+    pub on_failure: OnFailure,
+    /// How long one member may take to become healthy, in milliseconds.
+    pub progress_deadline_ms: u64,
+    /// The module's resources it moves, keyed by member.
+    pub manages: Vec<String>,
+    /// The resource whose instance per member is the health gate.
+    pub gate: Option<String>,
+    /// Replicas per member.
+    pub replicas: BTreeMap<String, i64>,
+    /// Members of the whole fleet.
+    pub fleet_size: usize,
+    /// Why apply will not move it (paused, aborted, rolled back at this revision).
+    pub held: Option<String>,
+    /// The unfinished rollout of another revision this one replaces (its label and wave).
+    pub supersedes: Option<String>,
+}
+
+/// One wave as planned.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WavePlan {
+    /// Its name.
+    pub name: String,
+    /// Its members, in order.
+    pub members: Vec<MemberPlan>,
+    /// `max_concurrency` as written.
+    pub concurrency: String,
+    /// ... and resolved: members at once.
+    pub max_concurrency: usize,
+    /// Soak after the wave is healthy, in milliseconds.
+    pub soak_ms: u64,
+    /// Whether it waits for `flotilla rollout approve`.
+    pub approval: bool,
+    /// Who approved it already (`by at`), for this revision.
+    pub approved: Option<String>,
+    /// Failed members it tolerates.
+    pub max_failures: usize,
+    /// Finished by an earlier apply of this revision.
+    pub done: bool,
+}
+
+/// One member of a wave as planned.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemberPlan {
+    /// The member's name.
+    pub name: String,
+    /// Its instances that change, with their actions.
+    pub changes: Vec<(ResourceInstanceAddr, Action)>,
+    /// An earlier apply changed it but its gate never passed: apply waits for the gate.
+    pub gate_pending: bool,
+}
+
+impl MemberPlan {
+    /// Whether this apply moves it (changes or a gate to finish).
+    pub fn moves(&self) -> bool {
+        !self.changes.is_empty() || self.gate_pending
+    }
+}
+
+impl WavePlan {
+    /// Whether this apply has anything to do in the wave.
+    pub fn moves(&self) -> bool {
+        self.members.iter().any(MemberPlan::moves)
+    }
+}
+
+/// Cumulative exposure after a wave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exposure {
+    /// Members on the revision.
+    pub members: usize,
+    /// Their share of the fleet, 0 to 1.
+    pub share: f64,
+    /// Their replicas.
+    pub replicas: i64,
+}
+
+impl RolloutPlan {
+    /// Whether this apply moves any member.
+    pub fn moves(&self) -> bool {
+        self.waves.iter().any(WavePlan::moves)
+    }
+
+    /// Exposure after each wave (members of earlier waves included).
+    pub fn exposure(&self) -> Vec<Exposure> {
+        let mut members = 0;
+        let mut replicas = 0;
+        self.waves
+            .iter()
+            .map(|w| {
+                members += w.members.len();
+                replicas += w
+                    .members
+                    .iter()
+                    .map(|m| self.replicas.get(&m.name).copied().unwrap_or(0))
+                    .sum::<i64>();
+                Exposure {
+                    members,
+                    share: if self.fleet_size == 0 {
+                        0.0
+                    } else {
+                        members as f64 / self.fleet_size as f64
+                    },
+                    replicas,
+                }
+            })
+            .collect()
+    }
+
+    /// The member an instance of a managed resource belongs to.
+    pub fn member_of<'a>(&self, addr: &'a ResourceInstanceAddr) -> Option<&'a str> {
+        if addr.module != self.module
+            || !self.manages.iter().any(|m| *m == addr.resource.to_string())
+        {
+            return None;
+        }
+        match &addr.key {
+            InstanceKey::Str(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The wave (index) and member plan of a member.
+    pub fn find(&self, member: &str) -> Option<(usize, &MemberPlan)> {
+        self.waves.iter().enumerate().find_map(|(i, w)| {
+            w.members
+                .iter()
+                .find(|m| m.name == member)
+                .map(|m| (i, m))
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RawWave {
+    name: String,
+    selected: Option<Vec<String>>,
+    #[serde(default)]
+    names: Vec<String>,
+    max_concurrency: String,
+    soak: String,
+    approval: bool,
+    max_failures: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct RawSpec {
+    name: String,
+    revision: serde_json::Value,
+    label: Option<String>,
+    members: Vec<String>,
+    waves: Vec<RawWave>,
+    max_failures: Option<f64>,
+    on_failure: Option<OnFailure>,
+    progress_deadline: Option<String>,
+    manages: Vec<String>,
+    gate: Option<String>,
+    #[serde(default)]
+    replicas: BTreeMap<String, f64>,
+    fleet_size: Option<f64>,
+}
+
+/// Members at once for `spec` in a wave of `n` members (see the module doc).
+pub fn concurrency(spec: &str, n: usize) -> Result<usize, String> {
+    let spec = spec.trim();
+    let bad = || format!("`max_concurrency` is a number of members (at least 1) or a percentage such as \"25%\", not {spec:?}");
+    if let Some(p) = spec.strip_suffix('%') {
+        let p: f64 = p.trim().parse().map_err(|_| bad())?;
+        if !(p > 0.0 && p <= 100.0) {
+            return Err(format!(
+                "`max_concurrency` {spec:?} must be above 0% and at most 100%"
+            ));
+        }
+        return Ok(((p * n as f64 / 100.0).ceil() as usize).max(1));
+    }
+    match spec.parse::<f64>() {
+        Ok(v) if v >= 1.0 && v.fract() == 0.0 => Ok(v as usize),
+        _ => Err(bad()),
+    }
+}
+
+fn whole(v: f64, what: &str) -> Result<usize, String> {
+    if v >= 0.0 && v.fract() == 0.0 {
+        Ok(v as usize)
+    } else {
+        Err(format!("`{what}` is a whole number of members, not {v}"))
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    names.join(", ")
+}
+
+/// Reads the rollouts the plan's `builtin_rollout` instances declare. `span_of` gives the
+/// declaring resource's diagnostics their location.
+pub fn plan_rollouts(
+    changes: &[ResourceChange],
+    prior: &State,
+    span_of: impl Fn(&ResourceInstanceAddr) -> Option<flotilla_syntax::Span>,
+) -> (Vec<RolloutPlan>, Vec<Diagnostic>) {
+    let mut out = Vec::new();
+    let mut diags = Vec::new();
+    for c in changes
+        .iter()
+        .filter(|c| c.addr.resource.type_ == ROLLOUT_TYPE && c.action != Action::Delete)
+    {
+        let Some(value) = c.after.as_ref().or(c.before.as_ref()) else {
+            continue;
+        };
+        if value.contains_unknown() {
+            // Its members are not known yet (clusters still to be made): nothing runs on
+            // them yet, so the first apply installs every member at once.
+            continue;
+        }
+        match rollout_from(c, value, prior) {
+            Ok(r) => out.push(r),
+            Err((summary, help)) => {
+                let mut d = Diagnostic::error(format!("invalid rollout waves in {}", c.addr.module))
+                    .with_detail(summary)
+                    .with_help(help);
+                if let Some(span) = span_of(&c.addr) {
+                    d = d.with_span(span);
+                }
+                diags.push(d);
+            }
+        }
+    }
+    attach_changes(&mut out, changes);
+    (out, diags)
+}
+
+fn rollout_from(
+    c: &ResourceChange,
+    value: &Value,
+    prior: &State,
+) -> Result<RolloutPlan, (String, String)> {
+    let plain = |e: String| (e, "see docs/rollouts.md for the fields of a wave".to_string());
+    let raw: RawSpec = serde_json::from_value(value.clone().unmark().0.to_json())
+        .map_err(|e| plain(format!("the rollout's description is malformed: {e}")))?;
+    if raw.waves.is_empty() {
+        return Err((
+            "it has no waves".into(),
+            "give `waves` at least one wave, or leave it unset for one wave of every member"
+                .into(),
+        ));
+    }
+    let all: BTreeSet<&str> = raw.members.iter().map(String::as_str).collect();
+    // Explicit waves first; a wave that selects nothing takes the rest.
+    let mut taken: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut members: Vec<Vec<String>> = Vec::new();
+    for w in &raw.waves {
+        let unknown: Vec<&str> = w
+            .names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !all.contains(n))
+            .collect();
+        if !unknown.is_empty() {
+            return Err((
+                format!(
+                    "wave {:?} names members the rollout does not have: {}",
+                    w.name,
+                    list(&unknown)
+                ),
+                format!("its members are: {}", list(&all.iter().copied().collect::<Vec<_>>())),
+            ));
+        }
+        let Some(sel) = &w.selected else {
+            members.push(Vec::new());
+            continue;
+        };
+        for m in sel {
+            if let Some(other) = taken.insert(m, &w.name) {
+                return Err((
+                    format!("member {m} is in two waves: {other:?} and {:?}", w.name),
+                    "a member moves once: narrow the selectors or lists so each member is in one wave".into(),
+                ));
+            }
+        }
+        members.push(sel.clone());
+    }
+    for (w, ms) in raw.waves.iter().zip(members.iter_mut()) {
+        if w.selected.is_none() {
+            *ms = raw
+                .members
+                .iter()
+                .filter(|m| !taken.contains_key(m.as_str()))
+                .cloned()
+                .collect();
+            for m in ms.iter() {
+                taken.insert(m, &w.name);
+            }
+        }
+    }
+    let unassigned: Vec<&str> = raw
+        .members
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !taken.contains_key(m))
+        .collect();
+    if !unassigned.is_empty() {
+        return Err((
+            format!("members in no wave: {}", list(&unassigned)),
+            "add them to a wave, or end `waves` with one that sets neither `selector` nor `members` (it takes the rest)".into(),
+        ));
+    }
+    let key = c.addr.module.to_string();
+    let revision = blake3::hash(raw.revision.to_string().as_bytes())
+        .to_hex()
+        .to_string();
+    let record = prior.rollouts.get(&key);
+    let same = record.filter(|r| r.revision == revision);
+    let mut waves = Vec::new();
+    for (w, ms) in raw.waves.iter().zip(members) {
+        if ms.is_empty() {
+            return Err((
+                format!("wave {:?} selects no member", w.name),
+                "check its `selector` and `members` against the members' names and labels (`fleet.NAME.member_labels`)".into(),
+            ));
+        }
+        let max_concurrency = concurrency(&w.max_concurrency, ms.len()).map_err(plain)?;
+        let soak_ms = duration_ms(&w.soak, "soak").map_err(plain)?;
+        let index = waves.len();
+        let recorded = same.and_then(|r| r.waves.get(index));
+        let members = ms
+            .into_iter()
+            .map(|name| MemberPlan {
+                changes: Vec::new(),
+                gate_pending: same.is_some_and(|r| {
+                    r.members
+                        .get(&name)
+                        .is_some_and(|m| m.phase == MemberPhase::Progressing)
+                }),
+                name,
+            })
+            .collect();
+        waves.push(WavePlan {
+            name: w.name.clone(),
+            members,
+            concurrency: w.max_concurrency.clone(),
+            max_concurrency,
+            soak_ms,
+            approval: w.approval,
+            approved: recorded
+                .and_then(|r| r.approval.as_ref())
+                .map(|a| format!("{} at {}", a.by, a.at)),
+            max_failures: whole(w.max_failures, "max_failures").map_err(plain)?,
+            done: recorded.is_some_and(|r| r.done),
+        });
+    }
+    let held = same.and_then(|r| held_reason(r, &raw.name));
+    let supersedes = record
+        .filter(|r| r.revision != revision && !r.status.is_final())
+        .map(|r| {
+            format!(
+                "{} (stopped in wave {} of {}, {})",
+                if r.label.is_empty() { &r.revision } else { &r.label },
+                r.wave + 1,
+                r.waves.len(),
+                r.status.as_str()
+            )
+        });
+    Ok(RolloutPlan {
+        key,
+        module: c.addr.module.clone(),
+        name: raw.name.clone(),
+        revision,
+        label: raw.label.clone().unwrap_or_default(),
+        waves,
+        max_failures: whole(raw.max_failures.unwrap_or(0.0), "max_failures").map_err(plain)?,
+        on_failure: raw.on_failure.unwrap_or(OnFailure::Pause),
+        progress_deadline_ms: duration_ms(
+            raw.progress_deadline.as_deref().unwrap_or("10m"),
+            "progress_deadline",
+        )
+        .map_err(plain)?,
+        manages: raw.manages.clone(),
+        gate: raw.gate.clone(),
+        replicas: raw
+            .replicas
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as i64))
+            .collect(),
+        fleet_size: raw.fleet_size.unwrap_or(raw.members.len() as f64) as usize,
+        held,
+        supersedes,
+    })
+}
+
+/// Why a recorded rollout of the same revision does not move.
+fn held_reason(r: &RolloutRecord, name: &str) -> Option<String> {
+    let why = |what: &str| {
+        let message = if r.message.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.message)
+        };
+        Some(format!(
+            "{what}{message}; run `flotilla rollout resume {name}` to move it again, or change the configuration"
+        ))
+    };
+    match r.status {
+        RolloutStatus::Paused => why("paused"),
+        RolloutStatus::Aborted => why("this revision's rollout was aborted"),
+        RolloutStatus::RolledBack => why("this revision was rolled back"),
+        _ => None,
+    }
+}
+
+/// Puts each managed instance's change under its member.
+fn attach_changes(rollouts: &mut [RolloutPlan], changes: &[ResourceChange]) {
+    for r in rollouts.iter_mut() {
+        let mut by_member: BTreeMap<String, Vec<(ResourceInstanceAddr, Action)>> =
+            BTreeMap::new();
+        for c in changes.iter().filter(|c| c.action != Action::NoOp) {
+            if let Some(m) = r.member_of(&c.addr) {
+                by_member
+                    .entry(m.to_string())
+                    .or_default()
+                    .push((c.addr.clone(), c.action));
+            }
+        }
+        for w in &mut r.waves {
+            for m in &mut w.members {
+                m.changes = by_member.remove(&m.name).unwrap_or_default();
+            }
+        }
+    }
+}
+
+fn duration_ms(s: &str, what: &str) -> Result<u64, String> {
+    flotilla_provider::parse_duration(s)
+        .map(|d| d.as_millis() as u64)
+        .ok_or_else(|| format!("`{what}` {s:?} is not a duration like \"30s\", \"2m\" or \"500ms\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_rounds_percentages_up_and_refuses_zero() {
+        assert_eq!(concurrency("2", 5), Ok(2));
+        assert_eq!(concurrency("50%", 3), Ok(2));
+        assert_eq!(concurrency("1%", 3), Ok(1));
+        assert_eq!(concurrency("100%", 7), Ok(7));
+        assert_eq!(concurrency("34%", 3), Ok(2));
+        assert!(concurrency("0", 3).is_err());
+        assert!(concurrency("0%", 3).is_err());
+        assert!(concurrency("150%", 3).is_err());
+        assert!(concurrency("1.5", 3).is_err());
+        assert!(concurrency("many", 3).is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! The waves section of a plan: for each rollout, every wave before anything moves: its
+//! members in order and what changes on each, concurrency, gate, approval and soak, and the
+//! cumulative exposure after it. The same facts as text, JSON and markdown.
+
+use std::fmt::Write;
+
+use flotilla_plan::rollout::{MemberPlan, OnFailure, RolloutPlan, WavePlan};
+use flotilla_plan::{Action, Plan};
+use serde_json::{Value as Json, json};
+
+/// `1 to add, 2 to change` for a member's changes; `no changes` when it has none.
+fn member_summary(m: &MemberPlan) -> String {
+    let (mut add, mut change, mut destroy) = (0, 0, 0);
+    for (_, a) in &m.changes {
+        match a {
+            Action::Create => add += 1,
+            Action::Update => change += 1,
+            Action::Delete => destroy += 1,
+            Action::DeleteThenCreate | Action::CreateThenDelete => {
+                add += 1;
+                destroy += 1;
+            }
+            Action::NoOp | Action::Read => {}
+        }
+    }
+    let mut parts = Vec::new();
+    for (n, what) in [(add, "to add"), (change, "to change"), (destroy, "to destroy")] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if parts.is_empty() {
+        if m.gate_pending {
+            "changed by an earlier apply; waits for its gate".into()
+        } else {
+            "no changes".into()
+        }
+    } else {
+        let what: Vec<String> = m
+            .changes
+            .iter()
+            .map(|(addr, _)| addr.resource.to_string())
+            .collect();
+        format!("{} ({})", parts.join(", "), what.join(", "))
+    }
+}
+
+fn on_failure(r: &RolloutPlan) -> &'static str {
+    match r.on_failure {
+        OnFailure::Rollback => "roll back every touched member",
+        OnFailure::Pause => "pause",
+        OnFailure::Abort => "abort",
+    }
+}
+
+fn duration(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+fn wave_line(i: usize, w: &WavePlan, gate: &str) -> String {
+    let mut parts = vec![if w.max_concurrency >= w.members.len() {
+        "all at once".to_string()
+    } else {
+        format!(
+            "{} at a time (max_concurrency {})",
+            w.max_concurrency, w.concurrency
+        )
+    }];
+    parts.push(format!("gate: {gate}"));
+    if w.approval {
+        parts.push(match &w.approved {
+            Some(by) => format!("approved by {by}"),
+            None => "needs approval".into(),
+        });
+    }
+    if w.soak_ms > 0 {
+        parts.push(format!("soak {}", duration(w.soak_ms)));
+    }
+    if w.max_failures > 0 {
+        parts.push(format!("tolerates {} failed", w.max_failures));
+    }
+    if w.done {
+        parts.push("done".into());
+    }
+    format!("wave {} {:?}: {}", i + 1, w.name, parts.join(", "))
+}
+
+fn gate(r: &RolloutPlan) -> String {
+    match &r.gate {
+        Some(g) => format!("{g} healthy at the revision applied"),
+        None => "the objects' own readiness".into(),
+    }
+}
+
+/// The waves section as text (empty when the plan has no rollout that moves).
+pub fn waves_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for r in plan.rollouts.iter().filter(|r| r.moves() || r.held.is_some()) {
+        let _ = writeln!(
+            out,
+            "Rollout {}: {} in {} wave{}; on a failure beyond {} failed member{}: {}",
+            r.key,
+            if r.label.is_empty() { &r.revision } else { &r.label },
+            r.waves.len(),
+            if r.waves.len() == 1 { "" } else { "s" },
+            r.max_failures,
+            if r.max_failures == 1 { "" } else { "s" },
+            on_failure(r)
+        );
+        if let Some(held) = &r.held {
+            let _ = writeln!(out, "  held: {held}");
+        }
+        if let Some(old) = &r.supersedes {
+            let _ = writeln!(
+                out,
+                "  supersedes the unfinished rollout of {old}: starts again from wave 1"
+            );
+        }
+        let width = r
+            .waves
+            .iter()
+            .flat_map(|w| &w.members)
+            .map(|m| m.name.len())
+            .max()
+            .unwrap_or(0);
+        let exposure = r.exposure();
+        let gate = gate(r);
+        for (i, w) in r.waves.iter().enumerate() {
+            let _ = writeln!(out, "  {}", wave_line(i, w, &gate));
+            for m in &w.members {
+                let _ = writeln!(out, "      {:width$}  {}", m.name, member_summary(m));
+            }
+            let e = exposure[i];
+            let _ = writeln!(
+                out,
+                "      after wave {}: {} of {} members ({:.0}% of the fleet), {} replicas",
+                i + 1,
+                e.members,
+                r.fleet_size,
+                e.share * 100.0,
+                e.replicas
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The waves section as JSON (`rollouts` of the JSON plan).
+pub fn waves_json(plan: &Plan) -> Json {
+    Json::Array(
+        plan.rollouts
+            .iter()
+            .map(|r| {
+                let exposure = r.exposure();
+                json!({
+                    "address": r.key,
+                    "name": r.name,
+                    "revision": r.revision,
+                    "label": r.label,
+                    "max_failures": r.max_failures,
+                    "on_failure": r.on_failure,
+                    "progress_deadline_ms": r.progress_deadline_ms,
+                    "gate": r.gate,
+                    "held": r.held,
+                    "supersedes": r.supersedes,
+                    "waves": r.waves.iter().zip(exposure).map(|(w, e)| json!({
+                        "name": w.name,
+                        "max_concurrency": w.max_concurrency,
+                        "max_concurrency_spec": w.concurrency,
+                        "soak_ms": w.soak_ms,
+                        "approval": w.approval,
+                        "approved": w.approved,
+                        "max_failures": w.max_failures,
+                        "done": w.done,
+                        "members": w.members.iter().map(|m| json!({
+                            "name": m.name,
+                            "changes": m.changes.iter().map(|(a, act)| json!({"address": a.to_string(), "actions": act.as_list()})).collect::<Vec<_>>(),
+                            "gate_pending": m.gate_pending,
+                        })).collect::<Vec<_>>(),
+                        "exposure": {"members": e.members, "share": e.share, "replicas": e.replicas},
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The waves section as markdown: one table per rollout.
+pub fn waves_markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    for r in plan.rollouts.iter().filter(|r| r.moves() || r.held.is_some()) {
+        let _ = writeln!(
+            out,
+            "#### Rollout `{}`: {} in {} waves\n",
+            r.key,
+            if r.label.is_empty() { &r.revision } else { &r.label },
+            r.waves.len()
+        );
+        if let Some(held) = &r.held {
+            let _ = writeln!(out, "**Held:** {held}\n");
+        }
+        let _ = writeln!(
+            out,
+            "On a failure beyond {} failed members: {}. Gate: {}.\n",
+            r.max_failures,
+            on_failure(r),
+            gate(r)
+        );
+        out.push_str("| wave | members | at once | approval | soak | exposure after |\n| --- | --- | --- | --- | --- | --- |\n");
+        for (i, (w, e)) in r.waves.iter().zip(r.exposure()).enumerate() {
+            let members: Vec<String> = w
+                .members
+                .iter()
+                .map(|m| format!("{} ({})", m.name, member_summary(m)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {} | {} | {} | {} of {} members ({:.0}%), {} replicas |",
+                i + 1,
+                w.name.replace('|', "\\|"),
+                members.join("<br>").replace('|', "\\|"),
+                w.max_concurrency,
+                if w.approval { "required" } else { "no" },
+                if w.soak_ms > 0 { duration(w.soak_ms) } else { "none".into() },
+                e.members,
+                r.fleet_size,
+                e.share * 100.0,
+                e.replicas
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
