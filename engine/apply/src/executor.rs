@@ -22,6 +22,8 @@ use flotilla_syntax::{Diagnostic, Diagnostics};
 
 use crate::journal::JournalSink;
 
+mod rollout;
+
 /// What apply reports as it works, for progress output.
 #[derive(Debug)]
 pub enum ApplyEvent<'a> {
@@ -49,6 +51,13 @@ pub enum ApplyEvent<'a> {
         addr: &'a ResourceInstanceAddr,
         /// What was attempted.
         action: Action,
+    },
+    /// A rollout moved on: a wave started, a member progressed or passed its gate.
+    Rollout {
+        /// The rollout's address (`rollout.checkout`).
+        rollout: &'a str,
+        /// What happened.
+        message: String,
     },
 }
 
@@ -100,6 +109,8 @@ pub struct ApplyReport {
     /// Whether `state` is what the store holds now: `false` when the final write failed
     /// (the store went away), so the caller must keep `state` somewhere else.
     pub saved: bool,
+    /// Rollouts (their names) stopped before a wave that needs approval.
+    pub waiting: Vec<String>,
 }
 
 struct Applier {
@@ -114,6 +125,13 @@ struct Applier {
     progress: Arc<dyn Progress>,
     counts: Mutex<(usize, usize, usize, usize)>,
     mode: PlanMode,
+    /// The rollouts this apply moves.
+    runs: Vec<rollout::Run>,
+    /// The rollout (index into `runs`) and member of each instance a rollout moves.
+    members: HashMap<ResourceInstanceAddr, (usize, String)>,
+    /// Resources a rollout moves: their value is republished after each instance, since
+    /// other members' instances of them may still wait for later waves.
+    managed: std::collections::HashSet<NodeId>,
 }
 
 /// A resource being applied, as its [`ApplyOp::Open`] found it.
@@ -141,12 +159,50 @@ impl ApplyReport {
             imported: 0,
             interrupted: false,
             saved: true,
+            waiting: Vec::new(),
         }
     }
 }
 
 /// Carries out a plan. The caller holds the state lock.
 pub async fn apply(input: ApplyInput) -> ApplyReport {
+    let changes: HashMap<ResourceInstanceAddr, ResourceChange> = input
+        .plan
+        .changes
+        .iter()
+        .map(|c| (c.addr.clone(), c.clone()))
+        .collect();
+    let subset = if input.plan.targets.is_empty() {
+        None
+    } else {
+        let direct: Vec<_> = input
+            .graph
+            .inner
+            .node_indices()
+            .filter(|&i| match &input.graph.node(i).kind {
+                flotilla_graph::NodeKind::Resource(_) => {
+                    let n = input.graph.node(i);
+                    changes.keys().any(|a| a.module.path() == n.module && matches!(&n.kind, flotilla_graph::NodeKind::Resource(r) if *r == a.resource))
+                }
+                _ => false,
+            })
+            .collect();
+        Some(input.graph.closure(direct))
+    };
+    let runs = rollout::runs(&input.plan);
+    let members = rollout::member_instances(&runs, input.plan.changes.iter().map(|c| &c.addr));
+    let (ops, managed) = match execution_graph(
+        &input.graph,
+        subset.as_ref(),
+        &changes,
+        input.plan.mode,
+        &runs,
+        &members,
+    ) {
+        Ok(g) => g,
+        Err(d) => return ApplyReport::nothing_done(input.plan.prior_state.clone(), d),
+    };
+    let ops = Arc::new(ops);
     let mut state = input.plan.prior_state.clone();
     // The refreshed prior state becomes the baseline snapshot, so the journal replays onto it.
     if let Err(e) = input.backend.persist(&mut state) {
@@ -182,12 +238,10 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         input.stop.clone(),
     ));
     let applier = Arc::new(Applier {
-        changes: input
-            .plan
-            .changes
-            .iter()
-            .map(|c| (c.addr.clone(), c.clone()))
-            .collect(),
+        runs,
+        members,
+        managed,
+        changes,
         state: Mutex::new(state),
         journal,
         progress: input.progress,
@@ -196,29 +250,6 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         opened: Mutex::new(HashMap::new()),
         applied: Mutex::new(HashMap::new()),
     });
-    let subset = if input.plan.targets.is_empty() {
-        None
-    } else {
-        let direct: Vec<_> = input
-            .graph
-            .inner
-            .node_indices()
-            .filter(|&i| match &input.graph.node(i).kind {
-                flotilla_graph::NodeKind::Resource(_) => {
-                    let n = input.graph.node(i);
-                    applier.changes.keys().any(|a| a.module.path() == n.module && matches!(&n.kind, flotilla_graph::NodeKind::Resource(r) if *r == a.resource))
-                }
-                _ => false,
-            })
-            .collect();
-        Some(input.graph.closure(direct))
-    };
-    let ops = Arc::new(execution_graph(
-        &input.graph,
-        subset.as_ref(),
-        &applier.changes,
-        input.plan.mode,
-    ));
     let outcome = {
         let (ctx, applier, ops2) = (Arc::clone(&ctx), Arc::clone(&applier), Arc::clone(&ops));
         flotilla_graph::walk(
@@ -235,9 +266,18 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         .await
     };
     let mut interrupted = !outcome.not_started.is_empty();
+    applier.finish_rollouts(&ctx).await;
     if !input.stop.load(Ordering::SeqCst) {
         applier.delete_phase(&ctx, input.parallelism).await;
     }
+    // A rollout stopped part-way left outputs unevaluated: keep the recorded ones.
+    let partial = applier.runs.iter().any(|r| r.stopped());
+    let waiting: Vec<String> = applier
+        .runs
+        .iter()
+        .filter(|r| r.waiting.load(Ordering::SeqCst))
+        .map(|r| r.plan.name.clone())
+        .collect();
     interrupted |= input.stop.load(Ordering::SeqCst);
     let mut diags = ctx.take_diags();
     diags.sort();
@@ -250,7 +290,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         .state
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
-    if !interrupted && !diags.has_errors() || input.plan.mode == PlanMode::Destroy {
+    if !interrupted && !partial && !diags.has_errors() || input.plan.mode == PlanMode::Destroy {
         let outputs = lock(&ctx.root_outputs).clone();
         state.outputs = if input.plan.mode == PlanMode::Destroy {
             BTreeMap::new()
@@ -296,6 +336,7 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
         imported: counts.3,
         interrupted,
         saved,
+        waiting,
     }
 }
 
@@ -648,7 +689,8 @@ impl ResourceHandler for Applier {
 /// One operation of apply's execution graph: the configuration graph with each resource
 /// that has planned instances split into an opening, one node per planned instance, and a
 /// closing, so instances run as nodes of their own (in parallel, each after what its
-/// resource needs) rather than one after another inside their resource.
+/// resource needs) rather than one after another inside their resource; plus the gates of
+/// the rollouts the plan moves ([`rollout`]).
 #[derive(Debug, Clone)]
 enum ApplyOp {
     /// A configuration node evaluated as in planning: variables, locals, outputs, module
@@ -664,18 +706,34 @@ enum ApplyOp {
     Instance(NodeId, ResourceInstanceAddr),
     /// After every instance: the resource's value, for what references it.
     Close(NodeId),
+    /// A rollout's wave, member or gate step.
+    Gate(rollout::RolloutOp),
 }
 
 /// Apply's execution graph for the plan's `changes` (over `subset` of the configuration
-/// graph, when targeting). Deletions are not in it: they run afterwards
-/// ([`Applier::delete_phase`]).
+/// graph, when targeting), and the resources rollouts move. Deletions are not in it: they
+/// run afterwards ([`Applier::delete_phase`]).
+///
+/// A resource a rollout moves is always split into opening, instances and closing; a
+/// dependency between two such resources orders their openings and, per member, their
+/// instances (the canary of `bj-1` after the Deployment of `bj-1`), not the whole resources,
+/// since the Deployments of later waves wait for the gates of earlier ones.
 fn execution_graph(
     graph: &Graph,
     subset: Option<&std::collections::HashSet<NodeId>>,
     changes: &HashMap<ResourceInstanceAddr, ResourceChange>,
     mode: PlanMode,
-) -> flotilla_graph::OpGraph<ApplyOp> {
+    runs: &[rollout::Run],
+    members: &HashMap<ResourceInstanceAddr, (usize, String)>,
+) -> Result<
+    (
+        flotilla_graph::OpGraph<ApplyOp>,
+        std::collections::HashSet<NodeId>,
+    ),
+    Diagnostic,
+> {
     let mut planned: HashMap<NodeId, Vec<&ResourceInstanceAddr>> = HashMap::new();
+    let mut managed = std::collections::HashSet::new();
     if mode != PlanMode::Destroy {
         for (addr, c) in changes {
             if c.action == Action::Delete {
@@ -687,18 +745,23 @@ fn execution_graph(
             };
             if let Some(id) = graph.find(&node) {
                 planned.entry(id).or_default().push(addr);
+                if members.contains_key(addr) {
+                    managed.insert(id);
+                }
             }
         }
     }
     let mut ops = flotilla_graph::OpGraph::default();
     // Each configuration node's first and last operation, by node index.
     let mut ends: Vec<Option<(NodeId, NodeId)>> = vec![None; graph.inner.node_count()];
+    // The operation of each planned instance of a resource a rollout moves.
+    let mut instance_ops: HashMap<NodeId, Vec<(&ResourceInstanceAddr, NodeId)>> = HashMap::new();
     for &id in &graph.order {
         if subset.is_some_and(|s| !s.contains(&id)) {
             continue;
         }
         match planned.get_mut(&id) {
-            Some(addrs) if addrs.len() == 1 => {
+            Some(addrs) if addrs.len() == 1 && !managed.contains(&id) => {
                 let n = ops.add(ApplyOp::Only(id, addrs[0].clone()));
                 ends[id.index()] = Some((n, n));
             }
@@ -710,11 +773,14 @@ fn execution_graph(
                     .map(|addr| ops.add(ApplyOp::Instance(id, (*addr).clone())))
                     .collect();
                 let close = ops.add(ApplyOp::Close(id));
-                for n in instances {
+                for &n in &instances {
                     ops.edge(open, n);
                     ops.edge(n, close);
                 }
                 ops.edge(open, close);
+                if managed.contains(&id) {
+                    instance_ops.insert(id, addrs.iter().copied().zip(instances).collect());
+                }
                 ends[id.index()] = Some((open, close));
             }
             None => {
@@ -725,14 +791,56 @@ fn execution_graph(
         // Everything this node needs was added before it, in dependency order.
         let (first, _) = ends[id.index()].expect("just added");
         for dep in graph.dependencies(id) {
-            if let Some((_, last)) = ends[dep.index()] {
+            let Some((dep_first, last)) = ends[dep.index()] else {
+                continue;
+            };
+            if managed.contains(&id) && managed.contains(&dep) {
+                ops.edge(dep_first, first);
+                for (addr, n) in instance_ops.get(&id).into_iter().flatten() {
+                    let Some(member) = members.get(*addr) else {
+                        continue;
+                    };
+                    for (other, m) in instance_ops.get(&dep).into_iter().flatten() {
+                        if members.get(*other) == Some(member) {
+                            ops.edge(*m, *n);
+                        }
+                    }
+                }
+            } else {
                 ops.edge(last, first);
             }
         }
     }
-    ops.seal_in_added_order()
-        .expect("operations are added in the configuration graph's dependency order");
-    ops
+    if runs.is_empty() {
+        ops.seal_in_added_order()
+            .expect("operations are added in the configuration graph's dependency order");
+        return Ok((ops, managed));
+    }
+    for (r, run) in runs.iter().enumerate() {
+        let opens: Vec<NodeId> = managed
+            .iter()
+            .filter_map(|id| ends[id.index()].map(|(open, _)| open))
+            .collect();
+        let ops_of = |member: &str| -> Vec<NodeId> {
+            instance_ops
+                .values()
+                .flatten()
+                .filter(|(addr, _)| {
+                    members
+                        .get(*addr)
+                        .is_some_and(|(i, m)| *i == r && m == member)
+                })
+                .map(|(_, n)| *n)
+                .collect()
+        };
+        rollout::add_gates(&mut ops, r, run, ApplyOp::Gate, ops_of, &opens);
+    }
+    if ops.seal().is_err() {
+        return Err(Diagnostic::error("a rollout's waves cannot be ordered")
+            .with_detail("an object a rollout moves on one member depends on what it moves on other members (through a resource outside the rollout), so the members cannot go wave by wave")
+            .with_help("make each member's objects depend only on that member's objects (`resource[each.key]`), or move the shared resource out of the rollout's dependencies"));
+    }
+    Ok((ops, managed))
 }
 
 impl Applier {
@@ -744,9 +852,72 @@ impl Applier {
                     && self.apply_instance(ctx, id, &addr).await
                     && self.close(ctx, id)
             }
-            ApplyOp::Open(id) => self.open(ctx, id),
-            ApplyOp::Instance(id, addr) => self.apply_instance(ctx, id, &addr).await,
+            ApplyOp::Open(id) => {
+                let ok = self.open(ctx, id);
+                if ok && self.managed.contains(&id) {
+                    self.publish(ctx, id);
+                }
+                ok
+            }
+            ApplyOp::Instance(id, addr) if self.members.contains_key(&addr) => {
+                // A member's operations stop at its first failure; the failure is its
+                // gate's to count, so the rollout's budget decides what happens next.
+                if self.member_has_failed(&addr) {
+                    return true;
+                }
+                if !self.apply_instance(ctx, id, &addr).await {
+                    self.instance_failed(&addr, format!("{addr} could not be applied"));
+                }
+                self.publish(ctx, id);
+                true
+            }
+            ApplyOp::Instance(id, addr) => {
+                let ok = self.apply_instance(ctx, id, &addr).await;
+                if self.managed.contains(&id) {
+                    self.publish(ctx, id);
+                }
+                ok
+            }
             ApplyOp::Close(id) => self.close(ctx, id),
+            ApplyOp::Gate(op) => self.run_rollout_op(ctx, op).await,
+        }
+    }
+
+    /// Sets a resource's value from the instances applied so far and the rest as recorded,
+    /// while its instances are still being applied (resources rollouts move: a member's
+    /// objects refer to that member's instance of another resource before the later waves'
+    /// instances exist).
+    fn publish(&self, ctx: &WalkCtx, id: NodeId) {
+        let config = Arc::clone(&ctx.config);
+        let Some((_, _, r)) = resource_of(&config, &ctx.graph, id) else {
+            return;
+        };
+        let Some(opened) = lock(&self.opened).get(&id).cloned() else {
+            return;
+        };
+        for set in &opened.sets {
+            let abs = AbsResourceAddr {
+                module: set.inst.clone(),
+                resource: r.addr.clone(),
+            };
+            let mut values = BTreeMap::new();
+            {
+                let applied = lock(&self.applied);
+                let state = lock(&self.state);
+                for key in set.expansion.keys() {
+                    let addr = abs.instance(key.clone());
+                    let v = match applied.get(&addr) {
+                        Some(v) => v.clone(),
+                        None => state
+                            .resources
+                            .get(&addr)
+                            .map(state_value)
+                            .unwrap_or(Value::Unknown),
+                    };
+                    values.insert(key, v);
+                }
+            }
+            ctx.set_resource(&set.inst, &r.addr, set.expansion.aggregate(values));
         }
     }
 

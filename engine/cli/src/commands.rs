@@ -42,6 +42,7 @@ pub async fn run(command: Command, ui: &Ui, host: &Arc<ProviderHost>) -> u8 {
         Command::State(c) => crate::state::state(ui, host, c),
         Command::Workspace(c) => crate::state::workspace(ui, host, c),
         Command::ForceUnlock(a) => crate::state::force_unlock(ui, host, a),
+        Command::Rollout(c) => crate::rollout::rollout(ui, host, c),
         Command::Graph(a) => graph(ui, host, a),
         Command::Diff(a) => crate::diff::diff(ui, a).await,
         Command::Console(a) => console(ui, host, a).await,
@@ -491,6 +492,23 @@ async fn plan_apply(
     if !report.saved {
         return keep_unsaved_state(ui, &ws, &report.state);
     }
+    if !report.waiting.is_empty() && !report.diags.has_errors() {
+        let commands: Vec<String> = report
+            .waiting
+            .iter()
+            .map(|n| format!("  flotilla rollout approve {n}"))
+            .collect();
+        ui.out(&format!(
+            "\n{} Resources: {} added, {} changed, {} destroyed; a rollout waits for approval before its next wave.\n\nTo continue, approve it and apply again:\n{}\n  flotilla apply\n",
+            ui.bold("Apply stopped at an approval gate."),
+            report.added,
+            report.changed,
+            report.destroyed,
+            commands.join("\n")
+        ));
+        exit_without_freeing((report, ws, sources));
+        return EXIT_APPROVAL;
+    }
     if report.diags.has_errors() {
         ui.err(&format!("\nApply failed. Resources: {} added, {} changed, {} destroyed; the state records exactly what exists.", report.added, report.changed, report.destroyed));
         return 1;
@@ -519,6 +537,9 @@ async fn plan_apply(
     exit_without_freeing((report, ws, sources));
     0
 }
+
+/// The exit code of an apply that stopped before a rollout wave needing approval.
+pub const EXIT_APPROVAL: u8 = 4;
 
 /// Where an apply whose store went away keeps the state it could not write.
 pub const ERRORED_STATE: &str = "flotilla.errored.state.json";

@@ -26,6 +26,7 @@ mod fmt;
 mod host;
 mod modules;
 mod output;
+mod rollout;
 mod sandbox;
 mod state;
 mod workspace;
@@ -130,6 +131,13 @@ enum Command {
         after_help = "Example:\n  flotilla force-unlock 3f2c9e4a-...\n\nA holder that was killed releases its lock by itself (a closed database session, an\nexpired Lease); force-unlock is for a holder that is alive but stuck, and ends it.\nLocal locks are released by the operating system when their process exits."
     )]
     ForceUnlock(ForceUnlockArgs),
+    /// Follow and steer fleet rollouts: where each wave and member stands, approvals,
+    /// pause, resume, abort.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  flotilla rollout status                 # every rollout, per wave and member\n  flotilla rollout status checkout -json\n  flotilla rollout approve checkout       # the next wave that waits for approval\n  flotilla rollout pause checkout         # apply will not move it until resume\n  flotilla rollout resume checkout\n  flotilla rollout abort checkout\n\nDecisions are recorded in state and take effect at the next `flotilla apply`. An apply that\nstops before a wave needing approval exits with code 4 and names the command that\ncontinues it. See docs/rollouts.md."
+    )]
+    Rollout(RolloutCommand),
     /// Print the dependency graph as DOT or Mermaid.
     #[command(
         after_help = "Examples:\n  flotilla graph | dot -Tsvg > graph.svg\n  flotilla graph -format=mermaid\n  flotilla graph -plan tfplan -format=mermaid   # resources coloured by planned action"
@@ -185,6 +193,37 @@ struct InitArgs {
     /// Use the configured backend as it is, without copying state from the previous one.
     #[arg(long)]
     reconfigure: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum RolloutCommand {
+    /// Where rollouts stand: per wave and member, the phase, revision, canary weight and
+    /// failed checks.
+    Status {
+        /// Only this rollout (`checkout` or `rollout.checkout`).
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the next wave that waits for approval; `flotilla apply` then continues.
+    Approve(RolloutTarget),
+    /// Stop a rollout: `flotilla apply` will not move it until it is resumed.
+    Pause(RolloutTarget),
+    /// Let a paused rollout continue, or clear a rolled back or aborted one so the next
+    /// apply starts it again from wave 1.
+    Resume(RolloutTarget),
+    /// Stop a rollout for good at its revision (members keep what they run now).
+    Abort(RolloutTarget),
+}
+
+#[derive(Args, Debug)]
+struct RolloutTarget {
+    /// The rollout (`checkout` or `rollout.checkout`).
+    name: String,
+    /// How long to wait for the state lock (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    lock_timeout: String,
 }
 
 #[derive(Args, Debug)]

@@ -99,6 +99,7 @@ impl Progress for PrintProgress {
             ApplyEvent::Failed { addr, action } => {
                 format!("{addr}: {} failed", verbs(action).0.trim_end_matches("..."))
             }
+            ApplyEvent::Rollout { rollout, message } => format!("{rollout}: {message}"),
         };
         let mut o = std::io::stdout().lock();
         let _ = writeln!(o, "{line}");

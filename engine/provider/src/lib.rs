@@ -179,6 +179,46 @@ pub struct ImportRequest<'a> {
     pub id: &'a str,
 }
 
+/// Observe an object's health for a rollout's gate.
+#[derive(Debug, Clone)]
+pub struct ObserveRequest<'a> {
+    /// Resource type.
+    pub type_name: &'a str,
+    /// The state as recorded (after the change, when observing a gate).
+    pub current: &'a Value,
+    /// [`Observation::baseline`] as observed before the change: the provider reports the
+    /// object healthy only once its controller has picked up a revision newer than that
+    /// (so a status left from the previous revision never passes a gate).
+    pub baseline: Option<&'a serde_json::Value>,
+}
+
+/// Whether an object is healthy, as its kind's controller reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Not yet: being rolled out, analysed, or not yet picked up.
+    Progressing,
+    /// Healthy at the revision applied.
+    Healthy,
+    /// Failed for good (a failed canary analysis, a failed condition).
+    Failed,
+}
+
+/// An object's health, with what a progress line shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Healthy, progressing or failed.
+    pub health: Health,
+    /// The controller's own words (phase, condition message).
+    pub message: String,
+    /// Traffic weight on the new revision, for canaries.
+    pub weight: Option<i64>,
+    /// Failed checks of an analysis, for canaries.
+    pub failed_checks: Option<i64>,
+    /// What identifies the revision the controller has seen, opaque to the engine: given
+    /// back as [`ObserveRequest::baseline`] after the change.
+    pub baseline: serde_json::Value,
+}
+
 /// A boxed future, so the trait stays object-safe.
 pub type ProviderResult<T> = Result<T, ProviderError>;
 
@@ -226,6 +266,12 @@ pub trait Provider: Send + Sync {
 
     /// Reads a data source.
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ProviderResult<Value>;
+
+    /// Observes an object's health for a rollout gate; `None` when the type has no notion
+    /// of health (the gate is then its apply's own readiness).
+    async fn observe(&self, _req: ObserveRequest<'_>) -> ProviderResult<Option<Observation>> {
+        Ok(None)
+    }
 
     /// Imports an existing object.
     async fn import(&self, req: ImportRequest<'_>) -> ProviderResult<Value> {

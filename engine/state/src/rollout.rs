@@ -13,6 +13,9 @@ use crate::ResourceInstanceState;
 /// instance that declares it (`rollout.checkout`).
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RolloutRecord {
+    /// The rollout's name (`checkout`).
+    #[serde(default)]
+    pub name: String,
     /// The digest of the configuration being rolled out (what the plan calls its revision).
     pub revision: String,
     /// A readable name of that revision (the image).
@@ -89,6 +92,9 @@ pub struct WaveRecord {
     /// Its members, in order.
     #[serde(default)]
     pub members: Vec<String>,
+    /// Whether it waits for `flotilla rollout approve` before it starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_approval: bool,
     /// Every member healthy and the soak over.
     #[serde(default)]
     pub done: bool,
@@ -125,6 +131,10 @@ pub struct MemberRecord {
     /// Failed checks of its analysis, last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_checks: Option<i64>,
+    /// Its gate object's revision as observed before its changes (opaque, from the
+    /// provider), so a resumed apply judges the gate against the same baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<serde_json::Value>,
     /// What its health gate last said.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
@@ -164,10 +174,12 @@ impl MemberPhase {
     }
 }
 
-/// The current time, RFC 3339 (UTC, seconds).
+/// The current time, RFC 3339 (UTC, milliseconds).
 pub fn now() -> String {
     let t = time::OffsetDateTime::now_utc();
-    let t = t.replace_nanosecond(0).unwrap_or(t);
+    let t = t
+        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -22,6 +22,7 @@
 //! - **offline validation** ([`validate`]): `spec` against the kind's CRD schema.
 
 pub mod conn;
+mod health;
 pub mod join;
 pub mod kinds;
 pub mod object;
@@ -1673,6 +1674,26 @@ impl Provider for KubeProvider {
 
     async fn import(&self, req: ImportRequest<'_>) -> ProviderResult<Value> {
         self.adopt(req).await
+    }
+
+    async fn observe(
+        &self,
+        req: flotilla_provider::ObserveRequest<'_>,
+    ) -> ProviderResult<Option<flotilla_provider::Observation>> {
+        let kind = self.kind(req.type_name)?;
+        let target = self.target().await?;
+        let Some(loc) = self.locate(kind, req.current).await? else {
+            return Ok(Some(health::missing("its kind is not served yet".into())));
+        };
+        let Some(live) =
+            ops::get(target, &loc.resource, loc.namespace.as_deref(), &loc.name).await?
+        else {
+            return Ok(Some(health::missing(format!(
+                "{} {} does not exist yet",
+                loc.resource.kind, loc.name
+            ))));
+        };
+        health::observe(target, &live, req.baseline).await.map(Some)
     }
 }
 
