@@ -44,35 +44,37 @@ pub fn rollout(ui: &Ui, host: &Arc<ProviderHost>, cmd: RolloutCommand) -> u8 {
             }
             0
         }
-        RolloutCommand::Approve(t) => edit(ui, &ws, &t, "rollout approve", |key, r| {
-            if r.status.is_final() {
-                return Err(not_moving(key, r));
-            }
-            let Some(w) = (r.wave..r.waves.len())
-                .find(|&w| r.waves[w].needs_approval && r.waves[w].approval.is_none())
-            else {
-                return Err(Diagnostic::error("nothing waits for approval")
+        RolloutCommand::Approve(t) => {
+            edit(ui, &ws, &t, "rollout approve", |key, r| {
+                if r.status.is_final() {
+                    return Err(not_moving(key, r));
+                }
+                let Some(w) = (r.wave..r.waves.len())
+                    .find(|&w| r.waves[w].needs_approval && r.waves[w].approval.is_none())
+                else {
+                    return Err(Diagnostic::error("nothing waits for approval")
                     .with_detail(format!(
                         "no wave of {key} from wave {} on needs an approval it does not have",
                         r.wave + 1
                     ))
                     .with_help("waves that need one set `approval = true`; see `flotilla rollout status`"));
-            };
-            let by = user();
-            r.waves[w].approval = Some(Approval {
-                by: by.clone(),
-                at: now(),
-            });
-            if r.status == RolloutStatus::WaitingApproval {
-                r.status = RolloutStatus::Progressing;
-                r.message.clear();
-            }
-            Ok(format!(
-                "Approved wave {} {:?} of {key} as {by}. Run `flotilla apply` to continue the rollout.\n",
-                w + 1,
-                r.waves[w].name
-            ))
-        }),
+                };
+                let by = user();
+                r.waves[w].approval = Some(Approval {
+                    by: by.clone(),
+                    at: now(),
+                });
+                if r.status == RolloutStatus::WaitingApproval {
+                    r.status = RolloutStatus::Progressing;
+                    r.message.clear();
+                }
+                Ok(format!(
+                    "Approved wave {} {:?} of {key} as {by}. Run `flotilla apply` to continue the rollout.\n",
+                    w + 1,
+                    r.waves[w].name
+                ))
+            })
+        }
         RolloutCommand::Pause(t) => edit(ui, &ws, &t, "rollout pause", |key, r| {
             if r.status.is_final() {
                 return Err(not_moving(key, r));
@@ -99,27 +101,31 @@ pub fn rollout(ui: &Ui, host: &Arc<ProviderHost>, cmd: RolloutCommand) -> u8 {
         }),
         RolloutCommand::Resume(t) => {
             let name = t.name.clone();
-            edit(ui, &ws, &t, "rollout resume", move |key, r| match r.status {
-                RolloutStatus::Paused | RolloutStatus::WaitingApproval => {
-                    r.status = RolloutStatus::Progressing;
-                    r.message.clear();
-                    Ok(format!(
-                        "Resumed {key} at wave {} of {}. Run `flotilla apply` to continue it.\n",
-                        r.wave + 1,
-                        r.waves.len()
-                    ))
+            edit(ui, &ws, &t, "rollout resume", move |key, r| {
+                match r.status {
+                    RolloutStatus::Paused | RolloutStatus::WaitingApproval => {
+                        r.status = RolloutStatus::Progressing;
+                        r.message.clear();
+                        Ok(format!(
+                            "Resumed {key} at wave {} of {}. Run `flotilla apply` to continue it.\n",
+                            r.wave + 1,
+                            r.waves.len()
+                        ))
+                    }
+                    RolloutStatus::RolledBack | RolloutStatus::Aborted => {
+                        // Forgotten: the next apply starts this revision again from wave 1.
+                        *r = RolloutRecord::default();
+                        Ok(format!(
+                            "Cleared {key}: the next `flotilla apply` rolls the configured revision out again from wave 1.\n"
+                        ))
+                    }
+                    RolloutStatus::Progressing => Err(Diagnostic::error("nothing to resume")
+                        .with_detail(format!("{key} is not paused"))
+                        .with_help(format!(
+                            "`flotilla apply` continues it; see `flotilla rollout status {name}`"
+                        ))),
+                    RolloutStatus::Completed => Err(not_moving(key, r)),
                 }
-                RolloutStatus::RolledBack | RolloutStatus::Aborted => {
-                    // Forgotten: the next apply starts this revision again from wave 1.
-                    *r = RolloutRecord::default();
-                    Ok(format!(
-                        "Cleared {key}: the next `flotilla apply` rolls the configured revision out again from wave 1.\n"
-                    ))
-                }
-                RolloutStatus::Progressing => Err(Diagnostic::error("nothing to resume")
-                    .with_detail(format!("{key} is not paused"))
-                    .with_help(format!("`flotilla apply` continues it; see `flotilla rollout status {name}`"))),
-                RolloutStatus::Completed => Err(not_moving(key, r)),
             })
         }
     }
@@ -168,7 +174,10 @@ fn find(ui: &Ui, state: &State, name: &str) -> Result<String, u8> {
             Diagnostic::error("ambiguous rollout name")
                 .with_detail(format!(
                     "{name:?} names {}",
-                    many.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
                 .with_help("give the full address"),
         )),
@@ -231,12 +240,21 @@ fn status_text(key: &str, r: &RolloutRecord) -> String {
     let _ = write!(
         out,
         "{key}: {} ({}), {}",
-        if r.label.is_empty() { "revision" } else { &r.label },
+        if r.label.is_empty() {
+            "revision"
+        } else {
+            &r.label
+        },
         r.revision.chars().take(12).collect::<String>(),
         r.status.as_str()
     );
     if r.status == RolloutStatus::Progressing || r.status == RolloutStatus::WaitingApproval {
-        let _ = write!(out, " at wave {} of {}", (r.wave + 1).min(r.waves.len()), r.waves.len());
+        let _ = write!(
+            out,
+            " at wave {} of {}",
+            (r.wave + 1).min(r.waves.len()),
+            r.waves.len()
+        );
     }
     if !r.message.is_empty() {
         let _ = write!(out, ": {}", r.message);

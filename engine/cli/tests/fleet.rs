@@ -1005,10 +1005,10 @@ fn the_quickstart_makes_a_fleet_in_one_apply() {
         "── cluster.beijing: created with Cluster API, 4 to add",
         "── fleet.prod: 2 members joined, 17 to add on beijing and shanghai",
         "── addon.volcano: 2 to add on beijing",
-        "── rollout.checkout: 6 to add on beijing and shanghai",
+        "── rollout.checkout: 7 to add on beijing and shanghai",
         "# cluster.beijing.capi_cluster.this[0] will be created",
         "# fleet.prod.karmada_cluster.member[\"shanghai\"] will be created",
-        "Plan: 47 to add, 0 to change, 0 to destroy.",
+        "Plan: 48 to add, 0 to change, 0 to destroy.",
     ] {
         assert!(plan.stdout.contains(line), "{line}\n{}", plan.stdout);
     }
@@ -1036,7 +1036,7 @@ fn the_quickstart_makes_a_fleet_in_one_apply() {
     assert!(
         applied
             .stdout
-            .contains("Apply complete! Resources: 47 added"),
+            .contains("Apply complete! Resources: 48 added"),
         "{}",
         applied.stdout
     );

@@ -173,12 +173,10 @@ impl RolloutPlan {
 
     /// The wave (index) and member plan of a member.
     pub fn find(&self, member: &str) -> Option<(usize, &MemberPlan)> {
-        self.waves.iter().enumerate().find_map(|(i, w)| {
-            w.members
-                .iter()
-                .find(|m| m.name == member)
-                .map(|m| (i, m))
-        })
+        self.waves
+            .iter()
+            .enumerate()
+            .find_map(|(i, w)| w.members.iter().find(|m| m.name == member).map(|m| (i, m)))
     }
 }
 
@@ -214,7 +212,11 @@ struct RawSpec {
 /// Members at once for `spec` in a wave of `n` members (see the module doc).
 pub fn concurrency(spec: &str, n: usize) -> Result<usize, String> {
     let spec = spec.trim();
-    let bad = || format!("`max_concurrency` is a number of members (at least 1) or a percentage such as \"25%\", not {spec:?}");
+    let bad = || {
+        format!(
+            "`max_concurrency` is a number of members (at least 1) or a percentage such as \"25%\", not {spec:?}"
+        )
+    };
     if let Some(p) = spec.strip_suffix('%') {
         let p: f64 = p.trim().parse().map_err(|_| bad())?;
         if !(p > 0.0 && p <= 100.0) {
@@ -266,9 +268,10 @@ pub fn plan_rollouts(
         match rollout_from(c, value, prior) {
             Ok(r) => out.push(r),
             Err((summary, help)) => {
-                let mut d = Diagnostic::error(format!("invalid rollout waves in {}", c.addr.module))
-                    .with_detail(summary)
-                    .with_help(help);
+                let mut d =
+                    Diagnostic::error(format!("invalid rollout waves in {}", c.addr.module))
+                        .with_detail(summary)
+                        .with_help(help);
                 if let Some(span) = span_of(&c.addr) {
                     d = d.with_span(span);
                 }
@@ -285,14 +288,18 @@ fn rollout_from(
     value: &Value,
     prior: &State,
 ) -> Result<RolloutPlan, (String, String)> {
-    let plain = |e: String| (e, "see docs/rollouts.md for the fields of a wave".to_string());
+    let plain = |e: String| {
+        (
+            e,
+            "see docs/rollouts.md for the fields of a wave".to_string(),
+        )
+    };
     let raw: RawSpec = serde_json::from_value(value.clone().unmark().0.to_json())
         .map_err(|e| plain(format!("the rollout's description is malformed: {e}")))?;
     if raw.waves.is_empty() {
         return Err((
             "it has no waves".into(),
-            "give `waves` at least one wave, or leave it unset for one wave of every member"
-                .into(),
+            "give `waves` at least one wave, or leave it unset for one wave of every member".into(),
         ));
     }
     let all: BTreeSet<&str> = raw.members.iter().map(String::as_str).collect();
@@ -313,7 +320,10 @@ fn rollout_from(
                     w.name,
                     list(&unknown)
                 ),
-                format!("its members are: {}", list(&all.iter().copied().collect::<Vec<_>>())),
+                format!(
+                    "its members are: {}",
+                    list(&all.iter().copied().collect::<Vec<_>>())
+                ),
             ));
         }
         let Some(sel) = &w.selected else {
@@ -405,7 +415,11 @@ fn rollout_from(
         .map(|r| {
             format!(
                 "{} (stopped in wave {} of {}, {})",
-                if r.label.is_empty() { &r.revision } else { &r.label },
+                if r.label.is_empty() {
+                    &r.revision
+                } else {
+                    &r.label
+                },
                 r.wave + 1,
                 r.waves.len(),
                 r.status.as_str()
@@ -461,8 +475,7 @@ fn held_reason(r: &RolloutRecord, name: &str) -> Option<String> {
 /// Puts each managed instance's change under its member.
 fn attach_changes(rollouts: &mut [RolloutPlan], changes: &[ResourceChange]) {
     for r in rollouts.iter_mut() {
-        let mut by_member: BTreeMap<String, Vec<(ResourceInstanceAddr, Action)>> =
-            BTreeMap::new();
+        let mut by_member: BTreeMap<String, Vec<(ResourceInstanceAddr, Action)>> = BTreeMap::new();
         for c in changes.iter().filter(|c| c.action != Action::NoOp) {
             if let Some(m) = r.member_of(&c.addr) {
                 by_member
@@ -482,7 +495,9 @@ fn attach_changes(rollouts: &mut [RolloutPlan], changes: &[ResourceChange]) {
 fn duration_ms(s: &str, what: &str) -> Result<u64, String> {
     flotilla_provider::parse_duration(s)
         .map(|d| d.as_millis() as u64)
-        .ok_or_else(|| format!("`{what}` {s:?} is not a duration like \"30s\", \"2m\" or \"500ms\""))
+        .ok_or_else(|| {
+            format!("`{what}` {s:?} is not a duration like \"30s\", \"2m\" or \"500ms\"")
+        })
 }
 
 #[cfg(test)]

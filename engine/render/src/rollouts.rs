@@ -24,7 +24,11 @@ fn member_summary(m: &MemberPlan) -> String {
         }
     }
     let mut parts = Vec::new();
-    for (n, what) in [(add, "to add"), (change, "to change"), (destroy, "to destroy")] {
+    for (n, what) in [
+        (add, "to add"),
+        (change, "to change"),
+        (destroy, "to destroy"),
+    ] {
         if n > 0 {
             parts.push(format!("{n} {what}"));
         }
@@ -99,12 +103,20 @@ fn gate(r: &RolloutPlan) -> String {
 /// The waves section as text (empty when the plan has no rollout that moves).
 pub fn waves_text(plan: &Plan) -> String {
     let mut out = String::new();
-    for r in plan.rollouts.iter().filter(|r| r.moves() || r.held.is_some()) {
+    for r in plan
+        .rollouts
+        .iter()
+        .filter(|r| r.moves() || r.held.is_some())
+    {
         let _ = writeln!(
             out,
             "Rollout {}: {} in {} wave{}; on a failure beyond {} failed member{}: {}",
             r.key,
-            if r.label.is_empty() { &r.revision } else { &r.label },
+            if r.label.is_empty() {
+                &r.revision
+            } else {
+                &r.label
+            },
             r.waves.len(),
             if r.waves.len() == 1 { "" } else { "s" },
             r.max_failures,
@@ -193,12 +205,20 @@ pub fn waves_json(plan: &Plan) -> Json {
 /// The waves section as markdown: one table per rollout.
 pub fn waves_markdown(plan: &Plan) -> String {
     let mut out = String::new();
-    for r in plan.rollouts.iter().filter(|r| r.moves() || r.held.is_some()) {
+    for r in plan
+        .rollouts
+        .iter()
+        .filter(|r| r.moves() || r.held.is_some())
+    {
         let _ = writeln!(
             out,
             "#### Rollout `{}`: {} in {} waves\n",
             r.key,
-            if r.label.is_empty() { &r.revision } else { &r.label },
+            if r.label.is_empty() {
+                &r.revision
+            } else {
+                &r.label
+            },
             r.waves.len()
         );
         if let Some(held) = &r.held {
@@ -226,7 +246,11 @@ pub fn waves_markdown(plan: &Plan) -> String {
                 members.join("<br>").replace('|', "\\|"),
                 w.max_concurrency,
                 if w.approval { "required" } else { "no" },
-                if w.soak_ms > 0 { duration(w.soak_ms) } else { "none".into() },
+                if w.soak_ms > 0 {
+                    duration(w.soak_ms)
+                } else {
+                    "none".into()
+                },
                 e.members,
                 r.fleet_size,
                 e.share * 100.0,

@@ -187,7 +187,11 @@ pub fn now() -> String {
 /// Seconds since an RFC 3339 time (0 when it does not parse or is in the future).
 pub fn seconds_since(at: &str) -> f64 {
     time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-        .map(|t| (time::OffsetDateTime::now_utc() - t).as_seconds_f64().max(0.0))
+        .map(|t| {
+            (time::OffsetDateTime::now_utc() - t)
+                .as_seconds_f64()
+                .max(0.0)
+        })
         .unwrap_or(0.0)
 }
 

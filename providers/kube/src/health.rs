@@ -60,10 +60,8 @@ pub async fn observe(
     if group == "flagger.app" && kind == "Canary" {
         return canary(target, live, baseline).await;
     }
-    let readiness = crate::kinds::manifest_readiness(
-        live["apiVersion"].as_str().unwrap_or_default(),
-        kind,
-    );
+    let readiness =
+        crate::kinds::manifest_readiness(live["apiVersion"].as_str().unwrap_or_default(), kind);
     let (health, message) = match ops::check(live, readiness) {
         Status::Ready => (Health::Healthy, "ready".to_string()),
         Status::Waiting(why) => (Health::Progressing, why),

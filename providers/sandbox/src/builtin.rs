@@ -42,6 +42,32 @@ fn ensure_object<'a>(obj: &'a mut Value, key: &str) -> &'a mut Map<String, Value
     obj[key].as_object_mut().expect("just made an object")
 }
 
+/// Defaults the fields that are keys of list-maps (`protocol` of container and Service
+/// ports, keyed by port and protocol) in an applied configuration before it is merged, as
+/// the API server defaults an apply request: otherwise a port applied without `protocol`
+/// would not match the live port, defaulted to `TCP`, and the list would gain a copy.
+pub fn default_list_keys(obj: &mut Value) {
+    match obj {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                if k == "ports"
+                    && let Value::Array(ports) = v
+                {
+                    for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        if port.contains_key("containerPort") || port.contains_key("port") {
+                            default(port, "protocol", json!("TCP"));
+                        }
+                    }
+                } else {
+                    default_list_keys(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(default_list_keys),
+        _ => {}
+    }
+}
+
 fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
     map.entry(key.to_string()).or_insert(value);
 }

@@ -752,6 +752,9 @@ impl Store {
             }
         }
         let mut applied = Store::normalize(target, body, Some(name))?;
+        if !target.rt.is_custom() {
+            crate::builtin::default_list_keys(&mut applied);
+        }
         let schema = target.schema();
         let mut warnings = Vec::new();
         if target.rt.is_custom() {

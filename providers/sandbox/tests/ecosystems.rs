@@ -818,11 +818,18 @@ async fn kubeedge_kyverno_flagger_and_flux_report_status() {
     assert_eq!(initialized["status"]["lastPromotedSpec"], first);
     // A new revision of the pod template runs the analysis: the weight steps up, then the
     // canary is promoted.
-    let podinfo = |image: &str| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "podinfo"},
-        "spec": {"selector": {"matchLabels": {"app": "podinfo"}}, "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "podinfo", "image": image}]}}}});
-    deployments.patch("podinfo", &apply(), &Patch::Apply(podinfo("podinfo:7"))).await.unwrap();
+    let podinfo = |image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "podinfo"},
+        "spec": {"selector": {"matchLabels": {"app": "podinfo"}}, "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "podinfo", "image": image}]}}}})
+    };
+    deployments
+        .patch("podinfo", &apply(), &Patch::Apply(podinfo("podinfo:7")))
+        .await
+        .unwrap();
     let stepping = wait_for(&canaries, "podinfo", "a weight step", |o| {
-        o.is_some_and(|o| o["status"]["phase"] == "Progressing" && o["status"]["canaryWeight"] == 20)
+        o.is_some_and(|o| {
+            o["status"]["phase"] == "Progressing" && o["status"]["canaryWeight"] == 20
+        })
     })
     .await
     .unwrap();
@@ -837,11 +844,17 @@ async fn kubeedge_kyverno_flagger_and_flux_report_status() {
     assert_eq!(done["status"]["canaryWeight"], 0);
     assert_eq!(condition(Some(&done), "Promoted").as_deref(), Some("True"));
     // With the analysis failing, checks accumulate to the threshold and the canary fails.
-    sb.cluster("edge").unwrap().faults.set(flotilla_sandbox::FaultConfig {
-        canary_analysis_fail: true,
-        ..Default::default()
-    });
-    deployments.patch("podinfo", &apply(), &Patch::Apply(podinfo("podinfo:8"))).await.unwrap();
+    sb.cluster("edge")
+        .unwrap()
+        .faults
+        .set(flotilla_sandbox::FaultConfig {
+            canary_analysis_fail: true,
+            ..Default::default()
+        });
+    deployments
+        .patch("podinfo", &apply(), &Patch::Apply(podinfo("podinfo:8")))
+        .await
+        .unwrap();
     let failed = wait_for(&canaries, "podinfo", "Failed", |o| {
         o.is_some_and(|o| o["status"]["phase"] == "Failed")
     })
@@ -850,10 +863,16 @@ async fn kubeedge_kyverno_flagger_and_flux_report_status() {
     assert_eq!(failed["status"]["failedChecks"], 5);
     assert_eq!(failed["status"]["canaryWeight"], 0);
     assert_eq!(failed["status"]["lastPromotedSpec"], second);
-    assert_eq!(condition(Some(&failed), "Promoted").as_deref(), Some("False"));
+    assert_eq!(
+        condition(Some(&failed), "Promoted").as_deref(),
+        Some("False")
+    );
     // Reverting to the promoted revision succeeds without an analysis.
     sb.cluster("edge").unwrap().faults.set(Default::default());
-    deployments.patch("podinfo", &apply(), &Patch::Apply(podinfo("podinfo:7"))).await.unwrap();
+    deployments
+        .patch("podinfo", &apply(), &Patch::Apply(podinfo("podinfo:7")))
+        .await
+        .unwrap();
     let reverted = wait_for(&canaries, "podinfo", "the revert", |o| {
         o.is_some_and(|o| o["status"]["phase"] == "Succeeded")
     })
@@ -1151,7 +1170,8 @@ async fn deployments_roll_out_through_replica_sets() {
     let body = |image: &str| {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}})
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image,
+                    "ports": [{"name": "http", "containerPort": 8080}]}]}}}})
     };
     let rolled = |generation: i64| {
         move |o: Option<&Value>| {
@@ -1188,7 +1208,15 @@ async fn deployments_roll_out_through_replica_sets() {
 
     // A new pod template: a second ReplicaSet (revision 2), the first scaled to zero.
     put(&deployments, body("nginx:1.28")).await;
-    wait_for(&deployments, "web", "the second rollout", rolled(2)).await;
+    let second = wait_for(&deployments, "web", "the second rollout", rolled(2))
+        .await
+        .unwrap();
+    // The port applied without `protocol` is the live port defaulted to TCP, not a second
+    // one (the applied configuration is defaulted before it is merged).
+    assert_eq!(
+        second["spec"]["template"]["spec"]["containers"][0]["ports"],
+        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
+    );
     let old = wait_for(&sets, &first_name, "the old ReplicaSet scaled down", |o| {
         o.is_some_and(|o| o["spec"]["replicas"] == 0)
     })

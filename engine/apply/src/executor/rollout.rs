@@ -26,12 +26,12 @@ use flotilla_plan::{Action, Plan, mark_schema_sensitive, state_value};
 use flotilla_provider::{ApplyRequest, Health, ObserveRequest, PlanRequest};
 use flotilla_state::rollout::{now, seconds_since};
 use flotilla_state::{
-    JournalEntry, MemberPhase, MemberRecord, ResourceInstanceState, RolloutRecord,
-    RolloutStatus, WaveRecord,
+    JournalEntry, MemberPhase, MemberRecord, ResourceInstanceState, RolloutRecord, RolloutStatus,
+    WaveRecord,
 };
 use flotilla_syntax::Diagnostic;
 
-use super::{ApplyEvent, Applier, lock};
+use super::{Applier, ApplyEvent, lock};
 use flotilla_plan::eval::WalkCtx;
 
 /// A gate operation of the execution graph (indexes into the plan's rollouts and waves,
@@ -141,7 +141,9 @@ fn wave_records(r: &RolloutPlan, old: Option<&RolloutRecord>) -> Vec<WaveRecord>
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let kept = old.and_then(|o| o.waves.get(i)).filter(|o| o.name == w.name);
+            let kept = old
+                .and_then(|o| o.waves.get(i))
+                .filter(|o| o.name == w.name);
             WaveRecord {
                 name: w.name.clone(),
                 members: w.members.iter().map(|m| m.name.clone()).collect(),
@@ -250,7 +252,10 @@ impl Applier {
                     rec.wave = run.plan.waves.len();
                 }
                 self.save(run);
-                self.say(run, "rollout complete: every member runs the revision".into());
+                self.say(
+                    run,
+                    "rollout complete: every member runs the revision".into(),
+                );
                 true
             }
         }
@@ -341,7 +346,10 @@ impl Applier {
                     .map(|a| (a.clone(), state.resources.get(a).cloned()))
                     .collect()
             };
-            let baseline = self.observe(ctx, run, &member, None).await.map(|o| o.baseline);
+            let baseline = self
+                .observe(ctx, run, &member, None)
+                .await
+                .map(|o| o.baseline);
             let mut rec = lock(&run.record);
             let target = rec.revision.clone();
             let m = rec.members.entry(member.clone()).or_default();
@@ -533,8 +541,7 @@ impl Applier {
                 if ctx.stop.load(Ordering::SeqCst) || run.halted.load(Ordering::SeqCst) {
                     return false;
                 }
-                tokio::time::sleep(Duration::from_millis(50).min(until - Instant::now()))
-                    .await;
+                tokio::time::sleep(Duration::from_millis(50).min(until - Instant::now())).await;
             }
         }
         if let Some(x) = lock(&run.record).waves.get_mut(w) {
@@ -618,9 +625,11 @@ impl Applier {
                         && !m.previous.is_empty()
                 })
                 .map(|(name, m)| {
-                    let j = run.plan.waves.get(m.wave).and_then(|w| {
-                        w.members.iter().position(|x| x.name == *name)
-                    });
+                    let j = run
+                        .plan
+                        .waves
+                        .get(m.wave)
+                        .and_then(|w| w.members.iter().position(|x| x.name == *name));
                     (m.wave, j.unwrap_or(0), name.clone())
                 })
                 .collect()

@@ -344,8 +344,12 @@ fn flagger_step(local: &Local<'_>, canary: &Value, fail: bool) -> Option<Value> 
     let old = &canary["status"];
     let text = |k: &str| old[k].as_str().unwrap_or("").to_string();
     let num = |k: &str| old[k].as_i64().unwrap_or(0);
-    let (mut phase, mut weight, mut checks, mut iterations) =
-        (text("phase"), num("canaryWeight"), num("failedChecks"), num("iterations"));
+    let (mut phase, mut weight, mut checks, mut iterations) = (
+        text("phase"),
+        num("canaryWeight"),
+        num("failedChecks"),
+        num("iterations"),
+    );
     let (mut applied, mut promoted) = (text("lastAppliedSpec"), text("lastPromotedSpec"));
     let hash = if target["kind"] == "Deployment" {
         local

@@ -1,0 +1,376 @@
+//! End-to-end: fleet rollouts in waves with the real `flotilla` binary against four sandbox
+//! clusters (examples/fleet-rollout): the plan shows every wave, the apply moves the canary
+//! cluster first and then the rest two at a time, a member whose canary analysis fails rolls
+//! every touched member back (checked in each cluster), an apply killed during wave 2
+//! resumes at wave 2, and an approval gate stops the apply until `flotilla rollout approve`.
+
+#[path = "support/schema.rs"]
+mod schema;
+mod support;
+
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
+use support::Work;
+use support::clusters::{client, example, with_cluster};
+
+const MEMBERS: [&str; 4] = ["bj-1", "gz-1", "sh-1", "sh-2"];
+
+/// The image of the checkout Deployment in a member.
+async fn image(client: kube::Client) -> Option<String> {
+    let resource = ApiResource {
+        group: "apps".into(),
+        version: "v1".into(),
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        plural: "deployments".into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client, "shop", &resource);
+    api.get_opt("checkout").await.expect("get").map(|d| {
+        let d = serde_json::to_value(d).expect("json");
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    })
+}
+
+/// The image of the checkout Deployment in each member (`None` where it does not exist),
+/// from the scratch directory's sandbox started in this process.
+fn images(w: &Work) -> Vec<(String, Option<String>)> {
+    MEMBERS
+        .iter()
+        .map(|m| (m.to_string(), with_cluster(w, m, image)))
+        .collect()
+}
+
+/// The same from the sandbox `flotilla sandbox up` serves.
+fn served_images(w: &Work) -> Vec<(String, Option<String>)> {
+    let kubeconfig = std::fs::read_to_string(w.path(".flotilla/sandbox/kubeconfig")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    MEMBERS
+        .iter()
+        .map(|m| {
+            let found = rt.block_on(async { image(client(&kubeconfig, m).await).await });
+            (m.to_string(), found)
+        })
+        .collect()
+}
+
+/// The four clusters served by `flotilla sandbox up` until dropped (so killing an apply
+/// does not take the clusters with it).
+struct Served<'a>(&'a Work);
+
+impl<'a> Served<'a> {
+    fn up(w: &'a Work) -> Served<'a> {
+        let mut args = vec!["sandbox", "up"];
+        for m in MEMBERS {
+            args.extend(["--name", m]);
+        }
+        w.run(&args).expect(0);
+        Served(w)
+    }
+}
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["sandbox", "down"]);
+    }
+}
+
+fn everywhere(version: &str) -> Vec<(String, Option<String>)> {
+    MEMBERS
+        .iter()
+        .map(|m| {
+            (
+                m.to_string(),
+                Some(format!("ghcr.io/acme/checkout:{version}")),
+            )
+        })
+        .collect()
+}
+
+/// The example with 1.4.0 on every member.
+fn installed() -> Work {
+    let w = fresh();
+    install(&w);
+    assert_eq!(images(&w), everywhere("1.4.0"));
+    w
+}
+
+fn fresh() -> Work {
+    let (w, readme) = example("fleet-rollout");
+    assert!(
+        readme.contains(
+            "cargo run -q -p flotilla-cli -- -chdir=examples/fleet-rollout apply -auto-approve"
+        ),
+        "the README gives the command"
+    );
+    w
+}
+
+fn install(w: &Work) {
+    let out = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(out.stdout.contains("Apply complete!"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("rollout.checkout: rollout complete: every member runs the revision"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Index of the first stdout line containing `text`.
+fn line_of(out: &str, text: &str) -> usize {
+    out.lines()
+        .position(|l| l.contains(text))
+        .unwrap_or_else(|| panic!("no line with {text:?} in:\n{out}"))
+}
+
+/// The most members of `wave` rolling out at once, from the progress lines.
+fn most_at_once(out: &str) -> usize {
+    let (mut now, mut most) = (0usize, 0usize);
+    for l in out.lines().filter(|l| l.starts_with("rollout.checkout: ")) {
+        if l.ends_with(": rolling out") {
+            now += 1;
+            most = most.max(now);
+        } else if l.contains(": healthy at the new revision") || l.contains(": failed: ") {
+            now = now.saturating_sub(1);
+        }
+    }
+    most
+}
+
+#[test]
+fn the_plan_shows_every_wave_and_a_failed_canary_rolls_every_touched_member_back() {
+    let w = installed();
+    let v15 = ["-var", "checkout_version=1.5.0"];
+
+    // The plan shows both waves, what changes on each member, and the exposure.
+    let plan = w
+        .run(&[&["plan", "-out", "tfplan"][..], &v15].concat())
+        .expect(0);
+    for text in [
+        "Rollout rollout.checkout: ghcr.io/acme/checkout:1.5.0 in 2 waves; on a failure beyond 0 failed members: roll back every touched member",
+        "wave 1 \"canary\": all at once, gate: kube_manifest.canary healthy at the revision applied, soak 2s",
+        "bj-1  1 to change (kube_manifest.deployment)",
+        "after wave 1: 1 of 4 members (25% of the fleet), 2 replicas",
+        "wave 2 \"rest\": 2 at a time (max_concurrency 2)",
+        "gz-1  1 to change (kube_manifest.deployment)",
+        "after wave 2: 4 of 4 members (100% of the fleet), 8 replicas",
+    ] {
+        assert!(plan.stdout.contains(text), "{text:?} in:\n{}", plan.stdout);
+    }
+    assert!(line_of(&plan.stdout, "wave 1 \"canary\"") < line_of(&plan.stdout, "wave 2 \"rest\""));
+    // The JSON plan and the markdown preview carry the same waves.
+    let json: serde_json::Value =
+        serde_json::from_str(&w.run(&["show", "-json", "tfplan"]).expect(0).stdout).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../docs/schemas/plan.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema::check(&schema, &json), Vec::<String>::new());
+    let waves = &json["rollouts"][0]["waves"];
+    assert_eq!(waves[0]["members"][0]["name"], "bj-1");
+    assert_eq!(waves[1]["max_concurrency"], 2);
+    let rest: Vec<&str> = waves[1]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, ["gz-1", "sh-1", "sh-2"]);
+    assert_eq!(waves[1]["exposure"]["members"], 4);
+    let md = w
+        .run(&["show", "-format", "markdown", "tfplan"])
+        .expect(0)
+        .stdout;
+    assert!(
+        md.contains("#### Rollout `rollout.checkout`: ghcr.io/acme/checkout:1.5.0 in 2 waves"),
+        "{md}"
+    );
+    assert!(md.contains("| 2 rest |"), "{md}");
+
+    // gz-1 fails its analysis: the apply fails naming it, and every member that got 1.5.0
+    // is back on 1.4.0.
+    w.run(&["sandbox", "fault", "gz-1", "canary_analysis=fail"])
+        .expect(0);
+    let failed = w.run(&["apply", "tfplan"]).expect(1);
+    let out = &failed.stdout;
+    assert!(
+        line_of(out, "bj-1: healthy at the new revision") < line_of(out, "gz-1: rolling out"),
+        "bj-1 first:\n{out}"
+    );
+    assert!(most_at_once(out) <= 2, "two at a time:\n{out}");
+    assert!(
+        out.contains("gz-1: failed: canary analysis failed"),
+        "{out}"
+    );
+    let err = failed
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        err.contains("rollout.checkout failed and was rolled back") && err.contains("gz-1 failed"),
+        "{err}"
+    );
+    assert!(line_of(out, "gz-1: back on its previous revision") > 0);
+    assert!(line_of(out, "bj-1: back on its previous revision") > line_of(out, "gz-1: back on"));
+    assert_eq!(images(&w), everywhere("1.4.0"));
+    let status = w.run(&["rollout", "status", "checkout"]).expect(0).stdout;
+    assert!(status.contains("rolled back"), "{status}");
+    assert!(status.contains("gz-1  reverted"), "{status}");
+    // Held: the same revision does not move again until resumed.
+    let held = w
+        .run(&[&["apply", "-auto-approve"][..], &v15].concat())
+        .expect(1);
+    assert!(
+        held.stdout.contains("held: this revision was rolled back"),
+        "{}",
+        held.stdout
+    );
+    assert_eq!(images(&w), everywhere("1.4.0"));
+
+    // With the fault gone and the rollout resumed, 1.5.0 reaches every member.
+    w.run(&["sandbox", "fault", "gz-1", "--clear"]).expect(0);
+    let resumed = w.run(&["rollout", "resume", "checkout"]).expect(0);
+    assert!(resumed.stdout.contains("from wave 1"), "{}", resumed.stdout);
+    let done = w
+        .run(&[&["apply", "-auto-approve"][..], &v15].concat())
+        .expect(0);
+    assert!(done.stdout.contains("rollout complete"), "{}", done.stdout);
+    assert_eq!(images(&w), everywhere("1.5.0"));
+    let json: serde_json::Value =
+        serde_json::from_str(&w.run(&["rollout", "status", "-json"]).expect(0).stdout).unwrap();
+    assert_eq!(json["rollouts"][0]["status"], "completed");
+    assert!(
+        !json.to_string().contains("previous\":{"),
+        "status JSON leaves out the recorded objects"
+    );
+}
+
+#[test]
+fn an_apply_killed_during_wave_two_resumes_at_wave_two() {
+    let w = fresh();
+    let _served = Served::up(&w);
+    install(&w);
+    assert_eq!(served_images(&w), everywhere("1.4.0"));
+    let v15 = ["-var", "checkout_version=1.5.0"];
+    let mut running = w.spawn_until(
+        &[&["apply", "-auto-approve"][..], &v15].concat(),
+        "rollout.checkout: gz-1: rolling out",
+    );
+    running.child.kill().expect("kill -9");
+    let _ = running.child.wait();
+    let again = w
+        .run(&[&["apply", "-auto-approve"][..], &v15].concat())
+        .expect(0);
+    let out = &again.stdout;
+    assert!(
+        !out.contains("wave 1 of 2"),
+        "wave 1 is not run again:\n{out}"
+    );
+    assert!(!out.contains("bj-1: rolling out"), "{out}");
+    assert!(out.contains("wave 2 of 2 \"rest\""), "{out}");
+    assert!(out.contains("rollout complete"), "{out}");
+    assert!(out.contains("bj-1  no changes"), "{out}");
+    assert_eq!(served_images(&w), everywhere("1.5.0"));
+    let status = w.run(&["rollout", "status"]).expect(0).stdout;
+    assert!(status.contains("completed"), "{status}");
+}
+
+#[test]
+fn an_approval_gate_stops_the_apply_and_rollout_approve_continues_it() {
+    let w = installed();
+    let args = [
+        "apply",
+        "-auto-approve",
+        "-var",
+        "checkout_version=1.5.0",
+        "-var",
+        "approve_rest=true",
+    ];
+    let stopped = w.run(&args).expect(4);
+    assert!(
+        stopped
+            .stdout
+            .contains("Apply stopped at an approval gate.")
+            && stopped.stdout.contains("flotilla rollout approve checkout"),
+        "{}",
+        stopped.stdout
+    );
+    let mut halfway = everywhere("1.4.0");
+    halfway[0].1 = Some("ghcr.io/acme/checkout:1.5.0".into());
+    assert_eq!(images(&w), halfway, "only the canary wave moved");
+    let status = w.run(&["rollout", "status", "checkout"]).expect(0).stdout;
+    assert!(
+        status.contains("waiting for approval at wave 2 of 2"),
+        "{status}"
+    );
+    // The plan says the wave needs approval.
+    let plan = w.run(&[
+        "plan",
+        "-var",
+        "checkout_version=1.5.0",
+        "-var",
+        "approve_rest=true",
+    ]);
+    assert!(plan.stdout.contains("needs approval"), "{}", plan.stdout);
+
+    let approved = w
+        .run_with(&[("USER", "alice")], &["rollout", "approve", "checkout"])
+        .expect(0);
+    assert!(
+        approved
+            .stdout
+            .contains("Approved wave 2 \"rest\" of rollout.checkout as alice"),
+        "{}",
+        approved.stdout
+    );
+    let done = w.run(&args).expect(0);
+    assert!(
+        !done.stdout.contains("bj-1: rolling out"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("rollout complete"), "{}", done.stdout);
+    assert_eq!(images(&w), everywhere("1.5.0"));
+    let status = w.run(&["rollout", "status", "checkout"]).expect(0).stdout;
+    assert!(status.contains("approved by alice"), "{status}");
+    // Nothing waits any more.
+    let again = w.run(&["rollout", "approve", "checkout"]).expect(1);
+    assert!(
+        again.stderr.contains("checkout is completed"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn waves_that_leave_members_out_are_a_plan_error_with_the_place() {
+    let (w, _) = example("fleet-rollout");
+    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &main.replace(
+            "{ name = \"rest\", max_concurrency = 2, soak = \"2s\", approval = var.approve_rest },",
+            "{ name = \"east\", selector = { region = \"cn-east\" } },",
+        ),
+    );
+    let out = w.run(&["plan"]).expect(1);
+    let err = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        err.contains("invalid rollout waves in rollout.checkout")
+            && err.contains("members in no wave: gz-1")
+            && err.contains("end `waves` with one that sets neither `selector` nor `members`"),
+        "{err}"
+    );
+    assert!(err.contains("main.hcl"), "names the file: {err}");
+}
