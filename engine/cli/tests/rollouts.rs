@@ -374,3 +374,89 @@ fn waves_that_leave_members_out_are_a_plan_error_with_the_place() {
     );
     assert!(err.contains("main.hcl"), "names the file: {err}");
 }
+
+#[test]
+fn a_failure_within_the_budget_is_a_warning_and_pause_holds_until_resumed() {
+    let w = fresh();
+    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &main
+            .replace(
+                "approval = var.approve_rest },",
+                "approval = var.approve_rest, max_failures = 1 },",
+            )
+            .replace(
+                "on_failure        = \"rollback\"",
+                "on_failure        = \"pause\"\n  max_failures      = 1",
+            ),
+    );
+    install(&w);
+    // One failed member is within both budgets: a warning, and the rollout goes on.
+    w.run(&["sandbox", "fault", "gz-1", "canary_analysis=fail"])
+        .expect(0);
+    let within = w
+        .run(&["apply", "-auto-approve", "-var", "checkout_version=1.5.0"])
+        .expect(0);
+    let err = within
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        err.contains("rollout.checkout: member gz-1 failed")
+            && err.contains("within the failure budget"),
+        "{err}"
+    );
+    assert!(
+        within.stdout.contains("sh-2: healthy at the new revision"),
+        "{}",
+        within.stdout
+    );
+    let status = w.run(&["rollout", "status", "checkout"]).expect(0).stdout;
+    assert!(
+        status.contains("completed") && status.contains("gz-1  failed"),
+        "{status}"
+    );
+
+    // Two failures are beyond the budget: paused, held until resumed.
+    w.run(&["sandbox", "fault", "sh-1", "canary_analysis=fail"])
+        .expect(0);
+    let v16 = ["apply", "-auto-approve", "-var", "checkout_version=1.6.0"];
+    let paused = w.run(&v16).expect(1);
+    let err = paused
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        err.contains("rollout.checkout failed and is paused"),
+        "{err}"
+    );
+    assert!(
+        !paused.stdout.contains("sh-2: rolling out"),
+        "nothing new starts: {}",
+        paused.stdout
+    );
+    let status = w.run(&["rollout", "status", "checkout"]).expect(0).stdout;
+    assert!(status.contains("paused"), "{status}");
+    let held = w.run(&v16).expect(1);
+    let err = held.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        err.contains("rollout.checkout does not move") && err.contains("paused"),
+        "{err}"
+    );
+    w.run(&["rollout", "resume", "checkout"]).expect(0);
+    let resumed = w.run(&v16).expect(0);
+    assert!(
+        resumed.stdout.contains("sh-2: rolling out"),
+        "{}",
+        resumed.stdout
+    );
+    assert!(
+        !resumed.stdout.contains("bj-1: rolling out"),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(images(&w), everywhere("1.6.0"));
+}

@@ -503,6 +503,254 @@ fn duration_ms(s: &str, what: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flotilla_state::{MemberRecord, WaveRecord};
+
+    fn wave(name: &str, selected: Option<&[&str]>, extra: serde_json::Value) -> serde_json::Value {
+        let mut w = serde_json::json!({
+            "name": name,
+            "selected": selected.map(|s| s.to_vec()),
+            "names": [],
+            "max_concurrency": "100%",
+            "soak": "0s",
+            "approval": false,
+            "max_failures": 0,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            w[k] = v.clone();
+        }
+        w
+    }
+
+    /// A planned `builtin_rollout` in `rollout.checkout` over members a, b, c, d, and an
+    /// update of member `b`'s Deployment.
+    fn changes(waves: Vec<serde_json::Value>) -> Vec<ResourceChange> {
+        let spec = serde_json::json!({
+            "name": "checkout",
+            "revision": {"image": "app:2"},
+            "label": "app:2",
+            "members": ["a", "b", "c", "d"],
+            "waves": waves,
+            "max_failures": 0,
+            "on_failure": "rollback",
+            "progress_deadline": "1m",
+            "manages": ["kube_manifest.deployment"],
+            "gate": "kube_manifest.deployment",
+            "replicas": {"a": 1, "b": 2, "c": 3, "d": 4},
+            "fleet_size": 8,
+        });
+        let change = |addr: &str, action: Action, after: serde_json::Value| ResourceChange {
+            addr: addr.parse().unwrap(),
+            prev_addr: None,
+            provider: "provider.builtin".parse().unwrap(),
+            action,
+            before: None,
+            after: Some(Value::from_json(&after)),
+            replace_reasons: Vec::new(),
+            reason: None,
+            dependencies: Vec::new(),
+            create_before_destroy: false,
+            importing: None,
+            notes: Vec::new(),
+        };
+        vec![
+            change(
+                "rollout.checkout.builtin_rollout.this",
+                Action::Update,
+                spec,
+            ),
+            change(
+                "rollout.checkout.kube_manifest.deployment[\"b\"]",
+                Action::Update,
+                serde_json::json!({}),
+            ),
+            change(
+                "rollout.checkout.kube_manifest.deployment[\"c\"]",
+                Action::NoOp,
+                serde_json::json!({}),
+            ),
+        ]
+    }
+
+    fn planned(waves: Vec<serde_json::Value>, prior: &State) -> Result<RolloutPlan, String> {
+        let (mut r, d) = plan_rollouts(&changes(waves), prior, |_| None);
+        match d.first() {
+            Some(d) => Err(format!(
+                "{} | {}",
+                d.detail.clone().unwrap_or_default(),
+                d.help.clone().unwrap_or_default()
+            )),
+            None => Ok(r.remove(0)),
+        }
+    }
+
+    #[test]
+    fn waves_resolve_the_rest_and_carry_each_members_changes_and_exposure() {
+        let r = planned(
+            vec![
+                wave("canary", Some(&["b"]), serde_json::json!({"soak": "2s"})),
+                wave("rest", None, serde_json::json!({"max_concurrency": "50%"})),
+            ],
+            &State::new(),
+        )
+        .unwrap();
+        let names: Vec<Vec<&str>> = r
+            .waves
+            .iter()
+            .map(|w| w.members.iter().map(|m| m.name.as_str()).collect())
+            .collect();
+        assert_eq!(names, [vec!["b"], vec!["a", "c", "d"]]);
+        assert_eq!(r.waves[0].soak_ms, 2000);
+        assert_eq!(r.waves[1].max_concurrency, 2, "50% of 3, rounded up");
+        assert_eq!(r.waves[0].members[0].changes.len(), 1);
+        assert!(
+            r.waves[1].members.iter().all(|m| !m.moves()),
+            "only b changes"
+        );
+        assert!(r.moves());
+        let e = r.exposure();
+        assert_eq!((e[0].members, e[0].replicas), (1, 2));
+        assert_eq!((e[1].members, e[1].replicas), (4, 10));
+        assert!((e[0].share - 0.125).abs() < 1e-9, "of the whole fleet of 8");
+        assert_eq!(r.on_failure, OnFailure::Rollback);
+        assert_eq!(r.progress_deadline_ms, 60_000);
+    }
+
+    #[test]
+    fn the_traps_are_errors_that_say_what_to_do() {
+        let none = State::new();
+        let err = planned(
+            vec![wave("one", Some(&["a", "b"]), serde_json::json!({}))],
+            &none,
+        )
+        .unwrap_err();
+        assert!(err.contains("members in no wave: c, d"), "{err}");
+        assert!(err.contains("takes the rest"), "{err}");
+        let err = planned(
+            vec![
+                wave("one", Some(&["a", "b"]), serde_json::json!({})),
+                wave("two", Some(&["b", "c", "d"]), serde_json::json!({})),
+            ],
+            &none,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("member b is in two waves: \"one\" and \"two\""),
+            "{err}"
+        );
+        let err = planned(
+            vec![
+                wave("empty", Some(&[]), serde_json::json!({})),
+                wave("rest", None, serde_json::json!({})),
+            ],
+            &none,
+        )
+        .unwrap_err();
+        assert!(err.contains("wave \"empty\" selects no member"), "{err}");
+        let err = planned(
+            vec![wave("x", None, serde_json::json!({"names": ["zz"]}))],
+            &none,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("names members the rollout does not have: zz"),
+            "{err}"
+        );
+        let err = planned(
+            vec![wave(
+                "x",
+                None,
+                serde_json::json!({"max_concurrency": "0%"}),
+            )],
+            &none,
+        )
+        .unwrap_err();
+        assert!(err.contains("above 0%"), "{err}");
+        let err = planned(vec![], &none).unwrap_err();
+        assert!(err.contains("no waves"), "{err}");
+    }
+
+    #[test]
+    fn a_recorded_rollout_of_the_revision_resumes_or_holds() {
+        let waves = || {
+            vec![
+                wave("canary", Some(&["b"]), serde_json::json!({})),
+                wave("rest", None, serde_json::json!({"approval": true})),
+            ]
+        };
+        let fresh = planned(waves(), &State::new()).unwrap();
+        let mut prior = State::new();
+        let mut record = RolloutRecord {
+            name: "checkout".into(),
+            revision: fresh.revision.clone(),
+            status: RolloutStatus::WaitingApproval,
+            wave: 1,
+            waves: vec![
+                WaveRecord {
+                    name: "canary".into(),
+                    done: true,
+                    ..Default::default()
+                },
+                WaveRecord {
+                    name: "rest".into(),
+                    needs_approval: true,
+                    approval: Some(flotilla_state::Approval {
+                        by: "alice".into(),
+                        at: "2026-12-01T00:00:00Z".into(),
+                    }),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        record.members.insert(
+            "c".into(),
+            MemberRecord {
+                wave: 1,
+                phase: MemberPhase::Progressing,
+                ..Default::default()
+            },
+        );
+        prior
+            .rollouts
+            .insert("rollout.checkout".into(), record.clone());
+        let resumed = planned(waves(), &prior).unwrap();
+        assert!(resumed.waves[0].done);
+        assert_eq!(
+            resumed.waves[1].approved.as_deref(),
+            Some("alice at 2026-12-01T00:00:00Z")
+        );
+        let c = &resumed.waves[1].members[1];
+        assert_eq!(c.name, "c");
+        assert!(c.gate_pending && c.moves(), "c's gate never passed");
+        assert!(resumed.held.is_none() && resumed.supersedes.is_none());
+
+        record.status = RolloutStatus::RolledBack;
+        record.message = "c failed".into();
+        prior
+            .rollouts
+            .insert("rollout.checkout".into(), record.clone());
+        let held = planned(waves(), &prior).unwrap();
+        assert!(
+            held.held
+                .as_deref()
+                .unwrap()
+                .contains("rolled back (c failed)")
+        );
+
+        record.revision = "another".into();
+        record.label = "app:1".into();
+        record.status = RolloutStatus::Progressing;
+        prior.rollouts.insert("rollout.checkout".into(), record);
+        let superseding = planned(waves(), &prior).unwrap();
+        assert_eq!(
+            superseding.supersedes.as_deref(),
+            Some("app:1 (stopped in wave 2 of 2, progressing)")
+        );
+        assert!(
+            !superseding.waves[0].done,
+            "a new revision starts from wave 1"
+        );
+    }
 
     #[test]
     fn concurrency_rounds_percentages_up_and_refuses_zero() {

@@ -58,7 +58,7 @@ fn on_failure(r: &RolloutPlan) -> &'static str {
 }
 
 fn duration(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
