@@ -340,6 +340,26 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
     }
 }
 
+/// The provider's final plan of a change at apply time, marked by its schema.
+async fn final_plan(
+    provider: &dyn Provider,
+    type_name: &str,
+    prior: Option<&Value>,
+    proposed: &Value,
+    schema: &flotilla_provider::BlockSchema,
+) -> Result<Value, flotilla_provider::ProviderError> {
+    let fin = provider
+        .plan_change(PlanRequest {
+            type_name,
+            prior,
+            proposed,
+            dependencies_pending: false,
+            applying: true,
+        })
+        .await?;
+    Ok(mark_schema_sensitive(fin.planned, schema))
+}
+
 /// Whether every value known in `planned` is the same in `fin`.
 fn conforms(planned: &Value, fin: &Value) -> Option<AttrPath> {
     diff_paths(planned, fin)
@@ -553,17 +573,9 @@ impl Applier {
         if let Some(p) = &prior {
             proposed = ignore_changes(&r.lifecycle.ignore_changes, schema, p, proposed);
         }
-        let fin = provider
-            .plan_change(PlanRequest {
-                type_name,
-                prior: prior.as_ref(),
-                proposed: &proposed,
-                dependencies_pending: false,
-                applying: true,
-            })
+        let fin = final_plan(provider, type_name, prior.as_ref(), &proposed, schema)
             .await
             .map_err(|e| fail("plan", e))?;
-        let fin = mark_schema_sensitive(fin.planned, schema);
         if let Some(planned) = &change.after
             && let Some(path) = conforms(planned, &fin)
         {
@@ -679,7 +691,7 @@ impl ResourceHandler for Applier {
         }
         let (sets, ok) = ctx.expand_instances(path, module, r);
         for set in sets {
-            let value = self.aggregate(&set, r);
+            let value = self.aggregate(&set, r, true);
             ctx.set_resource(&set.inst, &r.addr, value);
         }
         ok
@@ -896,28 +908,8 @@ impl Applier {
             return;
         };
         for set in &opened.sets {
-            let abs = AbsResourceAddr {
-                module: set.inst.clone(),
-                resource: r.addr.clone(),
-            };
-            let mut values = BTreeMap::new();
-            {
-                let applied = lock(&self.applied);
-                let state = lock(&self.state);
-                for key in set.expansion.keys() {
-                    let addr = abs.instance(key.clone());
-                    let v = match applied.get(&addr) {
-                        Some(v) => v.clone(),
-                        None => state
-                            .resources
-                            .get(&addr)
-                            .map(state_value)
-                            .unwrap_or(Value::Unknown),
-                    };
-                    values.insert(key, v);
-                }
-            }
-            ctx.set_resource(&set.inst, &r.addr, set.expansion.aggregate(values));
+            let value = self.aggregate(set, r, false);
+            ctx.set_resource(&set.inst, &r.addr, value);
         }
     }
 
@@ -959,15 +951,16 @@ impl Applier {
             return true;
         };
         for set in &opened.sets {
-            let value = self.aggregate(set, r);
+            let value = self.aggregate(set, r, true);
             ctx.set_resource(&set.inst, &r.addr, value);
         }
         true
     }
 
     /// A resource's value in one module instance: applied instances as applied, the rest
-    /// as recorded (unknown when neither, e.g. an instance whose apply failed).
-    fn aggregate(&self, set: &flotilla_plan::eval::InstanceSet, r: &Resource) -> Value {
+    /// as recorded (unknown when neither, e.g. an instance whose apply failed). `take`
+    /// consumes the applied values (the resource's final value).
+    fn aggregate(&self, set: &flotilla_plan::eval::InstanceSet, r: &Resource, take: bool) -> Value {
         let abs = AbsResourceAddr {
             module: set.inst.clone(),
             resource: r.addr.clone(),
@@ -977,7 +970,12 @@ impl Applier {
         let state = lock(&self.state);
         for key in set.expansion.keys() {
             let addr = abs.instance(key.clone());
-            let v = match applied.remove(&addr) {
+            let found = if take {
+                applied.remove(&addr)
+            } else {
+                applied.get(&addr).cloned()
+            };
+            let v = match found {
                 Some(v) => v,
                 None => state
                     .resources

@@ -100,23 +100,31 @@ fn gate(r: &RolloutPlan) -> String {
     }
 }
 
+/// The rollouts a plan's waves section shows: those that move, or that are held.
+fn shown(plan: &Plan) -> impl Iterator<Item = &RolloutPlan> {
+    plan.rollouts
+        .iter()
+        .filter(|r| r.moves() || r.held.is_some())
+}
+
+/// A revision's readable name.
+fn label(r: &RolloutPlan) -> &str {
+    if r.label.is_empty() {
+        &r.revision
+    } else {
+        &r.label
+    }
+}
+
 /// The waves section as text (empty when the plan has no rollout that moves).
 pub fn waves_text(plan: &Plan) -> String {
     let mut out = String::new();
-    for r in plan
-        .rollouts
-        .iter()
-        .filter(|r| r.moves() || r.held.is_some())
-    {
+    for r in shown(plan) {
         let _ = writeln!(
             out,
             "Rollout {}: {} in {} wave{}; on a failure beyond {} failed member{}: {}",
             r.key,
-            if r.label.is_empty() {
-                &r.revision
-            } else {
-                &r.label
-            },
+            label(r),
             r.waves.len(),
             if r.waves.len() == 1 { "" } else { "s" },
             r.max_failures,
@@ -205,20 +213,12 @@ pub fn waves_json(plan: &Plan) -> Json {
 /// The waves section as markdown: one table per rollout.
 pub fn waves_markdown(plan: &Plan) -> String {
     let mut out = String::new();
-    for r in plan
-        .rollouts
-        .iter()
-        .filter(|r| r.moves() || r.held.is_some())
-    {
+    for r in shown(plan) {
         let _ = writeln!(
             out,
             "#### Rollout `{}`: {} in {} waves\n",
             r.key,
-            if r.label.is_empty() {
-                &r.revision
-            } else {
-                &r.label
-            },
+            label(r),
             r.waves.len()
         );
         if let Some(held) = &r.held {

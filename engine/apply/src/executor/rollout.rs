@@ -23,7 +23,7 @@ use flotilla_config::addr::ResourceInstanceAddr;
 use flotilla_lang::Value;
 use flotilla_plan::rollout::{OnFailure, RolloutPlan};
 use flotilla_plan::{Action, Plan, mark_schema_sensitive, state_value};
-use flotilla_provider::{ApplyRequest, Health, ObserveRequest, PlanRequest};
+use flotilla_provider::{ApplyRequest, Health, ObserveRequest};
 use flotilla_state::rollout::{now, seconds_since};
 use flotilla_state::{
     JournalEntry, MemberPhase, MemberRecord, ResourceInstanceState, RolloutRecord, RolloutStatus,
@@ -738,17 +738,10 @@ impl Applier {
                 } else {
                     Action::Create
                 };
-                let fin = provider
-                    .plan_change(PlanRequest {
-                        type_name,
-                        prior: cur.as_ref(),
-                        proposed: &wanted,
-                        dependencies_pending: false,
-                        applying: true,
-                    })
-                    .await
-                    .map_err(|e| fail("plan", e))?;
-                let fin = mark_schema_sensitive(fin.planned, &schema);
+                let fin =
+                    super::final_plan(provider.as_ref(), type_name, cur.as_ref(), &wanted, &schema)
+                        .await
+                        .map_err(|e| fail("plan", e))?;
                 self.progress.event(ApplyEvent::Started { addr, action });
                 let done = provider
                     .apply_change(ApplyRequest {
