@@ -1103,11 +1103,18 @@ fn the_quickstart_makes_a_fleet_in_one_apply() {
     let again = w.run(&["apply", "-auto-approve"]).expect(0);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
 
-    // A new image: in-place updates of the two Deployments, nothing else.
+    // A new image: in-place updates of the two Deployments and of the rollout's record of
+    // its revision, nothing else, moved in the rollout's one wave.
     let plan = w.run(&["plan", "-var", "checkout_version=1.5.0"]).expect(0);
     assert!(
         plan.stdout
-            .contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+            .contains("Plan: 0 to add, 3 to change, 0 to destroy.")
+            && plan
+                .stdout
+                .contains("# rollout.checkout.builtin_rollout.this will be updated in place")
+            && plan
+                .stdout
+                .contains("beijing   1 to change (kube_manifest.deployment)"),
         "{}",
         plan.stdout
     );

@@ -419,7 +419,14 @@ fn a_failure_within_the_budget_is_a_warning_and_pause_holds_until_resumed() {
         "{status}"
     );
 
-    // Two failures are beyond the budget: paused, held until resumed.
+    // With no failure allowed for the whole rollout, the first failure is beyond the
+    // budget: paused (the members in progress finish; none fails and passes, so none
+    // starts after them), held until resumed.
+    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &main.replace("max_failures      = 1", "max_failures      = 0"),
+    );
     w.run(&["sandbox", "fault", "sh-1", "canary_analysis=fail"])
         .expect(0);
     let v16 = ["apply", "-auto-approve", "-var", "checkout_version=1.6.0"];

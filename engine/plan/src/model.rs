@@ -218,11 +218,6 @@ impl Plan {
             .any(|c| c.is_change() && c.action != Action::Read)
             || self.outputs.iter().any(|o| o.action != Action::NoOp)
             || (self.mode == PlanMode::RefreshOnly && !self.drift.is_empty())
-            || self.rollouts.iter().any(|r| {
-                r.waves
-                    .iter()
-                    .flat_map(|w| &w.members)
-                    .any(|m| m.gate_pending)
-            })
+            || self.rollouts.iter().any(|r| r.runs())
     }
 }

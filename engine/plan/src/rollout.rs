@@ -65,6 +65,10 @@ pub struct RolloutPlan {
     pub held: Option<String>,
     /// The unfinished rollout of another revision this one replaces (its label and wave).
     pub supersedes: Option<String>,
+    /// State records an unfinished rollout of this revision (apply continues it, and
+    /// records it complete even when no member is left to move).
+    #[serde(default)]
+    pub unfinished: bool,
 }
 
 /// One wave as planned.
@@ -130,6 +134,12 @@ impl RolloutPlan {
     /// Whether this apply moves any member.
     pub fn moves(&self) -> bool {
         self.waves.iter().any(WavePlan::moves)
+    }
+
+    /// Whether apply has anything to do for it: members to move, or an unfinished record to
+    /// complete.
+    pub fn runs(&self) -> bool {
+        self.held.is_none() && (self.moves() || self.unfinished)
     }
 
     /// Exposure after each wave (members of earlier waves included).
@@ -447,6 +457,7 @@ fn rollout_from(
             .map(|(k, v)| (k.clone(), *v as i64))
             .collect(),
         fleet_size: raw.fleet_size.unwrap_or(raw.members.len() as f64) as usize,
+        unfinished: same.is_some_and(|r| !r.status.is_final()),
         held,
         supersedes,
     })

@@ -100,6 +100,7 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
                 style.bold("No changes.")
             );
         }
+        out.push_str(&crate::rollouts::waves_text(plan));
         return out;
     }
     if !changes.is_empty() {

@@ -119,6 +119,14 @@ fn label(r: &RolloutPlan) -> &str {
 /// The waves section as text (empty when the plan has no rollout that moves).
 pub fn waves_text(plan: &Plan) -> String {
     let mut out = String::new();
+    for r in plan.rollouts.iter().filter(|r| r.runs() && !r.moves()) {
+        let _ = writeln!(
+            out,
+            "Rollout {}: {} has reached every member it can; apply records the rollout complete.\n",
+            r.key,
+            label(r)
+        );
+    }
     for r in shown(plan) {
         let _ = writeln!(
             out,

@@ -85,11 +85,12 @@ impl Run {
     }
 }
 
-/// The runs for a plan's rollouts that move (held ones too, so apply refuses them).
+/// The runs for a plan's rollouts that move (held ones too, so apply refuses them) or
+/// have an unfinished record to complete.
 pub(super) fn runs(plan: &Plan) -> Vec<Run> {
     plan.rollouts
         .iter()
-        .filter(|r| r.moves())
+        .filter(|r| r.moves() || r.runs())
         .map(|r| {
             let prior = plan.prior_state.rollouts.get(&r.key);
             let record = match prior {
@@ -872,8 +873,8 @@ pub(super) fn add_gates<T>(
         }
         previous_end = Some(end);
     }
+    let done = ops.add(wrap(RolloutOp::End(r)));
     if let Some(p) = previous_end {
-        let done = ops.add(wrap(RolloutOp::End(r)));
         ops.edge(p, done);
     }
 }
