@@ -12,6 +12,7 @@ use flotilla_config::{Module, Resource};
 use flotilla_graph::{Graph, NodeId};
 use flotilla_lang::{AttrPath, Value, diff_paths};
 use flotilla_plan::eval::{InputValue, Paths, ResourceHandler, WalkCtx};
+use flotilla_plan::exec::ExecOp;
 use flotilla_plan::{
     Action, Plan, PlanMode, ResourceChange, ignore_changes, mark_schema_sensitive, proposed_new,
     state_value,
@@ -118,7 +119,7 @@ struct Applier {
     /// Each opened resource: its instance sets (`count`/`for_each` evaluated at apply), its
     /// provider and schema, shared by its instances.
     opened: Mutex<HashMap<NodeId, Arc<Opened>>>,
-    /// Values of the instances applied so far, for their resource's [`ApplyOp::Close`].
+    /// Values of the instances applied so far, for their resource's [`ExecOp::Close`].
     applied: Mutex<HashMap<ResourceInstanceAddr, Value>>,
     state: Mutex<State>,
     journal: JournalSink,
@@ -134,7 +135,7 @@ struct Applier {
     managed: std::collections::HashSet<NodeId>,
 }
 
-/// A resource being applied, as its [`ApplyOp::Open`] found it.
+/// A resource being applied, as its [`ExecOp::Open`] found it.
 struct Opened {
     sets: Vec<flotilla_plan::eval::InstanceSet>,
     /// Each module instance's set, by position in `sets`.
@@ -165,44 +166,51 @@ impl ApplyReport {
 }
 
 /// Carries out a plan. The caller holds the state lock.
-pub async fn apply(input: ApplyInput) -> ApplyReport {
+pub async fn apply(mut input: ApplyInput) -> ApplyReport {
     let changes: HashMap<ResourceInstanceAddr, ResourceChange> = input
         .plan
         .changes
         .iter()
         .map(|c| (c.addr.clone(), c.clone()))
         .collect();
-    let subset = if input.plan.targets.is_empty() {
-        None
-    } else {
-        let direct: Vec<_> = input
-            .graph
-            .inner
-            .node_indices()
-            .filter(|&i| match &input.graph.node(i).kind {
-                flotilla_graph::NodeKind::Resource(_) => {
-                    let n = input.graph.node(i);
-                    changes.keys().any(|a| a.module.path() == n.module && matches!(&n.kind, flotilla_graph::NodeKind::Resource(r) if *r == a.resource))
-                }
-                _ => false,
-            })
-            .collect();
-        Some(input.graph.closure(direct))
-    };
+    // The plan's execution graph (a plan edited after planning, as `import` does, has none:
+    // it is made from the plan the same way).
+    let mut execution = std::mem::take(&mut input.plan.execution);
+    if execution.is_empty() {
+        execution = match flotilla_plan::exec::build(
+            &input.graph,
+            &input.plan.changes,
+            input.plan.mode,
+            !input.plan.targets.is_empty(),
+            &input.plan.rollouts,
+            &input.plan.prior_state,
+        ) {
+            Ok(e) => e,
+            Err(d) => return ApplyReport::nothing_done(input.plan.prior_state.clone(), d),
+        };
+    }
+    if let Err(name) = execution.resolve(&input.graph) {
+        return ApplyReport::nothing_done(
+            input.plan.prior_state.clone(),
+            Diagnostic::error("saved plan does not match the configuration")
+                .with_detail(format!(
+                    "its execution graph names `{name}`, which the configuration does not have"
+                ))
+                .with_help("make a new plan with `flotilla plan -out FILE`"),
+        );
+    }
     let runs = rollout::runs(&input.plan);
-    let members = rollout::member_instances(&runs, input.plan.changes.iter().map(|c| &c.addr));
-    let (ops, managed) = match execution_graph(
-        &input.graph,
-        subset.as_ref(),
-        &changes,
-        input.plan.mode,
-        &runs,
-        &members,
-    ) {
-        Ok(g) => g,
-        Err(d) => return ApplyReport::nothing_done(input.plan.prior_state.clone(), d),
-    };
-    let ops = Arc::new(ops);
+    let members = flotilla_plan::exec::member_instances(
+        &input.plan.rollouts,
+        input
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Delete)
+            .map(|c| &c.addr),
+    );
+    let managed = execution.managed;
+    let ops = Arc::new(execution.ops);
     let mut state = input.plan.prior_state.clone();
     // The refreshed prior state becomes the baseline snapshot, so the journal replays onto it.
     if let Err(e) = input.backend.persist(&mut state) {
@@ -267,9 +275,6 @@ pub async fn apply(input: ApplyInput) -> ApplyReport {
     };
     let mut interrupted = !outcome.not_started.is_empty();
     applier.finish_rollouts(&ctx).await;
-    if !input.stop.load(Ordering::SeqCst) {
-        applier.delete_phase(&ctx, input.parallelism).await;
-    }
     // A rollout stopped part-way left outputs unevaluated: keep the recorded ones.
     let partial = applier.runs.iter().any(|r| r.stopped());
     let waiting: Vec<String> = applier
@@ -424,54 +429,6 @@ impl Applier {
         }
     }
 
-    /// Deletions run as a graph of their own, walked like the configuration: an object is
-    /// deleted after everything that depended on it (by the dependencies recorded in state)
-    /// is gone, and a failed deletion keeps what it depended on.
-    async fn delete_phase(self: &Arc<Self>, ctx: &Arc<WalkCtx>, parallelism: usize) {
-        let mut deletes: Vec<&ResourceChange> = self
-            .changes
-            .values()
-            .filter(|c| c.action == Action::Delete)
-            .collect();
-        if deletes.is_empty() {
-            return;
-        }
-        deletes.sort_by(|a, b| a.addr.cmp(&b.addr));
-        let mut ops = flotilla_graph::OpGraph::default();
-        let mut by_resource: HashMap<String, Vec<_>> = HashMap::new();
-        let nodes: Vec<_> = deletes
-            .iter()
-            .map(|c| {
-                let n = ops.add((*c).clone());
-                by_resource.entry(c.addr.config_addr()).or_default().push(n);
-                n
-            })
-            .collect();
-        for (c, &n) in deletes.iter().zip(&nodes) {
-            let own = c.addr.config_addr();
-            for dep in c.dependencies.iter().filter(|d| **d != own) {
-                for &m in by_resource.get(dep).into_iter().flatten() {
-                    // `c` needed `dep`: `dep` goes once `c` is gone.
-                    ops.edge(n, m);
-                }
-            }
-        }
-        if ops.seal().is_err() {
-            // Dependencies recorded in state form no cycle unless state was edited by hand;
-            // delete in address order rather than not at all.
-            ops.inner.clear_edges();
-            let _ = ops.seal();
-        }
-        let ops = Arc::new(ops);
-        flotilla_graph::walk(&ops, None, parallelism, Arc::clone(&ctx.stop), |n| {
-            let me = Arc::clone(self);
-            let ctx = Arc::clone(ctx);
-            let change = ops.op(n).clone();
-            async move { me.delete(&ctx, change).await }
-        })
-        .await;
-    }
-
     /// Deletes one object; whether it is gone.
     async fn delete(&self, ctx: &WalkCtx, c: ResourceChange) -> bool {
         let Some(provider) = ctx.provider_or_default(&c.provider) else {
@@ -518,6 +475,53 @@ impl Applier {
         self.journal.after_sync(move || {
             progress.event(ApplyEvent::Finished {
                 addr: &c.addr,
+                action: Action::Delete,
+                elapsed,
+                id: None,
+            })
+        });
+        true
+    }
+
+    /// Deletes the object a create-before-destroy replacement replaced (its replacement is
+    /// in state already, and everything that depends on the resource has moved to it).
+    async fn delete_deposed(&self, ctx: &WalkCtx, addr: &ResourceInstanceAddr) -> bool {
+        let Some(c) = self.changes.get(addr) else {
+            return true;
+        };
+        let Some(provider) = ctx.provider_or_default(&c.provider) else {
+            return false;
+        };
+        self.progress.event(ApplyEvent::Started {
+            addr,
+            action: Action::Delete,
+        });
+        let start = Instant::now();
+        let before = c.before.clone().unwrap_or(Value::Null);
+        let deleted = provider
+            .apply_change(ApplyRequest {
+                type_name: &addr.resource.type_,
+                prior: Some(&before),
+                planned: None,
+            })
+            .await;
+        if let Err(e) = deleted {
+            self.progress.event(ApplyEvent::Failed {
+                addr,
+                action: Action::Delete,
+            });
+            ctx.report(
+                Diagnostic::error("cannot delete the replaced object")
+                    .with_detail(format!("{addr}: {}", e.describe()))
+                    .with_help("the replacement was created and is recorded in state; the old object could not be deleted and must be removed by hand"),
+            );
+            return false;
+        }
+        self.count(Action::Delete);
+        let (progress, addr, elapsed) = (Arc::clone(&self.progress), addr.clone(), start.elapsed());
+        self.journal.after_sync(move || {
+            progress.event(ApplyEvent::Finished {
+                addr: &addr,
                 action: Action::Delete,
                 elapsed,
                 id: None,
@@ -623,11 +627,6 @@ impl Applier {
             if change.importing.is_some() {
                 lock(&self.counts).3 += 1;
             }
-            if change.action == Action::CreateThenDelete {
-                delete_old().await.map_err(|e| {
-                    fail("delete", e).with_help("the replacement was created and is recorded in state; the old object could not be deleted and must be removed by hand")
-                })?;
-            }
             Ok(new)
         }
         .await;
@@ -653,7 +652,12 @@ impl Applier {
                         id,
                     })
                 });
-                self.count(change.action);
+                // A create-before-destroy's old object is counted when it is deleted.
+                self.count(if change.action == Action::CreateThenDelete {
+                    Action::Create
+                } else {
+                    change.action
+                });
             }
             Err(_) => self.progress.event(ApplyEvent::Failed {
                 addr,
@@ -698,180 +702,23 @@ impl ResourceHandler for Applier {
     }
 }
 
-/// One operation of apply's execution graph: the configuration graph with each resource
-/// that has planned instances split into an opening, one node per planned instance, and a
-/// closing, so instances run as nodes of their own (in parallel, each after what its
-/// resource needs) rather than one after another inside their resource; plus the gates of
-/// the rollouts the plan moves ([`rollout`]).
-#[derive(Debug, Clone)]
-enum ApplyOp {
-    /// A configuration node evaluated as in planning: variables, locals, outputs, module
-    /// calls, providers (configured once their values exist, so deferred configurations
-    /// work), and resources with nothing planned.
-    Node(NodeId),
-    /// A resource with exactly one planned instance: open, apply it and close in one node
-    /// (most resources; three nodes each made a 100,000-resource apply 30% slower).
-    Only(NodeId, ResourceInstanceAddr),
-    /// Before a resource's instances: its `count`/`for_each` in each module instance.
-    Open(NodeId),
-    /// One planned instance: evaluated with the values now known, planned again, executed.
-    Instance(NodeId, ResourceInstanceAddr),
-    /// After every instance: the resource's value, for what references it.
-    Close(NodeId),
-    /// A rollout's wave, member or gate step.
-    Gate(rollout::RolloutOp),
-}
-
-/// Apply's execution graph for the plan's `changes` (over `subset` of the configuration
-/// graph, when targeting), and the resources rollouts move. Deletions are not in it: they
-/// run afterwards ([`Applier::delete_phase`]).
-///
-/// A resource a rollout moves is always split into opening, instances and closing; a
-/// dependency between two such resources orders their openings and, per member, their
-/// instances (the canary of `bj-1` after the Deployment of `bj-1`), not the whole resources,
-/// since the Deployments of later waves wait for the gates of earlier ones.
-fn execution_graph(
-    graph: &Graph,
-    subset: Option<&std::collections::HashSet<NodeId>>,
-    changes: &HashMap<ResourceInstanceAddr, ResourceChange>,
-    mode: PlanMode,
-    runs: &[rollout::Run],
-    members: &HashMap<ResourceInstanceAddr, (usize, String)>,
-) -> Result<
-    (
-        flotilla_graph::OpGraph<ApplyOp>,
-        std::collections::HashSet<NodeId>,
-    ),
-    Diagnostic,
-> {
-    let mut planned: HashMap<NodeId, Vec<&ResourceInstanceAddr>> = HashMap::new();
-    let mut managed = std::collections::HashSet::new();
-    if mode != PlanMode::Destroy {
-        for (addr, c) in changes {
-            if c.action == Action::Delete {
-                continue;
-            }
-            let node = flotilla_graph::Node {
-                module: addr.module.path(),
-                kind: flotilla_graph::NodeKind::Resource(addr.resource.clone()),
-            };
-            if let Some(id) = graph.find(&node) {
-                planned.entry(id).or_default().push(addr);
-                if members.contains_key(addr) {
-                    managed.insert(id);
-                }
-            }
-        }
-    }
-    let mut ops = flotilla_graph::OpGraph::default();
-    // Each configuration node's first and last operation, by node index.
-    let mut ends: Vec<Option<(NodeId, NodeId)>> = vec![None; graph.inner.node_count()];
-    // The operation of each planned instance of a resource a rollout moves.
-    let mut instance_ops: HashMap<NodeId, Vec<(&ResourceInstanceAddr, NodeId)>> = HashMap::new();
-    for &id in &graph.order {
-        if subset.is_some_and(|s| !s.contains(&id)) {
-            continue;
-        }
-        match planned.get_mut(&id) {
-            Some(addrs) if addrs.len() == 1 && !managed.contains(&id) => {
-                let n = ops.add(ApplyOp::Only(id, addrs[0].clone()));
-                ends[id.index()] = Some((n, n));
-            }
-            Some(addrs) => {
-                addrs.sort();
-                let open = ops.add(ApplyOp::Open(id));
-                let instances: Vec<NodeId> = addrs
-                    .iter()
-                    .map(|addr| ops.add(ApplyOp::Instance(id, (*addr).clone())))
-                    .collect();
-                let close = ops.add(ApplyOp::Close(id));
-                for &n in &instances {
-                    ops.edge(open, n);
-                    ops.edge(n, close);
-                }
-                ops.edge(open, close);
-                if managed.contains(&id) {
-                    instance_ops.insert(id, addrs.iter().copied().zip(instances).collect());
-                }
-                ends[id.index()] = Some((open, close));
-            }
-            None => {
-                let n = ops.add(ApplyOp::Node(id));
-                ends[id.index()] = Some((n, n));
-            }
-        }
-        // Everything this node needs was added before it, in dependency order.
-        let (first, _) = ends[id.index()].expect("just added");
-        for dep in graph.dependencies(id) {
-            let Some((dep_first, last)) = ends[dep.index()] else {
-                continue;
-            };
-            if managed.contains(&id) && managed.contains(&dep) {
-                ops.edge(dep_first, first);
-                for (addr, n) in instance_ops.get(&id).into_iter().flatten() {
-                    let Some(member) = members.get(*addr) else {
-                        continue;
-                    };
-                    for (other, m) in instance_ops.get(&dep).into_iter().flatten() {
-                        if members.get(*other) == Some(member) {
-                            ops.edge(*m, *n);
-                        }
-                    }
-                }
-            } else {
-                ops.edge(last, first);
-            }
-        }
-    }
-    if runs.is_empty() {
-        ops.seal_in_added_order()
-            .expect("operations are added in the configuration graph's dependency order");
-        return Ok((ops, managed));
-    }
-    for (r, run) in runs.iter().enumerate() {
-        let opens: Vec<NodeId> = managed
-            .iter()
-            .filter_map(|id| ends[id.index()].map(|(open, _)| open))
-            .collect();
-        let ops_of = |member: &str| -> Vec<NodeId> {
-            instance_ops
-                .values()
-                .flatten()
-                .filter(|(addr, _)| {
-                    members
-                        .get(*addr)
-                        .is_some_and(|(i, m)| *i == r && m == member)
-                })
-                .map(|(_, n)| *n)
-                .collect()
-        };
-        rollout::add_gates(&mut ops, r, run, ApplyOp::Gate, ops_of, &opens);
-    }
-    if ops.seal().is_err() {
-        return Err(Diagnostic::error("a rollout's waves cannot be ordered")
-            .with_detail("an object a rollout moves on one member depends on what it moves on other members (through a resource outside the rollout), so the members cannot go wave by wave")
-            .with_help("make each member's objects depend only on that member's objects (`resource[each.key]`), or move the shared resource out of the rollout's dependencies"));
-    }
-    Ok((ops, managed))
-}
-
 impl Applier {
-    async fn run_op(self: Arc<Self>, ctx: &Arc<WalkCtx>, op: ApplyOp) -> bool {
+    async fn run_op(self: Arc<Self>, ctx: &Arc<WalkCtx>, op: ExecOp) -> bool {
         match op {
-            ApplyOp::Node(id) => Arc::clone(ctx).visit(id, self).await,
-            ApplyOp::Only(id, addr) => {
+            ExecOp::Node(id) => Arc::clone(ctx).visit(id, self).await,
+            ExecOp::Only(id, addr) => {
                 self.open(ctx, id)
                     && self.apply_instance(ctx, id, &addr).await
                     && self.close(ctx, id)
             }
-            ApplyOp::Open(id) => {
+            ExecOp::Open(id) => {
                 let ok = self.open(ctx, id);
                 if ok && self.managed.contains(&id) {
                     self.publish(ctx, id);
                 }
                 ok
             }
-            ApplyOp::Instance(id, addr) if self.members.contains_key(&addr) => {
+            ExecOp::Instance(id, addr) if self.members.contains_key(&addr) => {
                 // A member's operations stop at its first failure; the failure is its
                 // gate's to count, so the rollout's budget decides what happens next.
                 if self.member_has_failed(&addr) {
@@ -883,15 +730,20 @@ impl Applier {
                 self.publish(ctx, id);
                 true
             }
-            ApplyOp::Instance(id, addr) => {
+            ExecOp::Instance(id, addr) => {
                 let ok = self.apply_instance(ctx, id, &addr).await;
                 if self.managed.contains(&id) {
                     self.publish(ctx, id);
                 }
                 ok
             }
-            ApplyOp::Close(id) => self.close(ctx, id),
-            ApplyOp::Gate(op) => self.run_rollout_op(ctx, op).await,
+            ExecOp::Close(id) => self.close(ctx, id),
+            ExecOp::Delete(addr) => match self.changes.get(&addr) {
+                Some(c) => self.delete(ctx, c.clone()).await,
+                None => true,
+            },
+            ExecOp::DeleteDeposed(addr) => self.delete_deposed(ctx, &addr).await,
+            ExecOp::Gate(op) => self.run_rollout_op(ctx, op).await,
         }
     }
 

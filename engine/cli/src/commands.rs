@@ -448,9 +448,10 @@ async fn plan_apply(
             ui.out(&render_plan(&plan, style));
         }
         if let Some(out) = &args.out {
-            let bytes = ws
-                .codec
-                .seal_document(flotilla_plan::planfile::encode(&plan), PLAN_DOCUMENT);
+            let bytes = ws.codec.seal_document(
+                flotilla_plan::planfile::encode(&plan, &ws.graph),
+                PLAN_DOCUMENT,
+            );
             if let Err(e) = std::fs::write(out, bytes) {
                 return error(
                     ui,
@@ -691,6 +692,8 @@ async fn import(ui: &Ui, host: &Arc<ProviderHost>, args: ImportArgs) -> u8 {
         c.replace_reasons.clear();
     }
     plan.outputs.clear();
+    // Made again for what is left.
+    plan.execution = Default::default();
     if plan.changes.is_empty() {
         return error(ui, Diagnostic::error("nothing imported").with_detail(format!("`{addr}` was not planned; check that the address names an instance of a resource block")));
     }

@@ -15,6 +15,7 @@
 
 pub mod desired;
 pub mod eval;
+pub mod exec;
 pub mod inputs;
 mod model;
 pub mod planfile;

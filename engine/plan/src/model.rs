@@ -167,6 +167,8 @@ pub struct Plan {
     pub targets: Vec<String>,
     /// Fleet rollouts: waves, members and their changes, gates (apply's schedule).
     pub rollouts: Vec<crate::rollout::RolloutPlan>,
+    /// The operations apply runs and their order ([`crate::exec`]).
+    pub execution: crate::exec::Execution,
 }
 
 /// Counts for the `Plan: N to add, N to change, N to destroy.` line.

@@ -220,6 +220,8 @@ struct BodyRef<'a, P: serde::Serialize> {
     targets: &'a [String],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     rollouts: &'a [crate::rollout::RolloutPlan],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execution: Option<crate::exec::SavedExecution>,
 }
 
 #[derive(serde::Serialize)]
@@ -230,8 +232,9 @@ struct DocumentRef<'a, B: serde::Serialize> {
     plan: B,
 }
 
-/// Serializes a plan, streaming it into the buffer.
-pub fn encode(plan: &Plan) -> Vec<u8> {
+/// Serializes a plan, streaming it into the buffer; `graph` is the configuration graph it
+/// was made from (the execution graph names its nodes).
+pub fn encode(plan: &Plan, graph: &flotilla_graph::Graph) -> Vec<u8> {
     let placeholder = format!("blake3:{}", flotilla_state::format::seal::placeholder());
     let doc = DocumentRef {
         format_version: FORMAT_VERSION,
@@ -254,6 +257,7 @@ pub fn encode(plan: &Plan) -> Vec<u8> {
             config_hash: &plan.config_hash,
             targets: &plan.targets,
             rollouts: &plan.rollouts,
+            execution: (!plan.execution.is_empty()).then(|| plan.execution.saved(graph)),
         },
     };
     let mut out = serde_json::to_vec(&doc).expect("plans always serialize");
@@ -349,6 +353,13 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<Plan, PlanFileError> {
             Some(r) => serde_json::from_value(r.clone()).map_err(|e| invalid(&e.to_string()))?,
             None => Vec::new(),
         },
+        execution: match body.get("execution") {
+            Some(e) => crate::exec::Execution::from_saved(
+                serde_json::from_value(e.clone()).map_err(|e| invalid(&e.to_string()))?,
+            )
+            .map_err(|e| invalid(&format!("its execution graph is damaged: {e}")))?,
+            None => Default::default(),
+        },
     })
 }
 
@@ -408,6 +419,7 @@ mod tests {
             config_hash: "abc".into(),
             targets: vec!["builtin_data.a".into()],
             rollouts: Vec::new(),
+            execution: Default::default(),
         }
     }
 
@@ -429,7 +441,7 @@ mod tests {
     #[test]
     fn plan_files_of_each_version_are_read_back() {
         let plan = sample();
-        let written = encode(&plan);
+        let written = encode(&plan, &flotilla_graph::Graph::default());
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(fixture(2), &written).unwrap();
             std::fs::write(fixture(1), as_version_1(&written)).unwrap();
@@ -453,14 +465,14 @@ mod tests {
 
     #[test]
     fn an_edited_plan_file_is_refused() {
-        let mut bytes = encode(&sample());
+        let mut bytes = encode(&sample(), &flotilla_graph::Graph::default());
         let at = bytes.windows(7).position(|w| w == b"hunter2").unwrap();
         bytes[at] = b'H';
         assert!(matches!(
             decode(&bytes, "p"),
             Err(PlanFileError::Invalid(_, why)) if why.contains("checksum")
         ));
-        let truncated = &encode(&sample())[..200];
+        let truncated = &encode(&sample(), &flotilla_graph::Graph::default())[..200];
         assert!(decode(truncated, "p").is_err());
     }
 }

@@ -203,8 +203,24 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         diags.sort();
         return Err(diags);
     }
+    let execution = match crate::exec::build(
+        &input.graph,
+        &changes,
+        input.options.mode,
+        targeting,
+        &rollouts,
+        &prior,
+    ) {
+        Ok(e) => e,
+        Err(d) => {
+            diags.push(d);
+            diags.sort();
+            return Err(diags);
+        }
+    };
     let plan = Plan {
         rollouts,
+        execution,
         mode: input.options.mode,
         changes,
         drift,

@@ -33,22 +33,7 @@ use flotilla_syntax::Diagnostic;
 
 use super::{Applier, ApplyEvent, lock};
 use flotilla_plan::eval::WalkCtx;
-
-/// A gate operation of the execution graph (indexes into the plan's rollouts and waves,
-/// and the wave's members).
-#[derive(Debug, Clone)]
-pub(super) enum RolloutOp {
-    /// Before a wave: approval, cursor.
-    WaveStart(usize, usize),
-    /// Before a member's operations.
-    MemberStart(usize, usize, usize),
-    /// After them: its health gate.
-    MemberGate(usize, usize, usize),
-    /// After every member of the wave: the soak.
-    WaveEnd(usize, usize),
-    /// After the last wave.
-    End(usize),
-}
+use flotilla_plan::exec::GateOp;
 
 /// One rollout being carried out.
 pub(super) struct Run {
@@ -85,12 +70,11 @@ impl Run {
     }
 }
 
-/// The runs for a plan's rollouts that move (held ones too, so apply refuses them) or
-/// have an unfinished record to complete.
+/// A run for each of the plan's rollouts (by the same index as the execution graph's
+/// gates; only those that move or have a record to complete have gates).
 pub(super) fn runs(plan: &Plan) -> Vec<Run> {
     plan.rollouts
         .iter()
-        .filter(|r| r.moves() || r.runs())
         .map(|r| {
             let prior = plan.prior_state.rollouts.get(&r.key);
             let record = match prior {
@@ -239,13 +223,13 @@ impl Applier {
         });
     }
 
-    pub(super) async fn run_rollout_op(&self, ctx: &Arc<WalkCtx>, op: RolloutOp) -> bool {
+    pub(super) async fn run_rollout_op(&self, ctx: &Arc<WalkCtx>, op: GateOp) -> bool {
         match op {
-            RolloutOp::WaveStart(r, w) => self.wave_start(ctx, r, w),
-            RolloutOp::MemberStart(r, w, j) => self.member_start(ctx, r, w, j).await,
-            RolloutOp::MemberGate(r, w, j) => self.member_gate(ctx, r, w, j).await,
-            RolloutOp::WaveEnd(r, w) => self.wave_end(ctx, r, w).await,
-            RolloutOp::End(r) => {
+            GateOp::WaveStart(r, w) => self.wave_start(ctx, r, w),
+            GateOp::MemberStart(r, w, j) => self.member_start(ctx, r, w, j).await,
+            GateOp::MemberGate(r, w, j) => self.member_gate(ctx, r, w, j).await,
+            GateOp::WaveEnd(r, w) => self.wave_end(ctx, r, w).await,
+            GateOp::End(r) => {
                 let run = self.run(r);
                 {
                     let mut rec = lock(&run.record);
@@ -787,94 +771,5 @@ impl Applier {
                 id: None,
             })
         });
-    }
-}
-
-/// Which rollout member each planned instance belongs to, for the members that move.
-pub(super) fn member_instances<'a>(
-    runs: &[Run],
-    changes: impl Iterator<Item = &'a ResourceInstanceAddr>,
-) -> HashMap<ResourceInstanceAddr, (usize, String)> {
-    let mut out = HashMap::new();
-    for addr in changes {
-        for (i, run) in runs.iter().enumerate() {
-            if let Some(m) = run.plan.member_of(addr)
-                && run.plan.find(m).is_some_and(|(_, p)| p.moves())
-            {
-                out.insert(addr.clone(), (i, m.to_string()));
-            }
-        }
-    }
-    out
-}
-
-/// The operations a rollout adds to the execution graph, with their edges to each
-/// member's instance operations (`ops_of(member)`) and to what must come first
-/// (`before_members`: the opening of each resource the rollout moves, so providers are
-/// configured).
-pub(super) fn add_gates<T>(
-    ops: &mut flotilla_graph::OpGraph<T>,
-    r: usize,
-    run: &Run,
-    wrap: impl Fn(RolloutOp) -> T,
-    ops_of: impl Fn(&str) -> Vec<flotilla_graph::NodeId>,
-    before_members: &[flotilla_graph::NodeId],
-) {
-    if run.plan.held.is_some() {
-        // A held rollout: one gate that refuses it, before everything it would move.
-        let start = ops.add(wrap(RolloutOp::WaveStart(r, 0)));
-        for wave in &run.plan.waves {
-            for m in wave.members.iter().filter(|m| m.moves()) {
-                for n in ops_of(&m.name) {
-                    ops.edge(start, n);
-                }
-            }
-        }
-        return;
-    }
-    let mut previous_end: Option<flotilla_graph::NodeId> = None;
-    for (w, wave) in run.plan.waves.iter().enumerate() {
-        if !wave.moves() {
-            continue;
-        }
-        let start = ops.add(wrap(RolloutOp::WaveStart(r, w)));
-        if let Some(p) = previous_end {
-            ops.edge(p, start);
-        }
-        let end = ops.add(wrap(RolloutOp::WaveEnd(r, w)));
-        ops.edge(start, end);
-        let mut gates: Vec<flotilla_graph::NodeId> = Vec::new();
-        let moving: Vec<(usize, &str)> = wave
-            .members
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.moves())
-            .map(|(j, m)| (j, m.name.as_str()))
-            .collect();
-        for (k, (j, name)) in moving.iter().enumerate() {
-            let ms = ops.add(wrap(RolloutOp::MemberStart(r, w, *j)));
-            let mg = ops.add(wrap(RolloutOp::MemberGate(r, w, *j)));
-            ops.edge(start, ms);
-            for &b in before_members {
-                ops.edge(b, ms);
-            }
-            ops.edge(ms, mg);
-            for n in ops_of(name) {
-                ops.edge(ms, n);
-                ops.edge(n, mg);
-            }
-            // At most `max_concurrency` in progress: this one after the gate that many
-            // places before it.
-            if k >= wave.max_concurrency {
-                ops.edge(gates[k - wave.max_concurrency], ms);
-            }
-            ops.edge(mg, end);
-            gates.push(mg);
-        }
-        previous_end = Some(end);
-    }
-    let done = ops.add(wrap(RolloutOp::End(r)));
-    if let Some(p) = previous_end {
-        ops.edge(p, done);
     }
 }
