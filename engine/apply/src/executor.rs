@@ -173,22 +173,12 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
         .iter()
         .map(|c| (c.addr.clone(), c.clone()))
         .collect();
-    // The plan's execution graph (a plan edited after planning, as `import` does, has none:
-    // it is made from the plan the same way).
-    let mut execution = std::mem::take(&mut input.plan.execution);
-    if execution.is_empty() {
-        execution = match flotilla_plan::exec::build(
-            &input.graph,
-            &input.plan.changes,
-            input.plan.mode,
-            !input.plan.targets.is_empty(),
-            &input.plan.rollouts,
-            &input.plan.prior_state,
-        ) {
-            Ok(e) => e,
-            Err(d) => return ApplyReport::nothing_done(input.plan.prior_state.clone(), d),
-        };
+    // The plan's execution graph (made now for a plan that was only shown so far, or
+    // edited after planning as `import` does).
+    if let Err(d) = flotilla_plan::exec::ensure(&mut input.plan, &input.graph) {
+        return ApplyReport::nothing_done(input.plan.prior_state.clone(), d);
     }
+    let mut execution = std::mem::take(&mut input.plan.execution);
     if let Err(name) = execution.resolve(&input.graph) {
         return ApplyReport::nothing_done(
             input.plan.prior_state.clone(),

@@ -415,7 +415,7 @@ async fn plan_apply(
         PlanMode::Normal
     };
     let saved = plan_file.is_some();
-    let (plan, warnings) = match plan_file {
+    let (mut plan, warnings) = match plan_file {
         Some(file) => (tri!(read_saved_plan(ui, &ws, &state, &file)), Vec::new()),
         None => tri!(
             make_plan(
@@ -448,6 +448,9 @@ async fn plan_apply(
             ui.out(&render_plan(&plan, style));
         }
         if let Some(out) = &args.out {
+            if let Err(d) = flotilla_plan::exec::ensure(&mut plan, &ws.graph) {
+                return error(ui, d);
+            }
             let bytes = ws.codec.seal_document(
                 flotilla_plan::planfile::encode(&plan, &ws.graph),
                 PLAN_DOCUMENT,

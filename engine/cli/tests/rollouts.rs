@@ -164,6 +164,18 @@ fn the_plan_shows_every_wave_and_a_failed_canary_rolls_every_touched_member_back
         assert!(plan.stdout.contains(text), "{text:?} in:\n{}", plan.stdout);
     }
     assert!(line_of(&plan.stdout, "wave 1 \"canary\"") < line_of(&plan.stdout, "wave 2 \"rest\""));
+    // The saved plan carries the execution graph apply walks, gates included.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.path("tfplan")).unwrap()).unwrap();
+    let ops = saved["plan"]["execution"]["ops"]
+        .as_array()
+        .expect("execution graph");
+    let gates: Vec<&serde_json::Value> = ops.iter().filter_map(|o| o.get("gate")).collect();
+    assert!(
+        gates.iter().any(|g| g.get("member_gate").is_some())
+            && gates.iter().any(|g| g.get("wave_end").is_some()),
+        "{gates:?}"
+    );
     // The JSON plan and the markdown preview carry the same waves.
     let json: serde_json::Value =
         serde_json::from_str(&w.run(&["show", "-json", "tfplan"]).expect(0).stdout).unwrap();

@@ -280,6 +280,22 @@ pub fn runs(r: &RolloutPlan) -> bool {
     r.moves() || r.runs()
 }
 
+/// Makes the plan's execution graph unless it has one (the planner makes it only when a
+/// rollout moves; a plan is given its graph when it is saved or applied).
+pub fn ensure(plan: &mut crate::Plan, graph: &Graph) -> Result<(), Diagnostic> {
+    if plan.execution.is_empty() {
+        plan.execution = build(
+            graph,
+            &plan.changes,
+            plan.mode,
+            !plan.targets.is_empty(),
+            &plan.rollouts,
+            &plan.prior_state,
+        )?;
+    }
+    Ok(())
+}
+
 /// The configuration node of a change's provider configuration.
 fn provider_node(graph: &Graph, c: &ResourceChange) -> Option<NodeId> {
     let mut p = c.provider.clone();

@@ -203,24 +203,9 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         diags.sort();
         return Err(diags);
     }
-    let execution = match crate::exec::build(
-        &input.graph,
-        &changes,
-        input.options.mode,
-        targeting,
-        &rollouts,
-        &prior,
-    ) {
-        Ok(e) => e,
-        Err(d) => {
-            diags.push(d);
-            diags.sort();
-            return Err(diags);
-        }
-    };
-    let plan = Plan {
+    let mut plan = Plan {
         rollouts,
-        execution,
+        execution: Default::default(),
         mode: input.options.mode,
         changes,
         drift,
@@ -236,6 +221,15 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
             .map(|t| t.to_string())
             .collect(),
     };
+    // Made here when a rollout moves, so a rollout that cannot be ordered is a plan error;
+    // otherwise when the plan is saved or applied (a plan that is only shown skips it).
+    if plan.rollouts.iter().any(crate::exec::runs)
+        && let Err(d) = crate::exec::ensure(&mut plan, &input.graph)
+    {
+        diags.push(d);
+        diags.sort();
+        return Err(diags);
+    }
     Ok((plan, diags))
 }
 
