@@ -167,6 +167,22 @@ resource "builtin_rollout" "this" {
   gate              = var.strategy == "none" ? "kube_manifest.deployment" : "kube_manifest.canary"
   replicas          = { for m in local.names : m => lookup(var.member_replicas, m, var.replicas) }
   fleet_size        = length(var.fleet.member_names)
+  checks = [for c in var.checks : {
+    name = c.name
+    data = "kube_object"
+    config = {
+      api_version = c.object.api_version
+      kind        = c.object.kind
+      name        = c.object.name
+      namespace   = c.object.namespace != null ? c.object.namespace : var.namespace
+    }
+    field  = "object.${c.field}"
+    equals = c.equals
+    one_of = c.one_of
+    min    = c.min
+    max    = c.max
+    wait   = c.wait
+  }]
 }
 
 module "select" {

@@ -132,3 +132,23 @@ variable "progress_deadline" {
   default     = "10m"
   description = "How long one member may take, from its first change to a healthy gate, before it counts as failed."
 }
+
+variable "checks" {
+  type = list(object({
+    name = string
+    object = object({
+      api_version = optional(string, "v1")
+      kind        = string
+      name        = string
+      namespace   = optional(string)
+    })
+    field     = string
+    equals    = optional(any)
+    one_of    = optional(list(any))
+    min       = optional(number)
+    max       = optional(number)
+    wait      = optional(string, "0s")
+  }))
+  default     = []
+  description = "Extra health checks per member, after its gate: an object read on the member (`object`: `kind`, `name`, `api_version`, `namespace`, default the rollout's) whose `field` (a dotted path, e.g. `data.status` or `status.readyReplicas`) must `equals` a value, be `one_of` a list, or be at least `min` / at most `max`; `wait` is how long it may fail before the member counts as failed."
+}

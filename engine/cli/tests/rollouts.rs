@@ -479,3 +479,84 @@ fn a_failure_within_the_budget_is_a_warning_and_pause_holds_until_resumed() {
     );
     assert_eq!(images(&w), everywhere("1.6.0"));
 }
+
+/// Sets `data.status` of the ConfigMap `default/checkout-slo` in a member.
+fn set_slo(w: &Work, member: &str, status: &str) {
+    with_cluster(w, member, async |client| {
+        let resource = ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client, "default", &resource);
+        let cm: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "checkout-slo"},
+            "data": {"status": status},
+        }))
+        .unwrap();
+        api.patch(
+            "checkout-slo",
+            &kube::api::PatchParams::apply("slo-test").force(),
+            &kube::api::Patch::Apply(cm),
+        )
+        .await
+        .expect("apply the ConfigMap");
+    });
+}
+
+#[test]
+fn an_extra_check_failing_on_a_member_rolls_the_fleet_back() {
+    let w = fresh();
+    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &main.replace(
+            "progress_deadline = \"1m\"",
+            "progress_deadline = \"1m\"\n  checks = [{\n    name   = \"slo\"\n    object = { kind = \"ConfigMap\", name = \"checkout-slo\", namespace = \"default\" }\n    field  = \"data.status\"\n    equals = \"ok\"\n  }]",
+        ),
+    );
+    // The clusters exist (and keep their objects) before the first apply.
+    let mut up = vec!["sandbox", "up"];
+    for m in MEMBERS {
+        up.extend(["--name", m]);
+    }
+    w.run(&up).expect(0);
+    w.run(&["sandbox", "down"]).expect(0);
+    for m in MEMBERS {
+        set_slo(&w, m, "ok");
+    }
+    install(&w);
+    assert_eq!(images(&w), everywhere("1.4.0"));
+
+    set_slo(&w, "gz-1", "degraded");
+    let plan = w.run(&["plan", "-var", "checkout_version=1.5.0"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("gate: kube_manifest.canary healthy at the revision applied and check slo"),
+        "{}",
+        plan.stdout
+    );
+    let failed = w
+        .run(&["apply", "-auto-approve", "-var", "checkout_version=1.5.0"])
+        .expect(1);
+    assert!(
+        failed
+            .stdout
+            .contains("gz-1: failed: check slo: data.status is \"degraded\", not \"ok\""),
+        "{}",
+        failed.stdout
+    );
+    let err = failed
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        err.contains("rollout.checkout failed and was rolled back"),
+        "{err}"
+    );
+    assert_eq!(images(&w), everywhere("1.4.0"));
+}

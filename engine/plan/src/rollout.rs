@@ -69,6 +69,100 @@ pub struct RolloutPlan {
     /// records it complete even when no member is left to move).
     #[serde(default)]
     pub unfinished: bool,
+    /// Extra checks each member must pass after its gate.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+/// An extra health check: a data source read on the member whose value at `field` must
+/// satisfy the condition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Check {
+    /// Its name, for messages.
+    pub name: String,
+    /// The data source type read (`kube_object`).
+    pub data: String,
+    /// Its configuration.
+    pub config: serde_json::Value,
+    /// A dotted path into the data source's value.
+    pub field: String,
+    /// The field must equal this.
+    pub equals: Option<serde_json::Value>,
+    /// ... or be one of these.
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// ... or be a number at least this.
+    pub min: Option<f64>,
+    /// ... and at most this.
+    pub max: Option<f64>,
+    /// How long it may fail, after the member's gate passed, before the member fails.
+    pub wait_ms: u64,
+}
+
+impl Check {
+    /// The field in a data source's value (JSON), or why the check fails.
+    pub fn judge(&self, value: &serde_json::Value) -> Result<(), String> {
+        let mut at = value;
+        for part in self.field.split('.') {
+            at = match at {
+                serde_json::Value::Object(m) => m.get(part).unwrap_or(&serde_json::Value::Null),
+                serde_json::Value::Array(a) => part
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| a.get(i))
+                    .unwrap_or(&serde_json::Value::Null),
+                _ => &serde_json::Value::Null,
+            };
+        }
+        let shown = self.field.strip_prefix("object.").unwrap_or(&self.field);
+        if at.is_null() {
+            return Err(format!("check {}: {shown} is not set", self.name));
+        }
+        if let Some(want) = &self.equals
+            && at != want
+        {
+            return Err(format!("check {}: {shown} is {at}, not {want}", self.name));
+        }
+        if let Some(list) = &self.one_of
+            && !list.contains(at)
+        {
+            let list: Vec<String> = list.iter().map(|v| v.to_string()).collect();
+            return Err(format!(
+                "check {}: {shown} is {at}, not one of {}",
+                self.name,
+                list.join(", ")
+            ));
+        }
+        if self.min.is_some() || self.max.is_some() {
+            let n = at
+                .as_f64()
+                .or_else(|| at.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| format!("check {}: {shown} is {at}, not a number", self.name))?;
+            if let Some(min) = self.min
+                && n < min
+            {
+                return Err(format!("check {}: {shown} is {n}, below {min}", self.name));
+            }
+            if let Some(max) = self.max
+                && n > max
+            {
+                return Err(format!("check {}: {shown} is {n}, above {max}", self.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RawCheck {
+    name: String,
+    data: String,
+    config: serde_json::Value,
+    field: String,
+    equals: Option<serde_json::Value>,
+    one_of: Option<Vec<serde_json::Value>>,
+    min: Option<f64>,
+    max: Option<f64>,
+    wait: Option<String>,
 }
 
 /// One wave as planned.
@@ -217,6 +311,8 @@ struct RawSpec {
     #[serde(default)]
     replicas: BTreeMap<String, f64>,
     fleet_size: Option<f64>,
+    #[serde(default)]
+    checks: Option<Vec<RawCheck>>,
 }
 
 /// Members at once for `spec` in a wave of `n` members (see the module doc).
@@ -460,6 +556,36 @@ fn rollout_from(
         unfinished: same.is_some_and(|r| !r.status.is_final()),
         held,
         supersedes,
+        checks: raw
+            .checks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                let conditions = [
+                    c.equals.is_some(),
+                    c.one_of.is_some(),
+                    c.min.is_some() || c.max.is_some(),
+                ];
+                if !conditions.contains(&true) {
+                    return Err((
+                        format!("check {:?} has no condition", c.name),
+                        "give it `equals`, `one_of`, `min` or `max`".to_string(),
+                    ));
+                }
+                Ok(Check {
+                    wait_ms: duration_ms(c.wait.as_deref().unwrap_or("0s"), "wait")
+                        .map_err(plain)?,
+                    name: c.name,
+                    data: c.data,
+                    config: c.config,
+                    field: c.field,
+                    equals: c.equals,
+                    one_of: c.one_of,
+                    min: c.min,
+                    max: c.max,
+                })
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -760,6 +886,84 @@ mod tests {
         assert!(
             !superseding.waves[0].done,
             "a new revision starts from wave 1"
+        );
+    }
+
+    #[test]
+    fn checks_judge_a_field_of_what_they_read() {
+        let check = |field: &str, cond: serde_json::Value| {
+            let mut c = Check {
+                name: "slo".into(),
+                data: "kube_object".into(),
+                config: serde_json::json!({}),
+                field: field.into(),
+                equals: None,
+                one_of: None,
+                min: None,
+                max: None,
+                wait_ms: 0,
+            };
+            c.equals = cond.get("equals").cloned();
+            c.one_of = cond
+                .get("one_of")
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            c.min = cond["min"].as_f64();
+            c.max = cond["max"].as_f64();
+            c
+        };
+        let read = serde_json::json!({"object": {"data": {"status": "ok", "ratio": "0.97"},
+            "status": {"readyReplicas": 2, "conditions": [{"type": "Ready"}]}}});
+        let ok = |c: Check| c.judge(&read);
+        assert_eq!(
+            ok(check(
+                "object.data.status",
+                serde_json::json!({"equals": "ok"})
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            ok(check(
+                "object.data.status",
+                serde_json::json!({"equals": "fine"})
+            )),
+            Err("check slo: data.status is \"ok\", not \"fine\"".into())
+        );
+        assert_eq!(
+            ok(check(
+                "object.status.readyReplicas",
+                serde_json::json!({"min": 2})
+            )),
+            Ok(())
+        );
+        assert!(
+            ok(check(
+                "object.status.readyReplicas",
+                serde_json::json!({"min": 3})
+            ))
+            .unwrap_err()
+            .contains("below 3")
+        );
+        assert_eq!(
+            ok(check(
+                "object.data.ratio",
+                serde_json::json!({"min": 0.95, "max": 1})
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            ok(check(
+                "object.status.conditions.0.type",
+                serde_json::json!({"one_of": ["Ready", "Available"]})
+            )),
+            Ok(())
+        );
+        assert!(
+            ok(check(
+                "object.data.missing",
+                serde_json::json!({"equals": 1})
+            ))
+            .unwrap_err()
+            .contains("data.missing is not set")
         );
     }
 

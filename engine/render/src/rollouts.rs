@@ -94,10 +94,19 @@ fn wave_line(i: usize, w: &WavePlan, gate: &str) -> String {
 }
 
 fn gate(r: &RolloutPlan) -> String {
-    match &r.gate {
+    let mut out = match &r.gate {
         Some(g) => format!("{g} healthy at the revision applied"),
         None => "the objects' own readiness".into(),
+    };
+    if !r.checks.is_empty() {
+        let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+        out.push_str(&format!(
+            " and check{} {}",
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ));
     }
+    out
 }
 
 /// The rollouts a plan's waves section shows: those that move, or that are held.
@@ -194,6 +203,7 @@ pub fn waves_json(plan: &Plan) -> Json {
                     "on_failure": r.on_failure,
                     "progress_deadline_ms": r.progress_deadline_ms,
                     "gate": r.gate,
+                    "checks": r.checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
                     "held": r.held,
                     "supersedes": r.supersedes,
                     "waves": r.waves.iter().zip(exposure).map(|(w, e)| json!({

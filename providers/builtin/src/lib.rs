@@ -104,7 +104,8 @@ fn schema() -> &'static ProviderSchema {
                     .attr("manages", AttributeSchema::required(Type::List(Box::new(Type::String)), "The module's resources it moves, each keyed by member."))
                     .attr("gate", AttributeSchema::optional(Type::String, "The resource whose instance per member is the health gate."))
                     .attr("replicas", AttributeSchema::optional(Type::Map(Box::new(Type::Number)), "Replicas per member, for exposure."))
-                    .attr("fleet_size", AttributeSchema::optional(Type::Number, "Members of the whole fleet, for exposure.")),
+                    .attr("fleet_size", AttributeSchema::optional(Type::Number, "Members of the whole fleet, for exposure."))
+                    .attr("checks", AttributeSchema::optional(Type::Any, "Extra checks per member: `name`, a data source (`data`, `config`) read on the member, a `field` path of its value, and `equals`, `one_of`, `min`, `max`, `wait`.")),
                 ..ResourceSchema::default()
             },
         );

@@ -454,6 +454,12 @@ impl Applier {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(250));
         }
+        if let Err(why) = self.run_checks(ctx, run, &member, start, deadline).await {
+            if ctx.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            return self.member_failed(ctx, run, w, &member, why);
+        }
         {
             let mut rec = lock(&run.record);
             if let Some(m) = rec.members.get_mut(&member) {
@@ -464,6 +470,69 @@ impl Applier {
         self.save(run);
         self.say(run, format!("{member}: healthy at the new revision"));
         true
+    }
+
+    /// The rollout's extra checks on a member, after its gate: each data source read on the
+    /// member until its value satisfies the check; a check still failing after its `wait`
+    /// (or past the member's deadline) is the member's failure.
+    async fn run_checks(
+        &self,
+        ctx: &WalkCtx,
+        run: &Run,
+        member: &str,
+        start: Instant,
+        deadline: Duration,
+    ) -> Result<(), String> {
+        if run.plan.checks.is_empty() {
+            return Ok(());
+        }
+        let provider_addr = {
+            let state = lock(&self.state);
+            run.gates
+                .get(member)
+                .into_iter()
+                .chain(run.instances.get(member).into_iter().flatten())
+                .find_map(|a| state.resources.get(a).map(|r| r.provider.clone()))
+        };
+        let Some(provider) = provider_addr.and_then(|p| ctx.provider_or_default(&p)) else {
+            return Err("no provider configuration reaches the member for its checks".into());
+        };
+        let checking = Instant::now();
+        let mut said = String::new();
+        loop {
+            let mut failing = None;
+            for c in &run.plan.checks {
+                let config = Value::from_json(&c.config);
+                let verdict = match provider
+                    .read_data(flotilla_provider::ReadDataRequest {
+                        type_name: &c.data,
+                        config: &config,
+                    })
+                    .await
+                {
+                    Ok(v) => c.judge(&v.unmark().0.to_json()),
+                    Err(e) => Err(format!("check {}: {}", c.name, e.describe())),
+                };
+                if let Err(why) = verdict {
+                    failing = Some((c, why));
+                    break;
+                }
+            }
+            let Some((c, why)) = failing else {
+                return Ok(());
+            };
+            if checking.elapsed() >= Duration::from_millis(c.wait_ms)
+                || start.elapsed() >= deadline
+                || ctx.stop.load(Ordering::SeqCst)
+            {
+                return Err(why);
+            }
+            if why != said {
+                self.say(run, format!("{member}: {why}; checking again"));
+                said = why;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Records a failed member; whether the rollout goes on (within its budgets).
