@@ -162,6 +162,7 @@ resource "builtin_rollout" "this" {
   }]
   max_failures      = var.max_failures
   on_failure        = var.on_failure
+  on_change         = var.on_change
   progress_deadline = var.progress_deadline
   manages           = ["kube_namespace.this", "kube_manifest.deployment", "kube_manifest.service", "kube_manifest.canary"]
   gate              = var.strategy == "none" ? "kube_manifest.deployment" : "kube_manifest.canary"

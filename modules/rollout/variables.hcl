@@ -152,3 +152,14 @@ variable "checks" {
   default     = []
   description = "Extra health checks per member, after its gate: an object read on the member (`object`: `kind`, `name`, `api_version`, `namespace`, default the rollout's) whose `field` (a dotted path, e.g. `data.status` or `status.readyReplicas`) must `equals` a value, be `one_of` a list, or be at least `min` / at most `max`; `wait` is how long it may fail before the member counts as failed."
 }
+
+variable "on_change" {
+  type        = string
+  default     = "supersede"
+  description = "What a new revision does to an unfinished rollout of another one: `supersede` (start again from wave 1) or `fold` (keep the approvals and soaks of its waves)."
+
+  validation {
+    condition     = contains(["supersede", "fold"], var.on_change)
+    error_message = "`on_change` is supersede or fold."
+  }
+}

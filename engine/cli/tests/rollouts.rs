@@ -560,3 +560,60 @@ fn an_extra_check_failing_on_a_member_rolls_the_fleet_back() {
     );
     assert_eq!(images(&w), everywhere("1.4.0"));
 }
+
+#[test]
+fn a_new_revision_mid_rollout_supersedes_it_or_folds_into_it() {
+    let w = installed();
+    let with = |version: &str| {
+        vec![
+            "-var".to_string(),
+            format!("checkout_version={version}"),
+            "-var".to_string(),
+            "approve_rest=true".to_string(),
+        ]
+    };
+    let run = |cmd: &str, version: &str| {
+        let mut args = vec![cmd.to_string()];
+        if cmd == "apply" {
+            args.push("-auto-approve".into());
+        }
+        args.extend(with(version));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        w.run(&args)
+    };
+    run("apply", "1.5.0").expect(4);
+    w.run(&["rollout", "approve", "checkout"]).expect(0);
+    // 1.6.0 before 1.5.0 reached wave 2: by default it starts again, approvals asked again.
+    let plan = run("plan", "1.6.0").expect(0);
+    assert!(
+        plan.stdout.contains(
+            "supersedes the unfinished rollout of ghcr.io/acme/checkout:1.5.0 (stopped in wave 2 of 2, progressing): starts again from wave 1"
+        ) && plan.stdout.contains("needs approval"),
+        "{}",
+        plan.stdout
+    );
+    // Folded into it, wave 2's approval carries over: the apply goes through both waves.
+    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &main.replace(
+            "on_failure        = \"rollback\"",
+            "on_failure        = \"rollback\"\n  on_change         = \"fold\"",
+        ),
+    );
+    let folded = run("apply", "1.6.0").expect(0);
+    assert!(
+        folded
+            .stdout
+            .contains("folds into the unfinished rollout of ghcr.io/acme/checkout:1.5.0")
+            && folded.stdout.contains("approved by"),
+        "{}",
+        folded.stdout
+    );
+    assert!(
+        folded.stdout.contains("rollout complete"),
+        "{}",
+        folded.stdout
+    );
+    assert_eq!(images(&w), everywhere("1.6.0"));
+}

@@ -32,6 +32,18 @@ pub enum OnFailure {
     Abort,
 }
 
+/// What a new revision does to an unfinished rollout of another one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChange {
+    /// Start again from wave 1: approvals and soaks are asked again.
+    #[default]
+    Supersede,
+    /// Fold the change into the rollout in progress: the waves it approved and soaked keep
+    /// their approvals and soaks (every member still moves, wave by wave, gated).
+    Fold,
+}
+
 /// One rollout as planned.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RolloutPlan {
@@ -65,6 +77,9 @@ pub struct RolloutPlan {
     pub held: Option<String>,
     /// The unfinished rollout of another revision this one replaces (its label and wave).
     pub supersedes: Option<String>,
+    /// How it replaces it.
+    #[serde(default)]
+    pub on_change: OnChange,
     /// State records an unfinished rollout of this revision (apply continues it, and
     /// records it complete even when no member is left to move).
     #[serde(default)]
@@ -313,6 +328,8 @@ struct RawSpec {
     fleet_size: Option<f64>,
     #[serde(default)]
     checks: Option<Vec<RawCheck>>,
+    #[serde(default)]
+    on_change: Option<OnChange>,
 }
 
 /// Members at once for `spec` in a wave of `n` members (see the module doc).
@@ -477,6 +494,10 @@ fn rollout_from(
         .to_string();
     let record = prior.rollouts.get(&key);
     let same = record.filter(|r| r.revision == revision);
+    let on_change = raw.on_change.unwrap_or_default();
+    // Folded into an unfinished rollout of another revision: its waves' approvals and soaks.
+    let folded = record
+        .filter(|r| on_change == OnChange::Fold && r.revision != revision && !r.status.is_final());
     let mut waves = Vec::new();
     for (w, ms) in raw.waves.iter().zip(members) {
         if ms.is_empty() {
@@ -488,7 +509,10 @@ fn rollout_from(
         let max_concurrency = concurrency(&w.max_concurrency, ms.len()).map_err(plain)?;
         let soak_ms = duration_ms(&w.soak, "soak").map_err(plain)?;
         let index = waves.len();
-        let recorded = same.and_then(|r| r.waves.get(index));
+        let recorded = same
+            .or(folded)
+            .and_then(|r| r.waves.get(index))
+            .filter(|r| r.name == w.name);
         let members = ms
             .into_iter()
             .map(|name| MemberPlan {
@@ -512,7 +536,7 @@ fn rollout_from(
                 .and_then(|r| r.approval.as_ref())
                 .map(|a| format!("{} at {}", a.by, a.at)),
             max_failures: whole(w.max_failures, "max_failures").map_err(plain)?,
-            done: recorded.is_some_and(|r| r.done),
+            done: same.is_some() && recorded.is_some_and(|r| r.done),
         });
     }
     let held = same.and_then(|r| held_reason(r, &raw.name));
@@ -556,6 +580,7 @@ fn rollout_from(
         unfinished: same.is_some_and(|r| !r.status.is_final()),
         held,
         supersedes,
+        on_change,
         checks: raw
             .checks
             .unwrap_or_default()
@@ -887,6 +912,25 @@ mod tests {
             !superseding.waves[0].done,
             "a new revision starts from wave 1"
         );
+        assert_eq!(superseding.on_change, OnChange::Supersede);
+        assert!(
+            superseding.waves[1].approved.is_none(),
+            "approvals are asked again"
+        );
+
+        // Folded: the old rollout's approvals carry over to the new revision.
+        let mut fold = changes(waves());
+        let mut spec = fold[0].after.clone().unwrap().to_json();
+        spec["on_change"] = serde_json::json!("fold");
+        fold[0].after = Some(Value::from_json(&spec));
+        let (folding, d) = plan_rollouts(&fold, &prior, |_| None);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(folding[0].on_change, OnChange::Fold);
+        assert_eq!(
+            folding[0].waves[1].approved.as_deref(),
+            Some("alice at 2026-12-01T00:00:00Z")
+        );
+        assert!(!folding[0].waves[0].done, "its members still move");
     }
 
     #[test]

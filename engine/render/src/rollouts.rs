@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use flotilla_plan::rollout::{MemberPlan, OnFailure, RolloutPlan, WavePlan};
+use flotilla_plan::rollout::{MemberPlan, OnChange, OnFailure, RolloutPlan, WavePlan};
 use flotilla_plan::{Action, Plan};
 use serde_json::{Value as Json, json};
 
@@ -46,6 +46,18 @@ fn member_summary(m: &MemberPlan) -> String {
             .map(|(addr, _)| addr.resource.to_string())
             .collect();
         format!("{} ({})", parts.join(", "), what.join(", "))
+    }
+}
+
+/// What a new revision does to the unfinished rollout it replaces.
+fn change_line(r: &RolloutPlan, old: &str) -> String {
+    match r.on_change {
+        OnChange::Supersede => format!(
+            "supersedes the unfinished rollout of {old}: starts again from wave 1 (with `on_change = \"fold\"` its approvals and soaks would carry over)"
+        ),
+        OnChange::Fold => format!(
+            "folds into the unfinished rollout of {old}: the approvals and soaks of its waves carry over; every member still moves, wave by wave"
+        ),
     }
 }
 
@@ -152,10 +164,7 @@ pub fn waves_text(plan: &Plan) -> String {
             let _ = writeln!(out, "  held: {held}");
         }
         if let Some(old) = &r.supersedes {
-            let _ = writeln!(
-                out,
-                "  supersedes the unfinished rollout of {old}: starts again from wave 1"
-            );
+            let _ = writeln!(out, "  {}", change_line(r, old));
         }
         let width = r
             .waves
@@ -206,6 +215,7 @@ pub fn waves_json(plan: &Plan) -> Json {
                     "checks": r.checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
                     "held": r.held,
                     "supersedes": r.supersedes,
+                    "on_change": r.on_change,
                     "waves": r.waves.iter().zip(exposure).map(|(w, e)| json!({
                         "name": w.name,
                         "max_concurrency": w.max_concurrency,

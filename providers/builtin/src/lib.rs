@@ -100,6 +100,7 @@ fn schema() -> &'static ProviderSchema {
                     .attr("waves", AttributeSchema::required(Type::Any, "The waves: `name`, `selected` (members, or null for the rest), `names`, `max_concurrency`, `soak`, `approval`, `max_failures`."))
                     .attr("max_failures", AttributeSchema::optional(Type::Number, "Failed members the whole rollout tolerates."))
                     .attr("on_failure", AttributeSchema::optional(Type::String, "`rollback`, `pause` or `abort`."))
+                    .attr("on_change", AttributeSchema::optional(Type::String, "`supersede` or `fold`: what a new revision does to an unfinished rollout."))
                     .attr("progress_deadline", AttributeSchema::optional(Type::String, "How long one member may take to become healthy."))
                     .attr("manages", AttributeSchema::required(Type::List(Box::new(Type::String)), "The module's resources it moves, each keyed by member."))
                     .attr("gate", AttributeSchema::optional(Type::String, "The resource whose instance per member is the health gate."))

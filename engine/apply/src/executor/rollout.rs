@@ -80,6 +80,18 @@ pub(super) fn runs(plan: &Plan) -> Vec<Run> {
             let record = match prior {
                 Some(p) if r.held.is_some() => p.clone(),
                 Some(p) if p.revision == r.revision && !p.status.is_final() => resumed(r, p),
+                Some(p)
+                    if r.on_change == flotilla_plan::rollout::OnChange::Fold
+                        && !p.status.is_final() =>
+                {
+                    // The new revision, with the old one's approvals and soaks.
+                    let mut rec = fresh(r);
+                    rec.waves = wave_records(r, Some(p));
+                    for w in &mut rec.waves {
+                        w.done = false;
+                    }
+                    rec
+                }
                 _ => fresh(r),
             };
             let mut gates = HashMap::new();
