@@ -115,7 +115,8 @@ pub struct ApplyReport {
 }
 
 struct Applier {
-    changes: HashMap<ResourceInstanceAddr, ResourceChange>,
+    /// The plan's changes, which the execution graph's operations name by index.
+    changes: Vec<ResourceChange>,
     /// Each opened resource: its instance sets (`count`/`for_each` evaluated at apply), its
     /// provider and schema, shared by its instances.
     opened: Mutex<HashMap<NodeId, Arc<Opened>>>,
@@ -167,19 +168,13 @@ impl ApplyReport {
 
 /// Carries out a plan. The caller holds the state lock.
 pub async fn apply(mut input: ApplyInput) -> ApplyReport {
-    let changes: HashMap<ResourceInstanceAddr, ResourceChange> = input
-        .plan
-        .changes
-        .iter()
-        .map(|c| (c.addr.clone(), c.clone()))
-        .collect();
     // The plan's execution graph (made now for a plan that was only shown so far, or
     // edited after planning as `import` does).
     if let Err(d) = flotilla_plan::exec::ensure(&mut input.plan, &input.graph) {
         return ApplyReport::nothing_done(input.plan.prior_state.clone(), d);
     }
     let mut execution = std::mem::take(&mut input.plan.execution);
-    if let Err(name) = execution.resolve(&input.graph) {
+    if let Err(name) = execution.resolve(&input.graph, input.plan.changes.len()) {
         return ApplyReport::nothing_done(
             input.plan.prior_state.clone(),
             Diagnostic::error("saved plan does not match the configuration")
@@ -201,6 +196,7 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
     );
     let managed = execution.managed;
     let ops = Arc::new(execution.ops);
+    let changes = std::mem::take(&mut input.plan.changes);
     let mut state = input.plan.prior_state.clone();
     // The refreshed prior state becomes the baseline snapshot, so the journal replays onto it.
     if let Err(e) = input.backend.persist(&mut state) {
@@ -420,7 +416,7 @@ impl Applier {
     }
 
     /// Deletes one object; whether it is gone.
-    async fn delete(&self, ctx: &WalkCtx, c: ResourceChange) -> bool {
+    async fn delete(&self, ctx: &WalkCtx, c: &ResourceChange) -> bool {
         let Some(provider) = ctx.provider_or_default(&c.provider) else {
             ctx.report(
                 Diagnostic::error("unknown provider in state").with_detail(format!(
@@ -461,10 +457,10 @@ impl Applier {
         self.remove(&c.addr);
         self.count(Action::Delete);
         // Announced once state no longer lists it, as for creates.
-        let progress = Arc::clone(&self.progress);
+        let (progress, addr) = (Arc::clone(&self.progress), c.addr.clone());
         self.journal.after_sync(move || {
             progress.event(ApplyEvent::Finished {
-                addr: &c.addr,
+                addr: &addr,
                 action: Action::Delete,
                 elapsed,
                 id: None,
@@ -475,10 +471,8 @@ impl Applier {
 
     /// Deletes the object a create-before-destroy replacement replaced (its replacement is
     /// in state already, and everything that depends on the resource has moved to it).
-    async fn delete_deposed(&self, ctx: &WalkCtx, addr: &ResourceInstanceAddr) -> bool {
-        let Some(c) = self.changes.get(addr) else {
-            return true;
-        };
+    async fn delete_deposed(&self, ctx: &WalkCtx, c: &ResourceChange) -> bool {
+        let addr = &c.addr;
         let Some(provider) = ctx.provider_or_default(&c.provider) else {
             return false;
         };
@@ -696,10 +690,8 @@ impl Applier {
     async fn run_op(self: Arc<Self>, ctx: &Arc<WalkCtx>, op: ExecOp) -> bool {
         match op {
             ExecOp::Node(id) => Arc::clone(ctx).visit(id, self).await,
-            ExecOp::Only(id, addr) => {
-                self.open(ctx, id)
-                    && self.apply_instance(ctx, id, &addr).await
-                    && self.close(ctx, id)
+            ExecOp::Only(id, c) => {
+                self.open(ctx, id) && self.apply_instance(ctx, id, c).await && self.close(ctx, id)
             }
             ExecOp::Open(id) => {
                 let ok = self.open(ctx, id);
@@ -708,31 +700,31 @@ impl Applier {
                 }
                 ok
             }
-            ExecOp::Instance(id, addr) if self.members.contains_key(&addr) => {
+            ExecOp::Instance(id, c)
+                if self.members.contains_key(&self.changes[c as usize].addr) =>
+            {
                 // A member's operations stop at its first failure; the failure is its
                 // gate's to count, so the rollout's budget decides what happens next.
-                if self.member_has_failed(&addr) {
+                let addr = &self.changes[c as usize].addr;
+                if self.member_has_failed(addr) {
                     return true;
                 }
-                if !self.apply_instance(ctx, id, &addr).await {
-                    self.instance_failed(&addr, format!("{addr} could not be applied"));
+                if !self.apply_instance(ctx, id, c).await {
+                    self.instance_failed(addr, format!("{addr} could not be applied"));
                 }
                 self.publish(ctx, id);
                 true
             }
-            ExecOp::Instance(id, addr) => {
-                let ok = self.apply_instance(ctx, id, &addr).await;
+            ExecOp::Instance(id, c) => {
+                let ok = self.apply_instance(ctx, id, c).await;
                 if self.managed.contains(&id) {
                     self.publish(ctx, id);
                 }
                 ok
             }
             ExecOp::Close(id) => self.close(ctx, id),
-            ExecOp::Delete(addr) => match self.changes.get(&addr) {
-                Some(c) => self.delete(ctx, c.clone()).await,
-                None => true,
-            },
-            ExecOp::DeleteDeposed(addr) => self.delete_deposed(ctx, &addr).await,
+            ExecOp::Delete(c) => self.delete(ctx, &self.changes[c as usize]).await,
+            ExecOp::DeleteDeposed(c) => self.delete_deposed(ctx, &self.changes[c as usize]).await,
             ExecOp::Gate(op) => self.run_rollout_op(ctx, op).await,
         }
     }
@@ -832,19 +824,13 @@ impl Applier {
 
     /// One planned instance: evaluates its configuration with the values known now,
     /// executes exactly the planned action, checks postconditions.
-    async fn apply_instance(
-        self: &Arc<Self>,
-        ctx: &Arc<WalkCtx>,
-        id: NodeId,
-        addr: &ResourceInstanceAddr,
-    ) -> bool {
+    async fn apply_instance(self: &Arc<Self>, ctx: &Arc<WalkCtx>, id: NodeId, c: u32) -> bool {
         let config = Arc::clone(&ctx.config);
         let Some((_, module, r)) = resource_of(&config, &ctx.graph, id) else {
             return false;
         };
-        let Some(change) = self.changes.get(addr) else {
-            return true;
-        };
+        let change = &self.changes[c as usize];
+        let addr = &change.addr;
         let Some(opened) = lock(&self.opened).get(&id).cloned() else {
             return true;
         };

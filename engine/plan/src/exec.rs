@@ -38,20 +38,22 @@ pub enum ExecOp {
     /// A configuration node evaluated as in planning: variables, locals, outputs, module
     /// calls, providers, and resources with nothing planned.
     Node(NodeId),
-    /// A resource with exactly one planned instance: open, apply it and close in one
-    /// operation (most resources; three operations each made a 100,000-resource apply
-    /// 30% slower).
-    Only(NodeId, ResourceInstanceAddr),
+    /// A resource with exactly one planned instance (by index into the plan's changes):
+    /// open, apply it and close in one operation (most resources; three operations each
+    /// made a 100,000-resource apply 30% slower).
+    Only(NodeId, u32),
     /// Before a resource's instances: its `count`/`for_each` in each module instance.
     Open(NodeId),
-    /// One planned instance: evaluated with the values now known, planned again, executed.
-    Instance(NodeId, ResourceInstanceAddr),
+    /// One planned instance (by index into the plan's changes): evaluated with the values
+    /// now known, planned again, executed.
+    Instance(NodeId, u32),
     /// After every instance: the resource's value, for what references it.
     Close(NodeId),
-    /// Deletes an instance (no longer configured, or every one for destroy).
-    Delete(ResourceInstanceAddr),
+    /// Deletes an instance (no longer configured, or every one for destroy), by index into
+    /// the plan's changes.
+    Delete(u32),
     /// Deletes the object a create-before-destroy replacement replaced.
-    DeleteDeposed(ResourceInstanceAddr),
+    DeleteDeposed(u32),
     /// A rollout's gate.
     Gate(GateOp),
 }
@@ -113,12 +115,22 @@ impl Execution {
         self.ops.inner.node_count() == 0
     }
 
-    /// Maps the node names a plan file gave back to the configuration graph; the name of a
-    /// node the graph lacks is the error.
-    pub fn resolve(&mut self, graph: &Graph) -> Result<(), String> {
+    /// Maps the node names a plan file gave back to the configuration graph, and checks the
+    /// changes it names exist (the plan has `changes` of them); what is missing is the error.
+    pub fn resolve(&mut self, graph: &Graph, changes: usize) -> Result<(), String> {
         let Some(names) = self.names.take() else {
             return Ok(());
         };
+        for op in self.ops.inner.node_weights() {
+            if let ExecOp::Only(_, c)
+            | ExecOp::Instance(_, c)
+            | ExecOp::Delete(c)
+            | ExecOp::DeleteDeposed(c) = op
+                && *c as usize >= changes
+            {
+                return Err(format!("change {c} of {changes}"));
+            }
+        }
         let by_name: HashMap<String, NodeId> = graph
             .inner
             .node_indices()
@@ -156,12 +168,12 @@ impl Execution {
             .node_weights()
             .map(|op| match op {
                 ExecOp::Node(n) => SavedOp::Node(name(*n)),
-                ExecOp::Only(n, a) => SavedOp::Only(name(*n), a.clone()),
+                ExecOp::Only(n, c) => SavedOp::Only(name(*n), *c),
                 ExecOp::Open(n) => SavedOp::Open(name(*n)),
-                ExecOp::Instance(n, a) => SavedOp::Instance(name(*n), a.clone()),
+                ExecOp::Instance(n, c) => SavedOp::Instance(name(*n), *c),
                 ExecOp::Close(n) => SavedOp::Close(name(*n)),
-                ExecOp::Delete(a) => SavedOp::Delete(a.clone()),
-                ExecOp::DeleteDeposed(a) => SavedOp::DeleteDeposed(a.clone()),
+                ExecOp::Delete(c) => SavedOp::Delete(*c),
+                ExecOp::DeleteDeposed(c) => SavedOp::DeleteDeposed(*c),
                 ExecOp::Gate(g) => SavedOp::Gate(*g),
             })
             .collect();
@@ -195,12 +207,12 @@ impl Execution {
         for op in saved.ops {
             ops.add(match op {
                 SavedOp::Node(n) => ExecOp::Node(node(n)?),
-                SavedOp::Only(n, a) => ExecOp::Only(node(n)?, a),
+                SavedOp::Only(n, c) => ExecOp::Only(node(n)?, c),
                 SavedOp::Open(n) => ExecOp::Open(node(n)?),
-                SavedOp::Instance(n, a) => ExecOp::Instance(node(n)?, a),
+                SavedOp::Instance(n, c) => ExecOp::Instance(node(n)?, c),
                 SavedOp::Close(n) => ExecOp::Close(node(n)?),
-                SavedOp::Delete(a) => ExecOp::Delete(a),
-                SavedOp::DeleteDeposed(a) => ExecOp::DeleteDeposed(a),
+                SavedOp::Delete(c) => ExecOp::Delete(c),
+                SavedOp::DeleteDeposed(c) => ExecOp::DeleteDeposed(c),
                 SavedOp::Gate(g) => ExecOp::Gate(g),
             });
         }
@@ -238,18 +250,19 @@ pub struct SavedExecution {
     pub managed: Vec<u32>,
 }
 
-/// [`ExecOp`] with its node as an index into [`SavedExecution::nodes`].
+/// [`ExecOp`] with its node as an index into [`SavedExecution::nodes`] (changes are indexes
+/// into the plan's changes, as in memory).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum SavedOp {
     Node(u32),
-    Only(u32, ResourceInstanceAddr),
+    Only(u32, u32),
     Open(u32),
-    Instance(u32, ResourceInstanceAddr),
+    Instance(u32, u32),
     Close(u32),
-    Delete(ResourceInstanceAddr),
-    DeleteDeposed(ResourceInstanceAddr),
+    Delete(u32),
+    DeleteDeposed(u32),
     Gate(GateOp),
 }
 
@@ -337,12 +350,16 @@ pub fn build(
                 .filter_map(|c| node_of(&c.addr)),
         )
     });
-    let mut planned: HashMap<NodeId, Vec<&ResourceInstanceAddr>> = HashMap::new();
+    // Each resource's planned instances, as indexes into `changes` (sorted by address).
+    let mut planned: HashMap<NodeId, Vec<u32>> = HashMap::new();
     let mut managed = HashSet::new();
     if mode != PlanMode::Destroy {
-        for c in changes.iter().filter(|c| c.action != Action::Delete) {
+        for (i, c) in changes.iter().enumerate() {
+            if c.action == Action::Delete {
+                continue;
+            }
             if let Some(id) = node_of(&c.addr) {
-                planned.entry(id).or_default().push(&c.addr);
+                planned.entry(id).or_default().push(i as u32);
                 if members.contains_key(&c.addr) {
                     managed.insert(id);
                 }
@@ -356,7 +373,7 @@ pub fn build(
     let indexed = changes
         .iter()
         .any(|c| matches!(c.action, Action::Delete | Action::CreateThenDelete));
-    let mut instance_op: HashMap<&ResourceInstanceAddr, NodeId> = HashMap::new();
+    let mut instance_op: HashMap<u32, NodeId> = HashMap::new();
     // Per resource a rollout moves, its instances' operations.
     let mut managed_ops: HashMap<NodeId, Vec<(&ResourceInstanceAddr, NodeId)>> = HashMap::new();
     for &id in &graph.order {
@@ -364,31 +381,36 @@ pub fn build(
             continue;
         }
         match planned.get_mut(&id) {
-            Some(addrs) if addrs.len() == 1 && !managed.contains(&id) => {
-                let n = ops.add(ExecOp::Only(id, addrs[0].clone()));
+            Some(list) if list.len() == 1 && !managed.contains(&id) => {
+                let n = ops.add(ExecOp::Only(id, list[0]));
                 if indexed {
-                    instance_op.insert(addrs[0], n);
+                    instance_op.insert(list[0], n);
                 }
                 ends[id.index()] = Some((n, n));
             }
-            Some(addrs) => {
-                addrs.sort();
+            Some(list) => {
                 let open = ops.add(ExecOp::Open(id));
-                let instances: Vec<NodeId> = addrs
+                let instances: Vec<NodeId> = list
                     .iter()
-                    .map(|addr| ops.add(ExecOp::Instance(id, (*addr).clone())))
+                    .map(|&i| ops.add(ExecOp::Instance(id, i)))
                     .collect();
                 let close = ops.add(ExecOp::Close(id));
-                for (&addr, &n) in addrs.iter().zip(&instances) {
+                for (&i, &n) in list.iter().zip(&instances) {
                     ops.edge(open, n);
                     ops.edge(n, close);
                     if indexed {
-                        instance_op.insert(addr, n);
+                        instance_op.insert(i, n);
                     }
                 }
                 ops.edge(open, close);
                 if managed.contains(&id) {
-                    managed_ops.insert(id, addrs.iter().copied().zip(instances).collect());
+                    managed_ops.insert(
+                        id,
+                        list.iter()
+                            .map(|&i| &changes[i as usize].addr)
+                            .zip(instances)
+                            .collect(),
+                    );
                 }
                 ends[id.index()] = Some((open, close));
             }
@@ -422,14 +444,14 @@ pub fn build(
     }
     let mut ordered = true;
     // Create-before-destroy: the old object goes once what depends on the resource moved.
-    for c in changes
-        .iter()
-        .filter(|c| c.action == Action::CreateThenDelete && mode != PlanMode::Destroy)
-    {
-        let (Some(&create), Some(id)) = (instance_op.get(&c.addr), node_of(&c.addr)) else {
+    for (i, c) in changes.iter().enumerate() {
+        if c.action != Action::CreateThenDelete || mode == PlanMode::Destroy {
+            continue;
+        }
+        let (Some(&create), Some(id)) = (instance_op.get(&(i as u32)), node_of(&c.addr)) else {
             continue;
         };
-        let old = ops.add(ExecOp::DeleteDeposed(c.addr.clone()));
+        let old = ops.add(ExecOp::DeleteDeposed(i as u32));
         ordered = false;
         ops.edge(create, old);
         for d in graph.dependents(id) {
@@ -492,11 +514,13 @@ fn add_deletes(
     prior: &flotilla_state::State,
     ops: &mut OpGraph<ExecOp>,
     ends: &[Option<(NodeId, NodeId)>],
-    instance_op: &HashMap<&ResourceInstanceAddr, NodeId>,
+    instance_op: &HashMap<u32, NodeId>,
 ) {
-    let deletes: Vec<&ResourceChange> = changes
+    let deletes: Vec<(u32, &ResourceChange)> = changes
         .iter()
-        .filter(|c| c.action == Action::Delete)
+        .enumerate()
+        .filter(|(_, c)| c.action == Action::Delete)
+        .map(|(i, c)| (i as u32, c))
         .collect();
     if deletes.is_empty() {
         return;
@@ -504,12 +528,13 @@ fn add_deletes(
     let mut by_resource: HashMap<String, Vec<NodeId>> = HashMap::new();
     let nodes: Vec<NodeId> = deletes
         .iter()
-        .map(|c| {
-            let n = ops.add(ExecOp::Delete(c.addr.clone()));
+        .map(|(i, c)| {
+            let n = ops.add(ExecOp::Delete(*i));
             by_resource.entry(c.addr.config_addr()).or_default().push(n);
             n
         })
         .collect();
+    let deletes: Vec<&ResourceChange> = deletes.into_iter().map(|(_, c)| c).collect();
     for (c, &n) in deletes.iter().zip(&nodes) {
         if let Some((_, last)) = provider_node(graph, c).and_then(|p| ends[p.index()]) {
             ops.edge(last, n);
@@ -529,8 +554,11 @@ fn add_deletes(
         }
     }
     // Instances still configured that depended on a deleted resource: updated first.
-    for c in changes.iter().filter(|c| c.action != Action::Delete) {
-        let Some(&op) = instance_op.get(&c.addr) else {
+    for (i, c) in changes.iter().enumerate() {
+        if c.action == Action::Delete {
+            continue;
+        }
+        let Some(&op) = instance_op.get(&(i as u32)) else {
             continue;
         };
         let Some(recorded) = prior.resources.get(&c.addr) else {
@@ -667,16 +695,17 @@ mod tests {
     }
 
     /// The position of each operation in the sealed order, by a readable name.
-    fn positions(e: &Execution, g: &Graph) -> HashMap<String, usize> {
+    fn positions(e: &Execution, g: &Graph, changes: &[ResourceChange]) -> HashMap<String, usize> {
+        let addr = |c: &u32| &changes[*c as usize].addr;
         let name = |op: &ExecOp| match op {
             ExecOp::Node(n) | ExecOp::Open(n) | ExecOp::Close(n) => {
                 format!("{op:?}").split('(').next().unwrap().to_string()
                     + " "
                     + &g.node(*n).to_string()
             }
-            ExecOp::Only(_, a) | ExecOp::Instance(_, a) => format!("apply {a}"),
-            ExecOp::Delete(a) => format!("delete {a}"),
-            ExecOp::DeleteDeposed(a) => format!("delete old {a}"),
+            ExecOp::Only(_, c) | ExecOp::Instance(_, c) => format!("apply {}", addr(c)),
+            ExecOp::Delete(c) => format!("delete {}", addr(c)),
+            ExecOp::DeleteDeposed(c) => format!("delete old {}", addr(c)),
             ExecOp::Gate(g) => format!("{g:?}"),
         };
         flotilla_graph::Dag::order(&e.ops)
@@ -718,7 +747,7 @@ resource "builtin_data" "user" { input = "u" }
             change("builtin_data.user", Action::NoOp, &[]),
         ];
         let e = build(&g, &changes, PlanMode::Normal, false, &[], &prior).unwrap();
-        let at = positions(&e, &g);
+        let at = positions(&e, &g, &changes);
         let before = |a: &str, b: &str| {
             assert!(at[a] < at[b], "{a} before {b}: {at:?}");
         };
@@ -748,7 +777,7 @@ resource "builtin_data" "user" { input = "u" }
             change("builtin_data.base", Action::Delete, &[]),
         ];
         let e = build(&g, &destroy, PlanMode::Destroy, false, &[], &State::new()).unwrap();
-        let at = positions(&e, &g);
+        let at = positions(&e, &g, &destroy);
         assert!(
             at["delete builtin_data.app"] < at["delete builtin_data.base"],
             "{at:?}"
@@ -782,12 +811,13 @@ resource "builtin_data" "b" { input = builtin_data.a[0].output }
         let json = serde_json::to_string(&saved).unwrap();
         let mut back = Execution::from_saved(serde_json::from_str(&json).unwrap()).unwrap();
         assert_ne!(back, e, "names until resolved");
-        back.resolve(&g).unwrap();
+        assert!(back.clone().resolve(&g, 2).is_err(), "names a third change");
+        back.resolve(&g, 3).unwrap();
         assert_eq!(back, e);
         // A configuration without one of its nodes refuses it.
         let other = graph(r#"resource "builtin_data" "a" { input = 1 }"#);
         let mut stale = Execution::from_saved(serde_json::from_str(&json).unwrap()).unwrap();
-        assert!(stale.resolve(&other).is_err());
+        assert!(stale.resolve(&other, 3).is_err());
         // A damaged one is refused when read.
         let mut cyclic = saved.clone();
         cyclic.edges.push((cyclic.edges[0].1, cyclic.edges[0].0));
