@@ -132,6 +132,24 @@ locals {
     name = "all", selector = null, members = null, max_concurrency = "100%", soak = "0s",
     approval = false, max_failures = 0
   }]
+  wave_list = [for i, w in local.waves : {
+    name = w.name != null ? w.name : "wave ${i + 1}"
+    # The members the wave selects, or null: the rest.
+    selected = w.selector == null && w.members == null ? null : [
+      for m in local.names : m
+      if(w.members == null ? true : contains(w.members, m)) && alltrue([for k, v in(w.selector == null ? {} : w.selector) : lookup(var.fleet.member_labels[m], k, null) == v])
+    ]
+    names           = w.members == null ? [] : w.members
+    max_concurrency = w.max_concurrency
+    soak            = w.soak
+    approval        = w.approval
+    max_failures    = w.max_failures
+  }]
+  # Each wave's members, the rest resolved (what other resources join a wave by).
+  explicit = flatten([for w in local.wave_list : w.selected if w.selected != null])
+  wave_members = { for w in local.wave_list : w.name => w.selected != null ? w.selected : [
+    for m in local.names : m if !contains(local.explicit, m)
+  ] }
 }
 
 resource "builtin_rollout" "this" {
@@ -147,19 +165,7 @@ resource "builtin_rollout" "this" {
     analysis  = var.strategy == "none" ? null : local.analysis[var.strategy]
   }
   members = local.names
-  waves = [for i, w in local.waves : {
-    name = w.name != null ? w.name : "wave ${i + 1}"
-    # The members the wave selects, or null: the rest.
-    selected = w.selector == null && w.members == null ? null : [
-      for m in local.names : m
-      if(w.members == null ? true : contains(w.members, m)) && alltrue([for k, v in(w.selector == null ? {} : w.selector) : lookup(var.fleet.member_labels[m], k, null) == v])
-    ]
-    names           = w.members == null ? [] : w.members
-    max_concurrency = w.max_concurrency
-    soak            = w.soak
-    approval        = w.approval
-    max_failures    = w.max_failures
-  }]
+  waves   = local.wave_list
   max_failures      = var.max_failures
   on_failure        = var.on_failure
   on_change         = var.on_change

@@ -27,3 +27,8 @@ output "waves" {
   value       = [for w in builtin_rollout.this.waves : { name = w.name, members = w.selected }]
   description = "The waves as configured: `name` and the members each selects (null: the rest)."
 }
+
+output "wave_members" {
+  value       = local.wave_members
+  description = "Each wave's members by wave name (the rest resolved). A resource keyed by member that depends on this joins the rollout: each member's instance moves with that member, inside its wave's gates."
+}

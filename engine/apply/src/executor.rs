@@ -134,6 +134,9 @@ struct Applier {
     /// Resources a rollout moves: their value is republished after each instance, since
     /// other members' instances of them may still wait for later waves.
     managed: std::collections::HashSet<NodeId>,
+    /// Held while a value is republished, so a publish that read fewer applied instances
+    /// never overwrites one that read more.
+    publishing: Mutex<()>,
 }
 
 /// A resource being applied, as its [`ExecOp::Open`] found it.
@@ -235,6 +238,7 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
         runs,
         members,
         managed,
+        publishing: Mutex::new(()),
         changes,
         state: Mutex::new(state),
         journal,
@@ -741,6 +745,7 @@ impl Applier {
         let Some(opened) = lock(&self.opened).get(&id).cloned() else {
             return;
         };
+        let _one_at_a_time = lock(&self.publishing);
         for set in &opened.sets {
             let value = self.aggregate(set, r, false);
             ctx.set_resource(&set.inst, &r.addr, value);

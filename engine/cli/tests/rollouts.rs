@@ -617,3 +617,52 @@ fn a_new_revision_mid_rollout_supersedes_it_or_folds_into_it() {
     );
     assert_eq!(images(&w), everywhere("1.6.0"));
 }
+
+#[test]
+fn a_resource_keyed_by_the_waves_members_joins_their_waves() {
+    let (w, _) = example("fleet-rollout");
+    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &format!(
+            r#"{main}
+provider "kube" {{
+  alias    = "site"
+  for_each = toset(["bj-1", "gz-1", "sh-1", "sh-2"])
+  sandbox  = each.key
+}}
+
+# A banner on the canary wave's members, moved with each of them.
+resource "kube_manifest" "banner" {{
+  for_each = toset(rollout.checkout.wave_members["canary"])
+  provider = kube.site[each.key]
+  manifest = {{
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = {{ name = "banner", namespace = "default" }}
+    data       = {{ version = var.checkout_version }}
+  }}
+}}
+"#
+        ),
+    );
+    install(&w);
+    let v15 = ["-var", "checkout_version=1.5.0"];
+    let plan = w.run(&[&["plan"][..], &v15].concat()).expect(0);
+    assert!(
+        plan.stdout
+            .contains("bj-1  2 to change (kube_manifest.banner, kube_manifest.deployment)"),
+        "{}",
+        plan.stdout
+    );
+    let out = w
+        .run(&[&["apply", "-auto-approve"][..], &v15].concat())
+        .expect(0)
+        .stdout;
+    let banner = line_of(&out, "kube_manifest.banner[\"bj-1\"]: Modifying...");
+    assert!(
+        line_of(&out, "rollout.checkout: bj-1: rolling out") < banner
+            && banner < line_of(&out, "rollout.checkout: bj-1: healthy at the new revision"),
+        "the banner moves inside bj-1's gates:\n{out}"
+    );
+}

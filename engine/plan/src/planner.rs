@@ -190,7 +190,7 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
     let (rollouts, rollout_diags) = if input.options.mode == PlanMode::Destroy {
         (Vec::new(), Vec::new())
     } else {
-        crate::rollout::plan_rollouts(&changes, &prior, |addr| {
+        crate::rollout::plan_rollouts(&changes, &prior, Some(&input.graph), |addr| {
             input
                 .config
                 .descendant(&addr.module.path())

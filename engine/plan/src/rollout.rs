@@ -87,6 +87,11 @@ pub struct RolloutPlan {
     /// Extra checks each member must pass after its gate.
     #[serde(default)]
     pub checks: Vec<Check>,
+    /// Resources outside the rollout that join its waves: they depend on the rollout's
+    /// outputs (`wave_members`) and are keyed by member, so each member's instance moves
+    /// with that member (configuration addresses).
+    #[serde(default)]
+    pub joins: Vec<String>,
 }
 
 /// An extra health check: a data source read on the member whose value at `field` must
@@ -277,11 +282,15 @@ impl RolloutPlan {
             .collect()
     }
 
-    /// The member an instance of a managed resource belongs to.
+    /// The member an instance of a managed (or joining) resource belongs to.
     pub fn member_of<'a>(&self, addr: &'a ResourceInstanceAddr) -> Option<&'a str> {
-        if addr.module != self.module
-            || !self.manages.iter().any(|m| *m == addr.resource.to_string())
-        {
+        let managed = addr.module == self.module
+            && self.manages.iter().any(|m| *m == addr.resource.to_string());
+        let joining = !managed
+            && !self.joins.is_empty()
+            && self.joins.contains(&addr.config_addr())
+            && matches!(&addr.key, InstanceKey::Str(m) if self.find(m).is_some());
+        if !managed && !joining {
             return None;
         }
         match &addr.key {
@@ -367,11 +376,35 @@ fn list(names: &[&str]) -> String {
     names.join(", ")
 }
 
+/// The resources outside the module at `path` that depend on one of its outputs (they join
+/// its waves when keyed by member).
+fn joining(graph: &flotilla_graph::Graph, path: &flotilla_config::addr::ModulePath) -> Vec<String> {
+    use flotilla_graph::NodeKind;
+    let mut out: Vec<String> = graph
+        .inner
+        .node_indices()
+        .filter(|&i| {
+            let n = graph.node(i);
+            matches!(n.kind, NodeKind::Resource(_))
+                && !n.module.0.starts_with(&path.0)
+                && graph.dependencies(i).any(|d| {
+                    let d = graph.node(d);
+                    d.module == *path && matches!(d.kind, NodeKind::Output(_))
+                })
+        })
+        .map(|i| graph.node(i).to_string())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Reads the rollouts the plan's `builtin_rollout` instances declare. `span_of` gives the
-/// declaring resource's diagnostics their location.
+/// declaring resource's diagnostics their location; `graph` tells which resources join
+/// their waves.
 pub fn plan_rollouts(
     changes: &[ResourceChange],
     prior: &State,
+    graph: Option<&flotilla_graph::Graph>,
     span_of: impl Fn(&ResourceInstanceAddr) -> Option<flotilla_syntax::Span>,
 ) -> (Vec<RolloutPlan>, Vec<Diagnostic>) {
     let mut out = Vec::new();
@@ -389,7 +422,12 @@ pub fn plan_rollouts(
             continue;
         }
         match rollout_from(c, value, prior) {
-            Ok(r) => out.push(r),
+            Ok(mut r) => {
+                if let Some(g) = graph {
+                    r.joins = joining(g, &r.module.path());
+                }
+                out.push(r)
+            }
             Err((summary, help)) => {
                 let mut d =
                     Diagnostic::error(format!("invalid rollout waves in {}", c.addr.module))
@@ -581,6 +619,7 @@ fn rollout_from(
         held,
         supersedes,
         on_change,
+        joins: Vec::new(),
         checks: raw
             .checks
             .unwrap_or_default()
@@ -734,7 +773,7 @@ mod tests {
     }
 
     fn planned(waves: Vec<serde_json::Value>, prior: &State) -> Result<RolloutPlan, String> {
-        let (mut r, d) = plan_rollouts(&changes(waves), prior, |_| None);
+        let (mut r, d) = plan_rollouts(&changes(waves), prior, None, |_| None);
         match d.first() {
             Some(d) => Err(format!(
                 "{} | {}",
@@ -923,7 +962,7 @@ mod tests {
         let mut spec = fold[0].after.clone().unwrap().to_json();
         spec["on_change"] = serde_json::json!("fold");
         fold[0].after = Some(Value::from_json(&spec));
-        let (folding, d) = plan_rollouts(&fold, &prior, |_| None);
+        let (folding, d) = plan_rollouts(&fold, &prior, None, |_| None);
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(folding[0].on_change, OnChange::Fold);
         assert_eq!(
