@@ -96,7 +96,7 @@ enum Command {
     Plan(PlanArgs),
     /// Make the real objects match the configuration (or apply a saved plan).
     #[command(
-        after_help = "Examples:\n  flotilla apply                 # plan, ask for approval, apply\n  flotilla apply -auto-approve   # no prompt (CI)\n  flotilla apply tfplan          # apply a saved plan exactly, no prompt\n\nCtrl-C stops scheduling new work, lets operations in progress finish, saves state and exits 1."
+        after_help = "Examples:\n  flotilla apply                 # plan, ask for approval, apply\n  flotilla apply -auto-approve   # no prompt (CI)\n  flotilla apply tfplan          # apply a saved plan exactly, no prompt\n\nCtrl-C stops scheduling new work, lets operations in progress finish, saves state and exits 1.\nExit codes: 0 done, 1 failed, 4 stopped before a rollout wave that needs approval (it prints\nthe `flotilla rollout approve` command that continues it)."
     )]
     Apply(ApplyArgs),
     /// Destroy every object flotilla manages in this configuration.
