@@ -393,6 +393,11 @@ impl Applier {
             create_before_destroy: change.create_before_destroy,
             tainted,
         };
+        self.record(addr, instance);
+    }
+
+    /// Records an instance in state and the journal.
+    fn record(&self, addr: &ResourceInstanceAddr, instance: ResourceInstanceState) {
         lock(&self.state)
             .resources
             .insert(addr.clone(), instance.clone());

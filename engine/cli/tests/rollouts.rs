@@ -122,6 +122,11 @@ fn install(w: &Work) {
     );
 }
 
+/// What a run printed on stderr, on one line (miette wraps long messages).
+fn flat_stderr(run: &support::Run) -> String {
+    run.stderr.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Index of the first stdout line containing `text`.
 fn line_of(out: &str, text: &str) -> usize {
     out.lines()
@@ -224,11 +229,7 @@ fn the_plan_shows_every_wave_and_a_failed_canary_rolls_every_touched_member_back
         out.contains("gz-1: failed: canary analysis failed"),
         "{out}"
     );
-    let err = failed
-        .stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let err = flat_stderr(&failed);
     assert!(
         err.contains("rollout.checkout failed and was rolled back") && err.contains("gz-1 failed"),
         "{err}"
@@ -377,7 +378,7 @@ fn waves_that_leave_members_out_are_a_plan_error_with_the_place() {
         ),
     );
     let out = w.run(&["plan"]).expect(1);
-    let err = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let err = flat_stderr(&out);
     assert!(
         err.contains("invalid rollout waves in rollout.checkout")
             && err.contains("members in no wave: gz-1")
@@ -410,11 +411,7 @@ fn a_failure_within_the_budget_is_a_warning_and_pause_holds_until_resumed() {
     let within = w
         .run(&["apply", "-auto-approve", "-var", "checkout_version=1.5.0"])
         .expect(0);
-    let err = within
-        .stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let err = flat_stderr(&within);
     assert!(
         err.contains("rollout.checkout: member gz-1 failed")
             && err.contains("within the failure budget"),
@@ -443,11 +440,7 @@ fn a_failure_within_the_budget_is_a_warning_and_pause_holds_until_resumed() {
         .expect(0);
     let v16 = ["apply", "-auto-approve", "-var", "checkout_version=1.6.0"];
     let paused = w.run(&v16).expect(1);
-    let err = paused
-        .stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let err = flat_stderr(&paused);
     assert!(
         err.contains("rollout.checkout failed and is paused"),
         "{err}"
@@ -460,7 +453,7 @@ fn a_failure_within_the_budget_is_a_warning_and_pause_holds_until_resumed() {
     let status = w.run(&["rollout", "status", "checkout"]).expect(0).stdout;
     assert!(status.contains("paused"), "{status}");
     let held = w.run(&v16).expect(1);
-    let err = held.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let err = flat_stderr(&held);
     assert!(
         err.contains("rollout.checkout does not move") && err.contains("paused"),
         "{err}"
@@ -549,11 +542,7 @@ fn an_extra_check_failing_on_a_member_rolls_the_fleet_back() {
         "{}",
         failed.stdout
     );
-    let err = failed
-        .stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let err = flat_stderr(&failed);
     assert!(
         err.contains("rollout.checkout failed and was rolled back"),
         "{err}"

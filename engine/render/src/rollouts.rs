@@ -61,6 +61,16 @@ fn change_line(r: &RolloutPlan, old: &str) -> String {
     }
 }
 
+/// `3 of 4 members (75%<what>), 6 replicas`.
+fn exposure_text(e: &flotilla_plan::rollout::Exposure, fleet: usize, what: &str) -> String {
+    format!(
+        "{} of {fleet} members ({:.0}%{what}), {} replicas",
+        e.members,
+        e.share * 100.0,
+        e.replicas
+    )
+}
+
 fn on_failure(r: &RolloutPlan) -> &'static str {
     match r.on_failure {
         OnFailure::Rollback => "roll back every touched member",
@@ -180,15 +190,11 @@ pub fn waves_text(plan: &Plan) -> String {
             for m in &w.members {
                 let _ = writeln!(out, "      {:width$}  {}", m.name, member_summary(m));
             }
-            let e = exposure[i];
             let _ = writeln!(
                 out,
-                "      after wave {}: {} of {} members ({:.0}% of the fleet), {} replicas",
+                "      after wave {}: {}",
                 i + 1,
-                e.members,
-                r.fleet_size,
-                e.share * 100.0,
-                e.replicas
+                exposure_text(&exposure[i], r.fleet_size, " of the fleet")
             );
         }
         out.push('\n');
@@ -268,7 +274,7 @@ pub fn waves_markdown(plan: &Plan) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "| {} {} | {} | {} | {} | {} | {} of {} members ({:.0}%), {} replicas |",
+                "| {} {} | {} | {} | {} | {} | {} |",
                 i + 1,
                 w.name.replace('|', "\\|"),
                 members.join("<br>").replace('|', "\\|"),
@@ -279,10 +285,7 @@ pub fn waves_markdown(plan: &Plan) -> String {
                 } else {
                     "none".into()
                 },
-                e.members,
-                r.fleet_size,
-                e.share * 100.0,
-                e.replicas
+                exposure_text(&e, r.fleet_size, "")
             );
         }
         out.push('\n');

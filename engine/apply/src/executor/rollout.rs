@@ -825,13 +825,7 @@ impl Applier {
                     tainted: done.failed.is_some(),
                     ..prev.clone()
                 };
-                lock(&self.state)
-                    .resources
-                    .insert(addr.clone(), instance.clone());
-                self.journal.record(JournalEntry::Put {
-                    addr: addr.clone(),
-                    instance,
-                });
+                self.record(addr, instance);
                 if let Some(e) = done.failed {
                     return Err(fail("apply", e));
                 }
