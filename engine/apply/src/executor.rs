@@ -117,6 +117,8 @@ pub struct ApplyReport {
 struct Applier {
     /// The plan's changes, which the execution graph's operations name by index.
     changes: Vec<ResourceChange>,
+    /// The plan's deletions of old objects interrupted replacements left.
+    leftovers: Vec<ResourceChange>,
     /// Each opened resource: its instance sets (`count`/`for_each` evaluated at apply), its
     /// provider and schema, shared by its instances.
     opened: Mutex<HashMap<NodeId, Arc<Opened>>>,
@@ -177,7 +179,11 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
         return ApplyReport::nothing_done(input.plan.prior_state.clone(), d);
     }
     let mut execution = std::mem::take(&mut input.plan.execution);
-    if let Err(name) = execution.resolve(&input.graph, input.plan.changes.len()) {
+    if let Err(name) = execution.resolve(
+        &input.graph,
+        input.plan.changes.len(),
+        input.plan.deposed.len(),
+    ) {
         return ApplyReport::nothing_done(
             input.plan.prior_state.clone(),
             Diagnostic::error("saved plan does not match the configuration")
@@ -200,6 +206,7 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
     let managed = execution.managed;
     let ops = Arc::new(execution.ops);
     let changes = std::mem::take(&mut input.plan.changes);
+    let leftovers = std::mem::take(&mut input.plan.deposed);
     let mut state = input.plan.prior_state.clone();
     // The refreshed prior state becomes the baseline snapshot, so the journal replays onto it.
     if let Err(e) = input.backend.persist(&mut state) {
@@ -240,6 +247,7 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
         managed,
         publishing: Mutex::new(()),
         changes,
+        leftovers,
         state: Mutex::new(state),
         journal,
         progress: input.progress,
@@ -396,6 +404,27 @@ impl Applier {
         self.record(addr, instance);
     }
 
+    /// Moves an instance's recorded object to the deposed ones (its replacement follows).
+    fn depose(&self, addr: &ResourceInstanceAddr) {
+        let mut state = lock(&self.state);
+        if let Some(old) = state.resources.get(addr).cloned() {
+            state.deposed.insert(addr.clone(), old.clone());
+            drop(state);
+            self.journal.record(JournalEntry::Depose {
+                addr: addr.clone(),
+                instance: old,
+            });
+        }
+    }
+
+    /// Forgets a deposed object once it is deleted.
+    fn undepose(&self, addr: &ResourceInstanceAddr) {
+        if lock(&self.state).deposed.remove(addr).is_some() {
+            self.journal
+                .record(JournalEntry::Undepose { addr: addr.clone() });
+        }
+    }
+
     /// Records an instance in state and the journal.
     fn record(&self, addr: &ResourceInstanceAddr, instance: ResourceInstanceState) {
         lock(&self.state)
@@ -510,6 +539,7 @@ impl Applier {
             );
             return false;
         }
+        self.undepose(addr);
         self.count(Action::Delete);
         let (progress, addr, elapsed) = (Arc::clone(&self.progress), addr.clone(), start.elapsed());
         self.journal.after_sync(move || {
@@ -612,9 +642,18 @@ impl Applier {
                 .map_err(|e| fail(verb, e))?;
             let new = mark_schema_sensitive(created.new_state.unwrap_or(Value::Null), schema);
             if let Some(e) = created.failed {
+                if change.action == Action::CreateThenDelete {
+                    // The old object stays recorded (deposed); the next plan deletes it.
+                    self.depose(addr);
+                }
                 self.put(addr, change, &new, true);
                 return Err(fail(verb, e)
                     .with_help("the object was written and is recorded in state as tainted; the next plan replaces it"));
+            }
+            if change.action == Action::CreateThenDelete {
+                // The old object waits in state as deposed until it is deleted, so an
+                // apply interrupted before that still records it.
+                self.depose(addr);
             }
             self.put(addr, change, &new, false);
             if change.importing.is_some() {
@@ -734,6 +773,9 @@ impl Applier {
             ExecOp::Close(id) => self.close(ctx, id),
             ExecOp::Delete(c) => self.delete(ctx, &self.changes[c as usize]).await,
             ExecOp::DeleteDeposed(c) => self.delete_deposed(ctx, &self.changes[c as usize]).await,
+            ExecOp::DeleteLeftover(c) => {
+                self.delete_deposed(ctx, &self.leftovers[c as usize]).await
+            }
             ExecOp::Gate(op) => self.run_rollout_op(ctx, op).await,
         }
     }

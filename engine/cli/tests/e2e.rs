@@ -987,3 +987,48 @@ resource "builtin_sleep" "second" {
         plan.stdout
     );
 }
+
+#[test]
+fn an_old_object_an_interrupted_replacement_left_is_deleted_by_the_next_apply() {
+    let w = Work::new(&[(
+        "main.hcl",
+        "resource \"builtin_file\" \"a\" {\n  path    = \"new.txt\"\n  content = \"new\"\n}\n",
+    )]);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    // State as an apply killed between a create-before-destroy's two halves leaves it: the
+    // new object recorded, the old one deposed (and still on disk).
+    std::fs::write(w.path("old.txt"), "old").unwrap();
+    let path = w.path("flotilla.state.json");
+    let mut state =
+        flotilla_state::format::decode(&std::fs::read(&path).unwrap(), "state").unwrap();
+    let addr: flotilla_config::addr::ResourceInstanceAddr = "builtin_file.a".parse().unwrap();
+    let mut old = state.resources[&addr].clone();
+    old.attributes["path"] = serde_json::json!("old.txt");
+    old.attributes["content"] = serde_json::json!("old");
+    state.deposed.insert(addr, old);
+    std::fs::write(&path, flotilla_state::format::encode(&state)).unwrap();
+
+    let plan = w.run(&["plan"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("# builtin_file.a (deposed object) will be destroyed")
+            && plan
+                .stdout
+                .contains("Plan: 0 to add, 0 to change, 1 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&w.run(&["plan", "-json"]).expect(0).stdout).unwrap();
+    assert_eq!(json["deposed_changes"][0]["address"], "builtin_file.a");
+    let applied = w.run(&["apply", "-auto-approve"]).expect(0);
+    assert!(
+        applied.stdout.contains("0 added, 0 changed, 1 destroyed"),
+        "{}",
+        applied.stdout
+    );
+    assert!(!w.path("old.txt").exists(), "the old object is gone");
+    assert!(w.path("new.txt").exists(), "the new one stays");
+    assert!(w.state().get("deposed").is_none(), "{}", w.state());
+    w.run(&["plan", "-detailed-exitcode"]).expect(0);
+}

@@ -54,6 +54,9 @@ pub enum ExecOp {
     Delete(u32),
     /// Deletes the object a create-before-destroy replacement replaced.
     DeleteDeposed(u32),
+    /// Deletes an old object an interrupted replacement left (by index into the plan's
+    /// `deposed`).
+    DeleteLeftover(u32),
     /// A rollout's gate.
     Gate(GateOp),
 }
@@ -117,7 +120,7 @@ impl Execution {
 
     /// Maps the node names a plan file gave back to the configuration graph, and checks the
     /// changes it names exist (the plan has `changes` of them); what is missing is the error.
-    pub fn resolve(&mut self, graph: &Graph, changes: usize) -> Result<(), String> {
+    pub fn resolve(&mut self, graph: &Graph, changes: usize, deposed: usize) -> Result<(), String> {
         let Some(names) = self.names.take() else {
             return Ok(());
         };
@@ -129,6 +132,11 @@ impl Execution {
                 && *c as usize >= changes
             {
                 return Err(format!("change {c} of {changes}"));
+            }
+            if let ExecOp::DeleteLeftover(c) = op
+                && *c as usize >= deposed
+            {
+                return Err(format!("deposed object {c} of {deposed}"));
             }
         }
         let by_name: HashMap<String, NodeId> = graph
@@ -145,7 +153,10 @@ impl Execution {
             match op {
                 ExecOp::Node(n) | ExecOp::Only(n, _) | ExecOp::Open(n) | ExecOp::Close(n) => map(n),
                 ExecOp::Instance(n, _) => map(n),
-                ExecOp::Delete(_) | ExecOp::DeleteDeposed(_) | ExecOp::Gate(_) => {}
+                ExecOp::Delete(_)
+                | ExecOp::DeleteDeposed(_)
+                | ExecOp::DeleteLeftover(_)
+                | ExecOp::Gate(_) => {}
             }
         }
         self.managed = self.managed.iter().map(|n| ids[n.index()]).collect();
@@ -174,6 +185,7 @@ impl Execution {
                 ExecOp::Close(n) => SavedOp::Close(name(*n)),
                 ExecOp::Delete(c) => SavedOp::Delete(*c),
                 ExecOp::DeleteDeposed(c) => SavedOp::DeleteDeposed(*c),
+                ExecOp::DeleteLeftover(c) => SavedOp::DeleteLeftover(*c),
                 ExecOp::Gate(g) => SavedOp::Gate(*g),
             })
             .collect();
@@ -213,6 +225,7 @@ impl Execution {
                 SavedOp::Close(n) => ExecOp::Close(node(n)?),
                 SavedOp::Delete(c) => ExecOp::Delete(c),
                 SavedOp::DeleteDeposed(c) => ExecOp::DeleteDeposed(c),
+                SavedOp::DeleteLeftover(c) => ExecOp::DeleteLeftover(c),
                 SavedOp::Gate(g) => ExecOp::Gate(g),
             });
         }
@@ -263,6 +276,7 @@ pub enum SavedOp {
     Close(u32),
     Delete(u32),
     DeleteDeposed(u32),
+    DeleteLeftover(u32),
     Gate(GateOp),
 }
 
@@ -297,7 +311,7 @@ pub fn runs(r: &RolloutPlan) -> bool {
 /// rollout moves; a plan is given its graph when it is saved or applied).
 pub fn ensure(plan: &mut crate::Plan, graph: &Graph) -> Result<(), Diagnostic> {
     if plan.execution.is_empty() {
-        plan.execution = build(
+        let mut e = build(
             graph,
             &plan.changes,
             plan.mode,
@@ -305,8 +319,40 @@ pub fn ensure(plan: &mut crate::Plan, graph: &Graph) -> Result<(), Diagnostic> {
             &plan.rollouts,
             &plan.prior_state,
         )?;
+        add_leftovers(graph, &plan.deposed, &mut e)?;
+        plan.execution = e;
     }
     Ok(())
+}
+
+/// The deletions of old objects interrupted replacements left: each after its provider's
+/// configuration (the graph is sealed again).
+fn add_leftovers(
+    graph: &Graph,
+    deposed: &[ResourceChange],
+    e: &mut Execution,
+) -> Result<(), Diagnostic> {
+    if deposed.is_empty() {
+        return Ok(());
+    }
+    let providers: HashMap<NodeId, NodeId> = e
+        .ops
+        .inner
+        .node_indices()
+        .filter_map(|n| match e.ops.op(n) {
+            ExecOp::Node(id) => Some((*id, n)),
+            _ => None,
+        })
+        .collect();
+    for (i, c) in deposed.iter().enumerate() {
+        let op = e.ops.add(ExecOp::DeleteLeftover(i as u32));
+        if let Some(&p) = provider_node(graph, c).and_then(|p| providers.get(&p)) {
+            e.ops.edge(p, op);
+        }
+    }
+    e.ops
+        .seal()
+        .map_err(|_| Diagnostic::error("the execution graph has a cycle"))
 }
 
 /// The configuration node of a change's provider configuration.
@@ -706,6 +752,7 @@ mod tests {
             ExecOp::Only(_, c) | ExecOp::Instance(_, c) => format!("apply {}", addr(c)),
             ExecOp::Delete(c) => format!("delete {}", addr(c)),
             ExecOp::DeleteDeposed(c) => format!("delete old {}", addr(c)),
+            ExecOp::DeleteLeftover(c) => format!("delete leftover {c}"),
             ExecOp::Gate(g) => format!("{g:?}"),
         };
         flotilla_graph::Dag::order(&e.ops)
@@ -811,13 +858,16 @@ resource "builtin_data" "b" { input = builtin_data.a[0].output }
         let json = serde_json::to_string(&saved).unwrap();
         let mut back = Execution::from_saved(serde_json::from_str(&json).unwrap()).unwrap();
         assert_ne!(back, e, "names until resolved");
-        assert!(back.clone().resolve(&g, 2).is_err(), "names a third change");
-        back.resolve(&g, 3).unwrap();
+        assert!(
+            back.clone().resolve(&g, 2, 0).is_err(),
+            "names a third change"
+        );
+        back.resolve(&g, 3, 0).unwrap();
         assert_eq!(back, e);
         // A configuration without one of its nodes refuses it.
         let other = graph(r#"resource "builtin_data" "a" { input = 1 }"#);
         let mut stale = Execution::from_saved(serde_json::from_str(&json).unwrap()).unwrap();
-        assert!(stale.resolve(&other, 3).is_err());
+        assert!(stale.resolve(&other, 3, 0).is_err());
         // A damaged one is refused when read.
         let mut cyclic = saved.clone();
         cyclic.edges.push((cyclic.edges[0].1, cyclic.edges[0].0));

@@ -169,6 +169,9 @@ pub struct Plan {
     pub rollouts: Vec<crate::rollout::RolloutPlan>,
     /// The operations apply runs and their order ([`crate::exec`]).
     pub execution: crate::exec::Execution,
+    /// Deletions of old objects an interrupted create-before-destroy replacement left
+    /// (recorded in state as deposed), by address.
+    pub deposed: Vec<ResourceChange>,
 }
 
 /// Counts for the `Plan: N to add, N to change, N to destroy.` line.
@@ -210,6 +213,7 @@ impl Plan {
                 Action::NoOp | Action::Read => {}
             }
         }
+        s.destroy += self.deposed.len();
         s
     }
 
@@ -221,5 +225,6 @@ impl Plan {
             || self.outputs.iter().any(|o| o.action != Action::NoOp)
             || (self.mode == PlanMode::RefreshOnly && !self.drift.is_empty())
             || self.rollouts.iter().any(|r| r.runs())
+            || !self.deposed.is_empty()
     }
 }

@@ -201,6 +201,12 @@ struct OutputRef<'a> {
 /// A list written element by element, converted as it goes.
 struct Each<'a, T, R>(&'a [T], fn(&'a T) -> R);
 
+impl<T, R> Each<'_, T, R> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl<'a, T, R: serde::Serialize> serde::Serialize for Each<'a, T, R> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter().map(self.1))
@@ -222,6 +228,8 @@ struct BodyRef<'a, P: serde::Serialize> {
     rollouts: &'a [crate::rollout::RolloutPlan],
     #[serde(skip_serializing_if = "Option::is_none")]
     execution: Option<crate::exec::SavedExecution>,
+    #[serde(skip_serializing_if = "Each::is_empty")]
+    deposed: Each<'a, ResourceChange, ChangeRef<'a>>,
 }
 
 #[derive(serde::Serialize)]
@@ -258,6 +266,7 @@ pub fn encode(plan: &Plan, graph: &flotilla_graph::Graph) -> Vec<u8> {
             targets: &plan.targets,
             rollouts: &plan.rollouts,
             execution: (!plan.execution.is_empty()).then(|| plan.execution.saved(graph)),
+            deposed: Each(&plan.deposed, ChangeRef::from),
         },
     };
     let mut out = serde_json::to_vec(&doc).expect("plans always serialize");
@@ -353,6 +362,11 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<Plan, PlanFileError> {
             Some(r) => serde_json::from_value(r.clone()).map_err(|e| invalid(&e.to_string()))?,
             None => Vec::new(),
         },
+        deposed: if body.get("deposed").is_some() {
+            changes("deposed")?
+        } else {
+            Vec::new()
+        },
         execution: match body.get("execution") {
             Some(e) => crate::exec::Execution::from_saved(
                 serde_json::from_value(e.clone()).map_err(|e| invalid(&e.to_string()))?,
@@ -420,6 +434,7 @@ mod tests {
             targets: vec!["builtin_data.a".into()],
             rollouts: Vec::new(),
             execution: Default::default(),
+            deposed: Vec::new(),
         }
     }
 

@@ -203,8 +203,10 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         diags.sort();
         return Err(diags);
     }
+    let deposed = deposed_changes(&prior, input.options.mode);
     let mut plan = Plan {
         rollouts,
+        deposed,
         execution: Default::default(),
         mode: input.options.mode,
         changes,
@@ -231,6 +233,31 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
         return Err(diags);
     }
     Ok((plan, diags))
+}
+
+/// The deletions of old objects an interrupted create-before-destroy replacement left.
+fn deposed_changes(prior: &State, mode: PlanMode) -> Vec<ResourceChange> {
+    if mode == PlanMode::RefreshOnly {
+        return Vec::new();
+    }
+    prior
+        .deposed
+        .iter()
+        .map(|(addr, old)| ResourceChange {
+            addr: addr.clone(),
+            prev_addr: None,
+            provider: old.provider.clone(),
+            action: Action::Delete,
+            before: Some(state_value(old)),
+            after: None,
+            replace_reasons: Vec::new(),
+            reason: Some("the old object of a create-before-destroy replacement that an interrupted apply did not delete".into()),
+            dependencies: old.dependencies.clone(),
+            create_before_destroy: true,
+            importing: None,
+            notes: Vec::new(),
+        })
+        .collect()
 }
 
 /// The providers' review of the planned values (what each resource will be, deletes left

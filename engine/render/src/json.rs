@@ -127,6 +127,7 @@ pub fn plan_json(plan: &Plan, diagnostics: Vec<Json>) -> Json {
         "mode": plan.mode,
         "resource_changes": plan.changes.iter().map(change).collect::<Vec<_>>(),
         "drift": plan.drift.iter().map(change).collect::<Vec<_>>(),
+        "deposed_changes": plan.deposed.iter().map(change).collect::<Vec<_>>(),
         "output_changes": outputs,
         "summary": { "add": s.add, "change": s.change, "destroy": s.destroy, "move": s.moved, "import": s.import },
         "has_changes": plan.has_changes(),

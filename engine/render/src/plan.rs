@@ -86,7 +86,13 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             out.push_str("Unless you have made equivalent changes to your configuration, the plan below undoes them.\n\n");
         }
     }
-    let changes: Vec<&ResourceChange> = plan.changes.iter().filter(|c| shown(c)).collect();
+    // Old objects an interrupted replacement left come last, each a deletion.
+    let changes: Vec<&ResourceChange> = plan
+        .changes
+        .iter()
+        .filter(|c| shown(c))
+        .chain(&plan.deposed)
+        .collect();
     let outputs: Vec<&OutputChange> = plan
         .outputs
         .iter()
@@ -140,7 +146,8 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
                 }
                 current = block;
             }
-            for line in header_lines(c) {
+            let deposed = plan.deposed.iter().any(|d| std::ptr::eq(d, *c));
+            for line in header_lines(c, deposed) {
                 let _ = writeln!(out, "  {}", style.bold(&line));
             }
             if c.action != Action::NoOp {
@@ -205,7 +212,7 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
 pub fn render_change(c: &ResourceChange) -> String {
     let style = Style { color: false };
     let mut out = String::new();
-    for line in header_lines(c) {
+    for line in header_lines(c, false) {
         let _ = writeln!(out, "  {line}");
     }
     if c.action != Action::NoOp {
@@ -242,7 +249,9 @@ pub fn changed_attributes(c: &ResourceChange) -> Vec<String> {
     names
 }
 
-fn header_lines(c: &ResourceChange) -> Vec<String> {
+/// A change's `#` lines; `deposed` for the deletion of an old object an interrupted
+/// replacement left.
+fn header_lines(c: &ResourceChange, deposed: bool) -> Vec<String> {
     let a = &c.addr;
     let mut lines = Vec::new();
     if let Some(prev) = &c.prev_addr {
@@ -254,6 +263,7 @@ fn header_lines(c: &ResourceChange) -> Vec<String> {
         Action::DeleteThenCreate | Action::CreateThenDelete => {
             Some(format!("# {a} must be replaced"))
         }
+        Action::Delete if deposed => Some(format!("# {a} (deposed object) will be destroyed")),
         Action::Delete => Some(format!("# {a} will be destroyed")),
         Action::Read => Some(format!("# {a} will be read during apply")),
         Action::NoOp => c

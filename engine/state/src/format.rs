@@ -38,6 +38,8 @@ struct Document {
     outputs: BTreeMap<String, OutputState>,
     #[serde(default)]
     rollouts: BTreeMap<String, crate::RolloutRecord>,
+    #[serde(default)]
+    deposed: BTreeMap<flotilla_config::addr::ResourceInstanceAddr, ResourceInstanceState>,
 }
 
 /// Borrowed for writing, so encoding never copies the state.
@@ -52,6 +54,8 @@ struct DocumentRef<'a> {
     outputs: &'a BTreeMap<String, OutputState>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     rollouts: &'a BTreeMap<String, crate::RolloutRecord>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    deposed: &'a BTreeMap<flotilla_config::addr::ResourceInstanceAddr, ResourceInstanceState>,
 }
 
 /// Serializes state to the versioned, checksummed document.
@@ -66,6 +70,7 @@ pub fn encode(state: &State) -> Vec<u8> {
         resources: &state.resources,
         outputs: &state.outputs,
         rollouts: &state.rollouts,
+        deposed: &state.deposed,
     };
     let mut out = serde_json::to_vec_pretty(&doc).expect("state always serializes");
     out.push(b'\n');
@@ -104,6 +109,7 @@ pub fn embedded(state: &State) -> impl serde::Serialize + '_ {
         resources: &state.resources,
         outputs: &state.outputs,
         rollouts: &state.rollouts,
+        deposed: &state.deposed,
     }
 }
 
@@ -160,6 +166,7 @@ pub fn to_json(state: &State) -> serde_json::Value {
         resources: &state.resources,
         outputs: &state.outputs,
         rollouts: &state.rollouts,
+        deposed: &state.deposed,
     })
     .expect("state always serializes")
 }
@@ -173,6 +180,7 @@ pub fn from_json(value: serde_json::Value) -> Result<State, String> {
         resources: doc.resources,
         outputs: doc.outputs,
         rollouts: doc.rollouts,
+        deposed: doc.deposed,
     })
 }
 
@@ -213,6 +221,7 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
         resources: doc.resources,
         outputs: doc.outputs,
         rollouts: doc.rollouts,
+        deposed: doc.deposed,
     })
 }
 
@@ -244,6 +253,7 @@ fn decode_v1(bytes: &[u8], path: &str) -> Result<State, StateError> {
         resources: doc.resources,
         outputs: doc.outputs,
         rollouts: doc.rollouts,
+        deposed: doc.deposed,
     })
 }
 

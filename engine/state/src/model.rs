@@ -56,6 +56,9 @@ pub struct State {
     pub outputs: BTreeMap<String, OutputState>,
     /// Fleet rollouts' progress, by the address of the module instance declaring each.
     pub rollouts: BTreeMap<String, crate::RolloutRecord>,
+    /// Objects a create-before-destroy replacement replaced and has not deleted yet (an
+    /// interrupted apply leaves them here; the next plan deletes them).
+    pub deposed: BTreeMap<ResourceInstanceAddr, ResourceInstanceState>,
 }
 
 impl State {
@@ -67,6 +70,7 @@ impl State {
             resources: BTreeMap::new(),
             outputs: BTreeMap::new(),
             rollouts: BTreeMap::new(),
+            deposed: BTreeMap::new(),
         }
     }
 
@@ -86,6 +90,12 @@ impl State {
             }
             JournalEntry::Rollout { name, record } => {
                 self.rollouts.insert(name.clone(), (**record).clone());
+            }
+            JournalEntry::Depose { addr, instance } => {
+                self.deposed.insert(addr.clone(), instance.clone());
+            }
+            JournalEntry::Undepose { addr } => {
+                self.deposed.remove(addr);
             }
         }
     }
@@ -113,6 +123,19 @@ pub enum JournalEntry {
         from: ResourceInstanceAddr,
         /// New address.
         to: ResourceInstanceAddr,
+    },
+    /// A create-before-destroy replacement made the new object; the old one waits to be
+    /// deleted.
+    Depose {
+        /// The instance's address.
+        addr: ResourceInstanceAddr,
+        /// The old object.
+        instance: ResourceInstanceState,
+    },
+    /// The old object of a replacement was deleted.
+    Undepose {
+        /// The instance's address.
+        addr: ResourceInstanceAddr,
     },
     /// A rollout's record changed (a member started or passed its gate, a wave was
     /// approved, a soak began).
