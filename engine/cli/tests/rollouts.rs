@@ -655,3 +655,34 @@ resource "kube_manifest" "banner" {{
         "the banner moves inside bj-1's gates:\n{out}"
     );
 }
+
+#[test]
+fn an_apply_stopped_with_ctrl_c_during_wave_two_resumes_at_wave_two() {
+    let w = installed();
+    let v15 = ["-var", "checkout_version=1.5.0"];
+    let mut running = w.spawn_until(
+        &[&["apply", "-auto-approve"][..], &v15].concat(),
+        "rollout.checkout: gz-1: rolling out",
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(running.child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("Ctrl-C");
+    let rest: Vec<String> = running.lines.by_ref().map_while(Result::ok).collect();
+    let status = running.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "{rest:?}");
+    // State says where it stopped: wave 1 done, wave 2 in progress.
+    let status = w.run(&["rollout", "status", "checkout"]).expect(0).stdout;
+    assert!(status.contains("progressing at wave 2 of 2"), "{status}");
+    let again = w
+        .run(&[&["apply", "-auto-approve"][..], &v15].concat())
+        .expect(0);
+    assert!(!again.stdout.contains("wave 1 of 2"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("rollout complete"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(images(&w), everywhere("1.5.0"));
+}
