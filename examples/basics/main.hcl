@@ -17,7 +17,7 @@ variable "fleet" {
 }
 
 variable "regions" {
-  type    = map(object({ replicas = number, zone = optional(string, "a") }))
+  type = map(object({ replicas = number, zone = optional(string, "a") }))
   default = {
     beijing  = { replicas = 3 }
     shanghai = { replicas = 2, zone = "b" }

@@ -51,7 +51,7 @@ resource "istio_virtual_service" "checkout" {
   name      = "checkout"
   namespace = kube_namespace.shop.name
   spec = {
-    hosts    = ["shop.example.com", "checkout"]
+    hosts = ["shop.example.com", "checkout"]
     # Names istiod resolves: flotilla orders the gateway and the DestinationRule first.
     gateways = ["shop/shop", "mesh"]
     http = [{

@@ -11,8 +11,8 @@ locals {
     flagger    = { repository = "https://flagger.app", name = "flagger", version = "1.38.0", namespace = "flagger-system" }
     prometheus = { repository = "https://prometheus-community.github.io/helm-charts", name = "kube-prometheus-stack", version = "65.1.1", namespace = "monitoring" }
   }
-  base  = lookup(local.known, var.name, null)
-  chart = var.chart != null ? var.chart : local.base
+  base      = lookup(local.known, var.name, null)
+  chart     = var.chart != null ? var.chart : local.base
   namespace = coalesce(var.namespace, try(local.base.namespace, null), var.name)
   version   = var.version != null ? var.version : try(local.chart.version, null)
 

@@ -129,7 +129,7 @@ resource "kube_manifest" "canary" {
 locals {
   names = sort(module.select.names)
   waves = var.waves != null ? var.waves : [{
-    name = "all", selector = null, members = null, max_concurrency = "100%", soak = "0s",
+    name     = "all", selector = null, members = null, max_concurrency = "100%", soak = "0s",
     approval = false, max_failures = 0
   }]
   wave_list = [for i, w in local.waves : {
@@ -164,8 +164,8 @@ resource "builtin_rollout" "this" {
     strategy  = var.strategy
     analysis  = var.strategy == "none" ? null : local.analysis[var.strategy]
   }
-  members = local.names
-  waves   = local.wave_list
+  members           = local.names
+  waves             = local.wave_list
   max_failures      = var.max_failures
   on_failure        = var.on_failure
   on_change         = var.on_change

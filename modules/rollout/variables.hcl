@@ -142,12 +142,12 @@ variable "checks" {
       name        = string
       namespace   = optional(string)
     })
-    field     = string
-    equals    = optional(any)
-    one_of    = optional(list(any))
-    min       = optional(number)
-    max       = optional(number)
-    wait      = optional(string, "0s")
+    field  = string
+    equals = optional(any)
+    one_of = optional(list(any))
+    min    = optional(number)
+    max    = optional(number)
+    wait   = optional(string, "0s")
   }))
   default     = []
   description = "Extra health checks per member, after its gate: an object read on the member (`object`: `kind`, `name`, `api_version`, `namespace`, default the rollout's) whose `field` (a dotted path, e.g. `data.status` or `status.readyReplicas`) must `equals` a value, be `one_of` a list, or be at least `min` / at most `max`; `wait` is how long it may fail before the member counts as failed."

@@ -25,8 +25,8 @@ variable "what" {
 }
 
 locals {
-  labels = var.fleet.member_labels
-  wanted = var.members != null ? var.members : keys(local.labels)
+  labels  = var.fleet.member_labels
+  wanted  = var.members != null ? var.members : keys(local.labels)
   unknown = setsubtract(local.wanted, keys(local.labels))
 }
 

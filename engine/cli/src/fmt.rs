@@ -1,6 +1,8 @@
 //! `flotilla fmt`: the canonical layout of configuration files.
 //!
-//! Rules: two spaces of indentation per level of nesting; `=` aligned within runs of
+//! Rules: two spaces of indentation per level of nesting, where the brackets one line opens
+//! are one level (`a = [{` indents what follows once, and `}]` closes it, as `terraform
+//! fmt` does); `=` aligned within runs of
 //! consecutive `name = value` lines at the same level; one space around `=`; at most one blank
 //! line in a row; no trailing whitespace; one final newline. Comments and heredoc bodies are
 //! kept byte for byte. The result must parse to the same structure as the input, or the file
@@ -23,12 +25,37 @@ pub fn format_hcl(text: &str) -> Result<String, String> {
             e.message()
         )
     })?;
-    if before != after {
+    if without_closing_space(before) != without_closing_space(after) {
         return Err(
             "formatting would change the meaning of this file; it was left unchanged".into(),
         );
     }
     Ok(out)
+}
+
+/// The body with the whitespace before each closing `]` and `}` of an array or object
+/// removed (comments kept): hcl-edit compares it, but it is the indentation fmt changes,
+/// not meaning.
+fn without_closing_space(
+    mut body: flotilla_syntax::hcl_edit::structure::Body,
+) -> flotilla_syntax::hcl_edit::structure::Body {
+    use flotilla_syntax::hcl_edit::expr::{Array, Object};
+    use flotilla_syntax::hcl_edit::visit_mut::{self, VisitMut};
+    struct Strip;
+    impl VisitMut for Strip {
+        fn visit_array_mut(&mut self, node: &mut Array) {
+            let kept = node.trailing().trim().to_string();
+            node.set_trailing(kept);
+            visit_mut::visit_array_mut(self, node);
+        }
+        fn visit_object_mut(&mut self, node: &mut Object) {
+            let kept = node.trailing().trim().to_string();
+            node.set_trailing(kept);
+            visit_mut::visit_object_mut(self, node);
+        }
+    }
+    Strip.visit_body_mut(&mut body);
+    body
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -41,13 +68,32 @@ enum Ctx {
 struct Line {
     text: String,
     depth: usize,
-    /// `Some(key_len)` for `key = value` lines eligible for alignment.
+    /// `Some(key_len)` for `key = value` lines eligible for alignment: not those whose
+    /// value opens a multi-line expression (`tags = {`), which also end a run, as in
+    /// `terraform fmt`.
     attr: Option<usize>,
     verbatim: bool,
 }
 
+/// Closes `n` brackets, innermost level first.
+fn close_brackets(levels: &mut Vec<usize>, mut n: usize) {
+    while n > 0 {
+        let Some(top) = levels.last_mut() else {
+            return;
+        };
+        if *top > n {
+            *top -= n;
+            return;
+        }
+        n -= *top;
+        levels.pop();
+    }
+}
+
 fn layout(text: &str) -> String {
     let mut lines: Vec<Line> = Vec::new();
+    // One entry per indentation level: how many brackets the line that opened it opened.
+    let mut levels: Vec<usize> = Vec::new();
     let mut depth: usize = 0;
     let mut stack: Vec<Ctx> = vec![Ctx::Code];
     let mut heredoc: Option<String> = None;
@@ -82,16 +128,16 @@ fn layout(text: &str) -> String {
         }
         let trimmed = raw.trim();
         let in_code = stack.last() == Some(&Ctx::Code);
-        let leading_closers = if in_code {
-            trimmed
-                .chars()
-                .take_while(|c| matches!(c, '}' | ']' | ')'))
-                .count()
-        } else {
-            0
-        };
         let (delta_open, delta_close, starts_heredoc, opens_comment) = scan(trimmed, &mut stack);
-        let indent = depth.saturating_sub(leading_closers);
+        // As `terraform fmt`: a line that opens more brackets than it closes is indented at
+        // the current level and indents what follows by one; one that closes more closes
+        // that many (whole levels first) and is indented at the level left; `}, {` and
+        // `{ a = 1 }` change nothing.
+        if in_code && delta_close > delta_open {
+            close_brackets(&mut levels, delta_close - delta_open);
+            depth = levels.len();
+        }
+        let indent = depth;
         let attr = if in_code {
             attribute_key_len(trimmed)
         } else {
@@ -111,10 +157,15 @@ fn layout(text: &str) -> String {
         lines.push(Line {
             text,
             depth: indent,
-            attr,
+            attr: attr.filter(|_| delta_open <= delta_close),
             verbatim: !in_code,
         });
-        depth = (depth + delta_open).saturating_sub(delta_close);
+        if delta_open > delta_close {
+            levels.push(delta_open - delta_close);
+        } else if !in_code {
+            close_brackets(&mut levels, delta_close - delta_open);
+        }
+        depth = levels.len();
         if let Some(d) = starts_heredoc {
             heredoc = Some(d);
         }
@@ -309,6 +360,23 @@ mod tests {
             out,
             "locals {\n  x = <<-EOT\n      keep   this\n        and this\n    EOT\n  y = 1\n}\n"
         );
+    }
+
+    #[test]
+    fn brackets_opened_on_one_line_are_one_level() {
+        let input = "resource \"x\" \"y\" {\na = [{\n name = 1\n ports = [{ p = 1 }]\n }, {\nname = 2\n}]\nb = merge({\nc = 1\n})\n}\n";
+        let out = format_hcl(input).unwrap();
+        assert_eq!(
+            out,
+            "resource \"x\" \"y\" {\n  a = [{\n    name  = 1\n    ports = [{ p = 1 }]\n    }, {\n    name = 2\n  }]\n  b = merge({\n    c = 1\n  })\n}\n"
+        );
+        // A line opening a multi-line value is not aligned and ends the run before it.
+        let out = format_hcl("x {\nname = 1\nnamespace = 2\ndata = {\na = 1\n}\n}\n").unwrap();
+        assert_eq!(
+            out,
+            "x {\n  name      = 1\n  namespace = 2\n  data = {\n    a = 1\n  }\n}\n"
+        );
+        assert_eq!(format_hcl(&out).unwrap(), out, "formatting is idempotent");
     }
 
     #[test]

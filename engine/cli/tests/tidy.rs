@@ -153,3 +153,42 @@ fn the_edge_parser_reads_what_it_is_given() {
         vec!["flotilla-lang".to_string()]
     );
 }
+
+/// Every directory of configuration the repository ships (examples, the standard library)
+/// is in the canonical layout `flotilla fmt` writes.
+#[test]
+fn shipped_configuration_is_formatted() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut dirs = Vec::new();
+    for top in ["examples", "modules"] {
+        for entry in std::fs::read_dir(root.join(top)).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            }
+        }
+    }
+    dirs.sort();
+    let mut unformatted = Vec::new();
+    for dir in &dirs {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .args(["fmt", "-check"])
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run flotilla fmt");
+        if !out.status.success() {
+            unformatted.push(format!(
+                "{}: {}{}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    assert!(
+        unformatted.is_empty(),
+        "run `flotilla fmt` in these:\n{}",
+        unformatted.join("\n")
+    );
+}
