@@ -453,65 +453,18 @@ impl Applier {
         }
     }
 
-    /// Deletes one object; whether it is gone.
-    async fn delete(&self, ctx: &WalkCtx, c: &ResourceChange) -> bool {
+    /// Deletes one object; whether it is gone. `deposed`: the old object of a
+    /// create-before-destroy replacement (its replacement is in state, under the same
+    /// address), recorded as deposed until it is gone.
+    async fn delete(&self, ctx: &WalkCtx, c: &ResourceChange, deposed: bool) -> bool {
+        let addr = &c.addr;
         let Some(provider) = ctx.provider_or_default(&c.provider) else {
             ctx.report(
                 Diagnostic::error("unknown provider in state").with_detail(format!(
-                    "cannot delete `{}`: provider `{}` is not available",
-                    c.addr, c.provider
+                    "cannot delete `{addr}`: provider `{}` is not available",
+                    c.provider
                 )),
             );
-            return false;
-        };
-        self.progress.event(ApplyEvent::Started {
-            addr: &c.addr,
-            action: Action::Delete,
-        });
-        let start = Instant::now();
-        let before = c.before.clone().unwrap_or(Value::Null);
-        let deleted = provider
-            .apply_change(ApplyRequest {
-                type_name: &c.addr.resource.type_,
-                prior: Some(&before),
-                planned: None,
-            })
-            .await;
-        if let Err(e) = deleted {
-            self.progress.event(ApplyEvent::Failed {
-                addr: &c.addr,
-                action: Action::Delete,
-            });
-            ctx.report(
-                Diagnostic::error("cannot delete resource")
-                    .with_detail(format!("{}: {}", c.addr, e.describe()))
-                    .with_help(
-                        "fix the cause and run apply again; the object is still recorded in state",
-                    ),
-            );
-            return false;
-        }
-        let elapsed = start.elapsed();
-        self.remove(&c.addr);
-        self.count(Action::Delete);
-        // Announced once state no longer lists it, as for creates.
-        let (progress, addr) = (Arc::clone(&self.progress), c.addr.clone());
-        self.journal.after_sync(move || {
-            progress.event(ApplyEvent::Finished {
-                addr: &addr,
-                action: Action::Delete,
-                elapsed,
-                id: None,
-            })
-        });
-        true
-    }
-
-    /// Deletes the object a create-before-destroy replacement replaced (its replacement is
-    /// in state already, and everything that depends on the resource has moved to it).
-    async fn delete_deposed(&self, ctx: &WalkCtx, c: &ResourceChange) -> bool {
-        let addr = &c.addr;
-        let Some(provider) = ctx.provider_or_default(&c.provider) else {
             return false;
         };
         self.progress.event(ApplyEvent::Started {
@@ -532,16 +485,33 @@ impl Applier {
                 addr,
                 action: Action::Delete,
             });
+            let (summary, help) = if deposed {
+                (
+                    "cannot delete the replaced object",
+                    "the replacement is recorded in state and the old object as deposed; fix the cause and run apply again to delete it",
+                )
+            } else {
+                (
+                    "cannot delete resource",
+                    "fix the cause and run apply again; the object is still recorded in state",
+                )
+            };
             ctx.report(
-                Diagnostic::error("cannot delete the replaced object")
+                Diagnostic::error(summary)
                     .with_detail(format!("{addr}: {}", e.describe()))
-                    .with_help("the replacement was created and is recorded in state; the old object could not be deleted and must be removed by hand"),
+                    .with_help(help),
             );
             return false;
         }
-        self.undepose(addr);
+        let elapsed = start.elapsed();
+        if deposed {
+            self.undepose(addr);
+        } else {
+            self.remove(addr);
+        }
         self.count(Action::Delete);
-        let (progress, addr, elapsed) = (Arc::clone(&self.progress), addr.clone(), start.elapsed());
+        // Announced once state no longer lists it, as for creates.
+        let (progress, addr) = (Arc::clone(&self.progress), addr.clone());
         self.journal.after_sync(move || {
             progress.event(ApplyEvent::Finished {
                 addr: &addr,
@@ -771,11 +741,9 @@ impl Applier {
                 ok
             }
             ExecOp::Close(id) => self.close(ctx, id),
-            ExecOp::Delete(c) => self.delete(ctx, &self.changes[c as usize]).await,
-            ExecOp::DeleteDeposed(c) => self.delete_deposed(ctx, &self.changes[c as usize]).await,
-            ExecOp::DeleteLeftover(c) => {
-                self.delete_deposed(ctx, &self.leftovers[c as usize]).await
-            }
+            ExecOp::Delete(c) => self.delete(ctx, &self.changes[c as usize], false).await,
+            ExecOp::DeleteDeposed(c) => self.delete(ctx, &self.changes[c as usize], true).await,
+            ExecOp::DeleteLeftover(c) => self.delete(ctx, &self.leftovers[c as usize], true).await,
             ExecOp::Gate(op) => self.run_rollout_op(ctx, op).await,
         }
     }

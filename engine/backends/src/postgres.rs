@@ -169,36 +169,37 @@ async fn connect(shared: &Shared) -> Result<Session, StateError> {
         .parse()
         .map_err(|e| shared.err("invalid connection string", e))?;
     let alive = Arc::new(AtomicBool::new(true));
-    let flag = Arc::clone(&alive);
     let client = if matches!(
         config.get_ssl_mode(),
         tokio_postgres::config::SslMode::Require
     ) {
-        let (client, conn) =
-            tokio::time::timeout(Duration::from_secs(30), config.connect(tls_connector()))
-                .await
-                .map_err(|_| remote(&shared.describe(), "cannot connect", "timed out after 30s"))?
-                .map_err(|e| shared.err("cannot connect", e))?;
-        shared.handle.spawn(async move {
-            let _ = conn.await;
-            flag.store(false, Ordering::SeqCst);
-        });
-        client
+        open(shared, &config, tls_connector(), Arc::clone(&alive)).await?
     } else {
-        let (client, conn) = tokio::time::timeout(
-            Duration::from_secs(30),
-            config.connect(tokio_postgres::NoTls),
-        )
+        open(shared, &config, tokio_postgres::NoTls, Arc::clone(&alive)).await?
+    };
+    Ok(Session { client, alive })
+}
+
+/// One connection with `tls`, its driver spawned on the backend's runtime.
+async fn open<T>(
+    shared: &Shared,
+    config: &tokio_postgres::Config,
+    tls: T,
+    alive: Arc<AtomicBool>,
+) -> Result<Client, StateError>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, conn) = tokio::time::timeout(Duration::from_secs(30), config.connect(tls))
         .await
         .map_err(|_| remote(&shared.describe(), "cannot connect", "timed out after 30s"))?
         .map_err(|e| shared.err("cannot connect", e))?;
-        shared.handle.spawn(async move {
-            let _ = conn.await;
-            flag.store(false, Ordering::SeqCst);
-        });
-        client
-    };
-    Ok(Session { client, alive })
+    shared.handle.spawn(async move {
+        let _ = conn.await;
+        alive.store(false, Ordering::SeqCst);
+    });
+    Ok(client)
 }
 
 fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {

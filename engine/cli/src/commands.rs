@@ -376,13 +376,9 @@ async fn plan_apply(
     op: Op,
 ) -> u8 {
     let registry = workspace::registry(host);
-    let Some(timeout) = workspace::parse_duration(&args.lock_timeout) else {
-        return error(
-            ui,
-            Diagnostic::error("invalid -lock-timeout")
-                .with_detail(format!("`{}` is not a duration", args.lock_timeout))
-                .with_help("write durations like 0s, 30s, 5m"),
-        );
+    let timeout = match workspace::lock_timeout(&args.lock_timeout) {
+        Ok(t) => t,
+        Err(d) => return error(ui, d),
     };
     let op_name = match op {
         Op::Plan => "plan",
@@ -648,12 +644,9 @@ async fn import(ui: &Ui, host: &Arc<ProviderHost>, args: ImportArgs) -> u8 {
     };
     let ws = tri!(workspace::load(ui, &env(host, &plan_args.vars)));
     let mut sources = ws.sources.clone();
-    let Some(timeout) = workspace::parse_duration(&plan_args.lock_timeout) else {
-        return error(
-            ui,
-            Diagnostic::error("invalid -lock-timeout")
-                .with_help("write durations like 0s, 30s, 5m"),
-        );
+    let timeout = match workspace::lock_timeout(&plan_args.lock_timeout) {
+        Ok(t) => t,
+        Err(d) => return error(ui, d),
     };
     let lock: Arc<dyn flotilla_state::StoreLock> =
         match workspace::lock(ui, &*ws.backend, "import", timeout) {

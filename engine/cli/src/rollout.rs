@@ -192,13 +192,9 @@ fn edit(
     operation: &str,
     change: impl FnOnce(&str, &mut RolloutRecord) -> Result<String, Diagnostic>,
 ) -> u8 {
-    let Some(timeout) = workspace::parse_duration(&target.lock_timeout) else {
-        return error(
-            ui,
-            Diagnostic::error("invalid -lock-timeout")
-                .with_detail(format!("`{}` is not a duration", target.lock_timeout))
-                .with_help("write durations like 0s, 30s, 5m"),
-        );
+    let timeout = match workspace::lock_timeout(&target.lock_timeout) {
+        Ok(t) => t,
+        Err(d) => return error(ui, d),
     };
     let _lock = match workspace::lock(ui, &*ws.backend, operation, timeout) {
         Ok(l) => l,

@@ -186,13 +186,9 @@ fn read_state_file(ui: &Ui, codec: &Codec, file: &Path) -> Result<State, u8> {
 
 /// `flotilla state push FILE`.
 fn push(ui: &Ui, ws: &Workspace, file: &Path, force: bool, lock_timeout: &str) -> u8 {
-    let Some(timeout) = workspace::parse_duration(lock_timeout) else {
-        return error(
-            ui,
-            Diagnostic::error("invalid -lock-timeout")
-                .with_detail(format!("`{lock_timeout}` is not a duration"))
-                .with_help("write durations like 0s, 30s, 5m"),
-        );
+    let timeout = match workspace::lock_timeout(lock_timeout) {
+        Ok(t) => t,
+        Err(d) => return error(ui, d),
     };
     let pushed = tri!(read_state_file(ui, &ws.codec, file));
     let _lock = match workspace::lock(ui, &*ws.backend, "state push", timeout) {

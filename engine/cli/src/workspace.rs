@@ -358,6 +358,15 @@ fn check_required_version(module: &Module, diags: &mut Diagnostics) {
 
 pub use flotilla_provider::parse_duration;
 
+/// A `-lock-timeout` value, or the error for one that is not a duration.
+pub fn lock_timeout(text: &str) -> Result<std::time::Duration, Diagnostic> {
+    parse_duration(text).ok_or_else(|| {
+        Diagnostic::error("invalid -lock-timeout")
+            .with_detail(format!("`{text}` is not a duration"))
+            .with_help("write durations like 0s, 30s, 5m")
+    })
+}
+
 /// Takes `store`'s lock for `operation`; when another run holds it and `timeout` allows
 /// waiting, says who holds it, then waits.
 pub fn lock(
@@ -437,5 +446,9 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("soon"), None);
+        assert_eq!(lock_timeout("30s"), Ok(Duration::from_secs(30)));
+        let bad = lock_timeout("soon").unwrap_err();
+        assert_eq!(bad.summary, "invalid -lock-timeout");
+        assert_eq!(bad.detail.as_deref(), Some("`soon` is not a duration"));
     }
 }

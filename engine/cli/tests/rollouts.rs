@@ -234,7 +234,6 @@ fn the_plan_shows_every_wave_and_a_failed_canary_rolls_every_touched_member_back
         err.contains("rollout.checkout failed and was rolled back") && err.contains("gz-1 failed"),
         "{err}"
     );
-    assert!(line_of(out, "gz-1: back on its previous revision") > 0);
     assert!(line_of(out, "bj-1: back on its previous revision") > line_of(out, "gz-1: back on"));
     assert_eq!(images(&w), everywhere("1.4.0"));
     let status = w.run(&["rollout", "status", "checkout"]).expect(0).stdout;

@@ -301,9 +301,9 @@ pub fn member_instances<'a>(
     out
 }
 
-/// Whether apply carries out a rollout: it moves members (a held one too: its gate
-/// refuses them) or completes an unfinished record.
-pub fn runs(r: &RolloutPlan) -> bool {
+/// Whether a rollout has gates in the execution graph: it moves members (a held one too:
+/// its one gate refuses them) or completes an unfinished record.
+pub fn has_gates(r: &RolloutPlan) -> bool {
     r.moves() || r.runs()
 }
 
@@ -511,7 +511,7 @@ pub fn build(
         add_deletes(graph, changes, prior, &mut ops, &ends, &instance_op);
     }
     for (r, rollout) in rollouts.iter().enumerate() {
-        if !runs(rollout) {
+        if !has_gates(rollout) {
             continue;
         }
         ordered = false;

@@ -225,7 +225,7 @@ pub async fn plan(input: PlanInput) -> Result<(Plan, Diagnostics), Diagnostics> 
     };
     // Made here when a rollout moves, so a rollout that cannot be ordered is a plan error;
     // otherwise when the plan is saved or applied (a plan that is only shown skips it).
-    if plan.rollouts.iter().any(crate::exec::runs)
+    if plan.rollouts.iter().any(crate::exec::has_gates)
         && let Err(d) = crate::exec::ensure(&mut plan, &input.graph)
     {
         diags.push(d);
