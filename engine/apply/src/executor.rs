@@ -139,6 +139,10 @@ struct Applier {
     /// Held while a value is republished, so a publish that read fewer applied instances
     /// never overwrites one that read more.
     publishing: Mutex<()>,
+    /// Where state lives: read for rollout requests while the apply runs.
+    store: Arc<dyn StateStore>,
+    /// The rollout requests read so far.
+    requests: Mutex<rollout::Requests>,
 }
 
 /// A resource being applied, as its [`ExecOp::Open`] found it.
@@ -242,6 +246,8 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
         input.stop.clone(),
     ));
     let applier = Arc::new(Applier {
+        store: Arc::clone(&input.backend),
+        requests: Mutex::new(rollout::Requests::default()),
         runs,
         members,
         managed,
@@ -256,6 +262,8 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
         opened: Mutex::new(HashMap::new()),
         applied: Mutex::new(HashMap::new()),
     });
+    // Requests left before this apply began (a pause asked for while it was planned).
+    applier.poll_requests(&ctx, true);
     let outcome = {
         let (ctx, applier, ops2) = (Arc::clone(&ctx), Arc::clone(&applier), Arc::clone(&ops));
         flotilla_graph::walk(
@@ -289,10 +297,16 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
     };
     let counts = *lock(&applier.counts);
     let journal_result = applier.journal.finish();
+    let requests = applier
+        .requests
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     let mut state = applier
         .state
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
+    // Requests about rollouts this apply did not move still count.
+    flotilla_state::fold_requests(&mut state, &requests.others);
     if !interrupted && !partial && !diags.has_errors() || input.plan.mode == PlanMode::Destroy {
         let outputs = lock(&ctx.root_outputs).clone();
         state.outputs = if input.plan.mode == PlanMode::Destroy {
@@ -327,6 +341,13 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
             false
         }
     };
+    // Recorded now: the requests read are done with (kept when the write failed, so the
+    // next holder folds them in).
+    if saved && let Err(e) = input.backend.remove_requests(&requests.seen) {
+        let mut d = e.to_diagnostic("cannot remove the rollout requests this apply carried out");
+        d.severity = flotilla_syntax::Severity::Warning;
+        diags.push(d);
+    }
     if interrupted {
         diags.push(Diagnostic::error("apply interrupted").with_detail("operations in progress were allowed to finish and the state records everything that was done").with_help("run `flotilla apply` again to finish the remaining changes"));
     }

@@ -60,6 +60,16 @@ impl JournalSink {
         self.send(Message::AfterSync(Box::new(f)));
     }
 
+    /// Resolves once everything queued so far is durable (or the writer has stopped on an
+    /// error, which [`JournalSink::finish`] reports).
+    pub async fn synced(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.after_sync(move || {
+            let _ = tx.send(());
+        });
+        let _ = rx.await;
+    }
+
     fn send(&self, m: Message) {
         if let Some(tx) = &self.tx {
             // A send fails only if the writer stopped on an error, which `finish` reports.

@@ -15,6 +15,9 @@
 //!   annotation. A killed holder stops renewing and the lease expires; a holder that cannot
 //!   renew before expiry reports the lock lost.
 //!
+//! - Secrets `flotilla-request-WS-SUFFIX-ID` (part `request`): a rollout request left for
+//!   the lock holder (`rollout pause` during an apply), removed once it is recorded.
+//!
 //! Writes to the main Secret carry its resourceVersion: the API server refuses a write
 //! based on a version that is no longer current, which is the compare-and-swap.
 
@@ -25,8 +28,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use flotilla_provider::ProviderHost;
 use flotilla_state::{
-    Backend, Codec, JournalEntry, JournalWriter, LockInfo, State, StateError, StateStore,
-    StoreLock, check_deletable, check_workspace_name, workspace_list,
+    Backend, Codec, JournalEntry, JournalWriter, LockInfo, RolloutRequest, State, StateError,
+    StateStore, StoreLock, check_deletable, check_workspace_name, workspace_list,
 };
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
@@ -936,6 +939,70 @@ impl StateStore for KubeStore {
                     self.name()
                 ))),
             }
+        })
+    }
+
+    fn post_request(&self, request: &RolloutRequest) -> Result<(), StateError> {
+        let s = &self.shared;
+        let o = object(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {
+                "name": format!("flotilla-request-{}-{}", self.base(), request.id),
+                "labels": s.labels(&self.workspace, "request"),
+            },
+            "type": "Opaque",
+            "data": { "request": b64(&serde_json::to_vec(request).expect("requests serialize")) },
+        }));
+        block_on(&s.handle, async {
+            let api = s.api(&secrets()).await?;
+            api.create(&PostParams::default(), &o)
+                .await
+                .map(|_| ())
+                .map_err(|e| s.err("cannot record the request", &e))
+        })
+    }
+
+    fn requests(&self) -> Result<Vec<RolloutRequest>, StateError> {
+        let s = &self.shared;
+        let found = block_on(&s.handle, async {
+            s.list(
+                &secrets(),
+                &s.selector(Some(&self.workspace), Some("request")),
+            )
+            .await
+        })?;
+        let mut out = Vec::new();
+        for o in &found {
+            let request = data_of(o, "request")
+                .and_then(unb64)
+                .and_then(|b| serde_json::from_slice::<RolloutRequest>(&b).ok())
+                .ok_or_else(|| StateError::Corrupt {
+                    path: format!(
+                        "Secret {}/{}",
+                        s.settings.namespace,
+                        o.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                    reason: "it does not hold a rollout request".into(),
+                })?;
+            out.push(request);
+        }
+        out.sort_by(|a, b| (&a.at, &a.id).cmp(&(&b.at, &b.id)));
+        Ok(out)
+    }
+
+    fn remove_requests(&self, ids: &[String]) -> Result<(), StateError> {
+        let s = &self.shared;
+        block_on(&s.handle, async {
+            let api = s.api(&secrets()).await?;
+            for id in ids {
+                let name = format!("flotilla-request-{}-{id}", self.base());
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(e) if is_status(&e, 404) => {}
+                    Err(e) => return Err(s.err(&format!("cannot delete Secret {name}"), &e)),
+                }
+            }
+            Ok(())
         })
     }
 }

@@ -3,7 +3,8 @@
 //! Tables (created on first use, under a transaction-level advisory lock so two first runs
 //! do not race): `flotilla_states` (one row per workspace: lineage, serial, the encoded
 //! snapshot), `flotilla_journal` (an apply's entries, one transaction per batch, deleted
-//! when the next snapshot is written) and `flotilla_locks` (who holds each workspace's lock).
+//! when the next snapshot is written), `flotilla_locks` (who holds each workspace's lock) and
+//! `flotilla_requests` (rollout requests left for the lock holder, in the order made).
 //!
 //! The lock is `pg_try_advisory_lock` on a key derived from the schema and workspace, taken
 //! on a connection of its own that lives exactly as long as the guard: when the holder dies,
@@ -15,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flotilla_state::{
-    Backend, Codec, JournalEntry, JournalWriter, LockInfo, State, StateError, StateStore,
-    StoreLock, check_deletable, check_workspace_name, workspace_list,
+    Backend, Codec, JournalEntry, JournalWriter, LockInfo, RolloutRequest, State, StateError,
+    StateStore, StoreLock, check_deletable, check_workspace_name, workspace_list,
 };
 use tokio::runtime::Handle;
 use tokio_postgres::Client;
@@ -151,7 +152,12 @@ impl Shared {
                  name TEXT PRIMARY KEY,
                  id TEXT NOT NULL,
                  info TEXT NOT NULL,
-                 backend_pid INTEGER NOT NULL);"
+                 backend_pid INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS {s}.flotilla_requests (
+                 seq BIGSERIAL PRIMARY KEY,
+                 name TEXT NOT NULL,
+                 id TEXT NOT NULL UNIQUE,
+                 request TEXT NOT NULL);"
         );
         client
             .batch_execute(&format!("BEGIN; {sql} COMMIT;"))
@@ -281,7 +287,7 @@ impl Backend for Postgres {
             c.batch_execute("BEGIN")
                 .await
                 .map_err(|e| s.err("cannot delete workspace", e))?;
-            for table in ["flotilla_states", "flotilla_journal"] {
+            for table in ["flotilla_states", "flotilla_journal", "flotilla_requests"] {
                 c.execute(
                     &format!("DELETE FROM {schema}.{table} WHERE name = $1"),
                     &[&workspace],
@@ -612,5 +618,64 @@ impl StateStore for PgStore {
                     .map_err(fail)?;
                 Ok(())
             })
+    }
+
+    fn post_request(&self, request: &RolloutRequest) -> Result<(), StateError> {
+        let s = &self.shared;
+        let schema = s.schema();
+        let json = serde_json::to_string(request).expect("requests serialize");
+        s.run(async |c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO {schema}.flotilla_requests (name, id, request) VALUES ($1, $2, $3)"
+                ),
+                &[&self.workspace, &request.id, &json],
+            )
+            .await
+            .map_err(|e| s.err("cannot record the request", e))?;
+            Ok(())
+        })
+    }
+
+    fn requests(&self) -> Result<Vec<RolloutRequest>, StateError> {
+        let s = &self.shared;
+        let schema = s.schema();
+        let name = self.name();
+        s.run(async |c| {
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT request FROM {schema}.flotilla_requests WHERE name = $1 ORDER BY seq"
+                    ),
+                    &[&self.workspace],
+                )
+                .await
+                .map_err(|e| s.err("cannot read requests", e))?;
+            rows.iter()
+                .map(|r| {
+                    serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StateError::Corrupt {
+                        path: format!("{name} (a request)"),
+                        reason: e.to_string(),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn remove_requests(&self, ids: &[String]) -> Result<(), StateError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let s = &self.shared;
+        let schema = s.schema();
+        s.run(async |c| {
+            c.execute(
+                &format!("DELETE FROM {schema}.flotilla_requests WHERE name = $1 AND id = ANY($2)"),
+                &[&self.workspace, &ids],
+            )
+            .await
+            .map_err(|e| s.err("cannot remove requests", e))?;
+            Ok(())
+        })
     }
 }

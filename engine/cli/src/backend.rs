@@ -62,6 +62,42 @@ impl BackendSpec {
             other => format!("{other} backend"),
         }
     }
+
+    /// What moved from `old` to this one, for the "backend configuration changed" error:
+    /// the kinds, or the arguments that differ (values of `conn_str` and `kubeconfig_raw`
+    /// withheld, since they may hold credentials).
+    pub fn change_from(&self, old: &BackendSpec) -> String {
+        if self.kind != old.kind {
+            return format!(
+                "the state is in the {}; the configuration now names the {}",
+                old.describe(),
+                self.describe()
+            );
+        }
+        let keys: std::collections::BTreeSet<&String> =
+            self.settings.keys().chain(old.settings.keys()).collect();
+        let shown = |k: &str, v: Option<&String>| match v {
+            None => "unset".to_string(),
+            Some(_) if k == "conn_str" || k == "kubeconfig_raw" => "another value".to_string(),
+            Some(v) => format!("{v:?}"),
+        };
+        let moved: Vec<String> = keys
+            .into_iter()
+            .filter(|k| self.settings.get(*k) != old.settings.get(*k))
+            .map(|k| {
+                format!(
+                    "`{k}` from {} to {}",
+                    shown(k, old.settings.get(k)),
+                    shown(k, self.settings.get(k))
+                )
+            })
+            .collect();
+        format!(
+            "the state is in the {} as configured before; the configuration changed its {}",
+            old.describe(),
+            moved.join(", ")
+        )
+    }
 }
 
 /// The arguments each backend kind takes, and which are required.

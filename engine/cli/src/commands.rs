@@ -402,7 +402,10 @@ async fn plan_apply(
             return error(ui, e.to_diagnostic("cannot lock state"));
         }
     };
-    let state = tri!(workspace::finish_state_load(&ws, ui, loaded, true));
+    let mut state = tri!(workspace::finish_state_load(&ws, ui, loaded, true));
+    // Rollout requests left while another run held the lock: the plan shows their effect,
+    // and apply records it (and removes them).
+    tri!(workspace::fold_requests(&ws, ui, &mut state));
     let mode = if op == Op::Destroy || args.destroy {
         PlanMode::Destroy
     } else if args.refresh_only {

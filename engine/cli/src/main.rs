@@ -206,14 +206,19 @@ enum RolloutCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Approve the next wave that waits for approval; `flotilla apply` then continues.
+    /// Approve the next wave that waits for approval; `flotilla apply` then continues. While
+    /// an apply runs (the state is locked), the approval is left for it and counts before
+    /// that wave starts.
     Approve(RolloutTarget),
-    /// Stop a rollout: `flotilla apply` will not move it until it is resumed.
+    /// Stop a rollout: `flotilla apply` will not move it until it is resumed. While an apply
+    /// moves it, that apply starts no new member, lets members in progress finish their
+    /// gates, and stops with the rollout paused.
     Pause(RolloutTarget),
     /// Let a paused rollout continue, or clear a rolled back or aborted one so the next
     /// apply starts it again from wave 1.
     Resume(RolloutTarget),
-    /// Stop a rollout for good at its revision (members keep what they run now).
+    /// Stop a rollout for good at its revision (members keep what they run now); a running
+    /// apply stops as for `pause`.
     Abort(RolloutTarget),
 }
 

@@ -1,13 +1,17 @@
 //! `flotilla rollout status|approve|pause|resume|abort`: where fleet rollouts stand, and the
 //! decisions people make about them. Each reads the rollout's record in state (written by
 //! apply as it moves members); the decisions change that record under the state lock and
-//! take effect at the next `flotilla apply`.
+//! take effect at the next `flotilla apply`. While another process holds the lock (an apply
+//! moving the rollout), `approve`, `pause` and `abort` leave a request in the state store
+//! instead, which that apply carries out between steps (see flotilla-state's `rollout`).
 
 use std::sync::Arc;
 
 use flotilla_provider::ProviderHost;
 use flotilla_state::rollout::now;
-use flotilla_state::{Approval, MemberPhase, RolloutRecord, RolloutStatus, State};
+use flotilla_state::{
+    MemberPhase, RequestAction, RolloutRecord, RolloutRequest, RolloutStatus, State, StateError,
+};
 use flotilla_syntax::Diagnostic;
 use serde_json::json;
 
@@ -22,6 +26,16 @@ pub fn rollout(ui: &Ui, host: &Arc<ProviderHost>, cmd: RolloutCommand) -> u8 {
     match cmd {
         RolloutCommand::Status { name, json } => {
             let state = tri!(workspace::load_state(&ws, ui, false));
+            let requests = match ws.backend.requests() {
+                Ok(r) => r,
+                Err(e) => return error(ui, e.to_diagnostic("cannot read rollout requests")),
+            };
+            let pending = |k: &str| -> Vec<&RolloutRequest> {
+                requests
+                    .iter()
+                    .filter(|q| q.rollout == k && q.revision == state.rollouts[k].revision)
+                    .collect()
+            };
             let keys: Vec<String> = match &name {
                 Some(n) => vec![tri!(find(ui, &state, n))],
                 None => state.rollouts.keys().cloned().collect(),
@@ -29,7 +43,7 @@ pub fn rollout(ui: &Ui, host: &Arc<ProviderHost>, cmd: RolloutCommand) -> u8 {
             if json {
                 let list: Vec<_> = keys
                     .iter()
-                    .map(|k| status_json(k, &state.rollouts[k]))
+                    .map(|k| status_json(k, &state.rollouts[k], &pending(k)))
                     .collect();
                 ui.out(&format!(
                     "{}\n",
@@ -39,66 +53,14 @@ pub fn rollout(ui: &Ui, host: &Arc<ProviderHost>, cmd: RolloutCommand) -> u8 {
                 ui.out("No rollouts in state: a `rollout` block records its progress at its first apply.\n");
             } else {
                 for k in &keys {
-                    ui.out(&status_text(k, &state.rollouts[k]));
+                    ui.out(&status_text(k, &state.rollouts[k], &pending(k)));
                 }
             }
             0
         }
-        RolloutCommand::Approve(t) => {
-            edit(ui, &ws, &t, "rollout approve", |key, r| {
-                if r.status.is_final() {
-                    return Err(not_moving(key, r));
-                }
-                let Some(w) = (r.wave..r.waves.len())
-                    .find(|&w| r.waves[w].needs_approval && r.waves[w].approval.is_none())
-                else {
-                    return Err(Diagnostic::error("nothing waits for approval")
-                    .with_detail(format!(
-                        "no wave of {key} from wave {} on needs an approval it does not have",
-                        r.wave + 1
-                    ))
-                    .with_help("waves that need one set `approval = true`; see `flotilla rollout status`"));
-                };
-                let by = user();
-                r.waves[w].approval = Some(Approval {
-                    by: by.clone(),
-                    at: now(),
-                });
-                if r.status == RolloutStatus::WaitingApproval {
-                    r.status = RolloutStatus::Progressing;
-                    r.message.clear();
-                }
-                Ok(format!(
-                    "Approved wave {} {:?} of {key} as {by}. Run `flotilla apply` to continue the rollout.\n",
-                    w + 1,
-                    r.waves[w].name
-                ))
-            })
-        }
-        RolloutCommand::Pause(t) => edit(ui, &ws, &t, "rollout pause", |key, r| {
-            if r.status.is_final() {
-                return Err(not_moving(key, r));
-            }
-            r.status = RolloutStatus::Paused;
-            r.message = format!("paused by {} at {}", user(), now());
-            Ok(format!(
-                "Paused {key} at wave {} of {}: `flotilla apply` will not move it until `flotilla rollout resume {}`.\n",
-                r.wave + 1,
-                r.waves.len(),
-                t.name
-            ))
-        }),
-        RolloutCommand::Abort(t) => edit(ui, &ws, &t, "rollout abort", |key, r| {
-            if r.status.is_final() {
-                return Err(not_moving(key, r));
-            }
-            r.status = RolloutStatus::Aborted;
-            r.message = format!("aborted by {} at {}", user(), now());
-            Ok(format!(
-                "Aborted {key}: members keep the revision they run now (see `flotilla rollout status {}`); `flotilla apply` will not move this revision again.\n",
-                t.name
-            ))
-        }),
+        RolloutCommand::Approve(t) => decide(ui, &ws, &t, RequestAction::Approve),
+        RolloutCommand::Pause(t) => decide(ui, &ws, &t, RequestAction::Pause),
+        RolloutCommand::Abort(t) => decide(ui, &ws, &t, RequestAction::Abort),
         RolloutCommand::Resume(t) => {
             let name = t.name.clone();
             edit(ui, &ws, &t, "rollout resume", move |key, r| {
@@ -131,10 +93,109 @@ pub fn rollout(ui: &Ui, host: &Arc<ProviderHost>, cmd: RolloutCommand) -> u8 {
     }
 }
 
-fn user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+/// `approve`, `pause` or `abort`: under the lock, the record changes now; while another
+/// process holds the lock, a request is left for it.
+fn decide(ui: &Ui, ws: &Workspace, target: &RolloutTarget, action: RequestAction) -> u8 {
+    let operation = format!("rollout {}", action.as_str());
+    let timeout = match workspace::lock_timeout(&target.lock_timeout) {
+        Ok(t) => t,
+        Err(d) => return error(ui, d),
+    };
+    let lock = match workspace::lock(ui, &*ws.backend, &operation, timeout) {
+        Ok(l) => l,
+        Err(StateError::Locked { holder, .. }) => {
+            // The journal replayed: where the running apply has got to.
+            let state = tri!(workspace::load_state(ws, ui, false));
+            let key = tri!(find(ui, &state, &target.name));
+            let request = match request_for(&key, &state.rollouts[&key], action) {
+                Ok(r) => r,
+                Err(d) => return error(ui, d),
+            };
+            if let Err(e) = ws.backend.post_request(&request) {
+                return error(ui, e.to_diagnostic("cannot leave the request"));
+            }
+            let what = match action {
+                RequestAction::Approve => format!(
+                    "the approval of wave {} of {key}",
+                    request.wave.unwrap_or(0) + 1
+                ),
+                _ => format!("a request to {} {key}", action.as_str()),
+            };
+            let when = match action {
+                RequestAction::Approve => "counts it before that wave starts",
+                _ => {
+                    "starts no new member of it, lets members in progress finish their gates, and stops"
+                }
+            };
+            ui.out(&format!(
+                "State is locked by {holder}: left {what}. The apply running now {when}; \
+                 if none is, the next `flotilla apply` carries it out. See `flotilla rollout status {}`.\n",
+                target.name
+            ));
+            return 0;
+        }
+        Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
+    };
+    let mut state = tri!(workspace::load_state(ws, ui, true));
+    let pending = tri!(workspace::fold_requests(ws, ui, &mut state));
+    let key = tri!(find(ui, &state, &target.name));
+    let mut record = state.rollouts[&key].clone();
+    let request = match request_for(&key, &record, action) {
+        Ok(r) => r,
+        Err(d) => return error(ui, d),
+    };
+    record.take_request(&request);
+    record.updated = now();
+    state.rollouts.insert(key.clone(), record);
+    if let Err(e) = ws.backend.persist(&mut state) {
+        return error(ui, e.to_diagnostic("cannot save state"));
+    }
+    workspace::requests_done(ws, ui, &pending);
+    drop(lock);
+    let name = &target.name;
+    ui.out(&match action {
+        RequestAction::Approve => format!(
+            "Approved wave {} of {key} as {}. Run `flotilla apply` to continue the rollout.\n",
+            request.wave.unwrap_or(0) + 1,
+            request.by
+        ),
+        RequestAction::Pause => format!(
+            "Paused {key} at wave {} of {}: `flotilla apply` will not move it until `flotilla rollout resume {name}`.\n",
+            state.rollouts[&key].wave + 1,
+            state.rollouts[&key].waves.len(),
+        ),
+        RequestAction::Abort => format!(
+            "Aborted {key}: members keep the revision they run now (see `flotilla rollout status {name}`); `flotilla apply` will not move this revision again.\n"
+        ),
+    });
+    0
+}
+
+/// The request `action` makes of the rollout `key` as recorded, or why it cannot be made.
+fn request_for(
+    key: &str,
+    r: &RolloutRecord,
+    action: RequestAction,
+) -> Result<RolloutRequest, Diagnostic> {
+    if r.status.is_final() {
+        return Err(not_moving(key, r));
+    }
+    let wave = match action {
+        RequestAction::Approve => Some(
+            (r.wave..r.waves.len())
+                .find(|&w| r.waves[w].needs_approval && r.waves[w].approval.is_none())
+                .ok_or_else(|| {
+                    Diagnostic::error("nothing waits for approval")
+                        .with_detail(format!(
+                            "no wave of {key} from wave {} on needs an approval it does not have",
+                            r.wave + 1
+                        ))
+                        .with_help("waves that need one set `approval = true`; see `flotilla rollout status`")
+                })?,
+        ),
+        _ => None,
+    };
+    Ok(RolloutRequest::new(key, &r.revision, action, wave))
 }
 
 fn not_moving(key: &str, r: &RolloutRecord) -> Diagnostic {
@@ -201,6 +262,8 @@ fn edit(
         Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
     };
     let mut state = tri!(workspace::load_state(ws, ui, true));
+    // A pause left while an apply ran counts before the change (a resume undoes it).
+    let pending = tri!(workspace::fold_requests(ws, ui, &mut state));
     let key = tri!(find(ui, &state, &target.name));
     let mut record = state.rollouts[&key].clone();
     let message = match change(&key, &mut record) {
@@ -215,6 +278,7 @@ fn edit(
     }
     match ws.backend.persist(&mut state) {
         Ok(()) => {
+            workspace::requests_done(ws, ui, &pending);
             ui.out(&message);
             0
         }
@@ -230,7 +294,7 @@ fn revision_of(r: &RolloutRecord, revision: Option<&String>) -> String {
     }
 }
 
-fn status_text(key: &str, r: &RolloutRecord) -> String {
+fn status_text(key: &str, r: &RolloutRecord, pending: &[&RolloutRequest]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = write!(
@@ -256,6 +320,18 @@ fn status_text(key: &str, r: &RolloutRecord) -> String {
         let _ = write!(out, ": {}", r.message);
     }
     let _ = writeln!(out, "\n  updated {}", r.updated);
+    for q in pending {
+        let _ = writeln!(
+            out,
+            "  requested: {}{} by {} at {} (the apply holding the lock, or the next one, carries it out)",
+            q.action.as_str(),
+            q.wave
+                .map(|w| format!(" wave {}", w + 1))
+                .unwrap_or_default(),
+            q.by,
+            q.at
+        );
+    }
     let width = r.members.keys().map(String::len).max().unwrap_or(0);
     for (i, w) in r.waves.iter().enumerate() {
         let mut notes = Vec::new();
@@ -306,7 +382,7 @@ fn status_text(key: &str, r: &RolloutRecord) -> String {
 }
 
 /// A record as JSON, without the objects kept for a rollback (they may hold secrets).
-fn status_json(key: &str, r: &RolloutRecord) -> serde_json::Value {
+fn status_json(key: &str, r: &RolloutRecord, pending: &[&RolloutRequest]) -> serde_json::Value {
     json!({
         "address": key,
         "name": r.name,
@@ -317,6 +393,12 @@ fn status_json(key: &str, r: &RolloutRecord) -> serde_json::Value {
         "failures": r.failures,
         "message": r.message,
         "updated": r.updated,
+        "requests": pending.iter().map(|q| json!({
+            "action": q.action,
+            "wave": q.wave,
+            "by": q.by,
+            "at": q.at,
+        })).collect::<Vec<_>>(),
         "waves": r.waves.iter().map(|w| json!({
             "name": w.name,
             "needs_approval": w.needs_approval,

@@ -437,11 +437,7 @@ pub fn init_backend(ui: &Ui, host: &Arc<ProviderHost>, args: &InitArgs) -> Resul
         return Err(error(
             ui,
             Diagnostic::error("backend configuration changed")
-                .with_detail(format!(
-                    "state is in the {}; the configuration now names the {}",
-                    previous.describe(),
-                    spec.describe()
-                ))
+                .with_detail(spec.change_from(&previous))
                 .with_help("run `flotilla init -migrate-state` to copy it there, or `flotilla init -reconfigure` to start the new backend without it"),
         ));
     }

@@ -286,11 +286,7 @@ fn open_backend(
         && recorded != spec
     {
         let mut d = Diagnostic::error("backend configuration changed")
-            .with_detail(format!(
-                "the state is in the {}; the configuration now names the {}",
-                recorded.describe(),
-                spec.describe()
-            ))
+            .with_detail(spec.change_from(&recorded))
             .with_help("run `flotilla init -migrate-state` to copy the state to the new backend, or `flotilla init -reconfigure` to use it as it is");
         if let Some(b) = &module.settings.backend {
             d = d.with_span(b.span.clone());
@@ -387,6 +383,34 @@ pub fn lock(
     }
 }
 
+/// Folds the rollout requests left in the store (while another process held the lock) into
+/// `state`; their ids, for [`requests_done`] once `state` is persisted.
+pub fn fold_requests(ws: &Workspace, ui: &Ui, state: &mut State) -> Result<Vec<String>, u8> {
+    match ws.backend.requests() {
+        Ok(requests) => {
+            flotilla_state::fold_requests(state, &requests);
+            Ok(requests.into_iter().map(|r| r.id).collect())
+        }
+        Err(e) => {
+            ui.diags(
+                &[e.to_diagnostic("cannot read rollout requests")],
+                &SourceMap::new(),
+            );
+            Err(1)
+        }
+    }
+}
+
+/// Removes requests the persisted state now records (a failure only warns: they are
+/// folded in again, to the same effect, by the next holder).
+pub fn requests_done(ws: &Workspace, ui: &Ui, ids: &[String]) {
+    if let Err(e) = ws.backend.remove_requests(ids) {
+        let mut d = e.to_diagnostic("cannot remove carried out rollout requests");
+        d.severity = flotilla_syntax::Severity::Warning;
+        ui.diags(&[d], &SourceMap::new());
+    }
+}
+
 /// Loads state, finishing the recovery of an interrupted apply when the lock is held.
 pub fn load_state(ws: &Workspace, ui: &Ui, holding_lock: bool) -> Result<State, u8> {
     let loaded = {
@@ -408,7 +432,8 @@ pub fn finish_state_load(
         Ok((state, replayed)) => {
             let mut state = state.unwrap_or_else(State::new);
             let encrypt = ws.codec.read_unencrypted_data() && state.serial > 0;
-            if replayed > 0 {
+            // Without the lock the journal may be a running apply's: no warning then.
+            if replayed > 0 && holding_lock {
                 ui.err(&format!(
                     "Warning: recovered {replayed} change(s) recorded by an interrupted apply into {}",
                     ws.backend.describe()

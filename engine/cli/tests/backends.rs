@@ -239,6 +239,168 @@ fn store_goes_away(w: &Work, away: impl FnOnce(), back: impl FnOnce()) {
     w.run(&["destroy", "-auto-approve"]).expect(0);
 }
 
+/// A rollout of three files (`a` first, with a soak to act in; then `b` and `c`, behind an
+/// approval when `approve` is set), under `backend`.
+fn file_rollout(backend: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "main.hcl",
+            format!(
+                "flotilla {{\n{backend}\n}}\n\nvariable \"content\" {{\n  default = \"v1\"\n}}\n\nvariable \"approve\" {{\n  type    = bool\n  default = false\n}}\n\nmodule \"files\" {{\n  source  = \"./files\"\n  content = var.content\n  approve = var.approve\n}}\n"
+            ),
+        ),
+        (
+            "files/main.hcl",
+            r#"variable "content" {}
+
+variable "approve" {
+  type = bool
+}
+
+locals {
+  members = ["a", "b", "c"]
+}
+
+resource "builtin_file" "member" {
+  for_each = toset(local.members)
+  path     = "out/${each.key}.txt"
+  content  = var.content
+}
+
+resource "builtin_rollout" "this" {
+  name     = "files"
+  revision = { content = var.content }
+  members  = local.members
+  manages  = ["builtin_file.member"]
+  waves = [
+    { name = "first", selected = ["a"], names = ["a"], max_concurrency = "1", soak = "3s", approval = false, max_failures = 0 },
+    { name = "rest", selected = null, names = [], max_concurrency = "1", soak = "0s", approval = var.approve, max_failures = 0 },
+  ]
+}
+"#
+            .to_string(),
+        ),
+    ]
+}
+
+/// The three files' contents.
+fn contents(w: &Work) -> Vec<String> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|m| std::fs::read_to_string(w.path(&format!("out/{m}.txt"))).unwrap_or_default())
+        .collect()
+}
+
+/// Waits for a spawned run: its exit code, the rest of its stdout, and its stderr.
+fn finish(mut running: support::Running) -> (i32, String, String) {
+    let rest: Vec<String> = running.lines.by_ref().map_while(Result::ok).collect();
+    let code = running.child.wait().unwrap().code().unwrap_or(-1);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(running.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (
+        code,
+        rest.join("\n"),
+        stderr.split_whitespace().collect::<Vec<_>>().join(" "),
+    )
+}
+
+/// `rollout approve` and `rollout pause` while an apply moves the rollout (the lock held):
+/// each leaves a request in the store, which the running apply carries out, records, and
+/// removes.
+fn rollout_requests_reach_the_running_apply(w: &Work) {
+    const SOAKING: &str = "module.files: wave 1 \"first\" healthy; soaking";
+    w.run(&["init"]).expect(0);
+    w.run(&["apply", "-auto-approve"]).expect(0);
+    assert_eq!(contents(w), ["v1", "v1", "v1"]);
+
+    // An approval for wave 2 given during wave 1: the apply does not stop at the gate.
+    let v2 = [
+        "apply",
+        "-auto-approve",
+        "-var",
+        "content=v2",
+        "-var",
+        "approve=true",
+    ];
+    let running = w.spawn_until(&v2, SOAKING);
+    let approved = w.run(&["rollout", "approve", "files"]).expect(0);
+    assert!(
+        approved.stdout.contains("State is locked by")
+            && approved
+                .stdout
+                .contains("left the approval of wave 2 of module.files"),
+        "{}",
+        approved.stdout
+    );
+    let (code, out, err) = finish(running);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("wave 2 approved by"), "{out}");
+    assert!(out.contains("rollout complete"), "{out}");
+    assert_eq!(contents(w), ["v2", "v2", "v2"]);
+
+    // A pause during wave 1: the apply starts nothing more and stops, paused.
+    let v3 = [
+        "apply",
+        "-auto-approve",
+        "-var",
+        "content=v3",
+        "-var",
+        "approve=true",
+    ];
+    let running = w.spawn_until(&v3, SOAKING);
+    let paused = w.run(&["rollout", "pause", "files"]).expect(0);
+    assert!(
+        paused
+            .stdout
+            .contains("left a request to pause module.files"),
+        "{}",
+        paused.stdout
+    );
+    let (code, out, err) = finish(running);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("pause asked by"), "{out}");
+    assert!(err.contains("module.files paused by"), "{err}");
+    assert!(err.contains("a; the others keep what they ran"), "{err}");
+    assert_eq!(contents(w), ["v3", "v2", "v2"]);
+    let status = w.run(&["rollout", "status", "files"]).expect(0).stdout;
+    assert!(status.contains("paused: paused by"), "{status}");
+    assert!(
+        !status.contains("requested:"),
+        "carried out and removed: {status}"
+    );
+    let held = w
+        .run(&[&v3[..], &["-lock-timeout=10s"][..]].concat())
+        .expect(1);
+    assert!(held.stderr.contains("does not move"), "{}", held.stderr);
+    assert_eq!(contents(w), ["v3", "v2", "v2"]);
+
+    // Resumed: wave 1 is not run again; wave 2 waits for its approval, then moves.
+    w.run(&["rollout", "resume", "files"]).expect(0);
+    let gate = w.run(&v3).expect(4);
+    assert!(!gate.stdout.contains("a: rolling out"), "{}", gate.stdout);
+    let approved = w.run(&["rollout", "approve", "files"]).expect(0);
+    assert!(
+        approved.stdout.contains("Approved wave 2"),
+        "{}",
+        approved.stdout
+    );
+    w.run(&v3).expect(0);
+    assert_eq!(contents(w), ["v3", "v3", "v3"]);
+    w.run(&["destroy", "-auto-approve"]).expect(0);
+}
+
+#[test]
+fn rollout_requests_reach_a_running_apply_with_local_state() {
+    let files = file_rollout("");
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let w = Work::new(&files);
+    rollout_requests_reach_the_running_apply(&w);
+    assert!(
+        !w.path("flotilla.state.json.requests").exists(),
+        "no request is left behind"
+    );
+}
+
 #[test]
 fn postgres_backend_keeps_every_promise() {
     let Some(pg) = Postgres::start() else { return };
@@ -261,6 +423,14 @@ fn postgres_backend_keeps_every_promise() {
         .expect(0);
     let missing = w2.run(&["workspace", "list"]).expect(1);
     assert!(missing.stderr.contains("PG_CONN_STR"), "{}", missing.stderr);
+    // Rollout requests wait in their table until the apply that read them is recorded.
+    let files = file_rollout(&pg_backend(&pg).replace("\"team\"", "\"rollouts\""));
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    rollout_requests_reach_the_running_apply(&Work::new(&files));
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM rollouts.flotilla_requests"),
+        "0\n"
+    );
 }
 
 #[test]
@@ -282,6 +452,24 @@ fn kubernetes_backend_keeps_every_promise() {
             // The serving sandbox reads its faults file every 100 ms.
             std::thread::sleep(Duration::from_millis(500));
         },
+    );
+    // Rollout requests are Secrets until the apply that read them is recorded.
+    // (In the same directory, for the cluster it serves; under another suffix.)
+    for (name, text) in file_rollout(&KUBE_BACKEND.replace("\"fleet\"", "\"rollouts\"")) {
+        w.write(name, &text);
+    }
+    let changed = w.run(&["plan"]).expect(1).stderr;
+    let flat: Vec<&str> = changed.split_whitespace().filter(|w| *w != "│").collect();
+    assert!(
+        flat.join(" ")
+            .contains("changed its `secret_suffix` from \"fleet\" to \"rollouts\""),
+        "{changed}"
+    );
+    w.run(&["init", "-reconfigure"]).expect(0);
+    rollout_requests_reach_the_running_apply(&w);
+    assert!(
+        secrets(&w, "flotilla.dev/part=request").is_empty(),
+        "no request is left behind"
     );
 }
 

@@ -685,3 +685,48 @@ fn an_apply_stopped_with_ctrl_c_during_wave_two_resumes_at_wave_two() {
     );
     assert_eq!(images(&w), everywhere("1.5.0"));
 }
+
+#[test]
+fn an_abort_asked_for_during_the_apply_stops_it_after_the_canary() {
+    let w = installed();
+    let v15 = ["-var", "checkout_version=1.5.0"];
+    let mut running = w.spawn_until(
+        &[&["apply", "-auto-approve"][..], &v15].concat(),
+        "rollout.checkout: bj-1: rolling out",
+    );
+    // The apply holds the lock: the abort is left for it.
+    let asked = w.run(&["rollout", "abort", "checkout"]).expect(0);
+    assert!(
+        asked
+            .stdout
+            .contains("left a request to abort rollout.checkout"),
+        "{}",
+        asked.stdout
+    );
+    let rest: Vec<String> = running.lines.by_ref().map_while(Result::ok).collect();
+    let rest = rest.join("\n");
+    let status = running.child.wait().expect("wait");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(running.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(status.code(), Some(1), "{rest}\n{stderr}");
+    // bj-1 was in progress: it finished its gate; nothing else started.
+    assert!(rest.contains("bj-1: healthy at the new revision"), "{rest}");
+    assert!(!rest.contains("wave 2 of 2"), "{rest}");
+    assert!(stderr.contains("rollout.checkout aborted by"), "{stderr}");
+    let mut expected = everywhere("1.4.0");
+    expected[0].1 = Some("ghcr.io/acme/checkout:1.5.0".into());
+    assert_eq!(images(&w), expected);
+    let status = w.run(&["rollout", "status", "checkout"]).expect(0).stdout;
+    assert!(status.contains("aborted: aborted by"), "{status}");
+    // The aborted revision does not move again until it is cleared.
+    let plan = w.run(&[&["plan"][..], &v15].concat()).expect(0).stdout;
+    assert!(
+        plan.contains("this revision's rollout was aborted"),
+        "{plan}"
+    );
+    w.run(&["rollout", "resume", "checkout"]).expect(0);
+    w.run(&[&["apply", "-auto-approve"][..], &v15].concat())
+        .expect(0);
+    assert_eq!(images(&w), everywhere("1.5.0"));
+}

@@ -332,8 +332,7 @@ struct RawSpec {
     progress_deadline: Option<String>,
     manages: Vec<String>,
     gate: Option<String>,
-    #[serde(default)]
-    replicas: BTreeMap<String, f64>,
+    replicas: Option<BTreeMap<String, f64>>,
     fleet_size: Option<f64>,
     #[serde(default)]
     checks: Option<Vec<RawCheck>>,
@@ -612,6 +611,7 @@ fn rollout_from(
         replicas: raw
             .replicas
             .iter()
+            .flatten()
             .map(|(k, v)| (k.clone(), *v as i64))
             .collect(),
         fleet_size: raw.fleet_size.unwrap_or(raw.members.len() as f64) as usize,

@@ -27,7 +27,10 @@ mod store;
 pub use crypt::{Codec, Encryption, Key, KeySource};
 pub use local::{Journal, LocalBackend, LocalWorkspaces, LockGuard};
 pub use model::{JournalEntry, OutputState, ResourceInstanceState, State};
-pub use rollout::{Approval, MemberPhase, MemberRecord, RolloutRecord, RolloutStatus, WaveRecord};
+pub use rollout::{
+    Approval, MemberPhase, MemberRecord, RequestAction, RolloutRecord, RolloutRequest,
+    RolloutStatus, WaveRecord, fold_requests,
+};
 pub use store::{
     Backend, DEFAULT_WORKSPACE, JournalWriter, LockInfo, StateStore, StoreLock, check_deletable,
     check_workspace_name, prepare_push, workspace_list,

@@ -89,6 +89,72 @@ impl LocalBackend {
         self.sibling(".lock")
     }
 
+    /// Where requests for the lock holder wait: one file each.
+    fn requests_dir(&self) -> PathBuf {
+        self.sibling(".requests")
+    }
+
+    /// Leaves a request: written to a temporary name and renamed, so a reader never sees
+    /// part of one.
+    pub fn post_request(&self, request: &crate::RolloutRequest) -> Result<(), StateError> {
+        let dir = self.requests_dir();
+        std::fs::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
+        let path = dir.join(format!("{}.json", request.id));
+        let tmp = dir.join(format!(".{}.tmp", request.id));
+        let json = serde_json::to_vec_pretty(request).expect("requests serialize");
+        std::fs::write(&tmp, json).map_err(io("cannot write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("cannot write", &path))
+    }
+
+    /// The requests waiting, oldest first.
+    pub fn requests(&self) -> Result<Vec<crate::RolloutRequest>, StateError> {
+        let dir = self.requests_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("cannot read", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io("cannot read", &dir))?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let text = match std::fs::read(&path) {
+                Ok(t) => t,
+                // Removed by the holder since the listing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("cannot read", &path)(e)),
+            };
+            out.push(
+                serde_json::from_slice(&text).map_err(|e| StateError::Corrupt {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        out.sort_by(|a: &crate::RolloutRequest, b| (&a.at, &a.id).cmp(&(&b.at, &b.id)));
+        Ok(out)
+    }
+
+    /// Removes requests by id (and their directory once empty).
+    pub fn remove_requests(&self, ids: &[String]) -> Result<(), StateError> {
+        let dir = self.requests_dir();
+        for id in ids {
+            let path = dir.join(format!("{id}.json"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("cannot remove", &path)(e)),
+            }
+        }
+        if !ids.is_empty() {
+            // Fails while another request waits there, which is as it should be.
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Ok(())
+    }
+
     /// Takes the state lock for `operation`, waiting up to `timeout` for another holder.
     pub fn lock(&self, operation: &str, timeout: Duration) -> Result<LockGuard, StateError> {
         let path = self.lock_path();
@@ -284,6 +350,18 @@ impl crate::StateStore for LocalBackend {
             _ => format!("{} is not locked with ID {id}", self.path.display()),
         }))
     }
+
+    fn post_request(&self, request: &crate::RolloutRequest) -> Result<(), StateError> {
+        LocalBackend::post_request(self, request)
+    }
+
+    fn requests(&self) -> Result<Vec<crate::RolloutRequest>, StateError> {
+        LocalBackend::requests(self)
+    }
+
+    fn remove_requests(&self, ids: &[String]) -> Result<(), StateError> {
+        LocalBackend::remove_requests(self, ids)
+    }
 }
 
 /// The local backend's workspaces: `default` in the configured file, every other one in
@@ -404,6 +482,29 @@ mod tests {
             create_before_destroy: false,
             tainted: false,
         }
+    }
+
+    #[test]
+    fn requests_wait_beside_the_state_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("s.json"));
+        assert!(b.requests().unwrap().is_empty());
+        let _held = b.lock("apply", Duration::ZERO).unwrap();
+        // Needs no lock.
+        let mut first =
+            crate::RolloutRequest::new("rollout.a", "r1", crate::RequestAction::Pause, None);
+        first.at = "2026-01-01T00:00:00Z".into();
+        let second =
+            crate::RolloutRequest::new("rollout.b", "r2", crate::RequestAction::Approve, Some(1));
+        b.post_request(&second).unwrap();
+        b.post_request(&first).unwrap();
+        assert_eq!(b.requests().unwrap(), vec![first.clone(), second.clone()]);
+        b.remove_requests(std::slice::from_ref(&first.id)).unwrap();
+        assert_eq!(b.requests().unwrap(), vec![second.clone()]);
+        b.remove_requests(&[second.id.clone(), "gone".into()])
+            .unwrap();
+        assert!(b.requests().unwrap().is_empty());
+        assert!(!b.requests_dir().exists(), "the empty directory is removed");
     }
 
     #[test]

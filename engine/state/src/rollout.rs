@@ -2,6 +2,12 @@
 //! each member's phase and the revision it runs, approvals (who, when), soak timers, and
 //! each touched member's objects as they were before, so a rollback can put them back and
 //! an interrupted apply resumes where it stopped.
+//!
+//! A decision made while another process holds the state lock (`flotilla rollout pause`
+//! during an apply) is a [`RolloutRequest`], left in the store beside the state
+//! ([`crate::StateStore::post_request`]): the running apply reads it between steps and
+//! records its effect; whoever holds the lock next folds what is still pending
+//! ([`RolloutRecord::take_request`]) and removes it.
 
 use std::collections::BTreeMap;
 
@@ -174,6 +180,115 @@ impl MemberPhase {
     }
 }
 
+/// A decision about a rollout left for the process that holds the state lock.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RolloutRequest {
+    /// Unique, so the holder removes exactly what it read.
+    pub id: String,
+    /// The rollout's key in [`crate::State::rollouts`].
+    pub rollout: String,
+    /// The revision it was made about: a request never touches a later rollout.
+    pub revision: String,
+    /// What is asked.
+    pub action: RequestAction,
+    /// The wave an approval is for, from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<usize>,
+    /// Who asked (the user name).
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// What a [`RolloutRequest`] asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestAction {
+    /// Start no new member; stop as `paused`.
+    Pause,
+    /// Start no new member; stop as `aborted`.
+    Abort,
+    /// Approve a wave ([`RolloutRequest::wave`]).
+    Approve,
+}
+
+impl RequestAction {
+    /// The verb, as messages say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestAction::Pause => "pause",
+            RequestAction::Abort => "abort",
+            RequestAction::Approve => "approve",
+        }
+    }
+}
+
+impl RolloutRequest {
+    /// A request by this process's user, now.
+    pub fn new(rollout: &str, revision: &str, action: RequestAction, wave: Option<usize>) -> Self {
+        RolloutRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            rollout: rollout.to_string(),
+            revision: revision.to_string(),
+            action,
+            wave,
+            by: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
+            at: now(),
+        }
+    }
+}
+
+impl RolloutRecord {
+    /// Carries out `request` on this record: a pause or abort stops it (with who and when
+    /// as its message), an approval approves its wave. Whether anything changed: a request
+    /// about another revision, or about a rollout that is over, changes nothing.
+    pub fn take_request(&mut self, request: &RolloutRequest) -> bool {
+        if request.revision != self.revision || self.status.is_final() {
+            return false;
+        }
+        let stopped = |s: RolloutStatus, verb: &str, r: &mut RolloutRecord| {
+            if r.status == s {
+                return false;
+            }
+            r.status = s;
+            r.message = format!("{verb} by {} at {}", request.by, request.at);
+            true
+        };
+        match request.action {
+            RequestAction::Pause => stopped(RolloutStatus::Paused, "paused", self),
+            RequestAction::Abort => stopped(RolloutStatus::Aborted, "aborted", self),
+            RequestAction::Approve => {
+                let Some(w) = request.wave.and_then(|w| self.waves.get_mut(w)) else {
+                    return false;
+                };
+                if !w.needs_approval || w.approval.is_some() {
+                    return false;
+                }
+                w.approval = Some(Approval {
+                    by: request.by.clone(),
+                    at: request.at.clone(),
+                });
+                if self.status == RolloutStatus::WaitingApproval {
+                    self.status = RolloutStatus::Progressing;
+                    self.message.clear();
+                }
+                true
+            }
+        }
+    }
+}
+
+/// Folds requests into the state's rollout records (those they still apply to).
+pub fn fold_requests(state: &mut crate::State, requests: &[RolloutRequest]) {
+    for q in requests {
+        if let Some(r) = state.rollouts.get_mut(&q.rollout) {
+            r.take_request(q);
+        }
+    }
+}
+
 /// The current time, RFC 3339 (UTC, milliseconds).
 pub fn now() -> String {
     let t = time::OffsetDateTime::now_utc();
@@ -222,5 +337,50 @@ mod tests {
             serde_json::from_str(r#"{"revision":"x","status":"completed"}"#).unwrap();
         assert!(minimal.status.is_final());
         assert!(seconds_since(&now()) < 5.0);
+    }
+
+    #[test]
+    fn requests_touch_only_their_revision_and_unfinished_rollouts() {
+        let mut r = RolloutRecord {
+            revision: "abc".into(),
+            status: RolloutStatus::WaitingApproval,
+            waves: vec![
+                WaveRecord::default(),
+                WaveRecord {
+                    needs_approval: true,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let approve = RolloutRequest::new("rollout.x", "abc", RequestAction::Approve, Some(1));
+        let json = serde_json::to_string(&approve).unwrap();
+        assert_eq!(
+            serde_json::from_str::<RolloutRequest>(&json).unwrap(),
+            approve
+        );
+        assert!(r.take_request(&approve));
+        assert_eq!(r.status, RolloutStatus::Progressing);
+        assert_eq!(r.waves[1].approval.as_ref().unwrap().by, approve.by);
+        // Once is enough: approving again, or a wave that needs none, changes nothing.
+        assert!(!r.take_request(&approve));
+        let first = RolloutRequest::new("rollout.x", "abc", RequestAction::Approve, Some(0));
+        assert!(!r.take_request(&first));
+        // Another revision's pause never stops this one.
+        let stale = RolloutRequest::new("rollout.x", "old", RequestAction::Pause, None);
+        assert!(!r.take_request(&stale));
+        let pause = RolloutRequest::new("rollout.x", "abc", RequestAction::Pause, None);
+        assert!(r.take_request(&pause));
+        assert_eq!(r.status, RolloutStatus::Paused);
+        assert!(r.message.starts_with("paused by "), "{}", r.message);
+        let abort = RolloutRequest::new("rollout.x", "abc", RequestAction::Abort, None);
+        assert!(r.take_request(&abort));
+        assert_eq!(r.status, RolloutStatus::Aborted);
+        // Over: nothing more applies.
+        assert!(!r.take_request(&pause));
+        let mut state = crate::State::new();
+        state.rollouts.insert("rollout.x".into(), r.clone());
+        fold_requests(&mut state, &[pause, stale]);
+        assert_eq!(state.rollouts["rollout.x"], r);
     }
 }

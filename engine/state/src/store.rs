@@ -13,6 +13,10 @@
 //! - [`StateStore::journal`] supplies the writer apply records each operation with, durably,
 //!   so a crash loses at most what was in flight; [`StateStore::load`] replays it.
 //!
+//! - [`StateStore::post_request`] works without the lock: a request (`rollout pause` while
+//!   an apply runs) is kept until the holder that read it removes it, never lost, never
+//!   applied to a revision it was not made about.
+//!
 //! A [`Backend`] is the configured place (a directory, a database schema, a namespace) that
 //! holds one store per workspace.
 //!
@@ -23,7 +27,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{JournalEntry, State, StateError};
+use crate::{JournalEntry, RolloutRequest, State, StateError};
 
 /// The workspace every backend has.
 pub const DEFAULT_WORKSPACE: &str = "default";
@@ -131,6 +135,12 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn write_exact(&self, state: &State) -> Result<(), StateError>;
     /// Breaks the lock with this id held by someone else (`flotilla force-unlock`).
     fn force_unlock(&self, id: &str) -> Result<(), StateError>;
+    /// Leaves a request for the lock's holder; needs no lock.
+    fn post_request(&self, request: &RolloutRequest) -> Result<(), StateError>;
+    /// The requests left and not yet removed, oldest first.
+    fn requests(&self) -> Result<Vec<RolloutRequest>, StateError>;
+    /// Removes requests (the lock holder, once the state it persisted records them).
+    fn remove_requests(&self, ids: &[String]) -> Result<(), StateError>;
 }
 
 /// The configured place state lives: one [`StateStore`] per workspace.

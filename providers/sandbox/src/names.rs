@@ -26,8 +26,19 @@ fn is_label(s: &str) -> bool {
         && bytes[bytes.len() - 1] != b'-'
 }
 
+/// The API server's subdomain rule: at most 253 characters in all, dot-separated parts of
+/// the label characters; unlike a label, a part may be longer than 63 characters.
 fn is_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_label)
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            let b = part.as_bytes();
+            !b.is_empty()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
 }
 
 /// Checks an object name; returns the causes for `metadata.name`.
@@ -142,6 +153,12 @@ mod tests {
         assert!(!check_name(NameRule::Subdomain, "Web", "metadata.name").is_empty());
         assert!(!check_name(NameRule::Label, "a.b", "metadata.name").is_empty());
         assert!(!check_name(NameRule::Dns1035, "1abc", "metadata.name").is_empty());
+        // A subdomain's parts are not labels: only the whole is bounded.
+        let part = format!("secret-{}", "a".repeat(70));
+        assert!(check_name(NameRule::Subdomain, &part, "metadata.name").is_empty());
+        assert!(!check_name(NameRule::Subdomain, "a..b", "metadata.name").is_empty());
+        let causes = check_name(NameRule::Subdomain, &"a".repeat(254), "metadata.name");
+        assert!(causes[0].message.contains("no more than 253"));
         let long = "a".repeat(64);
         let causes = check_name(NameRule::Label, &long, "metadata.name");
         assert!(causes[0].message.contains("no more than 63"));

@@ -13,6 +13,12 @@
 //! the rollout halts: members not started are skipped, those in progress finish, and then
 //! [`Applier::finish_rollouts`] does what `on_failure` says (rollback: every touched member
 //! back to its recorded objects, last wave first).
+//!
+//! Between steps the apply reads the requests people leave while it holds the lock
+//! (`flotilla rollout pause|abort|approve`, [`flotilla_state::RolloutRequest`]): a pause or
+//! abort stops the rollout as a budget would (nothing new starts, members in progress
+//! finish their gates), then records it paused or aborted; an approval counts at once. The
+//! requests are removed once the final state records them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +32,8 @@ use flotilla_plan::{Action, Plan, mark_schema_sensitive, state_value};
 use flotilla_provider::{ApplyRequest, Health, ObserveRequest};
 use flotilla_state::rollout::{now, seconds_since};
 use flotilla_state::{
-    JournalEntry, MemberPhase, MemberRecord, ResourceInstanceState, RolloutRecord, RolloutStatus,
-    WaveRecord,
+    JournalEntry, MemberPhase, MemberRecord, RequestAction, ResourceInstanceState, RolloutRecord,
+    RolloutRequest, RolloutStatus, WaveRecord,
 };
 use flotilla_syntax::Diagnostic;
 
@@ -43,6 +49,8 @@ pub(super) struct Run {
     halted: AtomicBool,
     /// Stopped before a wave that needs approval.
     pub(super) waiting: AtomicBool,
+    /// A pause or abort asked for while this apply ran.
+    requested: Mutex<Option<RolloutRequest>>,
     /// Members' start times, for `progress_deadline`.
     started: Mutex<HashMap<String, Instant>>,
     /// Members whose operations failed in this apply, and why.
@@ -64,10 +72,30 @@ impl Run {
         &self.plan.waves[w].members[j].name
     }
 
-    /// Whether nothing more may move (halted or waiting).
+    /// Whether nothing more may move (halted, waiting, or asked to stop).
     pub(super) fn stopped(&self) -> bool {
-        self.halted.load(Ordering::SeqCst) || self.waiting.load(Ordering::SeqCst)
+        self.stopping() || self.waiting.load(Ordering::SeqCst)
     }
+
+    /// Halted by a failure, or asked to pause or abort: waits (the soak) end early.
+    fn stopping(&self) -> bool {
+        self.halted.load(Ordering::SeqCst) || lock(&self.requested).is_some()
+    }
+}
+
+/// How often the requests are read while members move.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The requests this apply has read.
+#[derive(Default)]
+pub(super) struct Requests {
+    /// Every one read, by id: removed from the store once the final state records them.
+    pub(super) seen: Vec<String>,
+    /// Those about rollouts this apply does not move: folded into the state at the end.
+    pub(super) others: Vec<RolloutRequest>,
+    last: Option<Instant>,
+    /// A read failed (said once).
+    failed: bool,
 }
 
 /// A run for each of the plan's rollouts (by the same index as the execution graph's
@@ -123,6 +151,7 @@ pub(super) fn runs(plan: &Plan) -> Vec<Run> {
                 record: Mutex::new(record),
                 halted: AtomicBool::new(false),
                 waiting: AtomicBool::new(false),
+                requested: Mutex::new(None),
                 started: Mutex::new(HashMap::new()),
                 failed: Mutex::new(BTreeMap::new()),
                 wave_failures: Mutex::new(HashMap::new()),
@@ -228,10 +257,89 @@ impl Applier {
         });
     }
 
+    /// Reads the requests left since the last read (at most every [`POLL`] unless `now`)
+    /// and carries out those about this apply's rollouts.
+    pub(super) fn poll_requests(&self, ctx: &WalkCtx, now: bool) {
+        let fresh: Vec<RolloutRequest> = {
+            // Another step reading them now is as good.
+            let Ok(mut q) = self.requests.try_lock() else {
+                return;
+            };
+            if !now && q.last.is_some_and(|t| t.elapsed() < POLL) {
+                return;
+            }
+            q.last = Some(Instant::now());
+            match self.store.requests() {
+                Ok(list) => {
+                    let fresh: Vec<RolloutRequest> = list
+                        .into_iter()
+                        .filter(|r| !q.seen.contains(&r.id))
+                        .collect();
+                    q.seen.extend(fresh.iter().map(|r| r.id.clone()));
+                    fresh
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut q.failed, true) {
+                        let mut d = e.to_diagnostic("cannot read rollout requests");
+                        d.severity = flotilla_syntax::Severity::Warning;
+                        ctx.report(d);
+                    }
+                    return;
+                }
+            }
+        };
+        for request in fresh {
+            let Some(run) = self.runs.iter().find(|r| r.key() == request.rollout) else {
+                lock(&self.requests).others.push(request);
+                continue;
+            };
+            match request.action {
+                RequestAction::Approve => {
+                    if lock(&run.record).take_request(&request) {
+                        self.save(run);
+                        self.say(
+                            run,
+                            format!(
+                                "wave {} approved by {}",
+                                request.wave.unwrap_or(0) + 1,
+                                request.by
+                            ),
+                        );
+                    }
+                }
+                RequestAction::Pause | RequestAction::Abort => {
+                    // Not when already held so (the plan folded it in).
+                    let applies = {
+                        let rec = lock(&run.record);
+                        rec.revision == request.revision
+                            && !rec.status.is_final()
+                            && rec.status != RolloutStatus::Paused
+                    };
+                    if applies {
+                        self.say(
+                            run,
+                            format!(
+                                "{} asked by {}: nothing new starts; members in progress finish their gates",
+                                request.action.as_str(),
+                                request.by
+                            ),
+                        );
+                        *lock(&run.requested) = Some(request);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reports progress once everything recorded before it is durable, so it reads in
+    /// order with the operations' "complete" lines (which wait for the same).
     fn say(&self, run: &Run, message: String) {
-        self.progress.event(ApplyEvent::Rollout {
-            rollout: run.key(),
-            message,
+        let (progress, rollout) = (Arc::clone(&self.progress), run.key().to_string());
+        self.journal.after_sync(move || {
+            progress.event(ApplyEvent::Rollout {
+                rollout: &rollout,
+                message,
+            })
         });
     }
 
@@ -271,6 +379,7 @@ impl Applier {
             );
             return false;
         }
+        self.poll_requests(ctx, true);
         if run.stopped() || ctx.stop.load(Ordering::SeqCst) {
             return false;
         }
@@ -323,6 +432,7 @@ impl Applier {
 
     async fn member_start(&self, ctx: &WalkCtx, r: usize, w: usize, j: usize) -> bool {
         let run = self.run(r);
+        self.poll_requests(ctx, false);
         if run.stopped() || ctx.stop.load(Ordering::SeqCst) {
             return false;
         }
@@ -362,6 +472,9 @@ impl Applier {
         }
         self.save(run);
         self.say(run, format!("{member}: rolling out"));
+        // Its record (what it ran before) is durable before its objects change, and said
+        // before their operations start.
+        self.journal.synced().await;
         true
     }
 
@@ -418,6 +531,7 @@ impl Applier {
             if ctx.stop.load(Ordering::SeqCst) {
                 return false;
             }
+            self.poll_requests(ctx, false);
             let Some(o) = self.observe(ctx, run, &member, baseline.as_ref()).await else {
                 break;
             };
@@ -604,7 +718,8 @@ impl Applier {
             );
             let until = Instant::now() + Duration::from_secs_f64(left);
             while Instant::now() < until {
-                if ctx.stop.load(Ordering::SeqCst) || run.halted.load(Ordering::SeqCst) {
+                self.poll_requests(ctx, false);
+                if ctx.stop.load(Ordering::SeqCst) || run.stopping() {
                     return false;
                 }
                 tokio::time::sleep(Duration::from_millis(50).min(until - Instant::now())).await;
@@ -638,6 +753,10 @@ impl Applier {
     pub(super) async fn finish_rollouts(&self, ctx: &WalkCtx) {
         for run in &self.runs {
             if !run.halted.load(Ordering::SeqCst) {
+                let asked = lock(&run.requested).take();
+                if let Some(request) = asked {
+                    self.finish_requested(ctx, run, &request);
+                }
                 continue;
             }
             let why = lock(&run.record).message.clone();
@@ -674,6 +793,58 @@ impl Applier {
             self.save(run);
             ctx.report(d);
         }
+    }
+
+    /// Records a rollout stopped by a pause or abort asked for while it moved.
+    fn finish_requested(&self, ctx: &WalkCtx, run: &Run, request: &RolloutRequest) {
+        let name = &run.plan.name;
+        let (took, moved) = {
+            let mut rec = lock(&run.record);
+            let took = rec.take_request(request);
+            let moved: Vec<String> = rec
+                .members
+                .iter()
+                .filter(|(_, m)| {
+                    m.phase != MemberPhase::Pending && m.revision.as_deref() == Some(&rec.revision)
+                })
+                .map(|(n, _)| n.clone())
+                .collect();
+            (took, moved)
+        };
+        if !took {
+            ctx.report(
+                Diagnostic::warning(format!(
+                    "{} finished before the {} asked by {} took effect",
+                    run.key(),
+                    request.action.as_str(),
+                    request.by
+                ))
+                .with_detail(format!("see `flotilla rollout status {name}`")),
+            );
+            return;
+        }
+        self.save(run);
+        let (what, help) = match request.action {
+            RequestAction::Abort => (
+                "aborted",
+                format!(
+                    "change the configuration for a new rollout, or `flotilla rollout resume {name}` to try this revision again"
+                ),
+            ),
+            _ => (
+                "paused",
+                format!("`flotilla rollout resume {name}`, then apply again to go on"),
+            ),
+        };
+        ctx.report(
+            Diagnostic::error(format!("{} {what} by {}", run.key(), request.by))
+                .with_detail(format!(
+                    "asked at {} while the apply ran; members on the new revision: {}; the others keep what they ran",
+                    request.at,
+                    if moved.is_empty() { "none".to_string() } else { moved.join(", ") }
+                ))
+                .with_help(help),
+        );
     }
 
     /// Puts every member this rollout touched back on what it ran before, last wave (and
