@@ -117,7 +117,7 @@ fn decide(ui: &Ui, ws: &Workspace, target: &RolloutTarget, action: RequestAction
             let what = match action {
                 RequestAction::Approve => format!(
                     "the approval of wave {} of {key}",
-                    request.wave.unwrap_or(0) + 1
+                    wave_name(&state.rollouts[&key], request.wave)
                 ),
                 _ => format!("a request to {} {key}", action.as_str()),
             };
@@ -156,7 +156,7 @@ fn decide(ui: &Ui, ws: &Workspace, target: &RolloutTarget, action: RequestAction
     ui.out(&match action {
         RequestAction::Approve => format!(
             "Approved wave {} of {key} as {}. Run `flotilla apply` to continue the rollout.\n",
-            request.wave.unwrap_or(0) + 1,
+            wave_name(&state.rollouts[&key], request.wave),
             request.by
         ),
         RequestAction::Pause => format!(
@@ -169,6 +169,15 @@ fn decide(ui: &Ui, ws: &Workspace, target: &RolloutTarget, action: RequestAction
         ),
     });
     0
+}
+
+/// `2 "rest"`: a wave as messages name it.
+fn wave_name(r: &RolloutRecord, wave: Option<usize>) -> String {
+    let w = wave.unwrap_or(0);
+    match r.waves.get(w) {
+        Some(x) => format!("{} {:?}", w + 1, x.name),
+        None => (w + 1).to_string(),
+    }
 }
 
 /// The request `action` makes of the rollout `key` as recorded, or why it cannot be made.

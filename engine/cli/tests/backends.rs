@@ -328,7 +328,7 @@ fn rollout_requests_reach_the_running_apply(w: &Work) {
         approved.stdout.contains("State is locked by")
             && approved
                 .stdout
-                .contains("left the approval of wave 2 of module.files"),
+                .contains("left the approval of wave 2 \"rest\" of module.files"),
         "{}",
         approved.stdout
     );
