@@ -176,14 +176,19 @@ resource "builtin_rollout" "this" {
   fleet_size        = length(var.fleet.member_names)
   checks = [for c in var.checks : {
     name = c.name
-    data = "kube_object"
-    config = {
+    data = c.http != null ? "builtin_http" : "kube_object"
+    config = c.http != null ? {
+      url             = c.http.url
+      method          = c.http.method
+      request_headers = c.http.headers
+      request_timeout = c.http.timeout
+      } : {
       api_version = c.object.api_version
       kind        = c.object.kind
       name        = c.object.name
       namespace   = c.object.namespace != null ? c.object.namespace : var.namespace
     }
-    field  = "object.${c.field}"
+    field  = c.http != null ? c.field : "object.${c.field}"
     equals = c.equals
     one_of = c.one_of
     min    = c.min

@@ -136,12 +136,18 @@ variable "progress_deadline" {
 variable "checks" {
   type = list(object({
     name = string
-    object = object({
+    object = optional(object({
       api_version = optional(string, "v1")
       kind        = string
       name        = string
       namespace   = optional(string)
-    })
+    }))
+    http = optional(object({
+      url     = string
+      method  = optional(string, "GET")
+      headers = optional(map(string), {})
+      timeout = optional(string, "10s")
+    }))
     field  = string
     equals = optional(any)
     one_of = optional(list(any))
@@ -150,7 +156,12 @@ variable "checks" {
     wait   = optional(string, "0s")
   }))
   default     = []
-  description = "Extra health checks per member, after its gate: an object read on the member (`object`: `kind`, `name`, `api_version`, `namespace`, default the rollout's) whose `field` (a dotted path, e.g. `data.status` or `status.readyReplicas`) must `equals` a value, be `one_of` a list, or be at least `min` / at most `max`; `wait` is how long it may fail before the member counts as failed."
+  description = "Extra health checks per member, after its gate: an object read on the member (`object`: `kind`, `name`, `api_version`, `namespace`, default the rollout's) or an HTTP request (`http`: `url`, `method`, `headers`, `timeout`; `{member}` in them is the member's name), whose `field` (a dotted path: of the object, e.g. `data.status`; of the response, `status_code`, `json.status`, `response_body`) must `equals` a value, be `one_of` a list, or be at least `min` / at most `max` (numbers, or strings that hold one); `wait` is how long it may fail before the member counts as failed."
+
+  validation {
+    condition     = alltrue([for c in var.checks : (c.object == null) != (c.http == null)])
+    error_message = "Each check reads either an `object` on the member or an `http` endpoint: give exactly one of them."
+  }
 }
 
 variable "on_change" {

@@ -730,3 +730,110 @@ fn an_abort_asked_for_during_the_apply_stops_it_after_the_canary() {
         .expect(0);
     assert_eq!(images(&w), everywhere("1.5.0"));
 }
+
+/// A health endpoint on loopback for the rollout's HTTP check: `/health/MEMBER` answers 200,
+/// or 503 for the members in `failing`; every path asked is kept. Stopped when dropped.
+struct Health {
+    url: String,
+    failing: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Health {
+    fn start() -> Health {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let failing = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (f, a, s) = (failing.clone(), asked.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                conn.set_nonblocking(false).unwrap();
+                let mut buf = [0u8; 4096];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = request.split(' ').nth(1).unwrap_or("").to_string();
+                let member = path.strip_prefix("/health/").unwrap_or("").to_string();
+                let down = f.lock().unwrap().contains(&member);
+                a.lock().unwrap().push(path);
+                let (status, body) = if down {
+                    ("503 Service Unavailable", r#"{"status":"down"}"#)
+                } else {
+                    ("200 OK", r#"{"status":"up"}"#)
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Health {
+            url,
+            failing,
+            asked,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Health {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn an_http_check_failing_on_a_member_rolls_the_fleet_back() {
+    let health = Health::start();
+    let w = fresh();
+    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &main.replace(
+            "progress_deadline = \"1m\"",
+            &format!(
+                "progress_deadline = \"1m\"\n  checks = [{{\n    name   = \"health\"\n    http   = {{ url = \"{}/health/{{member}}\" }}\n    field  = \"status_code\"\n    equals = 200\n  }}]",
+                health.url
+            ),
+        ),
+    );
+    install(&w);
+    let asked = health.asked.lock().unwrap().clone();
+    for m in MEMBERS {
+        assert!(
+            asked.contains(&format!("/health/{m}")),
+            "each member's own endpoint is checked: {asked:?}"
+        );
+    }
+    health.failing.lock().unwrap().push("gz-1".into());
+    let failed = w
+        .run(&["apply", "-auto-approve", "-var", "checkout_version=1.5.0"])
+        .expect(1);
+    assert!(
+        failed
+            .stdout
+            .contains("gz-1: failed: check health: status_code is 503, not 200"),
+        "{}",
+        failed.stdout
+    );
+    let err = flat_stderr(&failed);
+    assert!(
+        err.contains("rollout.checkout failed and was rolled back"),
+        "{err}"
+    );
+    assert_eq!(images(&w), everywhere("1.4.0"));
+}

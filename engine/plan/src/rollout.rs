@@ -100,7 +100,7 @@ pub struct RolloutPlan {
 pub struct Check {
     /// Its name, for messages.
     pub name: String,
-    /// The data source type read (`kube_object`).
+    /// The data source type read (`kube_object` on the member, or `builtin_http`).
     pub data: String,
     /// Its configuration.
     pub config: serde_json::Value,

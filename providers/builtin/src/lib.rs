@@ -11,12 +11,19 @@
 //!   the standard `rollout` module declares; the planner turns it into the plan's waves and
 //!   the execution graph's gates ([flotilla-plan `rollout`]). Applying it records it.
 //! - data `builtin_file`: reads a file.
+//! - data `builtin_http`: one HTTP request (`url`, `method`, `request_headers`,
+//!   `request_body`): `status_code`, `response_headers`, `response_body`, and `json`, the
+//!   body parsed when it is JSON (so a rollout check can compare a field of a health
+//!   endpoint or a Prometheus query). Like Terraform's `http` data source, a non-2xx status
+//!   is a value, not an error; an unreachable host is an error.
 //!
 //! These are the test bed of the engine and the first thing new users apply.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+
+mod http;
 
 use flotilla_provider::{
     ApplyRequest, ApplyResponse, AttrPath, AttributeSchema, BlockSchema, PlanRequest, PlanResponse,
@@ -107,6 +114,23 @@ fn schema() -> &'static ProviderSchema {
                     .attr("replicas", AttributeSchema::optional(Type::Map(Box::new(Type::Number)), "Replicas per member, for exposure."))
                     .attr("fleet_size", AttributeSchema::optional(Type::Number, "Members of the whole fleet, for exposure."))
                     .attr("checks", AttributeSchema::optional(Type::Any, "Extra checks per member: `name`, a data source (`data`, `config`) read on the member, a `field` path of its value, and `equals`, `one_of`, `min`, `max`, `wait`.")),
+                ..ResourceSchema::default()
+            },
+        );
+        s.data_sources.insert(
+            "builtin_http".into(),
+            ResourceSchema {
+                description: "Makes one HTTP request and returns the response (for rollout checks: a health endpoint, a metrics query).".into(),
+                block: BlockSchema::default()
+                    .attr("url", AttributeSchema::required(Type::String, "The URL (`http://` or `https://`, the system's root certificates)."))
+                    .attr("method", AttributeSchema::optional(Type::String, "`GET` (the default), `HEAD` or `POST`."))
+                    .attr("request_headers", AttributeSchema::optional(Type::Map(Box::new(Type::String)), "Headers to send."))
+                    .attr("request_body", AttributeSchema::optional(Type::String, "The body to send."))
+                    .attr("request_timeout", AttributeSchema::optional(Type::String, "How long the request may take (`10s`, the default)."))
+                    .attr("status_code", AttributeSchema::computed(Type::Number, "The response's status code."))
+                    .attr("response_headers", AttributeSchema::computed(Type::Map(Box::new(Type::String)), "The response's headers (lower-case names; repeated ones joined with `, `)."))
+                    .attr("response_body", AttributeSchema::computed(Type::String, "The response's body, as text."))
+                    .attr("json", AttributeSchema::computed(Type::Any, "The body parsed as JSON, or null when it is not JSON.")),
                 ..ResourceSchema::default()
             },
         );
@@ -480,6 +504,9 @@ impl Provider for Builtin {
     }
 
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ProviderResult<Value> {
+        if req.type_name == "builtin_http" {
+            return http::read(req.config).await;
+        }
         let mut m = attrs(req.config);
         let path = string_attr(&m, "path")
             .ok_or_else(|| ProviderError::new("`path` is required").at(AttrPath::attr("path")))?;

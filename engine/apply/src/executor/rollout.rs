@@ -83,6 +83,20 @@ impl Run {
     }
 }
 
+/// A check's configuration for one member: `{member}` in its strings is the member's name
+/// (`https://checkout.{member}.acme.internal/healthz`).
+fn for_member(config: &serde_json::Value, member: &str) -> serde_json::Value {
+    match config {
+        serde_json::Value::String(s) => serde_json::Value::String(s.replace("{member}", member)),
+        serde_json::Value::Array(a) => a.iter().map(|v| for_member(v, member)).collect(),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), for_member(v, member)))
+            .collect(),
+        other => other.clone(),
+    }
+}
+
 /// How often the requests are read while members move.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -620,15 +634,29 @@ impl Applier {
                 .chain(run.instances.get(member).into_iter().flatten())
                 .find_map(|a| state.resources.get(a).map(|r| r.provider.clone()))
         };
-        let Some(provider) = provider_addr.and_then(|p| ctx.provider_or_default(&p)) else {
-            return Err("no provider configuration reaches the member for its checks".into());
-        };
+        let member_provider = provider_addr.and_then(|p| ctx.provider_or_default(&p));
+        // `builtin_` data sources (an HTTP endpoint) need no cluster: the built-in provider.
+        let builtin = "provider.builtin"
+            .parse()
+            .ok()
+            .and_then(|a| ctx.provider_or_default(&a));
         let checking = Instant::now();
         let mut said = String::new();
         loop {
             let mut failing = None;
             for c in &run.plan.checks {
-                let config = Value::from_json(&c.config);
+                let provider = if c.data.starts_with("builtin_") {
+                    builtin.as_ref()
+                } else {
+                    member_provider.as_ref()
+                };
+                let Some(provider) = provider else {
+                    return Err(format!(
+                        "check {}: no provider configuration reaches the member to read {}",
+                        c.name, c.data
+                    ));
+                };
+                let config = Value::from_json(&for_member(&c.config, member));
                 let verdict = match provider
                     .read_data(flotilla_provider::ReadDataRequest {
                         type_name: &c.data,
@@ -1017,5 +1045,29 @@ impl Applier {
                 id: None,
             })
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checks_strings_name_the_member() {
+        let config = serde_json::json!({
+            "url": "https://checkout.{member}.acme.internal/healthz",
+            "request_headers": {"x-member": "{member}"},
+            "names": ["{member}-a", 3],
+            "timeout": null,
+        });
+        assert_eq!(
+            for_member(&config, "bj-1"),
+            serde_json::json!({
+                "url": "https://checkout.bj-1.acme.internal/healthz",
+                "request_headers": {"x-member": "bj-1"},
+                "names": ["bj-1-a", 3],
+                "timeout": null,
+            })
+        );
     }
 }
