@@ -291,19 +291,6 @@ fn contents(w: &Work) -> Vec<String> {
         .collect()
 }
 
-/// Waits for a spawned run: its exit code, the rest of its stdout, and its stderr.
-fn finish(mut running: support::Running) -> (i32, String, String) {
-    let rest: Vec<String> = running.lines.by_ref().map_while(Result::ok).collect();
-    let code = running.child.wait().unwrap().code().unwrap_or(-1);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(running.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    (
-        code,
-        rest.join("\n"),
-        stderr.split_whitespace().collect::<Vec<_>>().join(" "),
-    )
-}
-
 /// `rollout approve` and `rollout pause` while an apply moves the rollout (the lock held):
 /// each leaves a request in the store, which the running apply carries out, records, and
 /// removes.
@@ -332,7 +319,7 @@ fn rollout_requests_reach_the_running_apply(w: &Work) {
         "{}",
         approved.stdout
     );
-    let (code, out, err) = finish(running);
+    let (code, out, err) = running.finish();
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("wave 2 approved by"), "{out}");
     assert!(out.contains("rollout complete"), "{out}");
@@ -356,7 +343,7 @@ fn rollout_requests_reach_the_running_apply(w: &Work) {
         "{}",
         paused.stdout
     );
-    let (code, out, err) = finish(running);
+    let (code, out, err) = running.finish();
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains("pause asked by"), "{out}");
     assert!(err.contains("module.files paused by"), "{err}");

@@ -502,13 +502,9 @@ fn set_slo(w: &Work, member: &str, status: &str) {
 #[test]
 fn an_extra_check_failing_on_a_member_rolls_the_fleet_back() {
     let w = fresh();
-    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
-    w.write(
-        "main.hcl",
-        &main.replace(
-            "progress_deadline = \"1m\"",
-            "progress_deadline = \"1m\"\n  checks = [{\n    name   = \"slo\"\n    object = { kind = \"ConfigMap\", name = \"checkout-slo\", namespace = \"default\" }\n    field  = \"data.status\"\n    equals = \"ok\"\n  }]",
-        ),
+    with_checks(
+        &w,
+        "[{\n    name   = \"slo\"\n    object = { kind = \"ConfigMap\", name = \"checkout-slo\", namespace = \"default\" }\n    field  = \"data.status\"\n    equals = \"ok\"\n  }]",
     );
     // The clusters exist (and keep their objects) before the first apply.
     let mut up = vec!["sandbox", "up"];
@@ -531,13 +527,16 @@ fn an_extra_check_failing_on_a_member_rolls_the_fleet_back() {
         "{}",
         plan.stdout
     );
+    fails_the_check_and_rolls_back(&w, "check slo: data.status is \"degraded\", not \"ok\"");
+}
+
+/// The apply to 1.5.0 fails `gz-1` on `why` and puts every touched member back on 1.4.0.
+fn fails_the_check_and_rolls_back(w: &Work, why: &str) {
     let failed = w
         .run(&["apply", "-auto-approve", "-var", "checkout_version=1.5.0"])
         .expect(1);
     assert!(
-        failed
-            .stdout
-            .contains("gz-1: failed: check slo: data.status is \"degraded\", not \"ok\""),
+        failed.stdout.contains(&format!("gz-1: failed: {why}")),
         "{}",
         failed.stdout
     );
@@ -546,7 +545,19 @@ fn an_extra_check_failing_on_a_member_rolls_the_fleet_back() {
         err.contains("rollout.checkout failed and was rolled back"),
         "{err}"
     );
-    assert_eq!(images(&w), everywhere("1.4.0"));
+    assert_eq!(images(w), everywhere("1.4.0"));
+}
+
+/// The example with `checks` (HCL) added to its rollout.
+fn with_checks(w: &Work, checks: &str) {
+    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    w.write(
+        "main.hcl",
+        &main.replace(
+            "progress_deadline = \"1m\"",
+            &format!("progress_deadline = \"1m\"\n  checks = {checks}"),
+        ),
+    );
 }
 
 #[test]
@@ -690,7 +701,7 @@ fn an_apply_stopped_with_ctrl_c_during_wave_two_resumes_at_wave_two() {
 fn an_abort_asked_for_during_the_apply_stops_it_after_the_canary() {
     let w = installed();
     let v15 = ["-var", "checkout_version=1.5.0"];
-    let mut running = w.spawn_until(
+    let running = w.spawn_until(
         &[&["apply", "-auto-approve"][..], &v15].concat(),
         "rollout.checkout: bj-1: rolling out",
     );
@@ -703,13 +714,8 @@ fn an_abort_asked_for_during_the_apply_stops_it_after_the_canary() {
         "{}",
         asked.stdout
     );
-    let rest: Vec<String> = running.lines.by_ref().map_while(Result::ok).collect();
-    let rest = rest.join("\n");
-    let status = running.child.wait().expect("wait");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(running.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    let stderr = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert_eq!(status.code(), Some(1), "{rest}\n{stderr}");
+    let (code, rest, stderr) = running.finish();
+    assert_eq!(code, 1, "{rest}\n{stderr}");
     // bj-1 was in progress: it finished its gate; nothing else started.
     assert!(rest.contains("bj-1: healthy at the new revision"), "{rest}");
     assert!(!rest.contains("wave 2 of 2"), "{rest}");
@@ -800,15 +806,11 @@ impl Drop for Health {
 fn an_http_check_failing_on_a_member_rolls_the_fleet_back() {
     let health = Health::start();
     let w = fresh();
-    let main = std::fs::read_to_string(w.path("main.hcl")).unwrap();
-    w.write(
-        "main.hcl",
-        &main.replace(
-            "progress_deadline = \"1m\"",
-            &format!(
-                "progress_deadline = \"1m\"\n  checks = [{{\n    name   = \"health\"\n    http   = {{ url = \"{}/health/{{member}}\" }}\n    field  = \"status_code\"\n    equals = 200\n  }}]",
-                health.url
-            ),
+    with_checks(
+        &w,
+        &format!(
+            "[{{\n    name   = \"health\"\n    http   = {{ url = \"{}/health/{{member}}\" }}\n    field  = \"status_code\"\n    equals = 200\n  }}]",
+            health.url
         ),
     );
     install(&w);
@@ -820,20 +822,5 @@ fn an_http_check_failing_on_a_member_rolls_the_fleet_back() {
         );
     }
     health.failing.lock().unwrap().push("gz-1".into());
-    let failed = w
-        .run(&["apply", "-auto-approve", "-var", "checkout_version=1.5.0"])
-        .expect(1);
-    assert!(
-        failed
-            .stdout
-            .contains("gz-1: failed: check health: status_code is 503, not 200"),
-        "{}",
-        failed.stdout
-    );
-    let err = flat_stderr(&failed);
-    assert!(
-        err.contains("rollout.checkout failed and was rolled back"),
-        "{err}"
-    );
-    assert_eq!(images(&w), everywhere("1.4.0"));
+    fails_the_check_and_rolls_back(&w, "check health: status_code is 503, not 200");
 }

@@ -152,6 +152,24 @@ pub struct Running {
     pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
 }
 
+impl Running {
+    /// Waits for it: its exit code, the rest of its stdout, and its stderr on one line
+    /// (miette wraps long messages).
+    pub fn finish(mut self) -> (i32, String, String) {
+        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        let code = self.child.wait().expect("wait").code().unwrap_or(-1);
+        let mut stderr = String::new();
+        if let Some(e) = self.child.stderr.as_mut() {
+            let _ = std::io::Read::read_to_string(e, &mut stderr);
+        }
+        (
+            code,
+            rest.join("\n"),
+            stderr.split_whitespace().collect::<Vec<_>>().join(" "),
+        )
+    }
+}
+
 impl Work {
     /// Starts flotilla and reads its stdout until a line starts with `prefix`.
     pub fn spawn_until(&self, args: &[&str], prefix: &str) -> Running {
