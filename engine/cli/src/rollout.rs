@@ -425,3 +425,53 @@ fn status_json(key: &str, r: &RolloutRecord, pending: &[&RolloutRequest]) -> ser
         })).collect::<Vec<_>>(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_state::WaveRecord;
+
+    #[test]
+    fn status_lists_the_requests_not_yet_carried_out() {
+        let record = RolloutRecord {
+            name: "checkout".into(),
+            revision: "abc".into(),
+            waves: vec![
+                WaveRecord {
+                    name: "canary".into(),
+                    ..Default::default()
+                },
+                WaveRecord {
+                    name: "rest".into(),
+                    needs_approval: true,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let mut pause = RolloutRequest::new("rollout.checkout", "abc", RequestAction::Pause, None);
+        pause.by = "alice".into();
+        let approve = request_for("rollout.checkout", &record, RequestAction::Approve).unwrap();
+        assert_eq!(
+            approve.wave,
+            Some(1),
+            "the next wave that needs an approval"
+        );
+        let text = status_text("rollout.checkout", &record, &[&pause, &approve]);
+        assert!(
+            text.contains(&format!("  requested: pause by alice at {}", pause.at)),
+            "{text}"
+        );
+        assert!(text.contains("  requested: approve wave 2 by "), "{text}");
+        let json = status_json("rollout.checkout", &record, &[&pause]);
+        assert_eq!(json["requests"][0]["action"], "pause");
+        assert_eq!(json["requests"][0]["by"], "alice");
+        assert_eq!(wave_name(&record, Some(1)), "2 \"rest\"");
+        // Nothing to approve, or a rollout that is over: refused before anything is left.
+        let mut done = record.clone();
+        done.waves[1].needs_approval = false;
+        assert!(request_for("rollout.checkout", &done, RequestAction::Approve).is_err());
+        done.status = RolloutStatus::Completed;
+        assert!(request_for("rollout.checkout", &done, RequestAction::Pause).is_err());
+    }
+}
