@@ -751,13 +751,13 @@ impl Applier {
                 if !self.apply_instance(ctx, id, c).await {
                     self.instance_failed(addr, format!("{addr} could not be applied"));
                 }
-                self.publish(ctx, id);
+                self.publish_instance(ctx, id, addr);
                 true
             }
             ExecOp::Instance(id, c) => {
                 let ok = self.apply_instance(ctx, id, c).await;
                 if self.managed.contains(&id) {
-                    self.publish(ctx, id);
+                    self.publish_instance(ctx, id, &self.changes[c as usize].addr);
                 }
                 ok
             }
@@ -786,6 +786,26 @@ impl Applier {
             let value = self.aggregate(set, r, false);
             ctx.set_resource(&set.inst, &r.addr, value);
         }
+    }
+
+    /// Republishes one instance's value inside its resource's value (in place: a member's
+    /// step costs the same whatever the fleet's size), or the whole value when there is
+    /// none of that shape yet.
+    fn publish_instance(&self, ctx: &WalkCtx, id: NodeId, addr: &ResourceInstanceAddr) {
+        {
+            let _one_at_a_time = lock(&self.publishing);
+            let value = lock(&self.applied).get(addr).cloned().unwrap_or_else(|| {
+                lock(&self.state)
+                    .resources
+                    .get(addr)
+                    .map(state_value)
+                    .unwrap_or(Value::Unknown)
+            });
+            if ctx.set_resource_instance(&addr.module, &addr.resource, &addr.key, value) {
+                return;
+            }
+        }
+        self.publish(ctx, id);
     }
 
     /// Expands the resource at `id` in each of its module instances.

@@ -9,7 +9,8 @@
 //! Terraform, and every step runs as a separate process measured by a small wrapper (this
 //! binary re-executed with `--measure`), which reports the wall time and the peak resident
 //! memory of everything it waited for. `terraform` is looked up on `PATH`; without it flotilla
-//! runs alone and the report says so.
+//! runs alone and the report says so. The `rollout` workload (a fleet rollout in three
+//! waves over `n` members) has no Terraform counterpart and runs for flotilla alone.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,11 +34,11 @@ struct Opts {
     /// Sizes run by flotilla alone (comma-separated; empty to skip).
     #[arg(long, value_parser = numbers, default_value = "100000")]
     flotilla_only: Numbers,
-    /// Workloads: chains, fanout, for_each, modules.
+    /// Workloads: chains, fanout, for_each, modules, rollout.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "chains,fanout,for_each,modules"
+        default_value = "chains,fanout,for_each,modules,rollout"
     )]
     workloads: Vec<String>,
     /// flotilla runs of every step; the report shows the median.
@@ -68,6 +69,7 @@ enum Workload {
     Fanout,
     ForEach,
     Modules,
+    Rollout,
 }
 
 impl Workload {
@@ -77,9 +79,10 @@ impl Workload {
             "fanout" => Workload::Fanout,
             "for_each" => Workload::ForEach,
             "modules" => Workload::Modules,
+            "rollout" => Workload::Rollout,
             _ => {
                 return Err(format!(
-                    "unknown workload `{s}` (chains, fanout, for_each, modules)"
+                    "unknown workload `{s}` (chains, fanout, for_each, modules, rollout)"
                 ));
             }
         })
@@ -91,7 +94,13 @@ impl Workload {
             Workload::Fanout => "fanout",
             Workload::ForEach => "for_each",
             Workload::Modules => "modules",
+            Workload::Rollout => "rollout",
         }
+    }
+
+    /// Whether Terraform has the same to run.
+    fn compared(self) -> bool {
+        self != Workload::Rollout
     }
 }
 
@@ -181,6 +190,29 @@ fn generate(w: Workload, n: usize, tool: Tool, dir: &Path) -> Result<(), String>
                     "resource \"{ty}\" \"a\" {{\n  for_each = local.items\n  input    = each.value\n}}\n\n\
                      resource \"{ty}\" \"b\" {{\n  for_each = local.items\n  input    = {ty}.a[each.key].output\n}}\n"
                 ),
+            )?;
+        }
+        Workload::Rollout => {
+            // A module with one object per member and the rollout that moves them: 1% as
+            // a canary, then a quarter of the rest, 10% at a time, then the rest, 25% at a
+            // time.
+            let module = dir.join("fleet");
+            std::fs::create_dir_all(&module).map_err(|e| format!("{}: {e}", module.display()))?;
+            let canary = (n / 100).max(1);
+            let second = canary + (n - canary) / 4;
+            let text = format!(
+                "{seed}\nlocals {{\n  members = [for i in range({n}) : format(\"m%06d\", i)]\n}}\n\n\
+                 resource \"{ty}\" \"member\" {{\n  for_each = toset(local.members)\n  input    = \"${{var.seed}}-${{each.key}}\"\n}}\n\n\
+                 resource \"builtin_rollout\" \"this\" {{\n  name     = \"fleet\"\n  revision = {{ seed = var.seed }}\n  members  = local.members\n  manages  = [\"{ty}.member\"]\n  waves = [\n\
+                 \x20   {{ name = \"canary\", selected = slice(local.members, 0, {canary}), names = [], max_concurrency = \"100%\", soak = \"0s\", approval = false, max_failures = 0 }},\n\
+                 \x20   {{ name = \"second\", selected = slice(local.members, {canary}, {second}), names = [], max_concurrency = \"10%\", soak = \"0s\", approval = false, max_failures = 0 }},\n\
+                 \x20   {{ name = \"rest\", selected = null, names = [], max_concurrency = \"25%\", soak = \"0s\", approval = false, max_failures = 0 }},\n  ]\n}}\n"
+            );
+            let path = module.join(format!("main.{ext}"));
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            write(
+                &format!("main.{ext}"),
+                "module \"fleet\" {\n  source = \"./fleet\"\n}\n".to_string(),
             )?;
         }
         Workload::Modules => {
@@ -281,6 +313,8 @@ fn terraform_state(w: Workload, n: usize) -> serde_json::Value {
             resources.push(resource(None, "a".into(), a));
             resources.push(resource(None, "b".into(), b));
         }
+        // Never run by Terraform (`Workload::compared`).
+        Workload::Rollout => {}
         Workload::Modules => {
             for m in 0..n / 100 {
                 chains(
@@ -547,7 +581,7 @@ fn run(opts: &Opts) -> Result<(), String> {
     for &w in &workloads {
         for n in opts.sizes.0.iter().map(|&n| n as usize) {
             run_flotilla(&flotilla, w, n, opts.runs, &root, &mut cells)?;
-            if let Some(tf) = &terraform {
+            if let Some(tf) = terraform.as_ref().filter(|_| w.compared()) {
                 run_terraform(tf, w, n, timeout, &root, &mut cells)?;
             }
         }

@@ -1271,6 +1271,38 @@ impl WalkCtx {
             .resources
             .insert(addr.clone(), value);
     }
+
+    /// Replaces one instance's value inside the resource's recorded value (a key of its
+    /// map, an element of its list), in place: what apply does after each instance of a
+    /// resource whose instances move at different times. `false` (nothing changed) when
+    /// there is no recorded value of that shape to update; publish the whole one then.
+    pub fn set_resource_instance(
+        &self,
+        inst: &ModuleInstance,
+        addr: &ResourceAddr,
+        key: &InstanceKey,
+        value: Value,
+    ) -> bool {
+        let mut values = self.values_mut();
+        let Some(current) = values
+            .modules
+            .get_mut(inst)
+            .and_then(|m| m.resources.get_mut(addr))
+        else {
+            return false;
+        };
+        match (current, key) {
+            (Value::Map(m), InstanceKey::Str(k)) if m.contains_key(k) => {
+                m.insert(k.clone(), value);
+                true
+            }
+            (Value::List(l), InstanceKey::Int(i)) if (*i as usize) < l.len() => {
+                l[*i as usize] = value;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Sets `count.index` or `each` on a scope for the instance `key`.

@@ -519,18 +519,14 @@ pub fn build(
             .iter()
             .filter_map(|id| ends[id.index()].map(|(open, _)| open))
             .collect();
-        let ops_of = |member: &str| -> Vec<NodeId> {
-            managed_ops
-                .values()
-                .flatten()
-                .filter(|(addr, _)| {
-                    members
-                        .get(*addr)
-                        .is_some_and(|(i, m)| *i == r && m == member)
-                })
-                .map(|(_, n)| *n)
-                .collect()
-        };
+        // Each member's operations, found once (not once per member).
+        let mut of_member: HashMap<&str, Vec<NodeId>> = HashMap::new();
+        for (addr, n) in managed_ops.values().flatten() {
+            if let Some((_, m)) = members.get(*addr).filter(|(i, _)| *i == r) {
+                of_member.entry(m.as_str()).or_default().push(*n);
+            }
+        }
+        let ops_of = |member: &str| of_member.get(member).cloned().unwrap_or_default();
         add_gates(&mut ops, r, rollout, ops_of, &opens);
     }
     let sealed = if ordered {

@@ -91,6 +91,23 @@ impl State {
             JournalEntry::Rollout { name, record } => {
                 self.rollouts.insert(name.clone(), (**record).clone());
             }
+            JournalEntry::RolloutHead { name, head } => {
+                self.rollouts
+                    .entry(name.clone())
+                    .or_default()
+                    .set_head(head);
+            }
+            JournalEntry::RolloutMember {
+                name,
+                member,
+                record,
+            } => {
+                self.rollouts
+                    .entry(name.clone())
+                    .or_default()
+                    .members
+                    .insert(member.clone(), (**record).clone());
+            }
             JournalEntry::Depose { addr, instance } => {
                 self.deposed.insert(addr.clone(), instance.clone());
             }
@@ -137,12 +154,32 @@ pub enum JournalEntry {
         /// The instance's address.
         addr: ResourceInstanceAddr,
     },
-    /// A rollout's record changed (a member started or passed its gate, a wave was
-    /// approved, a soak began).
+    /// A rollout's whole record (written when an apply takes a rollout up).
     Rollout {
         /// The rollout's address.
         name: String,
         /// Its whole record.
         record: Box<crate::RolloutRecord>,
+    },
+    /// A rollout's record but its members changed (the wave cursor, an approval, a soak,
+    /// the status): the entry's `members` is empty and the recorded ones are kept.
+    #[serde(rename = "rollout_head")]
+    RolloutHead {
+        /// The rollout's address.
+        name: String,
+        /// The record without its members.
+        head: Box<crate::RolloutRecord>,
+    },
+    /// One member of a rollout changed (it started, its gate moved, it passed or failed):
+    /// one entry per change, so the journal grows with the members that move, not with
+    /// the fleet each time.
+    #[serde(rename = "rollout_member")]
+    RolloutMember {
+        /// The rollout's address.
+        name: String,
+        /// The member.
+        member: String,
+        /// Its record.
+        record: Box<crate::MemberRecord>,
     },
 }

@@ -241,6 +241,29 @@ impl RolloutRequest {
 }
 
 impl RolloutRecord {
+    /// Everything but the members (what a [`crate::JournalEntry::RolloutHead`] carries).
+    pub fn head(&self) -> RolloutRecord {
+        RolloutRecord {
+            name: self.name.clone(),
+            revision: self.revision.clone(),
+            label: self.label.clone(),
+            status: self.status,
+            wave: self.wave,
+            waves: self.waves.clone(),
+            members: BTreeMap::new(),
+            failures: self.failures,
+            message: self.message.clone(),
+            updated: self.updated.clone(),
+        }
+    }
+
+    /// Takes everything but the members from `head`.
+    pub fn set_head(&mut self, head: &RolloutRecord) {
+        let members = std::mem::take(&mut self.members);
+        *self = head.clone();
+        self.members = members;
+    }
+
     /// Carries out `request` on this record: a pause or abort stops it (with who and when
     /// as its message), an approval approves its wave. Whether anything changed: a request
     /// about another revision, or about a rollout that is over, changes nothing.
@@ -337,6 +360,44 @@ mod tests {
             serde_json::from_str(r#"{"revision":"x","status":"completed"}"#).unwrap();
         assert!(minimal.status.is_final());
         assert!(seconds_since(&now()) < 5.0);
+    }
+
+    #[test]
+    fn a_head_and_members_journaled_apart_make_the_whole_record() {
+        let mut whole = RolloutRecord {
+            name: "checkout".into(),
+            revision: "abc".into(),
+            wave: 1,
+            ..Default::default()
+        };
+        whole.members.insert("a".into(), MemberRecord::default());
+        let mut state = crate::State::new();
+        state.apply_entry(&crate::JournalEntry::Rollout {
+            name: "r".into(),
+            record: Box::new(whole.clone()),
+        });
+        whole.status = RolloutStatus::Paused;
+        whole.message = "paused by x".into();
+        let head = whole.head();
+        assert!(head.members.is_empty());
+        let entry = crate::JournalEntry::RolloutHead {
+            name: "r".into(),
+            head: Box::new(head),
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(json.contains(r#""op":"rollout_head""#), "{json}");
+        state.apply_entry(&serde_json::from_str(&json).unwrap());
+        let b = MemberRecord {
+            phase: MemberPhase::Healthy,
+            ..Default::default()
+        };
+        whole.members.insert("b".into(), b.clone());
+        state.apply_entry(&crate::JournalEntry::RolloutMember {
+            name: "r".into(),
+            member: "b".into(),
+            record: Box::new(b),
+        });
+        assert_eq!(state.rollouts["r"], whole);
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub(super) struct Run {
     pub(super) waiting: AtomicBool,
     /// A pause or abort asked for while this apply ran.
     requested: Mutex<Option<RolloutRequest>>,
+    /// Whether the whole record has been written once (later writes are deltas).
+    written: AtomicBool,
     /// Members' start times, for `progress_deadline`.
     started: Mutex<HashMap<String, Instant>>,
     /// Members whose operations failed in this apply, and why.
@@ -166,6 +168,7 @@ pub(super) fn runs(plan: &Plan) -> Vec<Run> {
                 halted: AtomicBool::new(false),
                 waiting: AtomicBool::new(false),
                 requested: Mutex::new(None),
+                written: AtomicBool::new(false),
                 started: Mutex::new(HashMap::new()),
                 failed: Mutex::new(BTreeMap::new()),
                 wave_failures: Mutex::new(HashMap::new()),
@@ -255,18 +258,60 @@ impl Applier {
         &self.runs[r]
     }
 
-    /// Writes a run's record to state and the journal.
+    /// Writes a run's record but its members to state and the journal (the whole record
+    /// the first time).
     fn save(&self, run: &Run) {
-        let record = {
+        let key = run.key().to_string();
+        if !run.written.swap(true, Ordering::SeqCst) {
+            let record = {
+                let mut rec = lock(&run.record);
+                rec.updated = now();
+                rec.clone()
+            };
+            lock(&self.state)
+                .rollouts
+                .insert(key.clone(), record.clone());
+            self.journal.record(JournalEntry::Rollout {
+                name: key,
+                record: Box::new(record),
+            });
+            return;
+        }
+        let head = {
             let mut rec = lock(&run.record);
             rec.updated = now();
-            rec.clone()
+            rec.head()
         };
         lock(&self.state)
             .rollouts
-            .insert(run.key().to_string(), record.clone());
-        self.journal.record(JournalEntry::Rollout {
-            name: run.key().to_string(),
+            .entry(key.clone())
+            .or_default()
+            .set_head(&head);
+        self.journal.record(JournalEntry::RolloutHead {
+            name: key,
+            head: Box::new(head),
+        });
+    }
+
+    /// Writes one member's record to state and the journal: a member's step costs the
+    /// same in a fleet of ten or of ten thousand.
+    fn save_member(&self, run: &Run, member: &str) {
+        if !run.written.load(Ordering::SeqCst) {
+            return self.save(run);
+        }
+        let Some(record) = lock(&run.record).members.get(member).cloned() else {
+            return;
+        };
+        let key = run.key().to_string();
+        lock(&self.state)
+            .rollouts
+            .entry(key.clone())
+            .or_default()
+            .members
+            .insert(member.to_string(), record.clone());
+        self.journal.record(JournalEntry::RolloutMember {
+            name: key,
+            member: member.to_string(),
             record: Box::new(record),
         });
     }
@@ -484,7 +529,7 @@ impl Applier {
             m.revision = Some(target);
             m.message.clear();
         }
-        self.save(run);
+        self.save_member(run, &member);
         self.say(run, format!("{member}: rolling out"));
         // Its record (what it ran before) is durable before its objects change, and said
         // before their operations start.
@@ -570,7 +615,7 @@ impl Applier {
                         m.message = o.message.clone();
                     }
                 }
-                self.save(run);
+                self.save_member(run, &member);
                 if o.health != Health::Healthy {
                     self.say(run, format!("{member}: {line}"));
                 }
@@ -607,7 +652,7 @@ impl Applier {
                 m.message = "healthy".into();
             }
         }
-        self.save(run);
+        self.save_member(run, &member);
         self.say(run, format!("{member}: healthy at the new revision"));
         true
     }
@@ -723,6 +768,7 @@ impl Applier {
             );
         }
         self.save(run);
+        self.save_member(run, member);
         !over
     }
 
@@ -934,7 +980,7 @@ impl Applier {
                     }
                 }
             }
-            self.save(run);
+            self.save_member(run, &member);
             if ok {
                 self.say(run, format!("{member}: back on its previous revision"));
                 reverted.push(member);
