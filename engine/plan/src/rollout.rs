@@ -8,7 +8,7 @@
 //! members, rounded **up** and at least 1: `50%` of 3 members is 2, `1%` of 3 is 1. `0` and
 //! `0%` are errors (a peer reads `"0%"` as 1, which no one means).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use flotilla_config::addr::{InstanceKey, ModuleInstance, ResourceInstanceAddr};
 use flotilla_lang::Value;
@@ -92,6 +92,34 @@ pub struct RolloutPlan {
     /// with that member (configuration addresses).
     #[serde(default)]
     pub joins: Vec<String>,
+    /// Each member's wave and place in it, made on first use (lookups by member name are
+    /// made for every instance of every change).
+    #[serde(skip)]
+    pub index: MemberIndex,
+}
+
+/// Where each member of a rollout is: `(wave, position)` by name, built once from the
+/// waves (which do not change after planning). A clone starts empty; any two compare
+/// equal, so it never makes two plans differ.
+#[derive(Default)]
+pub struct MemberIndex(std::sync::OnceLock<HashMap<String, (usize, usize)>>);
+
+impl Clone for MemberIndex {
+    fn clone(&self) -> Self {
+        MemberIndex::default()
+    }
+}
+
+impl PartialEq for MemberIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for MemberIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemberIndex")
+    }
 }
 
 /// An extra health check: a data source read on the member whose value at `field` must
@@ -301,10 +329,17 @@ impl RolloutPlan {
 
     /// The wave (index) and member plan of a member.
     pub fn find(&self, member: &str) -> Option<(usize, &MemberPlan)> {
-        self.waves
-            .iter()
-            .enumerate()
-            .find_map(|(i, w)| w.members.iter().find(|m| m.name == member).map(|m| (i, m)))
+        let index = self.index.0.get_or_init(|| {
+            let mut at = HashMap::new();
+            for (i, w) in self.waves.iter().enumerate() {
+                for (j, m) in w.members.iter().enumerate() {
+                    at.entry(m.name.clone()).or_insert((i, j));
+                }
+            }
+            at
+        });
+        let &(i, j) = index.get(member)?;
+        Some((i, &self.waves[i].members[j]))
     }
 }
 
@@ -620,6 +655,7 @@ fn rollout_from(
         supersedes,
         on_change,
         joins: Vec::new(),
+        index: MemberIndex::default(),
         checks: raw
             .checks
             .unwrap_or_default()
