@@ -1582,6 +1582,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_instance_is_republished_in_place_or_not_at_all() {
+        let module = Module::default();
+        let (graph, _) = flotilla_graph::build(&module);
+        let ctx = WalkCtx::new(
+            Arc::new(module),
+            Arc::new(graph),
+            ProviderRegistry::new(),
+            Paths {
+                root: ".".into(),
+                cwd: ".".into(),
+                workspace: "default".into(),
+            },
+            BTreeMap::new(),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let a: ResourceInstanceAddr = "builtin_data.x[\"a\"]".parse().unwrap();
+        let (inst, addr) = (&a.module, &a.resource);
+        let key = |k: &str| InstanceKey::Str(k.into());
+        // Nothing recorded yet: the caller publishes the whole value.
+        assert!(!ctx.set_resource_instance(inst, addr, &key("a"), Value::int(1)));
+        ctx.set_resource(
+            inst,
+            addr,
+            Value::object([("a", Value::Unknown), ("b", Value::int(2))]),
+        );
+        assert!(ctx.set_resource_instance(inst, addr, &key("a"), Value::int(1)));
+        // A key the value does not have, or the wrong shape of key: not in place.
+        assert!(!ctx.set_resource_instance(inst, addr, &key("c"), Value::int(3)));
+        assert!(!ctx.set_resource_instance(inst, addr, &InstanceKey::Int(0), Value::int(3)));
+        let value = |ctx: &WalkCtx| ctx.values().modules[inst].resources[addr].clone();
+        assert_eq!(
+            value(&ctx),
+            Value::object([("a", Value::int(1)), ("b", Value::int(2))])
+        );
+        ctx.set_resource(
+            inst,
+            addr,
+            Value::List(vec![Value::Unknown, Value::Unknown]),
+        );
+        assert!(ctx.set_resource_instance(inst, addr, &InstanceKey::Int(1), Value::int(7)));
+        assert!(!ctx.set_resource_instance(inst, addr, &InstanceKey::Int(2), Value::int(8)));
+        assert_eq!(
+            value(&ctx),
+            Value::List(vec![Value::Unknown, Value::int(7)])
+        );
+    }
+
+    #[test]
     fn an_expansion_contains_exactly_its_keys() {
         let keys = |e: &Expansion| e.keys();
         let each = Expansion::ForEach(BTreeMap::from([

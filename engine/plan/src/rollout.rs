@@ -850,6 +850,16 @@ mod tests {
         assert!((e[0].share - 0.125).abs() < 1e-9, "of the whole fleet of 8");
         assert_eq!(r.on_failure, OnFailure::Rollback);
         assert_eq!(r.progress_deadline_ms, 60_000);
+        // Members are found by name (through the index, built on first use).
+        assert_eq!(
+            r.find("c").map(|(w, m)| (w, m.name.as_str())),
+            Some((1, "c"))
+        );
+        assert_eq!(r.find("b").map(|(w, _)| w), Some(0));
+        assert!(r.find("z").is_none());
+        let copy = r.clone();
+        assert_eq!(copy, r, "the index never makes two plans differ");
+        assert_eq!(copy.find("d").map(|(w, _)| w), Some(1));
     }
 
     #[test]
