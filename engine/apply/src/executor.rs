@@ -262,8 +262,11 @@ pub async fn apply(mut input: ApplyInput) -> ApplyReport {
         opened: Mutex::new(HashMap::new()),
         applied: Mutex::new(HashMap::new()),
     });
-    // Requests left before this apply began (a pause asked for while it was planned).
-    applier.poll_requests(&ctx, true);
+    // Requests left before this apply began (a pause asked for while it was planned);
+    // there can be none without a rollout in state.
+    if !lock(&applier.state).rollouts.is_empty() {
+        applier.poll_requests(&ctx, true);
+    }
     let outcome = {
         let (ctx, applier, ops2) = (Arc::clone(&ctx), Arc::clone(&applier), Arc::clone(&ops));
         flotilla_graph::walk(
@@ -532,16 +535,28 @@ impl Applier {
         }
         self.count(Action::Delete);
         // Announced once state no longer lists it, as for creates.
+        self.finished(addr, Action::Delete, elapsed, None);
+        true
+    }
+
+    /// Announces a finished operation once the journal holds it durably: a crash right
+    /// after the "complete" line cannot leave the object out of state.
+    fn finished(
+        &self,
+        addr: &ResourceInstanceAddr,
+        action: Action,
+        elapsed: Duration,
+        id: Option<String>,
+    ) {
         let (progress, addr) = (Arc::clone(&self.progress), addr.clone());
         self.journal.after_sync(move || {
             progress.event(ApplyEvent::Finished {
                 addr: &addr,
-                action: Action::Delete,
+                action,
                 elapsed,
-                id: None,
+                id,
             })
         });
-        true
     }
 
     async fn execute(
@@ -659,22 +674,7 @@ impl Applier {
                     Value::String(s) => Some(s.clone()),
                     _ => None,
                 });
-                // "complete" is announced only once state records it durably: a crash right
-                // after the message cannot leave the object out of state.
-                let (progress, addr, action, elapsed) = (
-                    Arc::clone(&self.progress),
-                    addr.clone(),
-                    change.action,
-                    start.elapsed(),
-                );
-                self.journal.after_sync(move || {
-                    progress.event(ApplyEvent::Finished {
-                        addr: &addr,
-                        action,
-                        elapsed,
-                        id,
-                    })
-                });
+                self.finished(addr, change.action, start.elapsed(), id);
                 // A create-before-destroy's old object is counted when it is deleted.
                 self.count(if change.action == Action::CreateThenDelete {
                     Action::Create

@@ -63,7 +63,15 @@ pub fn rollout(ui: &Ui, host: &Arc<ProviderHost>, cmd: RolloutCommand) -> u8 {
         RolloutCommand::Abort(t) => decide(ui, &ws, &t, RequestAction::Abort),
         RolloutCommand::Resume(t) => {
             let name = t.name.clone();
-            edit(ui, &ws, &t, "rollout resume", move |key, r| {
+            let timeout = match workspace::lock_timeout(&t.lock_timeout) {
+                Ok(t) => t,
+                Err(d) => return error(ui, d),
+            };
+            let lock = match workspace::lock(ui, &*ws.backend, "rollout resume", timeout) {
+                Ok(l) => l,
+                Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
+            };
+            edit(ui, &ws, &*lock, &t.name, move |key, r| {
                 match r.status {
                     RolloutStatus::Paused | RolloutStatus::WaitingApproval => {
                         r.status = RolloutStatus::Progressing;
@@ -97,6 +105,7 @@ pub fn rollout(ui: &Ui, host: &Arc<ProviderHost>, cmd: RolloutCommand) -> u8 {
 /// process holds the lock, a request is left for it.
 fn decide(ui: &Ui, ws: &Workspace, target: &RolloutTarget, action: RequestAction) -> u8 {
     let operation = format!("rollout {}", action.as_str());
+    let name = target.name.clone();
     let timeout = match workspace::lock_timeout(&target.lock_timeout) {
         Ok(t) => t,
         Err(d) => return error(ui, d),
@@ -104,70 +113,68 @@ fn decide(ui: &Ui, ws: &Workspace, target: &RolloutTarget, action: RequestAction
     let lock = match workspace::lock(ui, &*ws.backend, &operation, timeout) {
         Ok(l) => l,
         Err(StateError::Locked { holder, .. }) => {
-            // The journal replayed: where the running apply has got to.
-            let state = tri!(workspace::load_state(ws, ui, false));
-            let key = tri!(find(ui, &state, &target.name));
-            let request = match request_for(&key, &state.rollouts[&key], action) {
-                Ok(r) => r,
-                Err(d) => return error(ui, d),
-            };
-            if let Err(e) = ws.backend.post_request(&request) {
-                return error(ui, e.to_diagnostic("cannot leave the request"));
-            }
-            let what = match action {
-                RequestAction::Approve => format!(
-                    "the approval of wave {} of {key}",
-                    wave_name(&state.rollouts[&key], request.wave)
-                ),
-                _ => format!("a request to {} {key}", action.as_str()),
-            };
-            let when = match action {
-                RequestAction::Approve => "counts it before that wave starts",
-                _ => {
-                    "starts no new member of it, lets members in progress finish their gates, and stops"
-                }
-            };
-            ui.out(&format!(
-                "State is locked by {holder}: left {what}. The apply running now {when}; \
-                 if none is, the next `flotilla apply` carries it out. See `flotilla rollout status {}`.\n",
-                target.name
-            ));
-            return 0;
+            return leave_request(ui, ws, target, action, &holder);
         }
         Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
     };
-    let mut state = tri!(workspace::load_state(ws, ui, true));
-    let pending = tri!(workspace::fold_requests(ws, ui, &mut state));
+    edit(ui, ws, &*lock, &target.name, move |key, r| {
+        let request = request_for(key, r, action)?;
+        let message = match action {
+            RequestAction::Approve => format!(
+                "Approved wave {} of {key} as {}. Run `flotilla apply` to continue the rollout.\n",
+                wave_name(r, request.wave),
+                request.by
+            ),
+            RequestAction::Pause => format!(
+                "Paused {key} at wave {} of {}: `flotilla apply` will not move it until `flotilla rollout resume {name}`.\n",
+                r.wave + 1,
+                r.waves.len(),
+            ),
+            RequestAction::Abort => format!(
+                "Aborted {key}: members keep the revision they run now (see `flotilla rollout status {name}`); `flotilla apply` will not move this revision again.\n"
+            ),
+        };
+        r.take_request(&request);
+        Ok(message)
+    })
+}
+
+/// The decision while `holder` holds the lock: a request left in the store for it.
+fn leave_request(
+    ui: &Ui,
+    ws: &Workspace,
+    target: &RolloutTarget,
+    action: RequestAction,
+    holder: &str,
+) -> u8 {
+    // The journal replayed: where the running apply has got to.
+    let state = tri!(workspace::load_state(ws, ui, false));
     let key = tri!(find(ui, &state, &target.name));
-    let mut record = state.rollouts[&key].clone();
-    let request = match request_for(&key, &record, action) {
+    let request = match request_for(&key, &state.rollouts[&key], action) {
         Ok(r) => r,
         Err(d) => return error(ui, d),
     };
-    record.take_request(&request);
-    record.updated = now();
-    state.rollouts.insert(key.clone(), record);
-    if let Err(e) = ws.backend.persist(&mut state) {
-        return error(ui, e.to_diagnostic("cannot save state"));
+    if let Err(e) = ws.backend.post_request(&request) {
+        return error(ui, e.to_diagnostic("cannot leave the request"));
     }
-    workspace::requests_done(ws, ui, &pending);
-    drop(lock);
-    let name = &target.name;
-    ui.out(&match action {
-        RequestAction::Approve => format!(
-            "Approved wave {} of {key} as {}. Run `flotilla apply` to continue the rollout.\n",
-            wave_name(&state.rollouts[&key], request.wave),
-            request.by
+    let (what, when) = match action {
+        RequestAction::Approve => (
+            format!(
+                "the approval of wave {} of {key}",
+                wave_name(&state.rollouts[&key], request.wave)
+            ),
+            "counts it before that wave starts",
         ),
-        RequestAction::Pause => format!(
-            "Paused {key} at wave {} of {}: `flotilla apply` will not move it until `flotilla rollout resume {name}`.\n",
-            state.rollouts[&key].wave + 1,
-            state.rollouts[&key].waves.len(),
+        _ => (
+            format!("a request to {} {key}", action.as_str()),
+            "starts no new member of it, lets members in progress finish their gates, and stops",
         ),
-        RequestAction::Abort => format!(
-            "Aborted {key}: members keep the revision they run now (see `flotilla rollout status {name}`); `flotilla apply` will not move this revision again.\n"
-        ),
-    });
+    };
+    ui.out(&format!(
+        "State is locked by {holder}: left {what}. The apply running now {when}; \
+         if none is, the next `flotilla apply` carries it out. See `flotilla rollout status {}`.\n",
+        target.name
+    ));
     0
 }
 
@@ -254,26 +261,18 @@ fn find(ui: &Ui, state: &State, name: &str) -> Result<String, u8> {
     }
 }
 
-/// Changes one rollout's record under the state lock.
+/// Changes one rollout's record; the caller holds the state lock (`_lock`).
 fn edit(
     ui: &Ui,
     ws: &Workspace,
-    target: &RolloutTarget,
-    operation: &str,
+    _lock: &dyn flotilla_state::StoreLock,
+    name: &str,
     change: impl FnOnce(&str, &mut RolloutRecord) -> Result<String, Diagnostic>,
 ) -> u8 {
-    let timeout = match workspace::lock_timeout(&target.lock_timeout) {
-        Ok(t) => t,
-        Err(d) => return error(ui, d),
-    };
-    let _lock = match workspace::lock(ui, &*ws.backend, operation, timeout) {
-        Ok(l) => l,
-        Err(e) => return error(ui, e.to_diagnostic("cannot lock state")),
-    };
     let mut state = tri!(workspace::load_state(ws, ui, true));
     // A pause left while an apply ran counts before the change (a resume undoes it).
     let pending = tri!(workspace::fold_requests(ws, ui, &mut state));
-    let key = tri!(find(ui, &state, &target.name));
+    let key = tri!(find(ui, &state, name));
     let mut record = state.rollouts[&key].clone();
     let message = match change(&key, &mut record) {
         Ok(m) => m,

@@ -386,6 +386,10 @@ pub fn lock(
 /// Folds the rollout requests left in the store (while another process held the lock) into
 /// `state`; their ids, for [`requests_done`] once `state` is persisted.
 pub fn fold_requests(ws: &Workspace, ui: &Ui, state: &mut State) -> Result<Vec<String>, u8> {
+    // A request names a rollout in state: without one there is nothing to read.
+    if state.rollouts.is_empty() {
+        return Ok(Vec::new());
+    }
     match ws.backend.requests() {
         Ok(requests) => {
             flotilla_state::fold_requests(state, &requests);

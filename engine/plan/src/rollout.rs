@@ -312,8 +312,10 @@ impl RolloutPlan {
 
     /// The member an instance of a managed (or joining) resource belongs to.
     pub fn member_of<'a>(&self, addr: &'a ResourceInstanceAddr) -> Option<&'a str> {
-        let managed = addr.module == self.module
-            && self.manages.iter().any(|m| *m == addr.resource.to_string());
+        let managed = addr.module == self.module && {
+            let resource = addr.resource.to_string();
+            self.manages.contains(&resource)
+        };
         let joining = !managed
             && !self.joins.is_empty()
             && self.joins.contains(&addr.config_addr())

@@ -123,8 +123,8 @@ fn gate(r: &RolloutPlan) -> String {
     if !r.checks.is_empty() {
         let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
         out.push_str(&format!(
-            " and check{} {}",
-            if names.len() == 1 { "" } else { "s" },
+            " and {} {}",
+            plural(names.len(), "check"),
             names.join(", ")
         ));
     }
@@ -136,6 +136,15 @@ fn shown(plan: &Plan) -> impl Iterator<Item = &RolloutPlan> {
     plan.rollouts
         .iter()
         .filter(|r| r.moves() || r.held.is_some())
+}
+
+/// `word`, with an `s` unless there is one.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
 }
 
 /// A revision's readable name.
@@ -161,13 +170,13 @@ pub fn waves_text(plan: &Plan) -> String {
     for r in shown(plan) {
         let _ = writeln!(
             out,
-            "Rollout {}: {} in {} wave{}; on a failure beyond {} failed member{}: {}",
+            "Rollout {}: {} in {} {}; on a failure beyond {} failed {}: {}",
             r.key,
             label(r),
             r.waves.len(),
-            if r.waves.len() == 1 { "" } else { "s" },
+            plural(r.waves.len(), "wave"),
             r.max_failures,
-            if r.max_failures == 1 { "" } else { "s" },
+            plural(r.max_failures, "member"),
             on_failure(r)
         );
         if let Some(held) = &r.held {
@@ -250,18 +259,20 @@ pub fn waves_markdown(plan: &Plan) -> String {
     for r in shown(plan) {
         let _ = writeln!(
             out,
-            "#### Rollout `{}`: {} in {} waves\n",
+            "#### Rollout `{}`: {} in {} {}\n",
             r.key,
             label(r),
-            r.waves.len()
+            r.waves.len(),
+            plural(r.waves.len(), "wave")
         );
         if let Some(held) = &r.held {
             let _ = writeln!(out, "**Held:** {held}\n");
         }
         let _ = writeln!(
             out,
-            "On a failure beyond {} failed members: {}. Gate: {}.\n",
+            "On a failure beyond {} failed {}: {}. Gate: {}.\n",
             r.max_failures,
+            plural(r.max_failures, "member"),
             on_failure(r),
             gate(r)
         );
@@ -291,4 +302,14 @@ pub fn waves_markdown(plan: &Plan) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_wave_is_not_waves() {
+        assert_eq!(super::plural(1, "wave"), "wave");
+        assert_eq!(super::plural(0, "member"), "members");
+        assert_eq!(super::plural(2, "check"), "checks");
+    }
 }

@@ -1031,7 +1031,7 @@ impl Applier {
                     .map_err(|e| fail("delete", e))?;
                 self.remove(addr);
                 self.count(Action::Delete);
-                self.finished(addr, Action::Delete, start);
+                self.finished(addr, Action::Delete, start.elapsed(), None);
             }
             Some(prev) => {
                 if current.as_ref() == Some(prev) {
@@ -1075,22 +1075,10 @@ impl Applier {
                     return Err(fail("apply", e));
                 }
                 self.count(action);
-                self.finished(addr, action, start);
+                self.finished(addr, action, start.elapsed(), None);
             }
         }
         Ok(())
-    }
-
-    fn finished(&self, addr: &ResourceInstanceAddr, action: Action, start: Instant) {
-        let (progress, addr, elapsed) = (Arc::clone(&self.progress), addr.clone(), start.elapsed());
-        self.journal.after_sync(move || {
-            progress.event(ApplyEvent::Finished {
-                addr: &addr,
-                action,
-                elapsed,
-                id: None,
-            })
-        });
     }
 }
 
