@@ -806,6 +806,19 @@ impl Drop for Health {
 fn an_http_check_failing_on_a_member_rolls_the_fleet_back() {
     let health = Health::start();
     let w = fresh();
+    // A check names what it reads: an object or an endpoint, exactly one.
+    let plain = std::fs::read_to_string(w.path("main.hcl")).unwrap();
+    with_checks(
+        &w,
+        "[{ name = \"health\", field = \"status_code\", equals = 200 }]",
+    );
+    let refused = w.run(&["plan"]).expect(1);
+    assert!(
+        flat_stderr(&refused).contains("give exactly one of them"),
+        "{}",
+        refused.stderr
+    );
+    w.write("main.hcl", &plain);
     with_checks(
         &w,
         &format!(
